@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:
+#   make run   set up (.venv, apt packages) and run the default pipeline on embedded synthetic data
+#   make test  set up and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages: tesseract for the optional offline engine, handwriting fonts for synthetic forms
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng
+TEST_CMD ?= $(BIN)/pytest -q
+
+.PHONY: setup apt run test viz viz-build clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	@$(MAKE) --no-print-directory apt
+	@touch $(STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "apt packages present: $(APT_PACKAGES)"; \
+	elif [ "$$(id -u)" = 0 ]; then echo "installing apt packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	  || echo "WARNING: apt-get install$$missing failed; the tesseract engine and extra fonts are skipped"; \
+	elif sudo -n true 2>/dev/null; then echo "installing apt packages with sudo:$$missing"; \
+	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	  || echo "WARNING: sudo apt-get install$$missing failed; the tesseract engine and extra fonts are skipped"; \
+	else echo "NOTE: not root and no sudo: not installing$$missing."; \
+	  echo "      Ask an admin for 'apt-get install$$missing' to enable the tesseract engine and extra fonts;"; \
+	  echo "      everything else works without them."; fi
+
+run: setup
+	$(BIN)/kedro run
+
+test: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)
+
+viz: setup
+	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
+
+viz-build: setup
+	$(BIN)/kedro viz build
+
+clean-venv:
+	rm -rf $(VENV)

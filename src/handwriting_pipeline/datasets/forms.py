@@ -1,0 +1,240 @@
+"""Labelled form sets in the Donut / Hugging Face ``imagefolder`` layout.
+
+A folder holds the images and a ``metadata.jsonl`` with one line per form::
+
+    {"file_name": "f1698_35.png", "ground_truth": "{\"gt_parse\": {\"DATE\": \"9/17/89\", ...}}"}
+
+:class:`LabelledForms` is the in-memory object (a labels table + lazily opened images);
+:class:`LabelledFormsDataset` is the Kedro dataset that saves and loads it (versioned or not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str
+from PIL import Image
+
+from handwriting_pipeline.fields import KEYS, clean_fields
+
+logger = logging.getLogger(__name__)
+
+LABEL_COLUMNS = ["file_name", "split", *KEYS]
+METADATA = "metadata.jsonl"
+
+
+class FolderImages(Mapping[str, Image.Image]):
+    """Images of a folder, opened only when asked for: ``images["f0002_01.png"]``."""
+
+    def __init__(self, folder: str | Path, names: list[str]) -> None:
+        self.folder = Path(folder)
+        self._names = list(names)
+
+    def __getitem__(self, name: str) -> Image.Image:
+        if name not in self._names:
+            raise KeyError(name)
+        path = self.folder / name
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+
+    def path(self, name: str) -> Path:
+        """Where the image file lies (for engines that want a file)."""
+        return self.folder / name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@dataclass
+class LabelledForms:
+    """A set of forms: ``labels`` (file_name, split, DATE, CITY, STATE, ZIP) and ``images``
+    (a mapping file_name -> PIL image, lazy when loaded from disk)."""
+
+    labels: pd.DataFrame
+    images: Mapping[str, Image.Image] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        labels = self.labels.copy()
+        if "split" not in labels.columns:
+            labels["split"] = ""
+        for key in KEYS:
+            if key not in labels.columns:
+                labels[key] = None
+        records = [clean_fields({k: r[k] for k in KEYS}) for r in labels[list(KEYS)].to_dict("records")]
+        for key in KEYS:
+            labels[key] = [r[key] for r in records]
+        labels["split"] = labels["split"].fillna("").astype(str)
+        self.labels = labels[LABEL_COLUMNS].reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def fields(self, file_name: str) -> dict[str, str]:
+        """Gold fields of one form."""
+        row = self.labels.loc[self.labels["file_name"] == file_name].iloc[0]
+        return {k: row[k] for k in KEYS}
+
+    def subset(self, file_names: list[str]) -> "LabelledForms":
+        """The forms named, in that order."""
+        index = self.labels.set_index("file_name")
+        labels = index.loc[file_names].reset_index()
+        return LabelledForms(labels, _SubsetImages(self.images, file_names))
+
+
+class _SubsetImages(Mapping[str, Image.Image]):
+    def __init__(self, images: Mapping[str, Image.Image], names: list[str]) -> None:
+        self._images, self._names = images, list(names)
+
+    def __getitem__(self, name: str) -> Image.Image:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._images[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def parse_metadata_line(line: str) -> tuple[str, dict[str, str]]:
+    """One ``metadata.jsonl`` line -> (file_name, four fields). Raises ValueError with the reason."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"line is not JSON ({err.msg})") from err
+    if not isinstance(entry, dict) or "file_name" not in entry:
+        raise ValueError("line has no 'file_name'")
+    truth = entry.get("ground_truth")
+    if isinstance(truth, str):
+        try:
+            truth = json.loads(truth)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"'ground_truth' of {entry['file_name']} is not JSON ({err.msg})") from err
+    parse = truth.get("gt_parse", truth) if isinstance(truth, dict) else None
+    if not isinstance(parse, dict):
+        raise ValueError(f"{entry['file_name']} has no 'ground_truth.gt_parse' object")
+    missing = [k for k in KEYS if k not in parse]
+    if missing:
+        raise ValueError(f"{entry['file_name']} label lacks keys {missing}")
+    return str(entry["file_name"]), clean_fields(parse)
+
+
+def metadata_line(file_name: str, fields: Mapping[str, Any]) -> str:
+    """One ``metadata.jsonl`` line in the Donut layout."""
+    truth = json.dumps({"gt_parse": clean_fields(fields)})
+    return json.dumps({"file_name": file_name, "ground_truth": truth})
+
+
+def read_donut_folder(folder: str | Path, split: str = "") -> tuple[LabelledForms, list[dict[str, str]]]:
+    """Read a Donut-layout folder, keeping what is usable.
+
+    Returns the forms and a list of problems ``{"file_name", "problem"}``: lines that are not
+    JSON or lack keys, duplicate names, and listed images that are missing. Image content is
+    not opened here (see the curation pipeline's validation).
+    """
+    folder = Path(folder)
+    meta = folder / METADATA
+    if not meta.is_file():
+        raise DatasetError(
+            f"{meta} not found: a Donut / imagefolder split needs a '{METADATA}' next to its "
+            "images (one JSON line per form with 'file_name' and 'ground_truth')."
+        )
+    rows, problems, seen = [], [], set()
+    for number, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            name, fields = parse_metadata_line(line)
+        except ValueError as err:
+            problems.append({"file_name": f"{meta}:{number}", "problem": str(err)})
+            continue
+        if name in seen:
+            problems.append({"file_name": name, "problem": f"duplicate file_name in {meta}"})
+            continue
+        if not (folder / name).is_file():
+            problems.append({"file_name": name, "problem": f"image listed in {meta} is missing"})
+            continue
+        seen.add(name)
+        rows.append({"file_name": name, "split": split, **fields})
+    labels = pd.DataFrame(rows, columns=LABEL_COLUMNS)
+    for problem in problems:
+        logger.warning("%s: %s", problem["file_name"], problem["problem"])
+    return LabelledForms(labels, FolderImages(folder, labels["file_name"].tolist())), problems
+
+
+def resolve_forms_folder(path: str | Path) -> Path:
+    """The folder with ``metadata.jsonl`` for ``path``: the path itself, or the newest version
+    when ``path`` is a Kedro versioned folder (``path/<version>/<name>/metadata.jsonl``)."""
+    path = Path(path)
+    if (path / METADATA).is_file():
+        return path
+    versions = sorted(p for p in path.glob(f"*/{path.name}") if (p / METADATA).is_file()) if path.is_dir() else []
+    if versions:
+        return versions[-1]
+    raise DatasetError(
+        f"No labelled forms at '{path}': expected '{path / METADATA}' (Donut / imagefolder "
+        "layout) or a versioned folder of them. Run the curation pipeline first, or point "
+        "the parameter at a folder with metadata.jsonl and images."
+    )
+
+
+class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms]):
+    """Kedro dataset for :class:`LabelledForms` stored as a Donut-layout folder.
+
+    ``path`` may be versioned (``versioned: true`` in the catalog). Loading a non-versioned
+    entry also accepts a versioned folder and reads its newest version, so a parameterised
+    path can name either (``evaluation.data_dir``).
+
+    Example::
+
+        test_forms:
+          type: handwriting_pipeline.datasets.LabelledFormsDataset
+          path: data/05_model_input/test
+          versioned: true
+    """
+
+    def __init__(self, path: str, version: Version | None = None, split: str = "",
+                 metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(filepath=PurePosixPath(path), version=version)
+        self._split = split
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._filepath), "version": self._version, "split": self._split}
+
+    def _load(self) -> LabelledForms:
+        load_path = Path(get_filepath_str(self._get_load_path(), "file"))
+        folder = resolve_forms_folder(load_path)
+        forms, problems = read_donut_folder(folder, split=self._split)
+        if problems:
+            logger.warning("%d unusable entries in %s (see warnings above)", len(problems), folder)
+        return forms
+
+    def _save(self, data: LabelledForms) -> None:
+        folder = Path(get_filepath_str(self._get_save_path(), "file"))
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for row in data.labels.to_dict("records"):
+            name = row["file_name"]
+            image = data.images[name]
+            image.save(folder / name)
+            lines.append(metadata_line(name, row))
+        (folder / METADATA).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+
+    def _exists(self) -> bool:
+        try:
+            load_path = Path(get_filepath_str(self._get_load_path(), "file"))
+        except DatasetError:
+            return False
+        return (load_path / METADATA).is_file()

@@ -1,0 +1,96 @@
+"""One interface for every extraction engine: an image in, the four keys out.
+
+An engine returns an :class:`EngineResult`: the four values ("None" when missing), a
+confidence per field in 0-1 (NaN when the engine gives none), the raw response (JSON-able,
+kept in the cache), usage for cost (pages, tokens) and the error when the form failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from handwriting_pipeline.fields import KEYS, clean_fields, empty_fields
+
+
+@dataclass
+class EngineResult:
+    """What one engine read from one form."""
+
+    fields: dict[str, str] = field(default_factory=empty_fields)
+    confidence: dict[str, float] = field(default_factory=lambda: {k: math.nan for k in KEYS})
+    raw: Any = None
+    usage: dict[str, int] = field(default_factory=dict)  # pages, input_tokens, output_tokens
+    seconds: float = 0.0
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.fields = clean_fields(self.fields)
+        self.confidence = {k: float(self.confidence.get(k, math.nan)) for k in KEYS}
+
+    def to_record(self, file_name: str) -> dict[str, Any]:
+        """A row of the predictions table (see :mod:`handwriting_pipeline.predictions`)."""
+        return {
+            "file_name": file_name,
+            **self.fields,
+            **{f"{k}_conf": self.confidence[k] for k in KEYS},
+            "seconds": self.seconds,
+            "pages": int(self.usage.get("pages", 0)),
+            "input_tokens": int(self.usage.get("input_tokens", 0)),
+            "output_tokens": int(self.usage.get("output_tokens", 0)),
+            "error": self.error,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form for the on-disk cache."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "EngineResult":
+        return cls(**data)
+
+
+class Engine(ABC):
+    """Base class of all extraction engines.
+
+    Subclasses set ``name`` and ``version`` (bump ``version`` whenever the output for the same
+    image can change: it is part of the cache key), take their settings as keyword arguments
+    and implement :meth:`read`.
+    """
+
+    name: ClassVar[str] = "engine"
+    version: ClassVar[str] = "1"
+    paid: ClassVar[bool] = False  # paid engines are always cached and never re-called
+
+    def __init__(self, **config: Any) -> None:
+        self.config = config
+
+    def check_ready(self) -> None:
+        """Raise a clear error before any work when credentials or binaries are missing."""
+
+    @abstractmethod
+    def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
+        """Read one form crop. Must not raise for a bad image: return ``error`` instead."""
+
+    def read_batch(self, images: list[Image.Image], file_names: list[str]) -> list[EngineResult]:
+        """Read several forms; engines that batch (Donut) override this."""
+        return [self.read(image, name) for image, name in zip(images, file_names)]
+
+    def cache_key(self, image_sha256: str) -> str:
+        """Key of this engine's answer for one image: engine, version, config and image hash."""
+        config = json.dumps(self.config, sort_keys=True, default=str)
+        digest = hashlib.sha256(f"{self.name}|{self.version}|{config}".encode()).hexdigest()[:16]
+        return f"{self.name}-{digest}-{image_sha256}"
+
+
+def image_sha256(image: Image.Image) -> str:
+    """SHA-256 of an image's mode, size and pixels (independent of the file's encoding)."""
+    h = hashlib.sha256(f"{image.mode}|{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()

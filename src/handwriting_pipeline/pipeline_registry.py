@@ -1,0 +1,30 @@
+"""Project pipelines.
+
+* ``curation``   raw forms -> labelled, split, versioned form sets
+* ``train``      curation + Donut training
+* ``extract``    every enabled engine reads the evaluation forms
+* ``ensemble``   merges the engines' outputs (offline vote, LLM)
+* ``evaluation`` FLA / CBA / coverage / cost report
+* ``evaluate``   extract + ensemble + evaluation
+* ``__default__`` everything
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, train
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines."""
+    pipelines = {
+        "curation": curation.create_pipeline(),
+        "extract": extract.create_pipeline(),
+        "ensemble": ensemble.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
+    }
+    pipelines["train"] = pipelines["curation"] + train.create_pipeline()
+    pipelines["evaluate"] = pipelines["extract"] + pipelines["ensemble"] + pipelines["evaluation"]
+    pipelines["__default__"] = pipelines["train"] + pipelines["evaluate"]
+    return pipelines

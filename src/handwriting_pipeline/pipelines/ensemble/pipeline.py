@@ -1,0 +1,8 @@
+"""The 'ensemble' pipeline (not built yet)."""
+
+from kedro.pipeline import Pipeline
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Create the 'ensemble' pipeline."""
+    return Pipeline([])

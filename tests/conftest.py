@@ -1,0 +1,44 @@
+"""Shared test fixtures: the real shared crops (skipped cleanly when ../shared is absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HWP_SHARED_DIR", PROJECT_ROOT.parent / "shared")) / "data"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (tests that need ../shared/data skip without it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_hsf_top() -> Path:
+    """../shared/data/hsf_top: real SD19 top-section crops in Donut layout."""
+    return _need(SHARED / "hsf_top")
+
+
+@pytest.fixture(scope="session")
+def shared_validation(shared_hsf_top: Path) -> Path:
+    """The 199 real validation crops with metadata.jsonl."""
+    return _need(shared_hsf_top / "validation")
+
+
+@pytest.fixture(scope="session")
+def shared_ocr_outputs(shared_hsf_top: Path) -> Path:
+    """Recorded, cleaned Textract and Azure outputs (CSV)."""
+    return _need(shared_hsf_top / "ocr_outputs")
+
+
+@pytest.fixture(scope="session")
+def shared_page() -> Path:
+    """One real full 2560x3300 HSF page."""
+    return _need(SHARED / "hsf_page" / "hsf_sample_page.png")
