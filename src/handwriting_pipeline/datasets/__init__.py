@@ -1,5 +1,6 @@
 """Custom Kedro datasets of this project (image sets, model folders, caches)."""
 
+from handwriting_pipeline.datasets.cache import ResponseCache, ResponseCacheDataset
 from handwriting_pipeline.datasets.forms import (
     FolderImages,
     LabelledForms,
@@ -7,4 +8,4 @@ from handwriting_pipeline.datasets.forms import (
     read_donut_folder,
 )
 
-__all__ = ["FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder"]
+__all__ = ["ResponseCache", "ResponseCacheDataset", "FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder"]
