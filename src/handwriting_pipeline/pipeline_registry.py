@@ -2,7 +2,8 @@
 
 * ``curation``   raw forms -> labelled, split, versioned form sets
 * ``train``      curation + Donut training
-* ``extract``    every enabled engine reads the evaluation forms
+* ``extract``    choose the evaluation forms (test split or ``evaluation.data_dir``);
+                 every enabled engine reads them
 * ``ensemble``   merges the engines' outputs (offline vote, LLM)
 * ``evaluation`` FLA / CBA / coverage / cost report
 * ``evaluate``   extract + ensemble + evaluation
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, train
+from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, select_forms, train
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines."""
     pipelines = {
         "curation": curation.create_pipeline(),
-        "extract": extract.create_pipeline(),
+        "extract": select_forms.create_pipeline() + extract.create_pipeline(),
         "ensemble": ensemble.create_pipeline(),
         "evaluation": evaluation.create_pipeline(),
     }

@@ -18,7 +18,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_filepath_str
+import shutil
+
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    VersionNotFoundError,
+    get_filepath_str,
+)
 from PIL import Image
 
 from handwriting_pipeline.fields import KEYS, clean_fields
@@ -62,6 +70,8 @@ class LabelledForms:
 
     labels: pd.DataFrame
     images: Mapping[str, Image.Image] = field(default_factory=dict)
+    source: str = ""  # where the forms came from (a folder), for reports
+    missing: str | None = None  # why an optional entry is empty (nothing saved yet, no path given)
 
     def __post_init__(self) -> None:
         labels = self.labels.copy()
@@ -88,7 +98,12 @@ class LabelledForms:
         """The forms named, in that order."""
         index = self.labels.set_index("file_name")
         labels = index.loc[file_names].reset_index()
-        return LabelledForms(labels, _SubsetImages(self.images, file_names))
+        return LabelledForms(labels, _SubsetImages(self.images, file_names), source=self.source)
+
+    @classmethod
+    def empty(cls, missing: str | None = None) -> "LabelledForms":
+        """No forms (``missing`` says why)."""
+        return cls(pd.DataFrame(columns=LABEL_COLUMNS), {}, missing=missing)
 
 
 class _SubsetImages(Mapping[str, Image.Image]):
@@ -170,7 +185,8 @@ def read_donut_folder(folder: str | Path, split: str = "") -> tuple[LabelledForm
     labels = pd.DataFrame(rows, columns=LABEL_COLUMNS)
     for problem in problems:
         logger.warning("%s: %s", problem["file_name"], problem["problem"])
-    return LabelledForms(labels, FolderImages(folder, labels["file_name"].tolist())), problems
+    images = FolderImages(folder, labels["file_name"].tolist())
+    return LabelledForms(labels, images, source=str(folder)), problems
 
 
 def resolve_forms_folder(path: str | Path) -> Path:
@@ -194,7 +210,9 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
 
     ``path`` may be versioned (``versioned: true`` in the catalog). Loading a non-versioned
     entry also accepts a versioned folder and reads its newest version, so a parameterised
-    path can name either (``evaluation.data_dir``).
+    path can name either (``evaluation.data_dir``). With ``optional: true`` an empty path or a
+    versioned entry with nothing saved yet loads as :meth:`LabelledForms.empty` instead of
+    failing (the reason is in ``.missing``). Saving a non-versioned entry replaces the folder.
 
     Example::
 
@@ -205,16 +223,25 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
     """
 
     def __init__(self, path: str, version: Version | None = None, split: str = "",
-                 metadata: dict[str, Any] | None = None) -> None:
-        super().__init__(filepath=PurePosixPath(path), version=version)
+                 optional: bool = False, metadata: dict[str, Any] | None = None) -> None:
+        self._unset = str(path).strip() in {"", "."}
+        super().__init__(filepath=PurePosixPath(path or "."), version=version)
         self._split = split
+        self._optional = optional
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._filepath), "version": self._version, "split": self._split}
 
     def _load(self) -> LabelledForms:
-        load_path = Path(get_filepath_str(self._get_load_path(), "file"))
+        if self._unset and self._optional:
+            return LabelledForms.empty(missing="no path given")
+        try:
+            load_path = Path(get_filepath_str(self._get_load_path(), "file"))
+        except VersionNotFoundError as err:
+            if self._optional:
+                return LabelledForms.empty(missing=f"nothing saved yet at {self._filepath}")
+            raise
         folder = resolve_forms_folder(load_path)
         forms, problems = read_donut_folder(folder, split=self._split)
         if problems:
@@ -223,6 +250,10 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
 
     def _save(self, data: LabelledForms) -> None:
         folder = Path(get_filepath_str(self._get_save_path(), "file"))
+        if not self._version and (folder / METADATA).is_file():
+            if data.source and Path(data.source).resolve() == folder.resolve():
+                return  # saving forms onto the folder they are read from: nothing to do
+            shutil.rmtree(folder)  # a forms folder this dataset wrote before: replace it
         folder.mkdir(parents=True, exist_ok=True)
         lines = []
         for row in data.labels.to_dict("records"):
