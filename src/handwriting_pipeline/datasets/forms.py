@@ -213,6 +213,7 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
     path can name either (``evaluation.data_dir``). With ``optional: true`` an empty path or a
     versioned entry with nothing saved yet loads as :meth:`LabelledForms.empty` instead of
     failing (the reason is in ``.missing``). Saving a non-versioned entry replaces the folder.
+    ``folder`` may stand for ``path`` when the value can be empty (runtime parameters).
 
     Example::
 
@@ -222,9 +223,12 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
           versioned: true
     """
 
-    def __init__(self, path: str, version: Version | None = None, split: str = "",
-                 optional: bool = False, metadata: dict[str, Any] | None = None) -> None:
-        self._unset = str(path).strip() in {"", "."}
+    def __init__(self, path: str = "", version: Version | None = None, split: str = "",
+                 optional: bool = False, folder: str = "", metadata: dict[str, Any] | None = None) -> None:
+        # ``folder`` is ``path`` untouched by Kedro (which makes ``path`` absolute, so an empty
+        # ``path`` could not mean "not given"): use it for user-supplied, possibly empty paths.
+        path = str(path or folder or "").strip()
+        self._unset = path in {"", "."}
         super().__init__(filepath=PurePosixPath(path or "."), version=version)
         self._split = split
         self._optional = optional
