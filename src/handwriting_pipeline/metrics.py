@@ -4,18 +4,50 @@
 * CBA  - per form ``100 - 100 * sum_k lev(gold_k, pred_k) / sum_k max(len(gold_k), len(pred_k))``
   (the article's ``dict_distance`` with ``nltk.edit_distance``), averaged over forms.
 * coverage - % of forms whose prediction has all four keys with a value other than "None".
+
+Values are compared after :func:`handwriting_pipeline.fields.clean_fields` (surrounding spaces
+stripped, runs of whitespace -> one space, empty/missing -> "None"; case and punctuation kept),
+the same cleaning every predictions table and every label goes through.
+
+This module also holds what the evaluation pipeline and ``python -m handwriting_pipeline.score``
+share: the list of methods (:data:`METHODS`), matching predictions to labelled forms
+(:func:`evaluate_method`), the per-field error table and the metrics table (:data:`METRIC_COLUMNS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 from nltk import edit_distance
 
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
 
+# --------------------------------------------------------------------------- methods
+#: Extraction engines (pipeline ``extract``), in report order.
+ENGINE_METHODS: tuple[str, ...] = (
+    "rapidocr",
+    "tesseract",
+    "textract",
+    "azure_form_recognizer",
+    "donut",
+    "recorded_textract",
+    "recorded_azure_form_recognizer",
+)
+#: Ensembles (pipeline ``ensemble``), in report order.
+ENSEMBLE_METHODS: tuple[str, ...] = ("vote", "llm")
+#: Every method the evaluation pipeline reports; each one's output is ``predictions_<method>``.
+METHODS: tuple[str, ...] = ENGINE_METHODS + ENSEMBLE_METHODS
 
+
+def predictions_dataset(method: str) -> str:
+    """Catalog name of a method's predictions table: ``predictions_<method>``."""
+    return f"predictions_{method}"
+
+
+# --------------------------------------------------------------------------- one form
 def _pair(gold: Mapping[str, str], pred: Mapping[str, str], key: str) -> tuple[int, int]:
     g, p = str(gold[key]).strip(), str(pred[key]).strip()
     return edit_distance(g, p), max(len(g), len(p))
@@ -51,24 +83,38 @@ def score_form(gold: Mapping[str, str], pred: Mapping[str, str]) -> dict[str, fl
     return row
 
 
+def _fields(row: Mapping[str, object] | None) -> dict[str, object]:
+    """Only the four value columns of a table row (``DATE_conf`` & co. must never be read as
+    a value: :func:`clean_fields` maps noisy keys, so ``DATE_conf`` would otherwise fill an
+    empty DATE)."""
+    if row is None:
+        return {}
+    return {k: row.get(k) for k in KEYS}
+
+
+# --------------------------------------------------------------------------- many forms
 def score_forms(labels: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Score every labelled form; forms without a prediction count as all "None".
 
     Args:
         labels: one row per form, columns ``file_name`` + KEYS.
-        predictions: one row per form, columns ``file_name`` + KEYS (extra columns ignored).
+        predictions: one row per form, columns ``file_name`` + KEYS (extra columns ignored;
+            when a name repeats, its first row is used).
 
     Returns:
         ``labels.file_name`` order, columns file_name, has_prediction, exact, CBA, CBA_<KEY>,
         covered.
     """
-    preds = {row["file_name"]: row for row in predictions.to_dict("records")}
+    preds: dict[str, dict] = {}
+    for row in predictions.to_dict("records"):
+        preds.setdefault(row["file_name"], row)
     rows = []
     for gold in labels.to_dict("records"):
         pred = preds.get(gold["file_name"])
-        scores = score_form(gold, pred if pred is not None else {})
+        scores = score_form(_fields(gold), _fields(pred))
         rows.append({"file_name": gold["file_name"], "has_prediction": pred is not None, **scores})
-    return pd.DataFrame(rows)
+    columns = ["file_name", "has_prediction", "exact", "CBA", "covered", *(f"CBA_{k}" for k in KEYS)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def aggregate(per_form: pd.DataFrame) -> dict[str, float]:
@@ -81,3 +127,139 @@ def aggregate(per_form: pd.DataFrame) -> dict[str, float]:
         out[f"CBA_{key}"] = per_form[f"CBA_{key}"].mean()
     out["coverage"] = 100.0 * per_form["covered"].mean()
     return out
+
+
+# --------------------------------------------------------------------------- matching
+@dataclass
+class MatchReport:
+    """How a predictions table lines up with the labelled forms.
+
+    ``missing``: labelled forms with no prediction (scored as all "None");
+    ``unknown``: predicted names that are not labelled forms (ignored);
+    ``duplicates``: names predicted more than once (first row used).
+    """
+
+    n_labels: int
+    n_predictions: int
+    missing: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def matched(self) -> int:
+        """Labelled forms that have a prediction."""
+        return self.n_labels - len(self.missing)
+
+    def summary(self, method: str = "", examples: int = 5) -> list[str]:
+        """Human-readable lines about missing / unknown / duplicate names (empty when clean),
+        each starting with ``method: `` when a method is given."""
+        prefix = f"{method}: " if method else ""
+        lines = []
+        if self.missing:
+            lines.append(
+                f"{prefix}{self.matched} of {self.n_labels} labelled forms have a prediction; "
+                f"{len(self.missing)} without one count as all \"None\"{_examples(self.missing, examples)}"
+            )
+        if self.unknown:
+            lines.append(
+                f"{prefix}{len(self.unknown)} predictions for forms not in the labels were ignored"
+                f"{_examples(self.unknown, examples)}"
+            )
+        if self.duplicates:
+            lines.append(
+                f"{prefix}{len(self.duplicates)} file names predicted more than once, first row used"
+                f"{_examples(self.duplicates, examples)}"
+            )
+        return lines
+
+
+def _examples(names: Sequence[str], limit: int) -> str:
+    if limit <= 0 or not names:
+        return ""
+    shown = ", ".join(names[:limit])
+    return f" ({shown}{', ...' if len(names) > limit else ''})"
+
+
+def match_predictions(labels: pd.DataFrame, predictions: pd.DataFrame) -> MatchReport:
+    """Compare the ``file_name`` columns of labels and predictions (see :class:`MatchReport`)."""
+    label_names = labels["file_name"].astype(str).tolist()
+    pred_names = predictions["file_name"].astype(str).tolist()
+    label_set, pred_set = set(label_names), set(pred_names)
+    dup = predictions["file_name"].astype(str).duplicated()
+    return MatchReport(
+        n_labels=len(label_names),
+        n_predictions=len(pred_names),
+        missing=[n for n in label_names if n not in pred_set],
+        unknown=sorted(pred_set - label_set),
+        duplicates=sorted(set(predictions["file_name"].astype(str)[dup])),
+    )
+
+
+def evaluate_method(labels: pd.DataFrame, predictions: pd.DataFrame) -> tuple[pd.DataFrame, MatchReport]:
+    """Per-form scores of one method on the labelled forms, and how its names matched.
+
+    The one entry point the pipeline and the ``score`` command share: predictions for unknown
+    forms are ignored, labelled forms without a prediction count as all "None", a repeated name
+    uses its first row.
+    """
+    report = match_predictions(labels, predictions)
+    return score_forms(labels, predictions), report
+
+
+def form_errors(labels: pd.DataFrame, predictions: pd.DataFrame, method: str = "") -> pd.DataFrame:
+    """Every field a method got wrong: method, file_name, field, gold, predicted, edit_distance,
+    error (the method's error text for that form, or "no prediction" when it has no row)."""
+    preds: dict[str, dict] = {}
+    for row in predictions.to_dict("records"):
+        preds.setdefault(row["file_name"], row)
+    rows = []
+    for gold_row in labels.to_dict("records"):
+        name = gold_row["file_name"]
+        pred_row = preds.get(name)
+        gold, pred = clean_fields(_fields(gold_row)), clean_fields(_fields(pred_row))
+        error = "no prediction" if pred_row is None else pred_row.get("error")
+        if isinstance(error, float) and math.isnan(error):
+            error = None
+        for key in KEYS:
+            if gold[key] != pred[key]:
+                rows.append({"method": method, "file_name": name, "field": key, "gold": gold[key],
+                             "predicted": pred[key], "edit_distance": edit_distance(gold[key], pred[key]),
+                             "error": error})
+    columns = ["method", "file_name", "field", "gold", "predicted", "edit_distance", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- the table
+#: metrics.csv columns, in order.
+METRIC_COLUMNS: list[str] = ["method", "n", "FLA", "CBA", *(f"CBA_{k}" for k in KEYS), "coverage",
+                             "cost_usd", "seconds_per_form"]
+#: Decimals kept in the metrics table.
+_DECIMALS = {**{c: 2 for c in ["FLA", "CBA", *(f"CBA_{k}" for k in KEYS), "coverage"]},
+             "cost_usd": 4, "seconds_per_form": 3}
+
+
+def metrics_row(method: str, per_form: pd.DataFrame, cost_usd: float = float("nan"),
+                seconds_per_form: float = float("nan")) -> dict[str, object]:
+    """One metrics.csv row: :func:`aggregate` of the per-form scores plus cost and time."""
+    return {"method": method, **aggregate(per_form), "cost_usd": cost_usd, "seconds_per_form": seconds_per_form}
+
+
+def metrics_table(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """Rows of :func:`metrics_row` as a frame with exactly :data:`METRIC_COLUMNS`, rounded."""
+    table = pd.DataFrame(list(rows), columns=METRIC_COLUMNS)
+    table["method"] = table["method"].astype(str)
+    table["n"] = pd.to_numeric(table["n"]).astype(int)
+    for column, decimals in _DECIMALS.items():
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float).round(decimals)
+    return table
+
+
+def metrics_markdown(table: pd.DataFrame) -> str:
+    """The metrics table as a GitHub markdown table (blank cells where cost/time are unknown)."""
+    shown = table.astype(object)
+    for column in shown.columns:
+        decimals = _DECIMALS.get(column)
+        shown[column] = [None if pd.isna(v) else (f"{float(v):.{decimals}f}" if decimals is not None else str(v))
+                         for v in shown[column]]
+    align = ["left" if c == "method" else "right" for c in shown.columns]
+    return shown.to_markdown(index=False, disable_numparse=True, missingval="", colalign=align)

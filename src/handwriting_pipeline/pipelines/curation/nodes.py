@@ -1,0 +1,577 @@
+"""Nodes of the 'curation' pipeline: raw forms -> labelled, validated, split form sets.
+
+Every source node returns :class:`Candidates` (labels, lazily opened images, what was dropped
+and why). Only the source named by ``curation.source`` does any work; the others return an
+empty set without touching their raw folders. ``select_source`` picks the active one,
+``validate_forms`` opens every image (unreadable, wrong size, duplicate -> dropped and
+reported), ``split_forms`` makes train/validation/test and ``export_splits`` writes the
+catalog outputs and the curation report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from handwriting_pipeline.datasets.forms import LABEL_COLUMNS, LabelledForms, parse_metadata_line
+from handwriting_pipeline.engines.base import image_sha256
+from handwriting_pipeline.fields import KEYS, NONE, clean_fields
+
+from .crop import RegistrationError, crop_top_section
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("synthetic", "sd19_pages", "donut_folder", "hf_dataset")
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "test"}
+DEFAULT_SIZES = {"train": 1400, "validation": 199, "test": 500}
+CANDIDATE_COLUMNS = [*LABEL_COLUMNS, "group"]
+
+
+# --------------------------------------------------------------------------- data passed between nodes
+class PackedImage:
+    """A 1-bit image kept as packed bits (1/8 of PIL's memory); calling it gives the PIL image."""
+
+    __slots__ = ("size", "data")
+
+    def __init__(self, image: Image.Image) -> None:
+        image = image if image.mode == "1" else image.convert("1", dither=Image.Dither.NONE)
+        self.size, self.data = image.size, image.tobytes()
+
+    def __call__(self) -> Image.Image:
+        return Image.frombytes("1", self.size, self.data)
+
+
+@dataclass
+class Candidates:
+    """Forms on their way through curation.
+
+    ``labels``: file_name, split ("" until split), DATE, CITY, STATE, ZIP, group (forms of one
+    group - copies of one source image - stay in one split). ``images``: file_name -> PIL image
+    or a zero-argument function returning one (opened lazily). ``dropped``: one
+    ``{"file_name", "stage", "reason"}`` per form left out. ``notes``: remarks for the report.
+    """
+
+    source: str
+    labels: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CANDIDATE_COLUMNS))
+    images: dict[str, Any] = field(default_factory=dict)
+    dropped: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    presplit: bool = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def drop(self, file_name: str, stage: str, reason: str) -> None:
+        """Record a dropped form and log it (file and problem named)."""
+        logger.warning("%s: %s -> dropped (%s)", file_name, reason, stage)
+        self.dropped.append({"file_name": str(file_name), "stage": stage, "reason": reason})
+
+
+def _open(image: Any) -> Image.Image:
+    return image() if callable(image) else image
+
+
+class _OpenedImages(Mapping[str, Image.Image]):
+    """file_name -> PIL image over a mapping of images or image-returning functions."""
+
+    def __init__(self, images: Mapping[str, Any], names: list[str]) -> None:
+        self._images, self._names = images, list(names)
+
+    def __getitem__(self, name: str) -> Image.Image:
+        if name not in self._names:
+            raise KeyError(name)
+        return _open(self._images[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _labels_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    for key in KEYS:
+        frame[key] = [clean_fields({key: v})[key] for v in frame[key]]
+    frame["split"] = frame["split"].fillna("").astype(str)
+    frame["group"] = [g if isinstance(g, str) and g else n for g, n in zip(frame["group"], frame["file_name"])]
+    return frame
+
+
+def _selected(params: dict[str, Any], source: str) -> bool:
+    chosen = params.get("source", "synthetic")
+    if chosen not in SOURCES:
+        raise ValueError(f"curation.source is '{chosen}'; choose one of {', '.join(SOURCES)}")
+    if chosen != source:
+        logger.info("curation source '%s' not selected (curation.source=%s): skipped", source, chosen)
+    return chosen == source
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    return None if value is None else (int(value[0]), int(value[1]))
+
+
+# --------------------------------------------------------------------------- source: synthetic
+def generate_synthetic_forms(params: dict[str, Any]) -> Candidates:
+    """Source ``synthetic``: ``curation.synthetic.n_forms`` seeded synthetic forms.
+
+    ``n_forms``, ``seed`` and ``workers`` drive :class:`SyntheticFormGenerator`; every other key
+    of ``curation.synthetic`` is passed to it as a generator option (``blank_rate`` ...).
+    """
+    out = Candidates("synthetic")
+    if not _selected(params, "synthetic"):
+        return out
+    from handwriting_pipeline.synthetic import SyntheticFormGenerator
+
+    options = dict(params.get("synthetic") or {})
+    n_forms = int(options.pop("n_forms", 300))
+    seed = int(options.pop("seed", 0))
+    workers = int(options.pop("workers", 2))
+    generator = SyntheticFormGenerator(seed=seed, **options)
+    rows = []
+    forms = generator.generate(n_forms, start=0, workers=workers)
+    for name, image, fields in tqdm(forms, total=n_forms, desc="synthetic forms", unit="form"):
+        out.images[name] = PackedImage(image)
+        rows.append({"file_name": name, "split": "", **clean_fields(fields), "group": name})
+    out.labels = _labels_frame(rows)
+    out.notes.append(f"{n_forms} synthetic forms, seed {seed}, options {options or 'default'}")
+    return out
+
+
+# --------------------------------------------------------------------------- source: sd19_pages
+def _form_name(partition_id: str) -> str:
+    """'hsf_0/f0000_14.png' or 'hsf_0/f0000_14' -> 'f0000_14'."""
+    name = PurePosixPath(partition_id).name
+    return re.sub(r"\.(png|json|tiff?|jpe?g)$", "", name, flags=re.I)
+
+
+def _unique_partitions(partitions: Mapping[str, Any], kind: str, out: Candidates) -> dict[str, tuple[str, Any]]:
+    """form name -> (partition id, loader); names found twice are dropped (which is right is unknown)."""
+    by_name: dict[str, list[str]] = {}
+    for pid in sorted(partitions):
+        by_name.setdefault(_form_name(pid), []).append(pid)
+    unique = {}
+    for name, pids in by_name.items():
+        if len(pids) > 1:
+            out.drop(f"{name}.png", f"{kind}", f"duplicate name: {len(pids)} {kind} files named {name} ({', '.join(pids)})")
+        else:
+            unique[name] = (pids[0], partitions[pids[0]])
+    return unique
+
+
+def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]], params: dict[str, Any]) -> Candidates:
+    """Source ``sd19_pages``, step 1: cut the top section of every full page (registered on the
+    printed box lines, see :mod:`.crop`). Unreadable pages, pages of the wrong size and pages
+    whose registration fails are dropped and reported."""
+    out = Candidates("sd19_pages")
+    if not _selected(params, "sd19_pages"):
+        return out
+    options = dict(params.get("crop") or {})
+    page_size = _size(options.get("page_size"))
+    try:
+        partitions = pages()
+    except Exception as err:  # noqa: BLE001 - missing folder, no partitions
+        raise ValueError(
+            f"curation.source=sd19_pages but no pages could be listed ({err}). Put the full SD19 "
+            "pages (PNG) in data/01_raw/sd19_pages or run with --params=curation.pages_dir=<folder>."
+        ) from err
+    unique = _unique_partitions(partitions, "page", out)
+
+    def crop_one(item: tuple[str, tuple[str, Callable]]) -> tuple[str, str, Any]:
+        name, (pid, load) = item
+        try:
+            page = load()
+            page.load()
+        except Exception as err:  # noqa: BLE001 - corrupt or non-image file
+            return name, "error", f"page {pid} is not a readable image ({type(err).__name__}: {err})"
+        if page_size and page.size != page_size:
+            return name, "error", f"page {pid} is {page.size[0]}x{page.size[1]}, expected {page_size[0]}x{page_size[1]}"
+        try:
+            crop, registration = crop_top_section(
+                page, box=tuple(options.get("box", (100, 300, 2560, 650))),
+                register=bool(options.get("register", True)), max_shift=int(options.get("max_shift", 200)),
+                max_skew=float(options.get("max_skew", 3.0)), threshold=int(options.get("threshold", 128)),
+                blackout_name=bool(options.get("blackout_name", True)))
+        except RegistrationError as err:
+            return name, "error", f"page {pid}: registration failed: {err}"
+        return name, "ok", (PackedImage(crop), registration)
+
+    rows, skews = [], []
+    with ThreadPoolExecutor(max(1, int(options.get("workers", 2)))) as pool:
+        results = pool.map(crop_one, unique.items())
+        for name, status, value in tqdm(results, total=len(unique), desc="cropping pages", unit="page"):
+            if status == "error":
+                out.drop(f"{name}.png", "crop", value)
+                continue
+            packed, registration = value
+            out.images[f"{name}.png"] = packed
+            rows.append({"file_name": f"{name}.png", "split": "", "group": name})
+            if registration is not None:
+                skews.append((abs(registration.angle), abs(registration.dx), abs(registration.dy)))
+    out.labels = _labels_frame(rows)
+    if skews:
+        arr = np.array(skews)
+        out.notes.append(f"registration of {len(skews)} pages: |skew| max {arr[:, 0].max():.2f} deg, "
+                         f"|shift| max {arr[:, 1].max():.0f} px (x) {arr[:, 2].max():.0f} px (y)")
+    return out
+
+
+def _parse_label(data: Any) -> dict[str, Any]:
+    """A label file's content -> its fields (raises ValueError naming the problem)."""
+    if isinstance(data, dict) and isinstance(data.get("gt_parse"), dict):
+        data = {**data["gt_parse"], **{k: v for k, v in data.items() if k != "gt_parse"}}
+    if not isinstance(data, dict):
+        raise ValueError(f"label is a JSON {type(data).__name__}, expected an object with {list(KEYS)}")
+    upper = {str(k).upper(): v for k, v in data.items()}
+    missing = [k for k in KEYS if k not in upper]
+    if missing:
+        raise ValueError(f"label lacks keys {missing}")
+    return upper
+
+
+def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable[[], Any]]],
+                   params: dict[str, Any]) -> Candidates:
+    """Source ``sd19_pages``, step 2: join each crop with its ``<form>.json`` label.
+
+    Forms without a label, with a label that is not JSON or lacks keys, or marked
+    ``"ILLEGIBLE": true`` are dropped; missing values become "None". Then
+    ``annotate.blank_copies`` copies of the blank form ``annotate.blank_form`` are added
+    (all four fields "None", one group so they stay in one split).
+    """
+    if not _selected(params, "sd19_pages"):
+        return crops
+    out = Candidates("sd19_pages", dropped=list(crops.dropped), notes=list(crops.notes))
+    try:
+        partitions = labels()
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(
+            f"curation.source=sd19_pages but no labels could be listed ({err}). Put one <form>.json "
+            "per page in data/01_raw/sd19_labels or run with --params=curation.labels_dir=<folder>."
+        ) from err
+    unique = _unique_partitions(partitions, "label", out)
+    rows = []
+    for row in tqdm(crops.labels.to_dict("records"), desc="joining labels", unit="form"):
+        name = _form_name(row["file_name"])
+        if name not in unique:
+            reason = "duplicate label files" if any(d["file_name"] == f"{name}.png" and d["stage"] == "label"
+                                                    for d in out.dropped) else f"no label file {name}.json"
+            if reason.startswith("no label"):
+                out.drop(row["file_name"], "annotate", reason)
+            continue
+        pid, load = unique.pop(name)
+        try:
+            fields = _parse_label(load())
+        except Exception as err:  # noqa: BLE001 - not JSON, wrong shape, missing keys
+            out.drop(row["file_name"], "annotate", f"label {pid}: {err}")
+            continue
+        if fields.get("ILLEGIBLE") in (True, "true", "True", 1):
+            out.drop(row["file_name"], "annotate", f"label {pid} marks the form illegible")
+            continue
+        rows.append({**row, **clean_fields({k: fields[k] for k in KEYS})})
+        out.images[row["file_name"]] = crops.images[row["file_name"]]
+    for name, (pid, _) in sorted(unique.items()):
+        if not any(d["file_name"] == f"{name}.png" for d in out.dropped):
+            out.drop(f"{name}.png", "annotate", f"label {pid} has no page")
+    options = params.get("annotate") or {}
+    copies, blank = int(options.get("blank_copies", 0) or 0), options.get("blank_form")
+    if copies > 0 and blank:
+        blank = _form_name(str(blank))
+        source = crops.images.get(f"{blank}.png")
+        if source is None:
+            out.notes.append(f"blank form {blank} not among the cropped pages: no blank copies added")
+            logger.warning("blank form %s not found: no blank copies added", blank)
+        else:
+            for k in range(1, copies + 1):
+                copy_name = f"{blank}_{k}.png"
+                out.images[copy_name] = source
+                rows.append({"file_name": copy_name, "split": "", **{key: NONE for key in KEYS}, "group": blank})
+            for row in rows:
+                if row["file_name"] == f"{blank}.png":
+                    row["group"] = blank
+            out.notes.append(f"added {copies} copies of blank form {blank} (all fields 'None')")
+    out.labels = _labels_frame(rows)
+    return out
+
+
+# --------------------------------------------------------------------------- source: donut_folder
+def read_donut_splits(folder: Mapping[str, Callable[[], tuple[LabelledForms, list]]],
+                      params: dict[str, Any]) -> Candidates:
+    """Source ``donut_folder``: an already split Donut / imagefolder folder
+    (``<curation.data_dir>/<split>/metadata.jsonl`` + images). Splits are kept as they are;
+    a split missing from the folder stays empty and is noted in the report."""
+    out = Candidates("donut_folder", presplit=True)
+    if not _selected(params, "donut_folder"):
+        return out
+    if not folder:
+        raise ValueError(
+            "curation.source=donut_folder but the folder has none of the splits "
+            f"{', '.join(SPLITS)} (<dir>/<split>/metadata.jsonl). Run with "
+            "--params=curation.data_dir=<folder>, e.g. ../shared/data/hsf_top."
+        )
+    rows = []
+    for split in SPLITS:
+        if split not in folder:
+            out.notes.append(f"split '{split}' not in the folder: left empty")
+            logger.warning("donut folder has no '%s' split: it stays empty", split)
+            continue
+        forms, problems = folder[split]()
+        for problem in problems:
+            out.dropped.append({"file_name": problem["file_name"], "stage": f"read {split}", "reason": problem["problem"]})
+        for row in forms.labels.to_dict("records"):
+            rows.append({**row, "split": split, "group": row["file_name"]})
+            out.images[row["file_name"]] = _FolderImage(forms.images, row["file_name"])
+    out.labels = _labels_frame(rows)
+    return out
+
+
+class _FolderImage:
+    """Opens one image of a lazy folder mapping when called."""
+
+    __slots__ = ("images", "name")
+
+    def __init__(self, images: Mapping[str, Image.Image], name: str) -> None:
+        self.images, self.name = images, name
+
+    def __call__(self) -> Image.Image:
+        return self.images[self.name]
+
+
+# --------------------------------------------------------------------------- source: hf_dataset
+def _row_fields(row: Mapping[str, Any]) -> dict[str, str]:
+    if "ground_truth" in row:
+        line = json.dumps({"file_name": "-", "ground_truth": row["ground_truth"]})
+        return parse_metadata_line(line)[1]
+    upper = {str(k).upper(): v for k, v in row.items()}
+    missing = [k for k in KEYS if k not in upper]
+    if missing:
+        raise ValueError(f"row has no 'ground_truth' and lacks keys {missing}")
+    return clean_fields({k: upper[k] for k in KEYS})
+
+
+def read_hf_dataset(hf_forms: Callable[[], Any], params: dict[str, Any]) -> Candidates:
+    """Source ``hf_dataset``: a Hugging Face dataset (``datasets.load_dataset(curation.hf_name)``;
+    the default ``ift/handwriting_forms`` needs internet, a local imagefolder works offline).
+
+    Rows need an image column (``image``) and either a Donut ``ground_truth`` or the four key
+    columns; the dataset's own splits are kept."""
+    out = Candidates("hf_dataset", presplit=True)
+    if not _selected(params, "hf_dataset"):
+        return out
+    try:
+        dataset = hf_forms()
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(
+            f"curation.source=hf_dataset could not load the dataset ({type(err).__name__}: {err}). "
+            "The hub dataset needs internet; offline, point --params=curation.hf_name=<local folder> "
+            "at a local copy (imagefolder layout)."
+        ) from err
+    splits = dict(dataset) if hasattr(dataset, "keys") else {"train": dataset}
+    rows, seen = [], set()
+    for raw_split, ds in splits.items():
+        split = SPLIT_ALIASES.get(raw_split, raw_split)
+        if split not in SPLITS:
+            out.notes.append(f"split '{raw_split}' ({len(ds)} rows) is not train/validation/test: left out")
+            continue
+        image_column = "image" if "image" in ds.column_names else None
+        meta = ds.remove_columns([image_column]) if image_column else ds
+        for i, row in enumerate(tqdm(meta, total=len(meta), desc=f"reading {raw_split}", unit="form")):
+            name = str(row.get("file_name") or f"{split}_{i:05d}.png")
+            if image_column is None:
+                out.drop(name, f"read {raw_split}", "dataset has no 'image' column")
+                continue
+            if name in seen:
+                out.drop(name, f"read {raw_split}", "duplicate file_name in the dataset")
+                continue
+            try:
+                fields = _row_fields(row)
+            except ValueError as err:
+                out.drop(name, f"read {raw_split}", str(err))
+                continue
+            seen.add(name)
+            rows.append({"file_name": name, "split": split, **fields, "group": name})
+            out.images[name] = _HFImage(ds, i, image_column)
+    for split in SPLITS:
+        if split not in {SPLIT_ALIASES.get(s, s) for s in splits}:
+            out.notes.append(f"split '{split}' not in the dataset: left empty")
+    out.labels = _labels_frame(rows)
+    return out
+
+
+class _HFImage:
+    __slots__ = ("ds", "i", "column")
+
+    def __init__(self, ds: Any, i: int, column: str) -> None:
+        self.ds, self.i, self.column = ds, i, column
+
+    def __call__(self) -> Image.Image:
+        return self.ds[self.i][self.column]
+
+
+# --------------------------------------------------------------------------- common steps
+def select_source(params: dict[str, Any], synthetic: Candidates, sd19_pages: Candidates,
+                  donut_folder: Candidates, hf_dataset: Candidates) -> Candidates:
+    """The forms of the source named by ``curation.source``."""
+    chosen = {"synthetic": synthetic, "sd19_pages": sd19_pages, "donut_folder": donut_folder,
+              "hf_dataset": hf_dataset}
+    source = params.get("source", "synthetic")
+    if source not in chosen:
+        raise ValueError(f"curation.source is '{source}'; choose one of {', '.join(SOURCES)}")
+    logger.info("curation source '%s': %d forms, %d dropped so far", source, len(chosen[source]),
+                len(chosen[source].dropped))
+    return chosen[source]
+
+
+def validate_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
+    """Open every image: unreadable files, wrong sizes (``curation.image_size``) and duplicate
+    names are dropped and reported. Identical images are put in one group (kept in one split
+    when splitting). Fails only if no usable form is left, saying what to do."""
+    size = _size(params.get("image_size", (2460, 350)))
+    out = Candidates(candidates.source, dropped=list(candidates.dropped), notes=list(candidates.notes),
+                     presplit=candidates.presplit)
+    rows, seen, by_hash = [], set(), {}
+    for row in tqdm(candidates.labels.to_dict("records"), desc="validating forms", unit="form"):
+        name = row["file_name"]
+        if name in seen:
+            out.drop(name, "validate", "duplicate file_name")
+            continue
+        try:
+            image = _open(candidates.images[name])
+            image.load()
+        except Exception as err:  # noqa: BLE001 - corrupt, truncated or non-image file
+            out.drop(name, "validate", f"not a readable image ({type(err).__name__}: {err})")
+            continue
+        if size and image.size != size:
+            out.drop(name, "validate", f"image is {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}")
+            continue
+        seen.add(name)
+        digest = image_sha256(image)
+        if digest in by_hash:
+            row["group"] = by_hash[digest]["group"]  # copies of one image share a group
+        else:
+            by_hash[digest] = row
+        rows.append(row)
+        out.images[name] = candidates.images[name]
+    out.labels = _labels_frame(rows)
+    if candidates.presplit and len(out):
+        crossing = out.labels.groupby("group")["split"].nunique()
+        if (crossing > 1).any():
+            names = out.labels[out.labels["group"].isin(crossing[crossing > 1].index)]["file_name"]
+            out.notes.append(f"{len(names)} forms have an identical image in another split "
+                             f"(e.g. {', '.join(sorted(names)[:3])}); the folder's splits are kept as given")
+    if not len(out):
+        reasons = sorted({d['reason'] for d in out.dropped})[:3]
+        raise ValueError(
+            f"curation found no usable forms from source '{candidates.source}' "
+            f"({len(out.dropped)} dropped, e.g.: {'; '.join(reasons) or 'the source is empty'}). "
+            "Check the source's folder (curation.pages_dir / labels_dir / data_dir / hf_name), fix or "
+            "remove the files named in the warnings above, or run with curation.source=synthetic."
+        )
+    return out
+
+
+def split_sizes(total: int, sizes: Mapping[str, int] | None = None, surplus: str = "train") -> dict[str, int]:
+    """How many forms each split gets: ``sizes`` when there are that many forms, scaled down
+    proportionally (largest remainders) when there are fewer; a surplus goes to ``surplus``
+    (a split name) or is left out (``"drop"``)."""
+    sizes = {s: int((sizes or DEFAULT_SIZES).get(s, 0)) for s in SPLITS}
+    wanted = sum(sizes.values())
+    if wanted <= 0:
+        raise ValueError("curation.split.sizes must ask for at least one form")
+    if total >= wanted:
+        if surplus in sizes:
+            sizes[surplus] += total - wanted
+        return sizes
+    exact = {s: total * n / wanted for s, n in sizes.items()}
+    out = {s: int(v) for s, v in exact.items()}
+    for s in sorted(SPLITS, key=lambda s: exact[s] - out[s], reverse=True)[: total - sum(out.values())]:
+        out[s] += 1
+    return out
+
+
+def assign_splits(groups: Mapping[str, int], targets: Mapping[str, int], seed: int) -> dict[str, str]:
+    """Group -> split. Groups are shuffled (seeded), the largest placed first, each into the split
+    with the most room left, so sizes are met exactly whenever the groups allow it."""
+    rng = np.random.default_rng(seed)
+    names = list(groups)
+    order = rng.permutation(len(names))
+    ranked = sorted((names[i] for i in order), key=lambda g: -groups[g])  # stable: ties stay shuffled
+    room = {s: int(targets.get(s, 0)) for s in SPLITS}
+    out = {}
+    for group in ranked:
+        fits = [s for s in SPLITS if room[s] >= groups[group]]
+        if not fits:
+            if not any(room[s] > 0 for s in SPLITS):
+                out[group] = ""  # surplus, left out
+                continue
+            fits = [s for s in SPLITS if room[s] > 0]
+        split = max(fits, key=lambda s: room[s])
+        out[group] = split
+        room[split] -= groups[group]
+    return out
+
+
+def split_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
+    """Train / validation / test split: ``curation.split.sizes`` (1400/199/500 by default,
+    proportional when there are fewer forms), seeded, copies of one image kept together.
+    Sources that come split (donut_folder, hf_dataset) keep their splits."""
+    out = Candidates(candidates.source, candidates.labels.copy(), candidates.images, list(candidates.dropped),
+                     list(candidates.notes), candidates.presplit)
+    if candidates.presplit:
+        return out
+    options = params.get("split") or {}
+    targets = split_sizes(len(candidates), options.get("sizes"), options.get("surplus", "train"))
+    groups = candidates.labels.groupby("group").size().to_dict()
+    assignment = assign_splits(groups, targets, int(options.get("seed", 42)))
+    out.labels["split"] = out.labels["group"].map(assignment)
+    left_out = out.labels[out.labels["split"] == ""]
+    for name in left_out["file_name"]:
+        out.dropped.append({"file_name": name, "stage": "split", "reason": "surplus beyond curation.split.sizes"})
+    out.labels = out.labels[out.labels["split"] != ""].reset_index(drop=True)
+    got = out.labels["split"].value_counts().to_dict()
+    if any(got.get(s, 0) != targets[s] for s in SPLITS):
+        out.notes.append(f"split sizes {got} differ from the targets {targets}: groups of copies did not fit")
+    return out
+
+
+def export_splits(candidates: Candidates, params: dict[str, Any]) -> tuple[LabelledForms, LabelledForms,
+                                                                            LabelledForms, pd.DataFrame, dict]:
+    """The curation outputs: one LabelledForms per split, the labels table of all splits and the
+    curation report (counts per split, every dropped form with its reason)."""
+    labels = candidates.labels.copy()
+    order = {s: i for i, s in enumerate(SPLITS)}
+    labels = labels.sort_values(["split", "file_name"], key=lambda c: c.map(order) if c.name == "split" else c)
+    sets = []
+    for split in SPLITS:
+        part = labels[labels["split"] == split]
+        names = part["file_name"].tolist()
+        sets.append(LabelledForms(part[LABEL_COLUMNS].reset_index(drop=True), _OpenedImages(candidates.images, names)))
+    table = labels[LABEL_COLUMNS].reset_index(drop=True)
+    counts = {s: int((labels["split"] == s).sum()) for s in SPLITS}
+    report = {
+        "source": candidates.source,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "counts": counts,
+        "total": int(sum(counts.values())),
+        "blank_forms": {s: int(((labels["split"] == s) & (labels[list(KEYS)] == NONE).all(axis=1)).sum()) for s in SPLITS},
+        "dropped_count": len(candidates.dropped),
+        "dropped": candidates.dropped,
+        "notes": candidates.notes,
+        "parameters": params,
+    }
+    logger.info("curated %s forms from '%s' (train %d, validation %d, test %d); %d dropped",
+                report["total"], candidates.source, counts["train"], counts["validation"], counts["test"],
+                len(candidates.dropped))
+    return sets[0], sets[1], sets[2], table, report

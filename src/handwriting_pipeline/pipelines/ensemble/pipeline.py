@@ -1,8 +1,30 @@
-"""The 'ensemble' pipeline (not built yet)."""
+"""The 'ensemble' pipeline: ``predictions_<engine>`` -> ``predictions_vote``, ``review_queue``,
+``predictions_llm``, ``llm_variability``.
 
-from kedro.pipeline import Pipeline
+Kedro nodes have fixed inputs, so both nodes take every engine's table and choose among them
+with ``ensemble.inputs`` (an empty table = the engine did not run).
+"""
+
+from kedro.pipeline import Pipeline, node
+
+from handwriting_pipeline.ensemble.vote import ENGINES
+from handwriting_pipeline.pipelines.ensemble.nodes import llm_predictions, vote_predictions
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'ensemble' pipeline."""
-    return Pipeline([])
+    engine_inputs = {engine: f"predictions_{engine}" for engine in ENGINES}
+    return Pipeline([
+        node(
+            vote_predictions,
+            inputs={"params": "params:ensemble", **engine_inputs},
+            outputs=["predictions_vote", "review_queue"],
+            name="ensemble_vote",
+        ),
+        node(
+            llm_predictions,
+            inputs={"forms": "evaluation_forms", "cache": "ensemble_cache", "params": "params:ensemble", **engine_inputs},
+            outputs=["predictions_llm", "llm_variability"],
+            name="ensemble_llm",
+        ),
+    ])

@@ -1,0 +1,237 @@
+"""Nodes of the 'evaluation' pipeline: score every method's predictions on the evaluation forms
+and write the report (metrics table, markdown, plots, per-field errors).
+
+The metrics themselves live in :mod:`handwriting_pipeline.metrics` (shared with
+``python -m handwriting_pipeline.score``); this module adds method selection, cost and the
+report's presentation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from handwriting_pipeline.datasets.forms import LabelledForms
+from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.metrics import (
+    METHODS,
+    evaluate_method,
+    form_errors,
+    metrics_markdown,
+    metrics_row,
+    metrics_table,
+)
+from handwriting_pipeline.predictions import normalise_predictions
+
+logger = logging.getLogger(__name__)
+
+FORM_SCORE_COLUMNS = ["method", "file_name", "has_prediction", "exact", "CBA", *(f"CBA_{k}" for k in KEYS),
+                      "covered", "seconds", "cost_usd"]
+
+
+# --------------------------------------------------------------------------- methods
+def selected_methods(params: Mapping[str, Any]) -> list[str]:
+    """``evaluation.methods`` as a list: None/"all" -> every method; a list or a comma-separated
+    string (``--params=evaluation.methods=textract,donut``) -> those, in that order."""
+    wanted = params.get("methods")
+    if wanted is None or (isinstance(wanted, str) and wanted.strip().lower() in {"", "all"}):
+        return list(METHODS)
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    wanted = [str(w) for w in wanted]
+    unknown = [w for w in wanted if w not in METHODS]
+    if unknown:
+        raise ValueError(f"evaluation.methods names unknown methods {unknown}; choose from {list(METHODS)}")
+    return list(dict.fromkeys(wanted))
+
+
+# --------------------------------------------------------------------------- cost
+def form_costs(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> pd.Series:
+    """Estimated USD per predicted form (index = file_name) from the table's usage columns.
+
+    * page-priced APIs (``cost.method_page_price``: method -> key of ``cost.page_price_usd``):
+      ``pages`` x price; a form without recorded pages and without error counts
+      ``cost.default_pages_per_form`` pages (recorded engines cost what the original call cost);
+    * LLMs (``cost.method_llm_model``: method -> key of ``cost.token_price_usd_per_1m``):
+      input/output tokens x price per 1M tokens;
+    * local compute (``cost.method_compute``: method -> key of ``cost.compute_usd_per_hour``):
+      ``seconds`` x $/hour / 3600.
+    A method with none of these costs 0; a price that is not configured gives NaN (logged).
+    """
+    usd = pd.Series(0.0, index=predictions["file_name"].to_numpy(), dtype=float)
+    page_key = (cost.get("method_page_price") or {}).get(method)
+    if page_key is not None:
+        price = (cost.get("page_price_usd") or {}).get(page_key)
+        if price is None:
+            logger.warning("evaluation.cost: no page price '%s' for %s; cost left blank", page_key, method)
+            return usd * np.nan
+        pages = predictions["pages"].fillna(0).astype(float).to_numpy()
+        failed = predictions["error"].notna().to_numpy()
+        default = float(cost.get("default_pages_per_form", 1) or 0)
+        pages = np.where((pages <= 0) & ~failed, default, pages)
+        usd += pages * float(price)
+    model = (cost.get("method_llm_model") or {}).get(method)
+    if model is not None:
+        prices = (cost.get("token_price_usd_per_1m") or {}).get(model)
+        if prices is None:
+            logger.warning("evaluation.cost: no token prices for model '%s' (%s); add it to "
+                           "evaluation.cost.token_price_usd_per_1m. Cost left blank", model, method)
+            return usd * np.nan
+        usd += (predictions["input_tokens"].to_numpy() * float(prices["input"])
+                + predictions["output_tokens"].to_numpy() * float(prices["output"])) / 1e6
+    device = (cost.get("method_compute") or {}).get(method)
+    if device is not None:
+        rate = (cost.get("compute_usd_per_hour") or {}).get(device)
+        if rate is None:
+            logger.warning("evaluation.cost: no $/hour for '%s' (%s); cost left blank", device, method)
+            return usd * np.nan
+        usd += predictions["seconds"].fillna(0).to_numpy() * float(rate) / 3600.0
+    return usd
+
+
+# --------------------------------------------------------------------------- nodes
+def score_predictions(forms: LabelledForms, params: Mapping[str, Any],
+                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score each selected method's predictions on the evaluation forms.
+
+    Args:
+        forms: the labelled evaluation forms (only their labels are read).
+        params: ``params:evaluation`` (``methods``, ``cost``).
+        **predictions: one predictions table per method, keyword = method name. An empty table
+            means the method did not run: it gets no rows.
+
+    Returns:
+        Per-form scores (method, file_name, has_prediction, exact, CBA, CBA_<KEY>, covered,
+        seconds, cost_usd) and the per-field errors (method, file_name, field, gold, predicted,
+        edit_distance, error). Predictions for forms not in the labels are ignored (logged);
+        labelled forms without a prediction count as all "None".
+    """
+    labels = forms.labels[["file_name", *KEYS]]
+    if labels.empty:
+        raise ValueError("evaluation_forms holds no labelled forms: nothing to evaluate. Run the curation "
+                         "pipeline or point --params=evaluation.data_dir=<folder> at a labelled folder.")
+    cost = params.get("cost") or {}
+    scores, errors = [], []
+    for method in selected_methods(params):
+        if method not in predictions:
+            logger.warning("%s: no predictions input for this method; skipped", method)
+            continue
+        table = normalise_predictions(predictions[method])
+        if table.empty:
+            logger.info("%s: empty predictions table (method not run); no row in the report", method)
+            continue
+        per_form, report = evaluate_method(labels, table)
+        logger.info("%s: %d predictions, %d of %d evaluation forms matched", method, report.n_predictions,
+                    report.matched, report.n_labels)
+        for line in report.summary(method):
+            logger.warning(line)
+        n_failed = int(table["error"].notna().sum())
+        if n_failed:
+            logger.warning("%s: %d forms carry an error (their fields are scored as predicted)", method, n_failed)
+        first = table.drop_duplicates("file_name")
+        costs = form_costs(first, method, cost)
+        seconds = pd.Series(first["seconds"].to_numpy(), index=first["file_name"].to_numpy())
+        per_form.insert(0, "method", method)
+        per_form["seconds"] = per_form["file_name"].map(seconds).astype(float)
+        per_form["cost_usd"] = per_form["file_name"].map(costs).astype(float)
+        per_form.loc[~per_form["has_prediction"], "cost_usd"] = 0.0
+        scores.append(per_form[FORM_SCORE_COLUMNS])
+        errors.append(form_errors(labels, table, method=method))
+    if not scores:
+        logger.warning("No method produced predictions for the evaluation forms: the report is empty")
+        return pd.DataFrame(columns=FORM_SCORE_COLUMNS), form_errors(labels.iloc[:0], labels.iloc[:0])
+    return pd.concat(scores, ignore_index=True), pd.concat(errors, ignore_index=True)
+
+
+def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per method with exactly the metrics.csv columns.
+
+    cost_usd = sum of the per-form costs (plus, for the methods listed in
+    ``cost.include_cost_of``, the costs of the methods they merge); seconds_per_form = mean of
+    ``seconds`` over the forms the method predicted.
+    """
+    if form_scores.empty:
+        return metrics_table([])
+    present = list(dict.fromkeys(form_scores["method"]))
+    order = [m for m in METHODS if m in present] + [m for m in present if m not in METHODS]
+    own_cost = {m: form_scores.loc[form_scores["method"] == m, "cost_usd"].sum(skipna=False) for m in order}
+    upstream = (params.get("cost") or {}).get("include_cost_of") or {}
+    rows = []
+    for method in order:
+        per_form = form_scores[form_scores["method"] == method]
+        total = own_cost[method]
+        for other in upstream.get(method, []) or []:
+            if other in own_cost:
+                total += own_cost[other]
+            else:
+                logger.warning("%s: cost of '%s' not included (no predictions for it)", method, other)
+        seconds = per_form.loc[per_form["has_prediction"], "seconds"]
+        rows.append(metrics_row(method, per_form, cost_usd=float(total),
+                                seconds_per_form=float(seconds.mean()) if seconds.notna().any() else float("nan")))
+    table = metrics_table(rows)
+    logger.info("Evaluation metrics:\n%s", metrics_markdown(table))
+    return table
+
+
+def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any]) -> str:
+    """The metrics table as a short markdown report (metrics.md), naming the evaluated forms."""
+    not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
+    source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
+    lines = [
+        "# Evaluation report",
+        "",
+        f"{len(forms)} labelled forms from {source}."
+        + ("" if not metrics.empty else " No method produced predictions for them."),
+        "",
+        metrics_markdown(metrics),
+        "",
+        "- **FLA**: % of forms whose DATE, CITY, STATE and ZIP all equal the labels exactly.",
+        "- **CBA**: per form 100 - 100 * sum of edit distances / sum of max(len(gold), len(predicted)) "
+        "over the four fields, averaged over forms; CBA_<KEY> the same for one field.",
+        "- **coverage**: % of forms with a value other than \"None\" in all four fields.",
+        "- **cost_usd**: estimated cost of the split (API pages, LLM tokens, local compute; prices in "
+        "`conf/base/parameters_evaluation.yml`). **seconds_per_form**: mean time per predicted form.",
+        "- Forms a method did not predict count as all \"None\".",
+    ]
+    if not_run:
+        lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
+    return "\n".join(lines) + "\n"
+
+
+def _bar_chart(metrics: pd.DataFrame, columns: list[str], labels: list[str], title: str) -> Figure:
+    n = len(metrics)
+    fig = Figure(figsize=(max(6.0, 1.3 * n * len(columns) / 2 + 2), 4.5))
+    ax = fig.add_subplot()
+    if n == 0:
+        ax.text(0.5, 0.5, "no method produced predictions", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    x = np.arange(n)
+    width = 0.8 / len(columns)
+    for i, (column, label) in enumerate(zip(columns, labels)):
+        bars = ax.bar(x + (i - (len(columns) - 1) / 2) * width, metrics[column].to_numpy(), width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    ax.set_xticks(x, metrics["method"].tolist(), rotation=20, ha="right")
+    ax.set_ylim(0, 118)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.legend(loc="upper center", ncol=len(columns), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy(metrics: pd.DataFrame) -> Figure:
+    """Bar chart of FLA and CBA per method."""
+    return _bar_chart(metrics, ["FLA", "CBA"], ["FLA (all four fields exact)", "CBA (character accuracy)"],
+                      "FLA and CBA per method")
+
+
+def plot_key_accuracy(metrics: pd.DataFrame) -> Figure:
+    """Bar chart of CBA per field (DATE, CITY, STATE, ZIP) per method."""
+    return _bar_chart(metrics, [f"CBA_{k}" for k in KEYS], list(KEYS), "CBA per field and method")

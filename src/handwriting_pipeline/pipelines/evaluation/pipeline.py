@@ -1,8 +1,48 @@
-"""The 'evaluation' pipeline (not built yet)."""
+"""The 'evaluation' pipeline: FLA / CBA / coverage / cost of every method on the evaluation forms.
 
-from kedro.pipeline import Pipeline
+Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
+:data:`handwriting_pipeline.metrics.METHODS` (from the extract and ensemble pipelines) and
+``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
+``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
+``evaluation_form_scores`` and ``evaluation_form_errors``.
+"""
+
+from kedro.pipeline import Pipeline, node
+
+from handwriting_pipeline.metrics import METHODS, predictions_dataset
+
+from .nodes import plot_accuracy, plot_key_accuracy, render_report, score_predictions, summarise_metrics
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'evaluation' pipeline."""
-    return Pipeline([])
+    return Pipeline(
+        [
+            node(
+                score_predictions,
+                inputs={
+                    "forms": "evaluation_forms",
+                    "params": "params:evaluation",
+                    **{method: predictions_dataset(method) for method in METHODS},
+                },
+                outputs=["evaluation_form_scores", "evaluation_form_errors"],
+                name="score_predictions",
+            ),
+            node(
+                summarise_metrics,
+                inputs=["evaluation_form_scores", "params:evaluation"],
+                outputs="evaluation_metrics",
+                name="summarise_metrics",
+            ),
+            node(
+                render_report,
+                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation"],
+                outputs="evaluation_report",
+                name="render_report",
+            ),
+            node(plot_accuracy, inputs="evaluation_metrics", outputs="evaluation_accuracy_plot",
+                 name="plot_accuracy"),
+            node(plot_key_accuracy, inputs="evaluation_metrics", outputs="evaluation_key_accuracy_plot",
+                 name="plot_key_accuracy"),
+        ]
+    )

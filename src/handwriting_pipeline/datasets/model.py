@@ -1,0 +1,121 @@
+"""The trained Donut as a Kedro dataset: a ``save_pretrained`` folder, versioned.
+
+Saving takes a :class:`~handwriting_pipeline.donut.model.DonutBundle` (model, processor,
+preprocessing). Loading returns a :class:`DonutModelRef`: a lazy reference that says whether a
+model is there (``available``/``reason``) and loads it on demand (``load()`` -> (model,
+processor)). Loading never raises when nothing was saved yet, because the evaluate pipeline
+loads ``donut_model`` even when the donut engine is disabled.
+
+Example::
+
+    donut_model:
+      type: handwriting_pipeline.datasets.DonutModelDataset
+      path: data/06_models/donut_model
+      versioned: true
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, VersionNotFoundError, get_filepath_str
+
+logger = logging.getLogger(__name__)
+
+
+class DonutModelRef:
+    """A saved Donut that is loaded only when asked for.
+
+    Attributes:
+        path: the ``save_pretrained`` folder (or hub name), or None.
+        available: True when the folder holds a model.
+        reason: why it is not available ("" when it is).
+    """
+
+    def __init__(self, path: str | Path | None, reason: str = "") -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        self._bundle = None
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None and not self.reason
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "DonutModelRef":
+        """A reference to a model folder, or to the newest version of a versioned one."""
+        from handwriting_pipeline.donut.model import is_model_folder
+
+        path = Path(path)
+        if is_model_folder(path):
+            return cls(path)
+        versions = sorted(p for p in path.glob(f"*/{path.name}") if is_model_folder(p)) if path.is_dir() else []
+        if versions:
+            return cls(versions[-1])
+        return cls(path, reason=f"no saved Donut model at '{path}' (run `kedro run --pipeline train` first, or "
+                                "point the parameter at a save_pretrained folder)")
+
+    def bundle(self):
+        """The :class:`~handwriting_pipeline.donut.model.DonutBundle` (loaded once, then cached)."""
+        if not self.available:
+            raise DatasetError(f"Donut model not available: {self.reason}")
+        if self._bundle is None:
+            from handwriting_pipeline.donut.model import DonutBundle
+
+            self._bundle = DonutBundle.load(self.path)
+        return self._bundle
+
+    def load(self) -> tuple[Any, Any]:
+        """``(model, processor)``; raises ``DatasetError`` naming the reason when unavailable."""
+        bundle = self.bundle()
+        return bundle.model, bundle.processor
+
+    @property
+    def preprocessing(self):
+        """The ROI / input size / max length the model was trained with."""
+        return self.bundle().preprocessing
+
+    def __repr__(self) -> str:
+        state = "available" if self.available else f"unavailable: {self.reason}"
+        return f"DonutModelRef({self.path!r}, {state})"
+
+
+class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
+    """Kedro dataset for a trained Donut (``save_pretrained`` folder with the processor).
+
+    A non-versioned entry also accepts a versioned folder and loads its newest version.
+    """
+
+    def __init__(self, path: str, version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(filepath=PurePosixPath(path), version=version)
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._filepath), "version": self._version}
+
+    def _load(self) -> DonutModelRef:
+        try:
+            load_path = Path(get_filepath_str(self._get_load_path(), "file"))
+        except VersionNotFoundError:
+            return DonutModelRef(self._filepath, reason=f"no version of the Donut model saved under "
+                                 f"'{self._filepath}' yet (run `kedro run --pipeline train` first)")
+        ref = DonutModelRef.from_path(load_path)
+        if not ref.available:
+            logger.info("donut_model: %s", ref.reason)
+        return ref
+
+    def _save(self, data: Any) -> None:
+        folder = Path(get_filepath_str(self._get_save_path(), "file"))
+        if not hasattr(data, "save"):
+            raise DatasetError(f"DonutModelDataset saves a DonutBundle, got {type(data).__name__}")
+        data.save(folder)
+        logger.info("Saved Donut model to %s", folder)
+
+    def _exists(self) -> bool:
+        try:
+            load_path = Path(get_filepath_str(self._get_load_path(), "file"))
+        except DatasetError:
+            return False
+        return DonutModelRef.from_path(load_path).available

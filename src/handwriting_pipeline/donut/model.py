@@ -1,0 +1,234 @@
+"""Donut model + processor: build from a config (offline), load a pretrained one, save/load.
+
+A Donut here is a ``VisionEncoderDecoderModel`` (DonutSwin encoder, MBart decoder), a
+``DonutProcessor`` (``DonutImageProcessorPil`` + tokenizer) and a small preprocessing record
+(:class:`Preprocessing`: the region of interest cropped from the 2460x350 form before resizing,
+the input size, the generation length). The three travel together in one ``save_pretrained``
+folder (:class:`DonutBundle`), which is what the ``donut_model`` catalog entry stores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from handwriting_pipeline.fields import TASK_TOKEN, field_tokens
+
+logger = logging.getLogger(__name__)
+
+PREPROCESSING_FILE = "hwp_donut.json"
+REFERENCE_SIZE = (2460, 350)  # width, height of the SD19 top-section crops
+
+
+@dataclass
+class Preprocessing:
+    """How a form image becomes model input (saved next to the model).
+
+    Attributes:
+        roi: ``[x0, y0, x1, y1]`` in pixels of a ``reference_size`` form: the band with the
+            DATE/CITY/STATE/ZIP boxes; scaled to the actual image size; ``None`` = whole image.
+        reference_size: ``[width, height]`` the ROI is expressed in.
+        image_size: model input ``[height, width]``; the ROI keeps its aspect ratio (the image
+            processor resizes, then pads what is left).
+        max_length: generation limit in tokens (task token included).
+        task_token: the decoder's start token.
+    """
+
+    roi: list[int] | None = None
+    reference_size: list[int] = field(default_factory=lambda: list(REFERENCE_SIZE))
+    image_size: list[int] = field(default_factory=lambda: [96, 768])
+    max_length: int = 96
+    task_token: str = TASK_TOKEN
+
+    def crop(self, image: Image.Image) -> Image.Image:
+        """Grey-scale ROI of a form (any mode/size) as RGB, ready for the image processor."""
+        grey = image.convert("L")
+        if self.roi:
+            grey = grey.crop(self.box(grey.size))
+        return grey.convert("RGB")
+
+    def box(self, size: tuple[int, int], shift: tuple[float, float] = (0, 0), scale: float = 1.0) -> tuple[int, int, int, int]:
+        """The ROI in pixels of an image of ``size`` (optionally shifted/scaled, for augmentation)."""
+        width, height = size
+        sx, sy = width / self.reference_size[0], height / self.reference_size[1]
+        x0, y0, x1, y1 = self.roi
+        cx, cy = (x0 + x1) / 2 + shift[0], (y0 + y1) / 2 + shift[1]
+        hw, hh = (x1 - x0) / 2 * scale, (y1 - y0) / 2 * scale
+        return (round((cx - hw) * sx), round((cy - hh) * sy), round((cx + hw) * sx), round((cy + hh) * sy))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "Preprocessing":
+        data = dict(data or {})
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def build_image_processor(image_size: Sequence[int]):
+    """``DonutImageProcessorPil`` for ``[height, width]`` input (no torchvision needed)."""
+    from transformers.models.donut import DonutImageProcessorPil
+
+    height, width = int(image_size[0]), int(image_size[1])
+    return DonutImageProcessorPil(
+        size={"height": height, "width": width}, do_align_long_axis=False, do_thumbnail=True,
+        do_pad=True, do_resize=True,
+    )
+
+
+def build_processor(tokenizer, image_size: Sequence[int]):
+    """``DonutProcessor`` from a tokenizer and the input size."""
+    from transformers import DonutProcessor
+
+    return DonutProcessor(image_processor=build_image_processor(image_size), tokenizer=tokenizer)
+
+
+def build_model_from_config(tokenizer, image_size: Sequence[int], encoder: Mapping[str, Any],
+                            decoder: Mapping[str, Any], max_length: int = 96):
+    """A randomly initialised Donut (DonutSwin + MBart decoder) sized by two config dicts.
+
+    Args:
+        tokenizer: the tokenizer (gives vocabulary size and special token ids).
+        image_size: ``[height, width]`` of the encoder input.
+        encoder: ``DonutSwinConfig`` keyword arguments (embed_dim, depths, num_heads,
+            window_size, patch_size, drop_path_rate ...).
+        decoder: ``MBartConfig`` keyword arguments (d_model, decoder_layers,
+            decoder_attention_heads, decoder_ffn_dim, dropout ...). ``encoder_layers`` (unused
+            by Donut) is raised to ``decoder_layers``: transformers 5 sizes the decoder's KV
+            cache from it and ``generate`` fails when it is smaller.
+    """
+    from transformers import DonutSwinConfig, MBartConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    enc_cfg = DonutSwinConfig(image_size=[int(image_size[0]), int(image_size[1])], **dict(encoder))
+    dec_kwargs = dict(decoder)
+    layers = int(dec_kwargs.get("decoder_layers", 1))
+    dec_kwargs["encoder_layers"] = max(int(dec_kwargs.get("encoder_layers", layers)), layers)
+    dec_kwargs.setdefault("max_position_embeddings", max(128, int(max_length) + 8))
+    dec_cfg = MBartConfig(
+        vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, scale_embedding=True,
+        tie_word_embeddings=True, **dec_kwargs,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc_cfg, dec_cfg)
+    model = VisionEncoderDecoderModel(config=config)
+    configure_generation(model, tokenizer, max_length)
+    return model
+
+
+def configure_generation(model, tokenizer, max_length: int, task_token: str = TASK_TOKEN) -> None:
+    """Start/stop/pad token ids on the model and its generation config."""
+    task_id = tokenizer.convert_tokens_to_ids(task_token)
+    model.config.decoder_start_token_id = task_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    gen = model.generation_config
+    gen.decoder_start_token_id = task_id
+    gen.pad_token_id = tokenizer.pad_token_id
+    gen.eos_token_id = tokenizer.eos_token_id
+    gen.bos_token_id = None
+    gen.forced_bos_token_id = None
+    gen.forced_eos_token_id = None
+    gen.max_length = int(max_length)
+    gen.num_beams = 1
+    gen.do_sample = False
+    if tokenizer.unk_token_id is not None:
+        gen.bad_words_ids = [[tokenizer.unk_token_id]]
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass
+class DonutBundle:
+    """Model + processor + preprocessing: what training produces and inference needs."""
+
+    model: Any
+    processor: Any
+    preprocessing: Preprocessing
+
+    def save(self, folder: str | Path) -> Path:
+        """``save_pretrained`` of model and processor, plus the preprocessing record."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+        (folder / PREPROCESSING_FILE).write_text(json.dumps(asdict(self.preprocessing), indent=2), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, preprocessing: Mapping[str, Any] | None = None) -> "DonutBundle":
+        """Load a saved bundle, or any Donut on the Hugging Face hub (needs internet).
+
+        ``preprocessing`` overrides what the folder records (a hub model records nothing: the
+        defaults are the whole image and the processor's own input size).
+        """
+        from transformers import DonutProcessor, VisionEncoderDecoderModel
+
+        processor = DonutProcessor.from_pretrained(str(name_or_path))
+        model = VisionEncoderDecoderModel.from_pretrained(str(name_or_path))
+        record: dict[str, Any] = {}
+        path = Path(name_or_path)
+        if (path / PREPROCESSING_FILE).is_file():
+            record = json.loads((path / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+        else:
+            size = processor.image_processor.size
+            record = {"roi": None, "image_size": [size["height"], size["width"]]}
+        record.update(dict(preprocessing or {}))
+        prep = Preprocessing.from_dict(record)
+        model.eval()
+        return cls(model=model, processor=processor, preprocessing=prep)
+
+
+def is_model_folder(path: str | Path) -> bool:
+    """True when ``path`` holds a saved Donut (config, weights and processor files)."""
+    path = Path(path)
+    weights = any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file()
+    return (path / "config.json").is_file() and weights
+
+
+def build_pretrained(name_or_path: str, image_size: Sequence[int], roi: Sequence[int] | None,
+                     max_length: int = 96) -> DonutBundle:
+    """Start from pretrained weights (``naver-clova-ix/donut-base`` or a local folder).
+
+    Adds the field tokens to the tokenizer (resizing the decoder embeddings), sets the input
+    size on the processor and the encoder config, and the generation settings.
+    """
+    bundle = DonutBundle.load(name_or_path)
+    model, processor = bundle.model, bundle.processor
+    from handwriting_pipeline.donut.tokenizer import add_field_tokens
+
+    if add_field_tokens(processor.tokenizer):
+        model.decoder.resize_token_embeddings(len(processor.tokenizer))
+        model.config.decoder.vocab_size = len(processor.tokenizer)
+    height, width = int(image_size[0]), int(image_size[1])
+    processor.image_processor = build_image_processor([height, width])
+    model.config.encoder.image_size = [height, width]
+    configure_generation(model, processor.tokenizer, max_length)
+    prep = Preprocessing(roi=list(roi) if roi else None, image_size=[height, width], max_length=int(max_length))
+    model.train()
+    return DonutBundle(model=model, processor=processor, preprocessing=prep)
+
+
+def build_from_config(tokenizer, image_size: Sequence[int], roi: Sequence[int] | None,
+                      encoder: Mapping[str, Any], decoder: Mapping[str, Any], max_length: int = 96) -> DonutBundle:
+    """A new bundle: random Donut + processor around ``tokenizer``."""
+    model = build_model_from_config(tokenizer, image_size, encoder, decoder, max_length)
+    processor = build_processor(tokenizer, image_size)
+    prep = Preprocessing(roi=list(roi) if roi else None, image_size=[int(image_size[0]), int(image_size[1])],
+                         max_length=int(max_length))
+    logger.info("Built Donut from config: %.2fM parameters, input %sx%s", count_parameters(model) / 1e6,
+                image_size[0], image_size[1])
+    return DonutBundle(model=model, processor=processor, preprocessing=prep)
+
+
+__all__ = [
+    "DonutBundle", "Preprocessing", "build_from_config", "build_pretrained", "build_processor",
+    "build_image_processor", "build_model_from_config", "configure_generation", "count_parameters",
+    "field_tokens", "is_model_folder",
+]

@@ -1,0 +1,246 @@
+"""Lightning training of a Donut bundle: one call per stage (synthetic pretraining, fine-tuning).
+
+* AdamW, linear warmup then cosine decay (per step), gradient clipping.
+* Validation every epoch by greedy generation: ``val_ned`` (normalised edit distance of the
+  four fields, 1 - CBA/100, lower is better), ``val_fla`` and ``val_cba`` (``metrics.py``).
+* ``EarlyStopping`` and ``ModelCheckpoint`` both monitor ``val_ned`` with ``mode="min"``; the
+  best checkpoint's weights are restored at the end of the stage; ``last.ckpt`` allows resuming.
+* Seeded; accelerator/devices/precision from parameters (``auto``: GPU with bf16 when present).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
+from torch.utils.data import DataLoader, Dataset
+
+from handwriting_pipeline.donut.data import collate
+from handwriting_pipeline.donut.inference import generate_fields
+from handwriting_pipeline.donut.model import DonutBundle
+from handwriting_pipeline.metrics import aggregate, score_form
+
+logger = logging.getLogger(__name__)
+
+MONITOR = "val_ned"
+
+
+def resolve_hardware(accelerator: str = "auto", devices: Any = "auto", precision: Any = "auto") -> dict[str, Any]:
+    """Trainer hardware settings; ``auto`` precision is bf16-mixed on a GPU, 32-bit on CPU."""
+    gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    if accelerator == "auto":
+        accelerator = "gpu" if gpu else "cpu"
+    if precision in (None, "auto"):
+        precision = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+    if devices in (None, "auto"):
+        devices = 1
+    return {"accelerator": accelerator, "devices": devices, "precision": precision}
+
+
+class DonutModule(pl.LightningModule):
+    """LightningModule around a :class:`DonutBundle` (the model is trained in place)."""
+
+    def __init__(self, bundle: DonutBundle, learning_rate: float = 1e-4, weight_decay: float = 0.01,
+                 warmup_ratio: float = 0.1, min_lr_ratio: float = 0.05, val_num_beams: int = 1,
+                 stage: str = "train") -> None:
+        super().__init__()
+        self.stage = stage
+        self.history: list[dict[str, Any]] = []  # one row per validation: losses, metrics, lr, time
+        self._start = time.monotonic()
+        self.bundle = bundle
+        self.model = bundle.model
+        self.learning_rate, self.weight_decay = float(learning_rate), float(weight_decay)
+        self.warmup_ratio, self.min_lr_ratio = float(warmup_ratio), float(min_lr_ratio)
+        self.val_num_beams = int(val_num_beams)
+        self._val_rows: list[dict[str, float]] = []
+        self._val_losses: list[float] = []
+        self._train_losses: list[float] = []
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
+        self.log("train_loss", out.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["labels"]))
+        self._train_losses.append(float(out.loss.detach()))
+        return out.loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_losses = []
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
+        self._val_losses.append(float(out.loss))
+        preds, _, _ = generate_fields(self.model, self.bundle.processor, batch["pixel_values"],
+                                      max_length=self.bundle.preprocessing.max_length, num_beams=self.val_num_beams)
+        for gold, pred in zip(batch["fields"], preds):
+            self._val_rows.append(score_form(gold, pred))
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_rows, self._val_losses = [], []
+
+    def on_validation_epoch_end(self) -> None:
+        import pandas as pd
+
+        if not self._val_rows:
+            return
+        agg = aggregate(pd.DataFrame(self._val_rows))
+        metrics = {
+            MONITOR: (100.0 - agg["CBA"]) / 100.0,
+            "val_fla": agg["FLA"],
+            "val_cba": agg["CBA"],
+            "val_loss": sum(self._val_losses) / len(self._val_losses),
+        }
+        for name, value in metrics.items():
+            self.log(name, float(value), prog_bar=name in (MONITOR, "val_fla"))
+        if self.trainer.sanity_checking:
+            return
+        losses = self._train_losses
+        optimizers = self.trainer.optimizers
+        row = {
+            "stage": self.stage,
+            "epoch": int(self.current_epoch),
+            "step": int(self.global_step),
+            "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+            **{k: float(v) for k, v in metrics.items()},
+            **{k: float(agg[k]) for k in agg if k.startswith("CBA_")},
+            "lr": float(optimizers[0].param_groups[0]["lr"]) if optimizers else float("nan"),
+            "elapsed_s": round(time.monotonic() - self._start, 1),
+        }
+        self.history.append(row)
+        logger.info("[%s] epoch %d (step %d): train_loss %.4f val_loss %.4f %s %.4f FLA %.1f CBA %.1f", self.stage,
+                    row["epoch"], row["step"], row["train_loss"], row["val_loss"], MONITOR, row[MONITOR],
+                    row["val_fla"], row["val_cba"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.learning_rate,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(total * self.warmup_ratio))
+        floor = self.min_lr_ratio
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def stop_reason(trainer: pl.Trainer, early: EarlyStopping, max_epochs: int, max_steps: int,
+                max_minutes: float | None) -> str:
+    """Why ``trainer.fit`` returned, in words."""
+    if early.stopped_epoch > 0:
+        return (f"early stopping: {early.monitor} did not improve by more than {abs(early.min_delta)} for "
+                f"{early.patience} validations (best {float(early.best_score):.4f}, stopped at epoch {early.stopped_epoch})")
+    if trainer.interrupted:
+        return "interrupted"
+    timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]
+    if max_minutes and timers and (timers[0].time_remaining("train") or 0) <= 0:
+        return f"wall-clock limit reached ({max_minutes} min)"
+    if max_steps and max_steps > 0 and trainer.global_step >= max_steps:
+        return f"max_steps reached ({max_steps})"
+    if trainer.current_epoch >= max_epochs:
+        return f"max_epochs reached ({max_epochs})"
+    return "finished"
+
+
+def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None, stage: str,
+              params: Mapping[str, Any], trainer_params: Mapping[str, Any], early_params: Mapping[str, Any],
+              seed: int = 42, checkpoint_dir: str | Path | None = None, resume: bool = False,
+              extra_callbacks: list[Callback] | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Train ``bundle.model`` in place for one stage; returns (history rows, stop reason).
+
+    Args:
+        params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
+            warmup_ratio, max_steps (optional), max_minutes (optional wall-clock cap),
+            val_check_interval (optional), accumulate_grad_batches (optional).
+        trainer_params: accelerator, devices, precision, gradient_clip_val, num_workers,
+            progress_bar, log_every_n_steps, val_batch_size, val_num_beams.
+        early_params: monitor (must be ``val_ned``-like, lower is better), patience, min_delta.
+        checkpoint_dir: where ``<stage>/last.ckpt`` and the best checkpoint go; ``resume``
+            continues from ``last.ckpt`` when it exists.
+    """
+    pl.seed_everything(int(seed), workers=True, verbose=False)
+    epochs = int(params.get("epochs", 1))
+    max_steps = int(params.get("max_steps") or -1)
+    max_minutes = params.get("max_minutes")
+    num_workers = int(trainer_params.get("num_workers", 0))
+    batch_size = int(params.get("batch_size", 8))
+    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                              collate_fn=collate, drop_last=len(train_data) > batch_size,
+                              persistent_workers=num_workers > 0)
+    val_loader = None
+    if val_data is not None and len(val_data):
+        val_loader = DataLoader(val_data, batch_size=int(trainer_params.get("val_batch_size", 16)), shuffle=False,
+                                num_workers=num_workers, collate_fn=collate, persistent_workers=num_workers > 0)
+    module = DonutModule(bundle, learning_rate=params.get("learning_rate", 1e-4),
+                         weight_decay=params.get("weight_decay", 0.01), warmup_ratio=params.get("warmup_ratio", 0.1),
+                         min_lr_ratio=params.get("min_lr_ratio", 0.05),
+                         val_num_beams=trainer_params.get("val_num_beams", 1), stage=stage)
+    monitor = early_params.get("monitor", MONITOR)
+    if monitor != MONITOR:
+        raise ValueError(f"train.early_stopping.monitor must be '{MONITOR}' (lower is better), got {monitor!r}")
+    early = EarlyStopping(monitor=monitor, mode="min", patience=int(early_params.get("patience", 3)),
+                          min_delta=float(early_params.get("min_delta", 0.0)), check_on_train_epoch_end=False)
+    callbacks: list[Callback] = [early]
+    ckpt = None
+    ckpt_path = None
+    if checkpoint_dir is not None:
+        stage_dir = Path(checkpoint_dir) / stage
+        ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best-{epoch}", monitor=monitor, mode="min",
+                               save_top_k=1, save_last=True, save_weights_only=False)
+        callbacks.append(ckpt)
+        if resume and (stage_dir / "last.ckpt").is_file():
+            ckpt_path = str(stage_dir / "last.ckpt")
+            logger.info("[%s] resuming from %s", stage, ckpt_path)
+        elif not resume:
+            for old in stage_dir.glob("*.ckpt"):
+                old.unlink()  # a fresh run must not pick up an earlier run's best checkpoint
+    callbacks.extend(extra_callbacks or [])
+    hardware = resolve_hardware(trainer_params.get("accelerator", "auto"), trainer_params.get("devices", "auto"),
+                                trainer_params.get("precision", "auto"))
+    trainer = pl.Trainer(
+        max_epochs=epochs, max_steps=max_steps,
+        max_time={"minutes": float(max_minutes)} if max_minutes else None,
+        gradient_clip_val=float(trainer_params.get("gradient_clip_val", 1.0)),
+        accumulate_grad_batches=int(params.get("accumulate_grad_batches", 1)),
+        val_check_interval=params.get("val_check_interval"),
+        check_val_every_n_epoch=1,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if val_loader is not None else 0,
+        callbacks=callbacks, logger=False, enable_checkpointing=ckpt is not None,
+        enable_progress_bar=bool(trainer_params.get("progress_bar", True)),
+        log_every_n_steps=int(trainer_params.get("log_every_n_steps", 10)),
+        deterministic=False, enable_model_summary=False, default_root_dir=str(checkpoint_dir or "."),
+        **hardware,
+    )
+    logger.info("[%s] training on %d forms (%d validation) for up to %d epochs%s%s on %s/%s", stage, len(train_data),
+                len(val_data) if val_data is not None else 0, epochs, f", {max_steps} steps" if max_steps > 0 else "",
+                f", {max_minutes} min" if max_minutes else "", hardware["accelerator"], hardware["precision"])
+    bundle.model.train()
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+    reason = stop_reason(trainer, early, epochs, max_steps, max_minutes)
+    if ckpt is not None and ckpt.best_model_path and Path(ckpt.best_model_path).is_file():
+        state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        reason += f"; restored best checkpoint ({monitor}={float(ckpt.best_model_score):.4f})"
+    bundle.model.cpu().eval()
+    logger.info("[%s] training stopped: %s", stage, reason)
+    rows = [dict(row, stop_reason="") for row in module.history]
+    if rows:
+        rows[-1]["stop_reason"] = reason
+    return rows, reason

@@ -1,0 +1,10 @@
+"""Ensembles over the engines' predictions: the offline constraint-aware vote and the LLM merge."""
+
+from handwriting_pipeline.ensemble.align import align_vote
+from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings, load_prompt, parse_answer, render_prompt
+from handwriting_pipeline.ensemble.vote import ENGINES, fit_calibration, repair_fields, vote, vote_form
+
+__all__ = [
+    "ENGINES", "LLMMerger", "LLMSettings", "align_vote", "fit_calibration", "load_prompt",
+    "parse_answer", "render_prompt", "repair_fields", "vote", "vote_form",
+]

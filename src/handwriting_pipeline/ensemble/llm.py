@@ -1,0 +1,297 @@
+"""LLM merge: an OpenAI-compatible chat model combines the engines' JSON into one answer.
+
+Works with OpenAI and with any server that speaks the same API (vLLM, llama.cpp server,
+Ollama): set ``ensemble.llm.model`` and ``ensemble.llm.base_url``; the key is read from the
+environment variable named by ``ensemble.llm.api_key_env`` (local servers accept any key).
+
+* prompt templates are files (``conf/base/prompts/<version>.txt``, ``string.Template`` with
+  ``$readings`` and ``$hints``);
+* temperature 0 and JSON output (``response_format={"type": "json_object"}``, switchable off
+  with ``json_mode: false`` for servers without it);
+* the answer must be a JSON object with exactly the keys DATE, CITY, STATE, ZIP and string
+  values, else the model is asked once more, then the form falls back to a configured engine's
+  output with the reason in ``error``;
+* 429s, timeouts and connection errors are retried by the ``openai`` client itself
+  (``max_retries``, ``timeout``);
+* every valid answer is cached (:class:`~handwriting_pipeline.datasets.cache.ResponseCache`)
+  under a hash of model + base_url + prompt + temperature + repeat index, so a re-run makes
+  no paid call; tokens are recorded for cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import pandas as pd
+
+from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.fields import KEYS, NONE, clean_fields, clean_value
+from handwriting_pipeline.metrics import aggregate, score_forms
+
+logger = logging.getLogger(__name__)
+
+RETRY_MESSAGE = (
+    'That was not valid. Answer with only a JSON object with exactly the keys "DATE", "CITY", '
+    '"STATE" and "ZIP", each with a string value ("None" when there is no value).'
+)
+
+
+@dataclass
+class LLMSettings:
+    """``ensemble.llm`` parameters."""
+
+    model: str = "gpt-3.5-turbo"
+    base_url: str | None = None            # None = https://api.openai.com/v1
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    json_mode: bool = True
+    timeout: float = 60.0
+    max_retries: int = 3
+    max_tokens: int = 200
+    prompt: str = "v1"
+    prompt_dir: str = "conf/base/prompts"
+    include_confidence: bool = False
+    fallback: str | None = None             # engine whose output is used when the LLM fails
+    repeats: int = 1
+    inputs: list[str] = field(default_factory=list)  # [] = ensemble.inputs
+    hints: dict[str, Any] = field(default_factory=dict)  # k, train_dir, ocr_csv, engine, confidence_scale
+    check_server: bool = True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> "LLMSettings":
+        params = dict(params or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown ensemble.llm parameters {unknown}; known: {sorted(known)}")
+        return cls(**params)
+
+
+# --------------------------------------------------------------------------- prompts
+def load_prompt(version: str, prompt_dir: str | Path = "conf/base/prompts") -> Template:
+    """The prompt template ``<prompt_dir>/<version>.txt`` (placeholders ``$readings``, ``$hints``)."""
+    path = Path(prompt_dir) / f"{version}.txt"
+    if not path.is_file():
+        available = sorted(p.stem for p in Path(prompt_dir).glob("*.txt"))
+        raise FileNotFoundError(f"prompt template {path} not found; available versions: {available}")
+    return Template(path.read_text(encoding="utf-8"))
+
+
+def reading_json(fields: Mapping[str, str], confidence: Mapping[str, float] | None = None) -> str:
+    """One engine's reading as compact JSON (values, and confidences when given)."""
+    out: dict[str, Any] = dict(clean_fields(fields))
+    if confidence is not None:
+        out["confidence"] = {k: round(float(confidence[k]), 2) for k in KEYS if not math.isnan(float(confidence[k]))}
+    return json.dumps(out, ensure_ascii=False)
+
+
+def render_prompt(template: Template, readings: list[tuple[Mapping[str, str], Mapping[str, float] | None]],
+                  hints: list[tuple[Mapping[str, str], Mapping[str, str]]] | None = None) -> str:
+    """Fill a template with numbered readings and optional labelled look-alike forms."""
+    lines = [f"Reading {i}: {reading_json(f, c)}" for i, (f, c) in enumerate(readings, start=1)]
+    hint_text = ""
+    if hints:
+        rows = [f"Reading: {reading_json(r)}\nAnswer: {json.dumps(clean_fields(a), ensure_ascii=False)}"
+                for r, a in hints]
+        hint_text = "\nSimilar forms from the labelled training set:\n" + "\n".join(rows) + "\n"
+    return template.substitute(readings="\n".join(lines), hints=hint_text)
+
+
+def parse_answer(text: str | None) -> dict[str, str] | None:
+    """The four fields if ``text`` is a JSON object with exactly the keys DATE, CITY, STATE,
+    ZIP and string values (a ```json fence is tolerated); None otherwise."""
+    if not text:
+        return None
+    text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or set(data) != set(KEYS) or not all(isinstance(v, str) for v in data.values()):
+        return None
+    return {k: clean_value(data[k]) for k in KEYS}
+
+
+def cache_key(model: str, base_url: str | None, prompt: str, temperature: float, repeat: int) -> str:
+    """Cache key of one call: hash of model, server, prompt text, temperature and repeat index."""
+    text = json.dumps([model, base_url or "", prompt, float(temperature), int(repeat)], ensure_ascii=False)
+    return "llm-" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- client
+class LLMMerger:
+    """Calls the chat model for one prompt, with validation, one re-ask and the cache."""
+
+    def __init__(self, settings: LLMSettings, cache: ResponseCache | None = None, client: Any = None) -> None:
+        self.settings = settings
+        self.cache = cache
+        self._client = client
+        self.calls = 0
+
+    @property
+    def client(self):
+        if self._client is None:
+            from openai import OpenAI
+
+            self._client = OpenAI(
+                api_key=self.api_key(), base_url=self.settings.base_url,
+                timeout=float(self.settings.timeout), max_retries=int(self.settings.max_retries),
+            )
+        return self._client
+
+    def api_key(self) -> str:
+        key = os.environ.get(self.settings.api_key_env, "")
+        if not key:
+            if self.settings.base_url:  # local servers ignore the key but the client needs one
+                return "not-needed"
+            raise RuntimeError(
+                f"ensemble.llm is enabled but the environment variable {self.settings.api_key_env} is empty. "
+                f"Export your OpenAI key (export {self.settings.api_key_env}=sk-...), or point "
+                "ensemble.llm.base_url at a local OpenAI-compatible server, or remove 'llm' from ensemble.methods."
+            )
+        return key
+
+    def check_ready(self) -> None:
+        """Fail before any work when the key is missing or the server does not answer."""
+        self.api_key()
+        if not self.settings.check_server:
+            return
+        try:
+            self.client.with_options(max_retries=0, timeout=min(10.0, float(self.settings.timeout))).models.list()
+        except Exception as err:  # noqa: BLE001 - any failure here means: do not start
+            where = self.settings.base_url or "https://api.openai.com/v1"
+            raise RuntimeError(
+                f"ensemble.llm cannot reach an OpenAI-compatible server at {where} "
+                f"({type(err).__name__}: {err}). Start the server (vLLM, llama.cpp server, Ollama) or fix "
+                "ensemble.llm.base_url / the API key, or remove 'llm' from ensemble.methods."
+            ) from err
+
+    def _create(self, messages: list[dict[str, str]]):
+        kwargs: dict[str, Any] = {
+            "model": self.settings.model, "messages": messages,
+            "temperature": float(self.settings.temperature), "max_tokens": int(self.settings.max_tokens),
+        }
+        if self.settings.json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        self.calls += 1
+        return self.client.chat.completions.create(**kwargs)
+
+    def merge(self, prompt: str, repeat: int = 0) -> dict[str, Any]:
+        """Answer one prompt: ``{"fields", "usage", "error", "seconds", "cached"}``.
+
+        ``fields`` is None when the model failed (the caller falls back); failures are not
+        cached, so a re-run tries again.
+        """
+        import openai
+
+        key = cache_key(self.settings.model, self.settings.base_url, prompt, self.settings.temperature, repeat)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return {**hit, "cached": True}
+        start = time.perf_counter()
+        messages = [{"role": "user", "content": prompt}]
+        usage = {"input_tokens": 0, "output_tokens": 0}
+        error = None
+        for attempt in range(2):  # the answer, then one re-ask when it is not the right JSON
+            try:
+                response = self._create(messages)
+            except openai.OpenAIError as err:  # the client already retried 429 / timeouts
+                error = f"{type(err).__name__}: {err}"
+                break
+            if response.usage is not None:
+                usage["input_tokens"] += int(response.usage.prompt_tokens or 0)
+                usage["output_tokens"] += int(response.usage.completion_tokens or 0)
+            text = response.choices[0].message.content if response.choices else None
+            fields = parse_answer(text)
+            if fields is not None:
+                result = {"fields": fields, "usage": usage, "error": None, "raw": text,
+                          "seconds": round(time.perf_counter() - start, 3)}
+                if self.cache is not None:
+                    self.cache.put(key, result)
+                return {**result, "cached": False}
+            error = f"invalid answer after {attempt + 1} attempt(s): {str(text)[:200]!r}"
+            messages = messages + [{"role": "assistant", "content": text or ""},
+                                   {"role": "user", "content": RETRY_MESSAGE}]
+        return {"fields": None, "usage": usage, "error": error, "raw": None,
+                "seconds": round(time.perf_counter() - start, 3), "cached": False}
+
+
+# --------------------------------------------------------------------------- hints
+class HintIndex:
+    """k nearest labelled training forms by OCR-text similarity (rapidfuzz token_set_ratio)."""
+
+    def __init__(self, readings: list[dict[str, str]], answers: list[dict[str, str]]) -> None:
+        self.readings, self.answers = readings, answers
+        self.texts = [self._text(r) for r in readings]
+
+    @staticmethod
+    def _text(fields: Mapping[str, str]) -> str:
+        return " ".join(v for v in clean_fields(fields).values() if v != NONE)
+
+    def nearest(self, fields: Mapping[str, str], k: int) -> list[tuple[dict[str, str], dict[str, str]]]:
+        from rapidfuzz import fuzz, process
+
+        if k <= 0 or not self.texts:
+            return []
+        found = process.extract(self._text(fields), self.texts, scorer=fuzz.token_set_ratio, limit=k)
+        return [(self.readings[i], self.answers[i]) for _, _, i in found]
+
+    @classmethod
+    def from_files(cls, train_dir: str, ocr_csv: str, confidence_suffix: str = "CONFIDENCE") -> "HintIndex":
+        """Labels of a Donut-layout folder + one recorded engine CSV (image_name + KEYS)."""
+        from handwriting_pipeline.datasets.forms import read_donut_folder
+
+        forms, _ = read_donut_folder(train_dir)
+        gold = {r["file_name"]: clean_fields({k: r[k] for k in KEYS}) for r in forms.labels.to_dict("records")}
+        frame = pd.read_csv(ocr_csv, dtype=str, keep_default_na=False)
+        readings, answers = [], []
+        for row in frame.to_dict("records"):
+            name = row.get("image_name") or row.get("file_name")
+            if name in gold:
+                readings.append(clean_fields({k: row.get(k) for k in KEYS}))
+                answers.append(gold[name])
+        if not readings:
+            raise ValueError(f"no rows of {ocr_csv} match the labelled forms of {train_dir}")
+        return cls(readings, answers)
+
+
+# --------------------------------------------------------------------------- variability
+def variability_report(repeats: list[pd.DataFrame], labels: pd.DataFrame | None) -> dict[str, Any]:
+    """Per-field agreement across R repeats and the spread of FLA/CBA between repeats.
+
+    ``agreement[KEY]`` is the share of forms for which all repeats gave the same value.
+    """
+    report: dict[str, Any] = {"repeats": len(repeats)}
+    if not repeats or repeats[0].empty:
+        return report
+    merged = [r.set_index("file_name") for r in repeats]
+    names = merged[0].index
+    report["forms"] = int(len(names))
+    report["agreement"] = {
+        k: round(100.0 * sum(len({m.at[n, k] for m in merged if n in m.index}) == 1 for n in names) / len(names), 2)
+        for k in KEYS
+    }
+    report["all_fields_agree"] = round(100.0 * sum(
+        all(len({m.at[n, k] for m in merged if n in m.index}) == 1 for k in KEYS) for n in names) / len(names), 2)
+    if labels is not None and len(labels):
+        scores = [aggregate(score_forms(labels[labels.file_name.isin(names)], r)) for r in repeats]
+        fla = [s["FLA"] for s in scores]
+        cba = [s["CBA"] for s in scores]
+        report["FLA_per_repeat"] = [round(x, 2) for x in fla]
+        report["CBA_per_repeat"] = [round(x, 2) for x in cba]
+        report["FLA_spread"] = round(max(fla) - min(fla), 2)
+        report["FLA_std"] = round(statistics.pstdev(fla), 3)
+    return report

@@ -1,0 +1,394 @@
+"""The offline ensemble: a deterministic, constraint-aware vote over the engines' answers.
+
+Per form and field every engine proposes a value with a confidence. The vote
+
+1. repairs layout slips that are not the writer's (commas around CITY/STATE, a CITY that
+   swallowed STATE/ZIP, digits in STATE) without touching letters or case;
+2. turns each engine's confidence into a probability of being exactly right, with a
+   per-engine, per-field logistic calibration learned on labelled forms
+   (:func:`fit_calibration`; engines without one use ``weight * confidence``);
+3. scores every candidate value with a naive-Bayes vote (engines that agree multiply their
+   probabilities, engines that disagree count against it, an "none of these" hypothesis
+   keeps the confidence honest), times soft validator factors (STATE a USPS code or state
+   name, ZIP 5 digits or ZIP+4, DATE a plausible date);
+4. chooses CITY, STATE and ZIP jointly, multiplying in a bonus when the offline gazetteer
+   (``zipcodes``) says ZIP and STATE (and CITY) belong together; the writer's text is never
+   replaced by the gazetteer's spelling or case;
+5. adds a character-level alignment consensus (:func:`~handwriting_pipeline.ensemble.align.align_vote`)
+   as an extra CITY candidate when at least three engines all disagree.
+
+Each chosen value gets a confidence (its posterior share), so doubtful fields can be sent to a
+reviewer (:func:`review_queue`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from handwriting_pipeline.ensemble.align import align_vote
+from handwriting_pipeline.fields import (
+    KEYS,
+    NONE,
+    clean_fields,
+    clean_value,
+    is_plausible_date,
+    is_valid_zip,
+    move_state_digits_to_zip,
+    state_code,
+    zip_places,
+)
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
+
+ENGINES: tuple[str, ...] = (
+    "rapidocr", "tesseract", "textract", "azure_form_recognizer", "donut",
+    "recorded_textract", "recorded_azure_form_recognizer",
+)
+OTHER = "\x00other"  # the "none of the candidates is right" hypothesis
+
+DEFAULTS: dict[str, Any] = {
+    "review_threshold": 0.6,
+    "repair": True,
+    "city_alignment": True,
+    "default_confidence": 0.5,   # engines that give no confidence
+    "default_p_none": 0.1,       # P(right) of an uncalibrated engine that says "None"
+    "weights": {},               # {engine: weight} for uncalibrated engines (default 1)
+    "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from fit_calibration
+    "validator_factor": {"DATE": 0.5, "CITY": 0.2, "STATE": 0.2, "ZIP": 0.2},
+    "gazetteer": {"state_match": 3.0, "state_mismatch": 0.5, "city_match": 2.0},
+    "alignment_weight": 0.5,
+    "p_clip": [0.02, 0.98],
+}
+
+
+def vote_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``ensemble.vote`` parameters merged over :data:`DEFAULTS` (one level deep)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    for key, value in (params or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- inputs
+def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
+    """The four fields of a predictions/labels row (only the KEYS columns: ``clean_fields`` on a
+    whole row would let ``CITY_conf`` stand in for a missing CITY)."""
+    return clean_fields({k: row.get(k) for k in KEYS})
+
+
+def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: list[str] | None) -> dict[str, pd.DataFrame]:
+    """The non-empty predictions tables among ``wanted`` (None or [] = every engine)."""
+    names = list(wanted) if wanted else list(predictions)
+    unknown = [n for n in names if n not in predictions]
+    if unknown:
+        raise ValueError(f"ensemble.inputs names unknown engines {unknown}; known: {sorted(predictions)}")
+    return {n: predictions[n] for n in names if predictions[n] is not None and len(predictions[n])}
+
+
+# --------------------------------------------------------------------------- repairs
+_ZIP_TAIL = re.compile(r"^(.*?)[\s,.]*\b(\d{5}(?:-\d{4})?)\s*$")
+
+
+def _strip_separators(text: str) -> str:
+    return clean_value(re.sub(r"^[\s,;:_]+|[\s,;:_]+$", "", text))
+
+
+def _looks_like_state(text: str) -> bool:
+    code = state_code(text)
+    if code is None:
+        return False
+    letters = re.sub(r"[^A-Za-z]", "", text)
+    # a 2-letter code, a traditional abbreviation with a dot, or a full state name
+    return len(letters) == 2 or text.strip().endswith(".") or len(letters) >= 4
+
+
+def _split_state_tail(city: str) -> tuple[str, str] | None:
+    """``"UPLAND, CALIFORNIA"`` -> ("UPLAND", "CALIFORNIA"); None when the end is not a state.
+
+    The last comma wins; otherwise the last 3, 2 or 1 words (longest first, so
+    "Charleston West Virginia" keeps "West Virginia" together). Something must be left.
+    """
+    text = _strip_separators(city)
+    if "," in text:
+        head, tail = (part.strip() for part in text.rsplit(",", 1))
+        if head and _looks_like_state(tail) and state_code(head) is None:
+            return head, tail
+    words = text.split()
+    for n in (3, 2, 1):
+        if len(words) > n:
+            head, tail = " ".join(words[:-n]), " ".join(words[-n:])
+            if re.fullmatch(r"[A-Za-z. ]+", tail) and _looks_like_state(tail) and state_code(head) is None:
+                return head, tail
+    return None
+
+
+def repair_fields(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Undo OCR layout slips without changing a letter's case or spelling.
+
+    * commas/colons/underscores around CITY and STATE (``"Fircrest,"``, ``", FL"``);
+    * a CITY that swallowed the ZIP and/or STATE while those fields are empty
+      (``"New Alexandria PA 15670"`` -> CITY ``New Alexandria``, STATE ``PA``, ZIP ``15670``);
+    * a ZIP-like run of digits (3 or more) in STATE moved to an empty ZIP (dropped from STATE
+      when ZIP is filled; :func:`fields.move_state_digits_to_zip`); shorter digit runs such as
+      "OH10" are misread letters and are left for the validator to penalise;
+    * spaces inside a ZIP (``"48 813"``).
+    """
+    out = clean_fields(fields)
+    city = out["CITY"]
+    if city != NONE:
+        if out["ZIP"] == NONE:
+            m = _ZIP_TAIL.match(city)
+            if m and m.group(1).strip():
+                city, out["ZIP"] = m.group(1), m.group(2)
+        if out["STATE"] == NONE:
+            split = _split_state_tail(city)
+            if split is not None:
+                city, out["STATE"] = split
+        out["CITY"] = _strip_separators(city) or NONE
+    if re.search(r"\d{3}", out["STATE"]):  # "Tex77625", "MI 48813"; not "OH10" (misread "IO")
+        out = move_state_digits_to_zip(out)
+    if out["STATE"] != NONE:
+        out["STATE"] = _strip_separators(out["STATE"]) or NONE
+    if out["ZIP"] != NONE and re.fullmatch(r"[\d\s-]+", out["ZIP"]):
+        out["ZIP"] = re.sub(r"\s+", "", out["ZIP"])
+    return out
+
+
+# --------------------------------------------------------------------------- calibration
+def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> tuple[float, float]:
+    """Intercept and slope of P(y=1|x) = sigmoid(a + b x), by Newton's method with a small L2."""
+    X = np.column_stack([np.ones_like(x), x])
+    w = np.zeros(2)
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(X @ w)))
+        grad = X.T @ (p - y) + l2 * w
+        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], repair: bool = True) -> dict:
+    """Per engine and field: P(value exactly right) as a logistic function of its confidence.
+
+    Args:
+        labels: labelled forms (``file_name`` + KEYS), e.g. the train split.
+        predictions: ``{engine: predictions table}`` on (some of) those forms.
+        repair: score the repaired values (:func:`repair_fields`), as the vote will use them.
+
+    Returns:
+        ``{engine: {KEY: {"a": .., "b": .., "p_none": .., "n": ..}}}`` for ``ensemble.vote.calibration``;
+        ``p_none`` is the smoothed share of right answers when the engine said "None".
+    """
+    gold = {r["file_name"]: row_fields(r) for r in labels.to_dict("records")}
+    out: dict[str, dict] = {}
+    for engine, frame in predictions.items():
+        rows = [r for r in frame.to_dict("records") if r["file_name"] in gold]
+        if not rows:
+            continue
+        out[engine] = {}
+        for key in KEYS:
+            found_x, found_y, none_y = [], [], []
+            for r in rows:
+                value = (repair_fields(row_fields(r)) if repair else row_fields(r))[key]
+                right = float(value == gold[r["file_name"]][key])
+                conf = r.get(f"{key}_conf")
+                if value == NONE:
+                    none_y.append(right)
+                else:
+                    found_x.append(np.nan if conf is None else float(conf))
+                    found_y.append(right)
+            x = np.asarray(found_x, dtype=float)
+            x = np.where(np.isnan(x), np.nanmean(x) if np.isfinite(x).any() else 0.5, x)
+            a, b = _logistic_fit(x, np.asarray(found_y, dtype=float)) if len(x) >= 10 else (0.0, 0.0)
+            out[engine][key] = {
+                "a": round(a, 4), "b": round(b, 4),
+                "p_none": round((sum(none_y) + 1) / (len(none_y) + 2), 4), "n": len(rows),
+            }
+    return out
+
+
+def _calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] | None:
+    """Calibration of an engine, or of its live/recorded twin (textract <-> recorded_textract)."""
+    for name in (engine, engine.removeprefix("recorded_"), f"recorded_{engine}"):
+        if name in cal:
+            return cal[name]
+    return None
+
+
+def engine_probability(engine: str, key: str, value: str, conf: float, params: Mapping[str, Any]) -> float:
+    """P(this engine's value for this field is exactly right), clipped to ``p_clip``."""
+    lo, hi = params["p_clip"]
+    cal = _calibration_for(params["calibration"], engine)
+    if cal is not None and key in cal:
+        c = cal[key]
+        if value == NONE:
+            p = c["p_none"]
+        else:
+            x = conf if conf == conf else 0.5  # NaN -> middle
+            p = 1.0 / (1.0 + math.exp(-(c["a"] + c["b"] * x)))
+    else:
+        weight = float(params["weights"].get(engine, 1.0))
+        if value == NONE:
+            p = params["default_p_none"]
+        else:
+            p = weight * (conf if conf == conf else params["default_confidence"])
+    return min(hi, max(lo, float(p)))
+
+
+# --------------------------------------------------------------------------- scoring
+def validator_factor(key: str, value: str, params: Mapping[str, Any]) -> float:
+    """1 for a value that passes its field's validator (or "None"), the penalty otherwise."""
+    if value in (NONE, OTHER):
+        return 1.0
+    ok = {
+        "DATE": lambda v: is_plausible_date(v),
+        "CITY": lambda v: not re.search(r"\d", v),
+        "STATE": lambda v: state_code(v) is not None,
+        "ZIP": lambda v: is_valid_zip(v),
+    }[key](value)
+    return 1.0 if ok else float(params["validator_factor"][key])
+
+
+def gazetteer_factor(city: str, state: str, zip_code: str, params: Mapping[str, Any]) -> float:
+    """Bonus when ZIP and STATE (and CITY) agree in the offline gazetteer, penalty when
+    ZIP and STATE contradict it, 1 when it cannot tell. Reads only; never rewrites."""
+    if OTHER in (city, state, zip_code) or not is_valid_zip(zip_code):
+        return 1.0
+    places = zip_places(zip_code)
+    if not places:
+        return 1.0
+    g = params["gazetteer"]
+    factor = 1.0
+    code = state_code(state) if state != NONE else None
+    if code is not None:
+        factor *= g["state_match"] if any(s == code for _, s in places) else g["state_mismatch"]
+    if city != NONE:
+        key = re.sub(r"[^A-Z]", "", city.upper())
+        if any(re.sub(r"[^A-Z]", "", c) == key and (code is None or s == code) for c, s in places):
+            factor *= g["city_match"]
+    return factor
+
+
+def field_likelihoods(readings: list[tuple[str, float]], key: str, params: Mapping[str, Any]) -> dict[str, float]:
+    """Unnormalised score of each distinct value (+ :data:`OTHER`) from ``[(value, p), ...]``.
+
+    score(v) = validator(v) * prod_{engines saying v} p * prod_{others} (1 - p);
+    score(OTHER) = prod (1 - p).
+    """
+    values = list(dict.fromkeys(v for v, _ in readings))
+    scores = {}
+    for v in values:
+        s = validator_factor(key, v, params)
+        for value, p in readings:
+            s *= p if value == v else (1.0 - p)
+        scores[v] = s
+    scores[OTHER] = float(np.prod([1.0 - p for _, p in readings])) if readings else 1.0
+    return scores
+
+
+def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
+              params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
+    """Vote one form.
+
+    Args:
+        readings: ``{engine: (fields, confidences)}``.
+        params: :func:`vote_params` output.
+
+    Returns:
+        ``(fields, confidence per field, candidates per field {engine: value})``.
+    """
+    fields_by_engine = {
+        e: (repair_fields(f) if params["repair"] else clean_fields(f)) for e, (f, _) in readings.items()
+    }
+    candidates = {k: {e: fields_by_engine[e][k] for e in readings} for k in KEYS}
+    scores: dict[str, dict[str, float]] = {}
+    for key in KEYS:
+        obs = [
+            (fields_by_engine[e][key],
+             engine_probability(e, key, fields_by_engine[e][key], float(conf.get(key, math.nan)), params))
+            for e, (_, conf) in readings.items()
+        ]
+        scores[key] = field_likelihoods(obs, key, params)
+        if key == "CITY" and params["city_alignment"]:
+            named = [(v, p) for v, p in obs if v != NONE]
+            if len(named) >= 3 and len({v for v, _ in named}) == len(named):
+                consensus = align_vote(named)
+                if consensus and consensus not in scores[key]:
+                    best = max(s for v, s in scores[key].items() if v != OTHER)
+                    scores[key][consensus] = params["alignment_weight"] * best * validator_factor(key, consensus, params)
+                    candidates[key]["alignment"] = consensus
+    chosen: dict[str, str] = {}
+    confidence: dict[str, float] = {}
+    # DATE alone
+    total = sum(scores["DATE"].values())
+    best = max((v for v in scores["DATE"] if v != OTHER), key=lambda v: scores["DATE"][v], default=NONE)
+    chosen["DATE"], confidence["DATE"] = best, (scores["DATE"].get(best, 0.0) / total if total else 0.0)
+    # CITY, STATE, ZIP jointly
+    joint = {}
+    for c, s, z in itertools.product(scores["CITY"], scores["STATE"], scores["ZIP"]):
+        joint[(c, s, z)] = scores["CITY"][c] * scores["STATE"][s] * scores["ZIP"][z] * gazetteer_factor(c, s, z, params)
+    total = sum(joint.values())
+    real = [combo for combo in joint if OTHER not in combo]
+    best_combo = max(real, key=lambda combo: joint[combo]) if real else (NONE, NONE, NONE)
+    for i, key in enumerate(("CITY", "STATE", "ZIP")):
+        chosen[key] = best_combo[i]
+        mass = sum(v for combo, v in joint.items() if combo[i] == best_combo[i])
+        confidence[key] = mass / total if total else 0.0
+    return clean_fields(chosen), {k: round(confidence[k], 4) for k in KEYS}, candidates
+
+
+def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Vote every form seen by at least one engine.
+
+    Args:
+        predictions: ``{engine: predictions table}`` (empty tables are skipped).
+        params: ``ensemble.vote`` parameters (see :data:`DEFAULTS`).
+
+    Returns:
+        ``(predictions table, review queue)``.
+    """
+    params = vote_params(params)
+    tables = {e: t for e, t in predictions.items() if t is not None and len(t)}
+    if not tables:
+        return empty_predictions(), review_queue([], params["review_threshold"])
+    by_engine = {e: {r["file_name"]: r for r in t.to_dict("records")} for e, t in tables.items()}
+    names = list(dict.fromkeys(n for t in tables.values() for n in t["file_name"]))
+    records, reviews = [], []
+    for name in names:
+        readings = {}
+        for engine, rows in by_engine.items():
+            row = rows.get(name)
+            if row is None or (row.get("error") and all(clean_value(row[k]) == NONE for k in KEYS)):
+                continue  # the engine did not read this form: no vote, not a "None" vote
+            readings[engine] = ({k: row[k] for k in KEYS}, {k: row.get(f"{k}_conf", math.nan) for k in KEYS})
+        if not readings:
+            records.append({"file_name": name, "error": "no engine read this form"})
+            continue
+        fields, conf, cands = vote_form(readings, params)
+        records.append({"file_name": name, **fields, **{f"{k}_conf": conf[k] for k in KEYS}, "seconds": 0.0})
+        reviews.extend(
+            {"form": name, "field": k, "candidates": json.dumps(cands[k], ensure_ascii=False),
+             "chosen": fields[k], "confidence": conf[k]}
+            for k in KEYS
+        )
+    return predictions_from_records(records), review_queue(reviews, params["review_threshold"])
+
+
+def review_queue(rows: list[dict[str, Any]], threshold: float) -> pd.DataFrame:
+    """The fields whose confidence is below ``threshold``: form, field, candidates, chosen, confidence."""
+    frame = pd.DataFrame(rows, columns=["form", "field", "candidates", "chosen", "confidence"])
+    frame = frame[frame["confidence"] < threshold]
+    return frame.sort_values(["confidence", "form", "field"]).reset_index(drop=True)

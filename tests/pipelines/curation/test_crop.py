@@ -1,0 +1,103 @@
+"""Cropping and registration of full SD19 pages (crop.py) on the real shared page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from handwriting_pipeline.pipelines.curation.crop import (
+    REFERENCE,
+    RegistrationError,
+    box_lines,
+    crop_top_section,
+    estimate_skew,
+)
+
+
+@pytest.fixture(scope="module")
+def page(shared_page) -> Image.Image:
+    with Image.open(shared_page) as img:
+        img.load()
+        return img.copy()
+
+
+@pytest.fixture(scope="module")
+def page_crop(page):
+    return crop_top_section(page)
+
+
+@pytest.fixture(scope="module")
+def real_lines(shared_validation) -> dict[str, np.ndarray]:
+    """Box-line positions on 40 real published crops."""
+    names = sorted(p for p in shared_validation.glob("*.png"))[:40]
+    lines = [box_lines(Image.open(p)) for p in names]
+    return {k: np.array([line[k] for line in lines]) for k in REFERENCE}
+
+
+def test_crop_has_the_published_size_and_mode(page_crop):
+    crop, registration = page_crop
+    assert crop.size == (2460, 350)
+    assert crop.mode == "1"
+    assert registration is not None and len(registration.boxes) == 3
+
+
+def test_boxes_land_where_they_are_on_real_crops(page_crop, real_lines):
+    """The sample page is a template variant printed ~60 px lower than the published forms;
+    after registration its box lines sit where the real crops have them."""
+    lines = box_lines(page_crop[0])
+    for key, real in real_lines.items():
+        low, high = np.percentile(real, [5, 95])
+        assert low - 3 <= lines[key] <= high + 3, (key, lines[key], low, high)
+        assert abs(lines[key] - np.median(real)) <= 15, (key, lines[key], np.median(real))
+
+
+def test_fixed_crop_without_registration_is_off(page):
+    """Without registration the same page's boxes are far from the published position (the
+    reason registration exists)."""
+    crop, registration = crop_top_section(page, register=False)
+    assert registration is None and crop.size == (2460, 350)
+    assert abs(box_lines(crop)["top_rule"] - REFERENCE["top_rule"]) > 40
+
+
+def test_name_box_is_blacked_out(page_crop):
+    crop, registration = page_crop
+    ink = ~np.asarray(crop)
+    top, bottom = int(REFERENCE["top_rule"]), int(REFERENCE["bottom_rule"])
+    name_left, name_right = sorted(registration.boxes)[0]
+    x0 = name_left - registration.dx - 100 + 10
+    assert ink[top + 10: bottom - 5, x0: x0 + 400].mean() > 0.95  # NAME box filled
+    date_left, date_right = sorted(registration.boxes)[1]
+    d0 = date_left - registration.dx - 100 + 20
+    assert ink[top + 15: bottom - 10, d0: d0 + 250].mean() < 0.05  # DATE box still empty
+
+
+@pytest.mark.parametrize("angle, dx, dy", [(1.5, 40, -30), (-2.0, -60, 70), (0.6, 0, 0), (0.0, 25, 45)])
+def test_shifted_and_rotated_page_gives_the_same_crop(page, page_crop, angle, dx, dy):
+    moved = page.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255, translate=(dx, dy))
+    crop, registration = crop_top_section(moved)
+    reference_crop = page_crop[0]
+    ref_lines, lines = box_lines(reference_crop), box_lines(crop)
+    for key in REFERENCE:
+        assert abs(lines[key] - ref_lines[key]) <= 3, (key, lines[key], ref_lines[key])
+    differing = (np.asarray(crop) != np.asarray(reference_crop)).mean()
+    assert differing < 0.05, differing
+    assert abs(registration.angle - (page_crop[1].angle + angle)) < 0.3
+
+
+def test_skew_estimate_on_a_rotated_page(page):
+    band = np.asarray(page.rotate(1.2, fillcolor=255).convert("L").crop((0, 200, 2560, 900))) < 128
+    base = np.asarray(page.convert("L").crop((0, 200, 2560, 900))) < 128
+    assert abs(estimate_skew(band) - estimate_skew(base) - 1.2) < 0.15
+
+
+def test_registration_fails_clearly_on_a_page_without_boxes():
+    blank = Image.new("L", (2560, 3300), 255)
+    with pytest.raises(RegistrationError, match="no long horizontal rules"):
+        crop_top_section(blank)
+
+
+def test_registration_fails_when_the_box_row_is_too_far(page):
+    far = page.rotate(0, fillcolor=255, translate=(0, 400))
+    with pytest.raises(RegistrationError):
+        crop_top_section(far, max_shift=150)

@@ -1,0 +1,219 @@
+"""The evaluation pipeline: run end to end through Kedro on predictions from the recorded outputs."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from matplotlib.figure import Figure
+
+from handwriting_pipeline.datasets.forms import LabelledForms, read_donut_folder
+from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.metrics import METHODS, METRIC_COLUMNS
+from handwriting_pipeline.pipelines.evaluation import create_pipeline
+from handwriting_pipeline.pipelines.evaluation.nodes import (
+    form_costs,
+    plot_accuracy,
+    render_report,
+    score_predictions,
+    selected_methods,
+    summarise_metrics,
+)
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
+from handwriting_pipeline.score import read_predictions_csv, score_tables
+
+PROJECT = Path(__file__).resolve().parents[3]
+OUTPUTS = ["evaluation_metrics", "evaluation_report", "evaluation_accuracy_plot", "evaluation_key_accuracy_plot",
+           "evaluation_form_scores", "evaluation_form_errors"]
+MURRAY = {"DATE": "8/28/89", "CITY": "Murray", "STATE": "KY", "ZIP": "42171"}
+
+
+class _KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner does not release, so the test can read intermediate outputs."""
+
+    def _release(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def params():
+    conf = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
+    return conf["parameters"]["evaluation"]
+
+
+@pytest.fixture(scope="module")
+def validation_forms(shared_validation):
+    forms, problems = read_donut_folder(shared_validation, split="evaluation")
+    assert not problems
+    return forms
+
+
+@pytest.fixture(scope="module")
+def recorded(shared_ocr_outputs):
+    """Predictions tables like the recorded engines output, made from the recorded CSVs."""
+    textract = read_predictions_csv(shared_ocr_outputs / "textract.csv")
+    textract["seconds"] = 0.02
+    azure = read_predictions_csv(shared_ocr_outputs / "azure_form_recognizer.csv")
+    return {"recorded_textract": textract, "recorded_azure_form_recognizer": azure}
+
+
+def _run(forms, params, tables):
+    datasets = {"evaluation_forms": MemoryDataset(forms), "params:evaluation": MemoryDataset(params)}
+    for method in METHODS:
+        datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
+    datasets.update({name: _KeptDataset() for name in OUTPUTS})
+    catalog = DataCatalog(datasets=datasets)
+    SequentialRunner().run(create_pipeline(), catalog)
+    return {name: catalog[name].load() for name in OUTPUTS}
+
+
+def test_pipeline_end_to_end_on_recorded_outputs(validation_forms, params, recorded, shared_ocr_outputs, caplog):
+    caplog.set_level(logging.INFO)
+    out = _run(validation_forms, params, recorded)
+    metrics = out["evaluation_metrics"]
+    assert list(metrics.columns) == METRIC_COLUMNS
+    # only the methods that produced rows, in METHODS order
+    assert metrics["method"].tolist() == ["recorded_textract", "recorded_azure_form_recognizer"]
+    assert (metrics["n"] == len(validation_forms)).all()
+
+    # the same numbers as the score command on the CSVs (shared code)
+    labels = validation_forms.labels[["file_name", *KEYS]]
+    cli, _ = score_tables(labels, {
+        "recorded_textract": read_predictions_csv(shared_ocr_outputs / "textract.csv"),
+        "recorded_azure_form_recognizer": read_predictions_csv(shared_ocr_outputs / "azure_form_recognizer.csv")})
+    score_cols = METRIC_COLUMNS[:9]
+    pd.testing.assert_frame_equal(metrics[score_cols], cli[score_cols])
+
+    # cost: one page per predicted validation form at the configured page prices
+    scores = out["evaluation_form_scores"]
+    cost = params["cost"]
+    for method, key in [("recorded_textract", "textract_analyze_document_forms"),
+                        ("recorded_azure_form_recognizer", "azure_prebuilt_document")]:
+        matched = int(scores.loc[scores["method"] == method, "has_prediction"].sum())
+        assert 0 < matched < len(validation_forms)
+        row = metrics.set_index("method").loc[method]
+        assert row["cost_usd"] == pytest.approx(matched * cost["page_price_usd"][key])
+    assert metrics.set_index("method").loc["recorded_textract", "seconds_per_form"] == pytest.approx(0.02)
+    assert np.isnan(metrics.set_index("method").loc["recorded_azure_form_recognizer", "seconds_per_form"])
+
+    # per-form scores and errors
+    assert len(scores) == 2 * len(validation_forms)
+    errors = out["evaluation_form_errors"]
+    assert list(errors.columns[:5]) == ["method", "file_name", "field", "gold", "predicted"]
+    row = errors[(errors["method"] == "recorded_textract") & (errors["file_name"] == "f1598_49.png")]
+    assert row.set_index("field")["predicted"].to_dict() == {"DATE": "Sept.16'89", "CITY": "Dallas , Tx.",
+                                                              "STATE": "None", "ZIP": "None"}
+    wrong_forms = errors.groupby("method")["file_name"].nunique()
+    exact = scores.groupby("method")["exact"].sum()
+    for method in metrics["method"]:
+        assert wrong_forms[method] + exact[method] == len(validation_forms)
+
+    # report, plots, and the unknown names were logged rather than dropped silently
+    report = out["evaluation_report"]
+    assert f"{len(validation_forms)} labelled forms from {validation_forms.source}" in report
+    assert "| recorded_textract " in report and "Not run (empty predictions): rapidocr" in report
+    assert isinstance(out["evaluation_accuracy_plot"], Figure)
+    assert isinstance(out["evaluation_key_accuracy_plot"], Figure)
+    assert "predictions for forms not in the labels were ignored" in caplog.text
+
+
+def test_methods_parameter_picks_and_orders_rows(validation_forms, params, recorded):
+    chosen = {**params, "methods": "recorded_azure_form_recognizer,recorded_textract"}
+    out = _run(validation_forms, chosen, recorded)
+    assert out["evaluation_metrics"]["method"].tolist() == ["recorded_textract", "recorded_azure_form_recognizer"]
+    only = _run(validation_forms, {**params, "methods": ["recorded_azure_form_recognizer"]}, recorded)
+    assert only["evaluation_metrics"]["method"].tolist() == ["recorded_azure_form_recognizer"]
+
+
+def test_selected_methods():
+    assert selected_methods({}) == list(METHODS)
+    assert selected_methods({"methods": "all"}) == list(METHODS)
+    assert selected_methods({"methods": " donut, llm "}) == ["donut", "llm"]
+    with pytest.raises(ValueError, match="unknown methods \\['gpt'\\]"):
+        selected_methods({"methods": ["donut", "gpt"]})
+
+
+def test_no_method_run_gives_an_empty_report(params):
+    forms = LabelledForms(pd.DataFrame([{"file_name": "a.png", **MURRAY}]))
+    scores, errors = score_predictions(forms, params, **{m: empty_predictions() for m in METHODS})
+    metrics = summarise_metrics(scores, params)
+    assert list(metrics.columns) == METRIC_COLUMNS and metrics.empty and errors.empty
+    assert "1 labelled forms from" in render_report(metrics, forms, params)
+    assert "No method produced predictions" in render_report(metrics, forms, params)
+    assert isinstance(plot_accuracy(metrics), Figure)
+
+
+def test_missing_forms_count_as_none_and_unknown_are_ignored(params):
+    forms = LabelledForms(pd.DataFrame([{"file_name": "a.png", **MURRAY}, {"file_name": "b.png", **MURRAY}]))
+    preds = predictions_from_records([{"file_name": "a.png", **MURRAY, "seconds": 2.0},
+                                      {"file_name": "zz.png", **MURRAY, "seconds": 100.0}])
+    scores, _ = score_predictions(forms, {**params, "methods": ["rapidocr"]}, rapidocr=preds)
+    metrics = summarise_metrics(scores, params).iloc[0]
+    assert metrics["n"] == 2 and metrics["FLA"] == 50.0 and metrics["CBA"] == 50.0
+    # time and cost of the unknown form are not counted
+    assert metrics["seconds_per_form"] == 2.0
+    assert metrics["cost_usd"] == pytest.approx(round(2.0 * params["cost"]["compute_usd_per_hour"]["cpu"] / 3600, 4))
+
+
+def test_form_costs_pages_tokens_and_compute():
+    cost = {"page_price_usd": {"forms": 0.05}, "method_page_price": {"api": "forms"}, "default_pages_per_form": 1,
+            "token_price_usd_per_1m": {"m": {"input": 1.0, "output": 4.0}}, "method_llm_model": {"llm": "m"},
+            "compute_usd_per_hour": {"cpu": 3.6}, "method_compute": {"local": "cpu"}}
+    table = predictions_from_records([
+        {"file_name": "a", "pages": 2}, {"file_name": "b", "pages": 0}, {"file_name": "c", "error": "timeout"}])
+    assert form_costs(table, "api", cost).tolist() == pytest.approx([0.10, 0.05, 0.0])
+    tokens = predictions_from_records([{"file_name": "a", "input_tokens": 1000, "output_tokens": 500}])
+    assert form_costs(tokens, "llm", cost).tolist() == pytest.approx([(1000 * 1.0 + 500 * 4.0) / 1e6])
+    timed = predictions_from_records([{"file_name": "a", "seconds": 10.0}, {"file_name": "b"}])
+    assert form_costs(timed, "local", cost).tolist() == pytest.approx([0.01, 0.0])
+    assert form_costs(timed, "other", cost).tolist() == [0.0, 0.0]
+    unpriced = {**cost, "method_llm_model": {"llm": "unknown-model"}}
+    assert form_costs(tokens, "llm", unpriced).isna().all()
+
+
+def test_include_cost_of_adds_merged_methods(params):
+    forms = LabelledForms(pd.DataFrame([{"file_name": "a.png", **MURRAY}]))
+    preds = predictions_from_records([{"file_name": "a.png", **MURRAY, "input_tokens": 1_000_000}])
+    cost = {**params["cost"], "include_cost_of": {"llm": ["textract"]}}
+    run = {**params, "cost": cost, "methods": ["textract", "llm"]}
+    scores, _ = score_predictions(forms, run, textract=preds, llm=preds)
+    metrics = summarise_metrics(scores, run).set_index("method")["cost_usd"]
+    page = cost["page_price_usd"][cost["method_page_price"]["textract"]]
+    token = cost["token_price_usd_per_1m"][cost["method_llm_model"]["llm"]]["input"]
+    assert metrics["textract"] == pytest.approx(page)
+    assert metrics["llm"] == pytest.approx(page + token)
+
+
+def test_pipeline_reads_every_method_and_writes_the_report():
+    pipeline = create_pipeline()
+    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", *(f"predictions_{m}" for m in METHODS)}
+    assert pipeline.all_outputs() == set(OUTPUTS)
+
+
+def test_catalog_entries_save_the_report(tmp_path, params):
+    """The catalog_evaluation.yml entries (real dataset types, versioned) save what the nodes return."""
+    conf = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
+    entries = {name: dict(conf["catalog"][name]) for name in OUTPUTS}
+    assert entries["evaluation_metrics"]["filepath"] == "data/08_reporting/metrics.csv"
+    assert entries["evaluation_report"]["filepath"] == "data/08_reporting/metrics.md"
+    for entry in entries.values():
+        entry["filepath"] = str(tmp_path / entry["filepath"])
+    catalog = DataCatalog.from_config(entries)
+    forms = LabelledForms(pd.DataFrame([{"file_name": "a.png", **MURRAY}]))
+    preds = predictions_from_records([{"file_name": "a.png", **MURRAY, "ZIP": "01234"}])
+    scores, errors = score_predictions(forms, {**params, "methods": ["rapidocr"]}, rapidocr=preds)
+    metrics = summarise_metrics(scores, params)
+    catalog.save("evaluation_form_scores", scores)
+    catalog.save("evaluation_form_errors", errors)
+    catalog.save("evaluation_metrics", metrics)
+    catalog.save("evaluation_report", render_report(metrics, forms, params))
+    catalog.save("evaluation_accuracy_plot", plot_accuracy(metrics))
+    assert catalog.load("evaluation_form_errors")["predicted"].tolist() == ["01234"]
+    loaded = catalog.load("evaluation_metrics")
+    assert list(loaded.columns) == METRIC_COLUMNS and loaded["method"].tolist() == ["rapidocr"]
+    assert list((tmp_path / "data/08_reporting/metrics.csv").glob("*/metrics.csv"))
+    assert list((tmp_path / "data/08_reporting/accuracy.png").glob("*/accuracy.png"))
