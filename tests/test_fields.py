@@ -51,9 +51,10 @@ def test_state_code_and_zip_date_validators():
     assert state_code("Wi") == "WI" and state_code("Wisconsin") == "WI"
     assert is_valid_zip("42171") and is_valid_zip("42171-1234")
     assert not is_valid_zip("4217") and not is_valid_zip("None")
-    for ok in ["8/28/89", "08-28-1989", "Aug. 28, 1989", "8.28.89", "June 30, 1989"]:
+    for ok in ["8/28/89", "08-28-1989", "Aug. 28, 1989", "8.28.89", "June 30, 1989", "8 28 89",
+               "Sept 9, '89", "28 Aug 89", "AUGUST 28,1989"]:
         assert is_plausible_date(ok), ok
-    for bad in ["13/45/89", "None", "hello"]:
+    for bad in ["13/45/89", "None", "hello", "Murray 42071"]:
         assert not is_plausible_date(bad), bad
 
 

@@ -162,20 +162,31 @@ def is_valid_zip(value: str) -> bool:
     return bool(re.fullmatch(r"\d{5}(-\d{4})?", clean_value(value)))
 
 
+def _month(word: str) -> int | None:
+    word = word.upper().rstrip(".")
+    return MONTHS.get(word[:4]) or MONTHS.get(word[:3])
+
+
 def parse_date(value: str) -> date | None:
-    """Best-effort parse of a handwritten date ("8/28/89", "08-28-1989", "Aug. 28, 1989")."""
+    """Best-effort parse of a handwritten date: "8/28/89", "08-28-1989", "8 28 89",
+    "Aug. 28, 1989", "Sept 9, '89", "28 Aug 89". None when it is not a date."""
     if is_missing(value):
         return None
-    text = value.strip()
-    m = re.fullmatch(r"(\d{1,2})\s*[/\-.]\s*(\d{1,2})\s*[/\-.]\s*(\d{2}|\d{4})", text)
-    if m:
-        month, day, year = (int(g) for g in m.groups())
+    text = value.strip().rstrip(".,")
+    year_re = r"'?(\d{2}|\d{4})"
+    numeric = re.fullmatch(rf"(\d{{1,2}})\s*[/\-. ]\s*(\d{{1,2}})\s*[/\-. ]\s*{year_re}", text)
+    month_first = re.fullmatch(
+        rf"([A-Za-z]{{3,9}})\.?[\s,\-]*(\d{{1,2}})(?:st|nd|rd|th)?\s*[,./\-]?\s*{year_re}", text
+    )
+    day_first = re.fullmatch(rf"(\d{{1,2}})\s*([A-Za-z]{{3,9}})\.?\s*[,.]?\s*{year_re}", text)
+    if numeric:
+        month, day, year = (int(g) for g in numeric.groups())
+    elif month_first and _month(month_first.group(1)):
+        month, day, year = _month(month_first.group(1)), int(month_first.group(2)), int(month_first.group(3))
+    elif day_first and _month(day_first.group(2)):
+        month, day, year = _month(day_first.group(2)), int(day_first.group(1)), int(day_first.group(3))
     else:
-        m = re.fullmatch(r"([A-Za-z]{3,9})\.?\s*(\d{1,2})(?:st|nd|rd|th)?,?\s*'?(\d{2}|\d{4})", text)
-        if not m or m.group(1)[:4].upper().rstrip("T") not in MONTHS and m.group(1)[:3].upper() not in MONTHS:
-            return None
-        month = MONTHS.get(m.group(1)[:4].upper(), MONTHS.get(m.group(1)[:3].upper(), 0))
-        day, year = int(m.group(2)), int(m.group(3))
+        return None
     if year < 100:
         year += 1900
     try:
@@ -276,3 +287,24 @@ def token2json(sequence: str, processor: Any = None) -> dict[str, str]:
         if m:
             found[key] = m.group(1)
     return clean_fields(found)
+
+
+@lru_cache(maxsize=1)
+def _place_index() -> dict[tuple[str, str], tuple[str, ...]]:
+    import zipcodes
+
+    index: dict[tuple[str, str], list[str]] = {}
+    for row in zipcodes.list_all():
+        for city in [row["city"], *(row.get("acceptable_cities") or [])]:
+            key = (re.sub(r"[^A-Z]", "", city.upper()), row["state"].upper())
+            index.setdefault(key, []).append(row["zip_code"])
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def zips_for_place(city: str, state: str) -> tuple[str, ...]:
+    """5-digit ZIPs the offline ``zipcodes`` database lists for a CITY in a STATE (any case,
+    spaces and punctuation ignored; STATE as code, name or abbreviation). Empty when unknown."""
+    code = state_code(state)
+    if code is None or is_missing(city):
+        return ()
+    return _place_index().get((re.sub(r"[^A-Z]", "", city.upper()), code), ())

@@ -7,7 +7,7 @@ from handwriting_pipeline.datasets.forms import (
     LabelledFormsDataset,
     read_donut_folder,
 )
-from handwriting_pipeline.datasets.raw import DonutSplitsDataset, LazyDataset
+from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
 from handwriting_pipeline.datasets.model import DonutModelDataset, DonutModelRef
 
 __all__ = ["ResponseCache", "ResponseCacheDataset", "FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder", "LazyDataset", "DonutSplitsDataset", "DonutModelDataset", "DonutModelRef"]

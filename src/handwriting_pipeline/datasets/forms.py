@@ -121,6 +121,11 @@ class _SubsetImages(Mapping[str, Image.Image]):
     def __len__(self) -> int:
         return len(self._names)
 
+    def path(self, name: str) -> Path | None:
+        """Where the image file lies, when the underlying images are files."""
+        finder = getattr(self._images, "path", None)
+        return finder(name) if finder else None
+
 
 def parse_metadata_line(line: str) -> tuple[str, dict[str, str]]:
     """One ``metadata.jsonl`` line -> (file_name, four fields). Raises ValueError with the reason."""
@@ -260,10 +265,14 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
             shutil.rmtree(folder)  # a forms folder this dataset wrote before: replace it
         folder.mkdir(parents=True, exist_ok=True)
         lines = []
+        find_file = getattr(data.images, "path", None)  # files on disk are copied, not re-encoded
         for row in data.labels.to_dict("records"):
             name = row["file_name"]
-            image = data.images[name]
-            image.save(folder / name)
+            source = find_file(name) if find_file else None
+            if source is not None and Path(source).suffix.lower() == Path(name).suffix.lower():
+                shutil.copyfile(source, folder / name)
+            else:
+                data.images[name].save(folder / name)
             lines.append(metadata_line(name, row))
         (folder / METADATA).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
 

@@ -85,7 +85,8 @@ class DonutModelRef:
 class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
     """Kedro dataset for a trained Donut (``save_pretrained`` folder with the processor).
 
-    A non-versioned entry also accepts a versioned folder and loads its newest version.
+    Loading accepts a versioned folder (newest version) or a plain ``save_pretrained`` folder,
+    whether the entry is versioned or not, so ``path`` may point at any trained model.
     """
 
     def __init__(self, path: str, version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
@@ -99,6 +100,9 @@ class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
         try:
             load_path = Path(get_filepath_str(self._get_load_path(), "file"))
         except VersionNotFoundError:
+            plain = DonutModelRef.from_path(Path(str(self._filepath)))
+            if plain.available:  # a plain save_pretrained folder (e.g. a benchmark's model)
+                return plain
             return DonutModelRef(self._filepath, reason=f"no version of the Donut model saved under "
                                  f"'{self._filepath}' yet (run `kedro run --pipeline train` first)")
         ref = DonutModelRef.from_path(load_path)

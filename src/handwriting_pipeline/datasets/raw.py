@@ -8,6 +8,8 @@ on) its folder, and one bad file is caught by the node, reported and dropped.
 * :class:`LazyDataset` wraps any Kedro dataset config; ``load()`` returns a zero-argument
   function that builds and loads the wrapped dataset (like a ``PartitionedDataset``
   partition).
+* :class:`HFHubDataset` is ``datasets.load_dataset(name, **kwargs)`` (a hub id or a local
+  folder) without kedro-datasets' ``HFDataset`` describe-time hub query, which fails offline.
 * :class:`DonutSplitsDataset` is a folder of Donut / imagefolder splits
   (``<path>/<split>/metadata.jsonl`` + images); ``load()`` returns ``{split: function}`` for
   the splits present, each function giving ``(LabelledForms, problems)`` from
@@ -88,3 +90,25 @@ class DonutSplitsDataset(AbstractDataset[None, dict[str, Callable[[], Any]]]):
 
     def _exists(self) -> bool:
         return bool(self.load())
+
+
+class HFHubDataset(AbstractDataset[None, Any]):
+    """``datasets.load_dataset(dataset_name, **dataset_kwargs)``: a hub dataset id (needs
+    internet) or a local folder (e.g. imagefolder layout, offline). Read-only."""
+
+    def __init__(self, dataset_name: str, dataset_kwargs: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self.dataset_name = str(dataset_name)
+        self._dataset_kwargs = dict(dataset_kwargs or {})
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset_name": self.dataset_name, "dataset_kwargs": self._dataset_kwargs}
+
+    def load(self) -> Any:
+        from datasets import load_dataset
+
+        return load_dataset(self.dataset_name, **self._dataset_kwargs)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("HFHubDataset is read-only")

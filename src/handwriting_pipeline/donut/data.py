@@ -42,12 +42,18 @@ class Augmenter:
 
     def __call__(self, image: Image.Image, prep: Preprocessing, rng: random.Random) -> Image.Image:
         grey = image.convert("L")
-        if self.rotate_deg:
-            grey = grey.rotate(rng.uniform(-self.rotate_deg, self.rotate_deg), resample=Image.BILINEAR, fillcolor=255)
         if prep.roi:
             shift = (rng.uniform(-self.shift_px[0], self.shift_px[0]), rng.uniform(-self.shift_px[1], self.shift_px[1]))
             scale = 1.0 + rng.uniform(-self.scale, self.scale)
-            grey = grey.crop(prep.box(grey.size, shift=shift, scale=scale))
+            x0, y0, x1, y1 = prep.box(grey.size, shift=shift, scale=scale)
+            margin = 24  # rotate a slightly larger crop (cheaper than the whole form), then trim
+            grey = grey.crop((x0 - margin, y0 - margin, x1 + margin, y1 + margin))
+            if self.rotate_deg:
+                grey = grey.rotate(rng.uniform(-self.rotate_deg, self.rotate_deg), resample=Image.BILINEAR,
+                                   fillcolor=255)
+            grey = grey.crop((margin, margin, margin + x1 - x0, margin + y1 - y0))
+        elif self.rotate_deg:
+            grey = grey.rotate(rng.uniform(-self.rotate_deg, self.rotate_deg), resample=Image.BILINEAR, fillcolor=255)
         r = rng.random()
         if r < self.stroke_prob:
             grey = grey.filter(ImageFilter.MinFilter(3))  # dark strokes grow
@@ -149,28 +155,22 @@ def make_generator(seed: int, options: Mapping[str, Any] | None = None):
     return SyntheticFormGenerator(seed=seed, **dict(options or {}))
 
 
-def synthetic_texts(num_forms: int, seed: int, options: Mapping[str, Any] | None = None) -> list[str]:
-    """Field values of ``num_forms`` synthetic forms (for training the tokenizer)."""
+def synthetic_texts(num_forms: int, seed: int) -> list[str]:
+    """Field values like the synthetic generator writes them (dates, real city/state/ZIP
+    triples in its case and abbreviation styles), for training the tokenizer. Values only:
+    nothing is rendered, so thousands take a second."""
     if num_forms <= 0 or not synthetic_available()[0]:
         return []
-    gen = make_generator(seed, options)
+    import numpy as np
+
+    from handwriting_pipeline.synthetic.values import sample_date, sample_place
+
+    rng = np.random.default_rng([int(seed), 0x7E47])
     texts = []
-    for i in range(num_forms):
-        fields = _sample_fields(gen, i)
-        texts.extend(v for v in clean_fields(fields).values())
+    for _ in range(int(num_forms)):
+        city, state, zip_code, _place = sample_place(rng)
+        texts.extend([sample_date(rng), city, state, zip_code])
     return texts
-
-
-def _sample_fields(gen: Any, index: int) -> Mapping[str, str]:
-    """Fields of synthetic form ``index`` (without rendering when the generator allows it)."""
-    for name in ("sample_fields", "fields"):
-        method = getattr(gen, name, None)
-        if callable(method):
-            try:
-                return method(index)
-            except TypeError:
-                pass
-    return gen.sample(index)[1]
 
 
 def collate(batch: list[dict[str, Any]], pad_id: int = -100) -> dict[str, Any]:

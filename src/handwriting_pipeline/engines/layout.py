@@ -34,10 +34,14 @@ from handwriting_pipeline.fields import (
     KEYS,
     NONE,
     is_plausible_date,
+    STATE_ABBREVIATIONS,
+    STATE_NAMES,
     is_valid_zip,
     normalize_key,
     state_code,
     zip_consistent,
+    zip_places,
+    zips_for_place,
 )
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
@@ -288,24 +292,84 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
+_DATE_DIGITS = str.maketrans({"O": "0", "o": "0", "D": "0", "B": "8", "l": "1", "I": "1", "|": "1",
+                               "S": "5", "s": "5", "Z": "2", "z": "2", "g": "9", "q": "9", "G": "6",
+                               "b": "6", "T": "7"})
+
+
+def repair_date(text: str) -> str:
+    """Fix the OCR slips a numeric date shows most: a '/' read as '1' ("9116/89" -> "9/16/89")
+    and letters that look like digits ("B-23-89" -> "8-23-89"). Only used when the text as read
+    is not a plausible date and exactly one repair makes it one (fewest changes first)."""
+    if is_plausible_date(text) or not re.search(r"\d", text):
+        return text
+    compact = text.replace(" ", "")
+    candidates = []
+    if re.fullmatch(r"[\dOoDBlI|SsZzgqGbT/.\-]+", compact) and sum(c.isdigit() for c in compact) >= 3:
+        digits = compact.translate(_DATE_DIGITS)
+        if digits != compact and is_plausible_date(digits):
+            candidates.append((sum(a != b for a, b in zip(digits, compact)), digits))
+        ones = [i for i, ch in enumerate(digits) if ch == "1"]
+        seps = set(re.findall(r"[/.\-]", digits))
+        if len(ones) <= 8 and seps <= {"/"}:
+            from itertools import combinations
+
+            for n in (1, 2):
+                for combo in combinations(ones, n):
+                    cand = "".join("/" if i in combo else ch for i, ch in enumerate(digits))
+                    if cand.count("/") == 2 and is_plausible_date(cand):
+                        changes = n + sum(a != b for a, b in zip(digits, compact))
+                        candidates.append((changes, cand))
+    if not candidates:
+        return text
+    best = min(c[0] for c in candidates)
+    chosen = {c[1] for c in candidates if c[0] == best}
+    return chosen.pop() if len(chosen) == 1 else text
+
+
 def read_date(words: Sequence[Word]) -> tuple[str, float]:
     """DATE from the words of the DATE box: pieces in x order, allowed characters only."""
     tokens = words_to_tokens(words)
     text = filter_chars(" ".join(t.text for t in tokens), "DATE")
-    text = text.strip(" ,.'-")  if not re.search(r"[A-Za-z]\.$", text) else text.strip(" ,'-")
+    text = text.strip(" ,.'-") if not re.search(r"[A-Za-z]\.$", text) else text.strip(" ,'-")
     if not text:
         return NONE, math.nan
-    return text, _mean([t.score for t in tokens])
+    return repair_date(text), _mean([t.score for t in tokens])
 
 
 _ZIP_TOKEN = re.compile(r"^[\dOoDQlIiSBZzgq|-]*\d[\dOoDQlIiSBZzgq|-]*$")
+
+
+_STATE_LOOKALIKES = {"1": "lI", "I": "l", "l": "I", "0": "O", "5": "S", "|": "lI", "2": "Z", "8": "B",
+                     "4": "Y", "u": "W"}
+
+
+def state_variant(text: str) -> str:
+    """STATE as written, allowed characters only. When that is no state, a variant with
+    look-alikes swapped (``F1.`` -> ``Fl.``, ``II.`` -> ``Il.``) that is a state, if exactly
+    one is."""
+    plain = filter_chars(text, "STATE")
+    if not plain or state_code(plain) or len(text) > 16:
+        return plain
+    from itertools import product
+
+    options = [[ch, *_STATE_LOOKALIKES.get(ch, "")] for ch in text]
+    if math.prod(len(o) for o in options) > 64:
+        return plain
+    found = []
+    for combo in product(*options):
+        cand = filter_chars("".join(combo), "STATE")
+        if cand and cand != plain and state_code(cand):
+            found.append(cand)
+    found = list(dict.fromkeys(found))
+    return found[0] if len(found) == 1 else plain
 
 
 def _split_glued(tokens: list[Token]) -> list[Token]:
     """Split tokens where letters and digits touch ("CA90280" -> "CA", "90280")."""
     out = []
     for tok in tokens:
-        m = re.fullmatch(r"(.*?[A-Za-z.,])\s*(\d{3,}[\d-]*)", tok.text)
+        m = re.fullmatch(r"(.*?[A-Za-z.,])[\s-]*(\d{3,}[\d-]*)", tok.text)
         if m and len(m.group(1).strip(" ,")) >= 1:
             frac = len(m.group(1)) / max(1, len(tok.text))
             cut = tok.x0 + (tok.x1 - tok.x0) * frac
@@ -337,14 +401,22 @@ def split_city_state_zip(words: Sequence[Word], labels: dict[str, Box]) -> tuple
     # ZIP label that are digit-like
     n_zip = 0
     for tok in reversed(tokens):
-        if _ZIP_TOKEN.match(tok.text) and sum(ch.isdigit() for ch in tok.text) >= max(1, len(tok.text) // 2):
+        text = tok.text.strip(".,;:")
+        if re.fullmatch(r"\d+[.,]\d+", text):  # "27.006": a stray dot inside the digits
+            text = re.sub(r"[.,]", "", text)
+        n_digits = sum(ch.isdigit() for ch in text)
+        if not n_digits:
+            break
+        if (_ZIP_TOKEN.match(text) and n_digits >= max(1, len(text) // 2)) or (
+                n_zip == 0 and n_digits >= 4 and n_digits >= len(text) - 1) or (
+                n_zip == 0 and _ZIP_TOKEN.match(text) and len(zip_text(text)) in (5, 10)):
             n_zip += 1
         else:
             break
     zip_tokens = tokens[len(tokens) - n_zip:] if n_zip else []
     rest = tokens[: len(tokens) - n_zip]
     if zip_tokens:
-        values["ZIP"] = zip_text("".join(t.text for t in zip_tokens)) or NONE
+        values["ZIP"] = zip_text("".join(re.sub(r"(?<=\d)[.,](?=\d)", "", t.text) for t in zip_tokens)) or NONE
         conf["ZIP"] = _mean([t.score for t in zip_tokens])
 
     # candidate splits of the rest into CITY | STATE (STATE = last 0..3 tokens)
@@ -354,7 +426,7 @@ def split_city_state_zip(words: Sequence[Word], labels: dict[str, Box]) -> tuple
         state_toks = rest[len(rest) - n_state:]
         city = filter_chars(" ".join(t.text for t in city_toks), "CITY").strip(" -")
         city = city.rstrip(" ,") if city else city
-        state = filter_chars(" ".join(t.text for t in state_toks), "STATE").strip(" ")
+        state = state_variant(" ".join(t.text for t in state_toks))
         if n_state and not state:
             continue
         score = 0.0
@@ -391,10 +463,124 @@ def split_city_state_zip(words: Sequence[Word], labels: dict[str, Box]) -> tuple
     return values, conf
 
 
+# --------------------------------------------------------------------------- gazetteer
+def _align(source: str, target: str) -> list[tuple[int | None, int | None]]:
+    """Levenshtein alignment (case-insensitive) as (source index, target index) pairs."""
+    a, b = source.upper(), target.upper()
+    n, m = len(a), len(b)
+    dist = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        dist[i][0] = i
+    for j in range(m + 1):
+        dist[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            dist[i][j] = min(dist[i - 1][j] + 1, dist[i][j - 1] + 1, dist[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    pairs, i, j = [], n, m
+    while i or j:
+        if i and j and dist[i][j] == dist[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif i and dist[i][j] == dist[i - 1][j] + 1:
+            pairs.append((i - 1, None))
+            i -= 1
+        else:
+            pairs.append((None, j - 1))
+            j -= 1
+    return pairs[::-1]
+
+
+def _distance(a: str, b: str) -> int:
+    return sum(1 for x, y in _align(a, b) if x is None or y is None or a[x].upper() != b[y].upper())
+
+
+def respell(written: str, reference: str) -> str:
+    """``reference``'s letters and spaces with the case of ``written`` (the writer's case is kept
+    letter by letter; an inserted letter takes its left neighbour's case)."""
+    letters = re.sub(r"[^A-Za-z]", "", written)
+    ref_letters = re.sub(r"[^A-Za-z]", "", reference)
+    out, last_upper = [], letters[:1].isupper() if letters else True
+    for i, j in _align(letters, ref_letters):
+        if j is None:
+            continue
+        upper = letters[i].isupper() if i is not None else last_upper
+        out.append(ref_letters[j].upper() if upper else ref_letters[j].lower())
+        last_upper = upper
+    # spaces where the reference has them
+    result, k = [], 0
+    for ch in reference:
+        if ch == " ":
+            result.append(" ")
+        elif ch.isalpha():
+            result.append(out[k])
+            k += 1
+        else:
+            result.append(ch)
+    return "".join(result)
+
+
+def _state_spellings(code: str) -> list[str]:
+    return [code, STATE_NAMES[code], *[a for a, c in STATE_ABBREVIATIONS.items() if c == code]]
+
+
+def gazetteer_check(values: dict[str, str]) -> dict[str, str]:
+    """Pick between candidate readings with the offline ZIP database; never changes case.
+
+    * STATE that is no state, one edit away from a spelling of the ZIP's state -> that
+      spelling in the writer's case ("Cn" + 92056 -> "CA", "HASS" + 02368 -> "MASS").
+    * CITY a few edits away from a city the ZIP's database entry lists -> that city's letters
+      and spaces in the writer's case ("EIKGrove Village" -> "ElK Grove Village" style fixes).
+    * ZIP one digit away from the only ZIP listed for CITY + STATE -> that ZIP.
+    """
+    out = dict(values)
+    zip5 = out["ZIP"][:5]
+    places = zip_places(zip5) if is_valid_zip(out["ZIP"]) else ()
+    code = state_code(out["STATE"]) if out["STATE"] != NONE else None
+    if places and out["STATE"] != NONE and code is None:
+        states = {st for _, st in places}
+        if len(states) == 1:
+            written = re.sub(r"[^A-Za-z]", "", out["STATE"])
+            options = [sp for sp in _state_spellings(states.pop())
+                       if _distance(written, sp.replace(" ", "")) == 1 and len(written) >= 2]
+            if len(options) == 1:
+                dots = out["STATE"].endswith(".")
+                out["STATE"] = respell(written, options[0]) + ("." if dots else "")
+                code = state_code(out["STATE"])
+    city = out["CITY"]
+    if places and city != NONE and "." not in city:
+        written = re.sub(r"[^A-Za-z]", "", city)
+        cities = {c for c, st in places if code is None or st == code}
+        scored = sorted((_distance(written, c.replace(" ", "")), c) for c in cities)
+        limit = 1 if len(written) <= 6 else 2 if len(written) <= 12 else 3
+        if scored and scored[0][0] <= limit and (len(scored) == 1 or scored[1][0] > scored[0][0]):
+            best = scored[0][1]
+            split_letter = any(len(part) == 1 for part in city.split()) and " " in city
+            if scored[0][0] or split_letter:  # spelling fixed, or an OCR split "PITTSFOR D"
+                out["CITY"] = respell(city, best.title())
+    if out["CITY"] != NONE and out["STATE"] != NONE and code:
+        known = zips_for_place(out["CITY"], out["STATE"])
+        digits = re.sub(r"\D", "", out["ZIP"])
+        if known and digits[:5] not in known and len(digits) in (4, 5, 6):
+            close = [z for z in known if _distance(digits[:5] if len(digits) != 4 else digits, z) == 1]
+            if len(close) == 1 and (len(digits) == 5 or "-" not in out["ZIP"]):
+                out["ZIP"] = close[0]
+    return out
+
+
+def drop_fragments(words: Sequence[Word], min_ratio: float = 0.45) -> list[Word]:
+    """Drop low, flat detections (bits of the printed labels or rules next to a box): a text
+    line much lower than the tallest one in the same box is not handwriting."""
+    if not words:
+        return []
+    tallest = max(w.box[3] - w.box[1] for w in words)
+    return [w for w in words if (w.box[3] - w.box[1]) >= min_ratio * tallest]
+
+
 def assign_fields(date_words: Sequence[Word], csz_words: Sequence[Word], labels: dict[str, Box]) -> tuple[dict[str, str], dict[str, float]]:
     """The four fields (and confidences) from the words read in the two boxes."""
-    date, date_conf = read_date(date_words)
-    values, conf = split_city_state_zip(csz_words, labels)
+    date, date_conf = read_date(drop_fragments(date_words))
+    values, conf = split_city_state_zip(drop_fragments(csz_words), labels)
+    values.update(gazetteer_check(values))
     values["DATE"], conf["DATE"] = date, date_conf
     return {k: values[k] for k in KEYS}, {k: conf[k] for k in KEYS}
 
@@ -405,12 +591,15 @@ def _is_label(word: Word, oy: int, box: Box) -> bool:
     return y_center < box[1] + 5 and normalize_key(word.text) is not None
 
 
-def read_form(image: Image.Image, read_region: ReadRegion, read_labels: bool = True) -> tuple[dict[str, str], dict[str, float], dict]:
-    """Whole offline reading of one crop with an engine's ``read_region``.
+def read_form(image: Image.Image, read_region: ReadRegion, read_labels: bool = True,
+              read_labels_with: ReadRegion | None = None) -> tuple[dict[str, str], dict[str, float], dict]:
+    """Whole offline reading of one crop with an engine's ``read_region`` (labels read with
+    ``read_labels_with`` when given, else ``read_region``; template label positions when
+    ``read_labels`` is False).
 
     Returns fields, confidences and a JSON-able raw record (layout + words per box).
     """
-    grey, layout = analyse(image, read_region if read_labels else None)
+    grey, layout = analyse(image, (read_labels_with or read_region) if read_labels else None)
     grey = grey.copy()
     for key in layout.found_labels:  # printed labels must not be read as handwriting
         x0, y0, x1, y1 = layout.labels[key]

@@ -1,8 +1,9 @@
 """LLM merge: an OpenAI-compatible chat model combines the engines' JSON into one answer.
 
 Works with OpenAI and with any server that speaks the same API (vLLM, llama.cpp server,
-Ollama): set ``ensemble.llm.model`` and ``ensemble.llm.base_url``; the key is read from the
-environment variable named by ``ensemble.llm.api_key_env`` (local servers accept any key).
+Ollama): set ``ensemble.llm.model`` and ``ensemble.llm.base_url``; the key comes from
+``conf/local/credentials.yml`` (``openai: api_key:``) or the environment variable named by
+``ensemble.llm.api_key_env`` (local servers need none).
 
 * prompt templates are files (``conf/base/prompts/<version>.txt``, ``string.Template`` with
   ``$readings`` and ``$hints``);
@@ -134,9 +135,11 @@ def cache_key(model: str, base_url: str | None, prompt: str, temperature: float,
 class LLMMerger:
     """Calls the chat model for one prompt, with validation, one re-ask and the cache."""
 
-    def __init__(self, settings: LLMSettings, cache: ResponseCache | None = None, client: Any = None) -> None:
+    def __init__(self, settings: LLMSettings, cache: ResponseCache | None = None, client: Any = None,
+                 api_key: str | None = None) -> None:
         self.settings = settings
         self.cache = cache
+        self._api_key = api_key or None  # from conf/local/credentials.yml (openai.api_key)
         self._client = client
         self.calls = 0
 
@@ -152,13 +155,14 @@ class LLMMerger:
         return self._client
 
     def api_key(self) -> str:
-        key = os.environ.get(self.settings.api_key_env, "")
+        """credentials.yml ``openai.api_key``, else the environment variable ``api_key_env``."""
+        key = self._api_key or os.environ.get(self.settings.api_key_env, "")
         if not key:
             if self.settings.base_url:  # local servers ignore the key but the client needs one
                 return "not-needed"
             raise RuntimeError(
-                f"ensemble.llm is enabled but the environment variable {self.settings.api_key_env} is empty. "
-                f"Export your OpenAI key (export {self.settings.api_key_env}=sk-...), or point "
+                f"ensemble.llm is enabled but no API key is set: put it in conf/local/credentials.yml "
+                f"(openai: api_key: sk-...) or export {self.settings.api_key_env}=sk-..., or point "
                 "ensemble.llm.base_url at a local OpenAI-compatible server, or remove 'llm' from ensemble.methods."
             )
         return key

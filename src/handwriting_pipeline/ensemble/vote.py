@@ -4,18 +4,21 @@ Per form and field every engine proposes a value with a confidence. The vote
 
 1. repairs layout slips that are not the writer's (commas around CITY/STATE, a CITY that
    swallowed STATE/ZIP, digits in STATE) without touching letters or case;
-2. turns each engine's confidence into a probability of being exactly right, with a
-   per-engine, per-field logistic calibration learned on labelled forms
+2. turns each engine's confidence into a probability of being right apart from letter case,
+   with a per-engine, per-field logistic calibration learned on labelled forms
    (:func:`fit_calibration`; engines without one use ``weight * confidence``);
-3. scores every candidate value with a naive-Bayes vote (engines that agree multiply their
-   probabilities, engines that disagree count against it, an "none of these" hypothesis
-   keeps the confidence honest), times soft validator factors (STATE a USPS code or state
-   name, ZIP 5 digits or ZIP+4, DATE a plausible date);
+3. scores every candidate value, case-folded so that "DETROIT" and "DETROiT" vote together,
+   with a naive-Bayes vote (engines that agree multiply their probabilities, engines that
+   disagree count against it, a "none of these" hypothesis keeps the confidence honest),
+   times soft validator factors (STATE a USPS code or state name without digits, ZIP 5 digits
+   or ZIP+4, DATE a plausible date, CITY without digits);
 4. chooses CITY, STATE and ZIP jointly, multiplying in a bonus when the offline gazetteer
    (``zipcodes``) says ZIP and STATE (and CITY) belong together; the writer's text is never
    replaced by the gazetteer's spelling or case;
 5. adds a character-level alignment consensus (:func:`~handwriting_pipeline.ensemble.align.align_vote`)
-   as an extra CITY candidate when at least three engines all disagree.
+   as an extra CITY candidate when at least three engines all disagree;
+6. writes the chosen value in the letter case of the engines that keep the writer's case best
+   (per-engine ``case`` trust from the calibration; :func:`choose_surface`).
 
 Each chosen value gets a confidence (its posterior share), so doubtful fields can be sent to a
 reviewer (:func:`review_queue`).
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -47,6 +51,8 @@ from handwriting_pipeline.fields import (
 )
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
 
+logger = logging.getLogger(__name__)
+
 ENGINES: tuple[str, ...] = (
     "rapidocr", "tesseract", "textract", "azure_form_recognizer", "donut",
     "recorded_textract", "recorded_azure_form_recognizer",
@@ -59,10 +65,11 @@ DEFAULTS: dict[str, Any] = {
     "city_alignment": True,
     "default_confidence": 0.5,   # engines that give no confidence
     "default_p_none": 0.1,       # P(right) of an uncalibrated engine that says "None"
+    "default_case_trust": 0.5,   # P(case kept | right apart from case) of an uncalibrated engine
     "weights": {},               # {engine: weight} for uncalibrated engines (default 1)
     "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from fit_calibration
-    "validator_factor": {"DATE": 0.5, "CITY": 0.2, "STATE": 0.2, "ZIP": 0.2},
-    "gazetteer": {"state_match": 3.0, "state_mismatch": 0.5, "city_match": 2.0},
+    "validator_factor": {"DATE": 0.3, "CITY": 0.1, "STATE": 0.1, "ZIP": 0.1},
+    "gazetteer": {"state_match": 4.0, "state_mismatch": 0.7, "city_match": 4.0},
     "alignment_weight": 0.5,
     "p_clip": [0.02, 0.98],
 }
@@ -112,22 +119,23 @@ def _looks_like_state(text: str) -> bool:
     return len(letters) == 2 or text.strip().endswith(".") or len(letters) >= 4
 
 
-def _split_state_tail(city: str) -> tuple[str, str] | None:
+def _split_state_tail(city: str, is_state=None) -> tuple[str, str] | None:
     """``"UPLAND, CALIFORNIA"`` -> ("UPLAND", "CALIFORNIA"); None when the end is not a state.
 
     The last comma wins; otherwise the last 3, 2 or 1 words (longest first, so
     "Charleston West Virginia" keeps "West Virginia" together). Something must be left.
     """
+    is_state = is_state or _looks_like_state
     text = _strip_separators(city)
     if "," in text:
         head, tail = (part.strip() for part in text.rsplit(",", 1))
-        if head and _looks_like_state(tail) and state_code(head) is None:
+        if head and is_state(tail) and state_code(head) is None:
             return head, tail
     words = text.split()
     for n in (3, 2, 1):
         if len(words) > n:
             head, tail = " ".join(words[:-n]), " ".join(words[-n:])
-            if re.fullmatch(r"[A-Za-z. ]+", tail) and _looks_like_state(tail) and state_code(head) is None:
+            if re.fullmatch(r"[A-Za-z. ]+", tail) and is_state(tail) and state_code(head) is None:
                 return head, tail
     return None
 
@@ -154,7 +162,21 @@ def repair_fields(fields: Mapping[str, Any]) -> dict[str, str]:
             split = _split_state_tail(city)
             if split is not None:
                 city, out["STATE"] = split
+        elif state_code(out["STATE"]) is not None:
+            # the state written again at the end of CITY ("DETROIT MICH" with STATE "MICH")
+            code = state_code(out["STATE"])
+            split = _split_state_tail(city, lambda tail: state_code(tail) == code)
+            if split is not None:
+                city = split[0]
         out["CITY"] = _strip_separators(city) or NONE
+    # the end of a long city name read into STATE ("HILLS CA" after CITY "LAGUNA")
+    state = _strip_separators(out["STATE"]) if out["STATE"] != NONE else NONE
+    if (state != NONE and " " in state and out["CITY"] != NONE and not re.search(r"\d", state)
+            and state_code(state) is None):  # "West Virginia" stays whole
+        split = _split_state_tail(state)
+        if split is not None and re.fullmatch(r"[A-Za-z][A-Za-z .'-]*", split[0]):
+            out["CITY"] = clean_value(f"{out['CITY']} {split[0].rstrip('-')}")
+            out["STATE"] = split[1]
     if re.search(r"\d{3}", out["STATE"]):  # "Tex77625", "MI 48813"; not "OH10" (misread "IO")
         out = move_state_digits_to_zip(out)
     if out["STATE"] != NONE:
@@ -181,7 +203,8 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 5
 
 
 def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], repair: bool = True) -> dict:
-    """Per engine and field: P(value exactly right) as a logistic function of its confidence.
+    """Per engine and field: P(value right apart from letter case) as a logistic function of
+    its confidence, and how often the engine keeps the writer's case.
 
     Args:
         labels: labelled forms (``file_name`` + KEYS), e.g. the train split.
@@ -189,8 +212,9 @@ def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame
         repair: score the repaired values (:func:`repair_fields`), as the vote will use them.
 
     Returns:
-        ``{engine: {KEY: {"a": .., "b": .., "p_none": .., "n": ..}}}`` for ``ensemble.vote.calibration``;
-        ``p_none`` is the smoothed share of right answers when the engine said "None".
+        ``{engine: {KEY: {"a": .., "b": .., "p_none": .., "case": .., "n": ..}}}`` for
+        ``ensemble.vote.calibration``; ``p_none`` is the smoothed share of right answers when the
+        engine said "None", ``case`` the smoothed P(exact case | right apart from case).
     """
     gold = {r["file_name"]: row_fields(r) for r in labels.to_dict("records")}
     out: dict[str, dict] = {}
@@ -200,22 +224,25 @@ def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame
             continue
         out[engine] = {}
         for key in KEYS:
-            found_x, found_y, none_y = [], [], []
+            found_x, found_y, none_y, exact_y = [], [], [], []
             for r in rows:
                 value = (repair_fields(row_fields(r)) if repair else row_fields(r))[key]
-                right = float(value == gold[r["file_name"]][key])
+                truth = gold[r["file_name"]][key]
                 conf = r.get(f"{key}_conf")
                 if value == NONE:
-                    none_y.append(right)
+                    none_y.append(float(truth == NONE))
                 else:
                     found_x.append(np.nan if conf is None else float(conf))
-                    found_y.append(right)
+                    found_y.append(float(value.upper() == truth.upper()))
+                    if found_y[-1]:
+                        exact_y.append(float(value == truth))
             x = np.asarray(found_x, dtype=float)
             x = np.where(np.isnan(x), np.nanmean(x) if np.isfinite(x).any() else 0.5, x)
             a, b = _logistic_fit(x, np.asarray(found_y, dtype=float)) if len(x) >= 10 else (0.0, 0.0)
             out[engine][key] = {
                 "a": round(a, 4), "b": round(b, 4),
-                "p_none": round((sum(none_y) + 1) / (len(none_y) + 2), 4), "n": len(rows),
+                "p_none": round((sum(none_y) + 1) / (len(none_y) + 2), 4),
+                "case": round((sum(exact_y) + 1) / (len(exact_y) + 2), 4), "n": len(rows),
             }
     return out
 
@@ -229,7 +256,7 @@ def _calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] |
 
 
 def engine_probability(engine: str, key: str, value: str, conf: float, params: Mapping[str, Any]) -> float:
-    """P(this engine's value for this field is exactly right), clipped to ``p_clip``."""
+    """P(this engine's value for this field is right apart from letter case), clipped to ``p_clip``."""
     lo, hi = params["p_clip"]
     cal = _calibration_for(params["calibration"], engine)
     if cal is not None and key in cal:
@@ -248,7 +275,20 @@ def engine_probability(engine: str, key: str, value: str, conf: float, params: M
     return min(hi, max(lo, float(p)))
 
 
+def case_trust(engine: str, key: str, params: Mapping[str, Any]) -> float:
+    """P(the engine kept the writer's letter case | it read the value right apart from case)."""
+    lo, hi = params["p_clip"]
+    cal = _calibration_for(params["calibration"], engine)
+    value = cal[key].get("case", 0.5) if cal is not None and key in cal else params["default_case_trust"]
+    return min(hi, max(lo, float(value)))
+
+
 # --------------------------------------------------------------------------- scoring
+def strict_state_code(value: str) -> str | None:
+    """:func:`fields.state_code` for a STATE without digits ("OH10" is no state), else None."""
+    return None if re.search(r"\d", value) else state_code(value)
+
+
 def validator_factor(key: str, value: str, params: Mapping[str, Any]) -> float:
     """1 for a value that passes its field's validator (or "None"), the penalty otherwise."""
     if value in (NONE, OTHER):
@@ -256,7 +296,7 @@ def validator_factor(key: str, value: str, params: Mapping[str, Any]) -> float:
     ok = {
         "DATE": lambda v: is_plausible_date(v),
         "CITY": lambda v: not re.search(r"\d", v),
-        "STATE": lambda v: state_code(v) is not None,
+        "STATE": lambda v: strict_state_code(v) is not None,
         "ZIP": lambda v: is_valid_zip(v),
     }[key](value)
     return 1.0 if ok else float(params["validator_factor"][key])
@@ -272,7 +312,7 @@ def gazetteer_factor(city: str, state: str, zip_code: str, params: Mapping[str, 
         return 1.0
     g = params["gazetteer"]
     factor = 1.0
-    code = state_code(state) if state != NONE else None
+    code = strict_state_code(state) if state != NONE else None
     if code is not None:
         factor *= g["state_match"] if any(s == code for _, s in places) else g["state_mismatch"]
     if city != NONE:
@@ -314,21 +354,24 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
         e: (repair_fields(f) if params["repair"] else clean_fields(f)) for e, (f, _) in readings.items()
     }
     candidates = {k: {e: fields_by_engine[e][k] for e in readings} for k in KEYS}
-    scores: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, float]] = {}      # per field: case-folded value -> score
+    surfaces: dict[str, list[tuple[str, str, float, float]]] = {}  # (folded, surface, p, case trust)
     for key in KEYS:
-        obs = [
-            (fields_by_engine[e][key],
-             engine_probability(e, key, fields_by_engine[e][key], float(conf.get(key, math.nan)), params))
-            for e, (_, conf) in readings.items()
-        ]
-        scores[key] = field_likelihoods(obs, key, params)
+        obs = []
+        for e, (_, conf) in readings.items():
+            value = fields_by_engine[e][key]
+            p = engine_probability(e, key, value, float(conf.get(key, math.nan)), params)
+            obs.append((value, p, case_trust(e, key, params)))
+        surfaces[key] = [(fold(v), v, p, t) for v, p, t in obs]
+        scores[key] = field_likelihoods([(fold(v), p) for v, p, _ in obs], key, params)
         if key == "CITY" and params["city_alignment"]:
-            named = [(v, p) for v, p in obs if v != NONE]
-            if len(named) >= 3 and len({v for v, _ in named}) == len(named):
+            named = [(v, p) for v, p, _ in obs if v != NONE]
+            if len(named) >= 3 and len({fold(v) for v, _ in named}) == len(named):
                 consensus = align_vote(named)
-                if consensus and consensus not in scores[key]:
-                    best = max(s for v, s in scores[key].items() if v != OTHER)
-                    scores[key][consensus] = params["alignment_weight"] * best * validator_factor(key, consensus, params)
+                if consensus and fold(consensus) not in scores[key]:
+                    best = max(sc for v, sc in scores[key].items() if v != OTHER)
+                    scores[key][fold(consensus)] = params["alignment_weight"] * best * validator_factor(key, consensus, params)
+                    surfaces[key].append((fold(consensus), consensus, 0.5, 1.0))
                     candidates[key]["alignment"] = consensus
     chosen: dict[str, str] = {}
     confidence: dict[str, float] = {}
@@ -347,7 +390,41 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
         chosen[key] = best_combo[i]
         mass = sum(v for combo, v in joint.items() if combo[i] == best_combo[i])
         confidence[key] = mass / total if total else 0.0
+    # letter case: among the readings of the chosen (case-folded) value, the surface form the
+    # engines that keep the writer's case best agree on
+    for key in KEYS:
+        if chosen[key] in (NONE, OTHER):
+            continue
+        chosen[key], share = choose_surface(chosen[key], surfaces[key])
+        confidence[key] *= share
     return clean_fields(chosen), {k: round(confidence[k], 4) for k in KEYS}, candidates
+
+
+def fold(value: str) -> str:
+    """Case-folded value: readings that differ only in letter case vote together."""
+    return value if value == NONE else value.upper()
+
+
+def choose_surface(folded: str, readings: list[tuple[str, str, float, float]]) -> tuple[str, float]:
+    """The spelling (with case) of a chosen value, and its share among the alternatives.
+
+    ``readings`` are ``(folded, surface, p, case_trust)``; a surface scores
+    ``prod case_trust`` over engines that wrote it times ``prod (1 - case_trust)`` over
+    engines that wrote the same value in another case (ties: the more trusted reading)."""
+    group = [(surface, p, t) for f, surface, p, t in readings if f == folded]
+    forms = list(dict.fromkeys(surface for surface, _, _ in group))
+    if len(forms) == 1:
+        return forms[0], 1.0
+    score = {}
+    for form in forms:
+        sc = 1.0
+        for surface, _, t in group:
+            sc *= t if surface == form else (1.0 - t)
+        score[form] = sc
+    best_p = {form: max(p for surface, p, _ in group if surface == form) for form in forms}
+    best = max(forms, key=lambda f: (score[f], best_p[f]))
+    total = sum(score.values())
+    return best, (score[best] / total if total else 1.0 / len(forms))
 
 
 def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -364,6 +441,12 @@ def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | No
     tables = {e: t for e, t in predictions.items() if t is not None and len(t)}
     if not tables:
         return empty_predictions(), review_queue([], params["review_threshold"])
+    for engine in tables:
+        if _calibration_for(params["calibration"], engine) is None:
+            logger.warning(
+                "vote: no calibration for engine '%s'; using %.2f x its confidence. Learn one on train forms "
+                "(python -m handwriting_pipeline.ensemble.calibrate) and add it to ensemble.vote.calibration",
+                engine, float(params["weights"].get(engine, 1.0)))
     by_engine = {e: {r["file_name"]: r for r in t.to_dict("records")} for e, t in tables.items()}
     names = list(dict.fromkeys(n for t in tables.values() for n in t["file_name"]))
     records, reviews = [], []

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from handwriting_pipeline.fields import KEYS, NONE
 
-from .glyphs import FontGlyphs, Glyph, MnistDigits, handwriting_font_paths
+from .glyphs import FontGlyphs, Glyph, font_glyphs, handwriting_font_paths, mnist_digits
 from .values import sample_date, sample_place
 
 WIDTH, HEIGHT = 2460, 350
@@ -151,8 +151,8 @@ class SyntheticFormGenerator:
         self.options = {**DEFAULTS, **options}
         o = self.options
         self.font_paths = handwriting_font_paths(tuple(o["font_dirs"] or ()), bool(o["use_system_fonts"]))
-        self.fonts = [FontGlyphs(p) for p in self.font_paths]
-        self.mnist = MnistDigits()
+        self.fonts: list[FontGlyphs] = [font_glyphs(p) for p in self.font_paths]
+        self.mnist = mnist_digits()
         self.template = render_template()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -248,7 +248,9 @@ class SyntheticFormGenerator:
             else:
                 glyph = writer.font.get(ch)
                 if glyph is None:  # font lacks it: first font that has it
-                    glyph = next(g for g in (f.get(ch) for f in self.fonts) if g is not None)
+                    glyph = next((g for g in (f.get(ch) for f in self.fonts) if g is not None), None)
+                if glyph is None:
+                    raise ValueError(f"no handwriting font can draw {ch!r} (in {text!r}); fonts: {self.font_paths}")
             out.append((glyph, x))
             width = x + glyph.width
             x += glyph.advance + writer.tracking * rng.uniform(0.5, 1.5)

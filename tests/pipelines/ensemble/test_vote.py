@@ -25,18 +25,10 @@ def ensemble_params() -> dict:
 
 
 def recorded(path: Path, scale: float) -> pd.DataFrame:
-    """A recorded engine CSV (image_name, KEY, KEY_CONFIDENCE) as a predictions table."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame.columns = [c.replace("__", "_") for c in frame.columns]
-    records = []
-    for row in frame.to_dict("records"):
-        rec = {"file_name": row["image_name"]}
-        for key in KEYS:
-            conf = row[f"{key}_CONFIDENCE"]
-            rec[key] = row[key]
-            rec[f"{key}_conf"] = float(conf) / scale if conf else math.nan
-        records.append(rec)
-    return predictions_from_records(records)
+    """A recorded engine CSV as a predictions table (the calibrate command's reader)."""
+    from handwriting_pipeline.ensemble.calibrate import recorded_predictions
+
+    return recorded_predictions(str(path), scale)
 
 
 # --------------------------------------------------------------------------- repairs
@@ -53,6 +45,11 @@ def recorded(path: Path, scale: float) -> pd.DataFrame:
         ({"CITY": "Kansas City", "STATE": "None", "ZIP": "None"}, ("Kansas City", "None", "None")),
         ({"CITY": "Washington", "STATE": "None", "ZIP": "20001"}, ("Washington", "None", "20001")),
         ({"CITY": "PHILA.", "STATE": "Pa.", "ZIP": "19121"}, ("PHILA.", "Pa.", "19121")),
+        ({"CITY": "DETROIT MICH", "STATE": "MICH", "ZIP": "48201"}, ("DETROIT", "MICH", "48201")),
+        ({"CITY": "MiAMi , FLA", "STATE": "Fla", "ZIP": "33101"}, ("MiAMi", "Fla", "33101")),
+        ({"CITY": "LAGUNA", "STATE": "HILLS CA", "ZIP": "92653"}, ("LAGUNA HILLS", "CA", "92653")),
+        ({"CITY": "Wheeling", "STATE": "West Virginia", "ZIP": "26003"}, ("Wheeling", "West Virginia", "26003")),
+        ({"CITY": "Charleston West Virginia", "STATE": "None", "ZIP": "None"}, ("Charleston", "West Virginia", "None")),
         ({"CITY": "Cleveland", "STATE": "OH10", "ZIP": "44108"}, ("Cleveland", "OH10", "44108")),
         ({"CITY": "Lansing", "STATE": "MI 48813", "ZIP": "48813"}, ("Lansing", "MI", "48813")),
     ],
@@ -165,3 +162,45 @@ def test_vote_beats_each_recorded_engine_on_shared_validation(shared_validation,
     wrong = {(r["file_name"], k) for r in table.to_dict("records") for k in KEYS if r[k] != gold.at[r["file_name"], k]}
     total = {(r["file_name"], k) for r in table.to_dict("records") for k in KEYS}
     assert len(wrong & flagged) / max(1, len(flagged)) > len(wrong - flagged) / max(1, len(total - flagged))
+
+
+def test_case_variants_vote_together_and_case_comes_from_the_trusted_engine():
+    params = vote_params({"calibration": {
+        "keeps_case": {k: {"a": 0.0, "b": 2.0, "p_none": 0.1, "case": 0.95} for k in KEYS},
+        "upper_cases": {k: {"a": 0.0, "b": 2.0, "p_none": 0.1, "case": 0.3} for k in KEYS},
+        "other": {k: {"a": 0.0, "b": 2.0, "p_none": 0.1, "case": 0.9} for k in KEYS},
+    }})
+    conf = {k: 0.6 for k in KEYS}
+    readings = {
+        "keeps_case": ({"DATE": "8/9/89", "CITY": "CleARWATeR", "STATE": "Fla.", "ZIP": "33755"}, conf),
+        "upper_cases": ({"DATE": "8/9/89", "CITY": "CLEARWATER", "STATE": "FLA.", "ZIP": "33755"}, conf),
+        "other": ({"DATE": "8/9/89", "CITY": "CLEARWAIER", "STATE": "Fla.", "ZIP": "33755"}, {**conf, "CITY": 0.9}),
+    }
+    fields, _, _ = vote_form(readings, params)
+    # two engines read CLEARWATER (in different case) against one more confident misreading
+    assert fields["CITY"] == "CleARWATeR" and fields["STATE"] == "Fla."
+
+
+def test_calibration_in_parameters_is_reproducible_from_the_shared_train_split(shared_hsf_top, shared_ocr_outputs):
+    from handwriting_pipeline.ensemble import fit_calibration
+
+    forms, _ = read_donut_folder(shared_hsf_top / "train")
+    names = set(forms.labels.file_name)
+    engines = {
+        "recorded_textract": recorded(shared_ocr_outputs / "textract.csv", 100.0),
+        "recorded_azure_form_recognizer": recorded(shared_ocr_outputs / "azure_form_recognizer.csv", 1.0),
+    }
+    fitted = fit_calibration(forms.labels, {e: t[t.file_name.isin(names)] for e, t in engines.items()})
+    configured = ensemble_params()["vote"]["calibration"]
+    for engine, per_key in configured.items():
+        for key, values in per_key.items():
+            for name, value in values.items():
+                assert fitted[engine][key][name] == pytest.approx(value, abs=1e-3), (engine, key, name)
+            assert fitted[engine][key]["b"] > 0  # higher confidence, more often right
+
+
+def test_unknown_input_engine_is_a_clear_error():
+    from handwriting_pipeline.ensemble.vote import available_inputs
+
+    with pytest.raises(ValueError, match="unknown engines"):
+        available_inputs({"textract": predictions_from_records([])}, ["textrac"])

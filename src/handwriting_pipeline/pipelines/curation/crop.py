@@ -65,11 +65,12 @@ class BoxRow:
     top_rule: int
     bottom_rule: int
     boxes: list[tuple[int, int]]
+    city: tuple[int, int] | None = None
 
     @property
     def city_box(self) -> tuple[int, int]:
-        """The widest box: the shared CITY / STATE / ZIP box."""
-        return max(self.boxes, key=lambda b: b[1] - b[0])
+        """The shared CITY / STATE / ZIP box (the box of the expected width, else the widest)."""
+        return self.city or max(self.boxes, key=lambda b: b[1] - b[0])
 
 
 def _runs(mask: np.ndarray, max_gap: int = 0) -> list[tuple[int, int]]:
@@ -118,7 +119,7 @@ def find_box_row(ink: np.ndarray, expected_top: float | None = None, box_height:
                 continue
             if gap > 1.25 * box_height:
                 break
-            row = _boxes_between(ink, a0, a1, b0, box_height)
+            row = _boxes_between(ink, a0, a1, b0, b1, box_height, city_width, width_tolerance)
             if row is None:
                 reasons.append(f"rules at y={a0},{b0} have no box edges between them")
                 continue
@@ -136,7 +137,8 @@ def find_box_row(ink: np.ndarray, expected_top: float | None = None, box_height:
     return min(candidates, key=lambda r: abs(r.top_rule - expected_top))
 
 
-def _boxes_between(ink: np.ndarray, a0: int, a1: int, b0: int, box_height: float) -> BoxRow | None:
+def _boxes_between(ink: np.ndarray, a0: int, a1: int, b0: int, b1: int, box_height: float,
+                   city_width: float | None = None, width_tolerance: float = 0.08) -> BoxRow | None:
     inner = ink[a1 + 3: b0 - 2]
     if inner.shape[0] < 0.5 * box_height:
         return None
@@ -145,13 +147,24 @@ def _boxes_between(ink: np.ndarray, a0: int, a1: int, b0: int, box_height: float
     for s, e in _runs(column_ink >= 0.9, max_gap=1):
         edges.extend([s, e] if e - s > 30 else [(s + e) // 2])  # a wide run is a filled (blacked-out) box
     top_row = ink[a0: a1 + 1].any(axis=0)
-    boxes = []
-    for left, right in zip(edges, edges[1:]):
-        if right - left > 60 and top_row[left:right + 1].mean() > 0.8:
-            boxes.append((left, right))
+    bottom_row = ink[b0: b1 + 1].any(axis=0)
+
+    def ruled(left: int, right: int) -> bool:
+        return top_row[left:right + 1].mean() > 0.8 and bottom_row[left:right + 1].mean() > 0.8
+
+    boxes = [(left, right) for left, right in zip(edges, edges[1:]) if right - left > 60 and ruled(left, right)]
     if not boxes:
         return None
-    return BoxRow(top_rule=a0, bottom_rule=b0, boxes=boxes)
+    city = None
+    if city_width is not None:
+        # a handwritten stroke spanning the box height looks like an edge: look at every pair
+        fits = [(abs((r - l) - city_width), l, r) for i, l in enumerate(edges) for r in edges[i + 1:]
+                if abs((r - l) - city_width) <= width_tolerance * city_width and ruled(l, r)]
+        if fits:
+            _, left, right = min(fits)
+            city = (left, right)
+            boxes = sorted([b for b in boxes if b[1] <= left or b[0] >= right] + [city])
+    return BoxRow(top_rule=a0, bottom_rule=b0, boxes=boxes, city=city)
 
 
 def estimate_skew(ink: np.ndarray, max_angle: float = 3.0, step: float = 0.05, strips: int = 48) -> float:

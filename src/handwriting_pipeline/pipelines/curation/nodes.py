@@ -266,10 +266,9 @@ def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable
     for row in tqdm(crops.labels.to_dict("records"), desc="joining labels", unit="form"):
         name = _form_name(row["file_name"])
         if name not in unique:
-            reason = "duplicate label files" if any(d["file_name"] == f"{name}.png" and d["stage"] == "label"
-                                                    for d in out.dropped) else f"no label file {name}.json"
-            if reason.startswith("no label"):
-                out.drop(row["file_name"], "annotate", reason)
+            already = any(d["file_name"] == row["file_name"] and d["stage"] == "label" for d in out.dropped)
+            if not already:  # (duplicate label files were reported by _unique_partitions)
+                out.drop(row["file_name"], "annotate", f"no label file {name}.json")
             continue
         pid, load = unique.pop(name)
         try:

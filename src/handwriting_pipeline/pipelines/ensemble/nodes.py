@@ -59,6 +59,7 @@ def _majority(values: list[str]) -> tuple[str, float]:
 
 
 def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str, Any],
+                    credentials: dict[str, Any] | None = None,
                     **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """LLM merge of the engines' readings (see :mod:`handwriting_pipeline.ensemble.llm`).
 
@@ -66,6 +67,9 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
     each field is the majority over repeats (ties: the first repeat) and its confidence the
     share of repeats that gave it. Forms the model fails on fall back to ``llm.fallback``'s
     output (default: the first input) with the reason in ``error``.
+
+    ``credentials`` is ``{"openai": {"api_key": ...}}`` from conf/local/credentials.yml ({} when
+    absent: the environment variable ``llm.api_key_env`` is used).
 
     Returns:
         ``predictions_llm`` and the repeat-variability report (per-field agreement, FLA per
@@ -80,7 +84,8 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
         logger.warning("ensemble llm: no engine produced predictions; nothing to merge")
         return empty_predictions(), {"status": "no inputs"}
     template = load_prompt(settings.prompt, settings.prompt_dir)
-    merger = LLMMerger(settings, cache)
+    api_key = ((credentials or {}).get("openai") or {}).get("api_key")
+    merger = LLMMerger(settings, cache, api_key=api_key)
     merger.check_ready()  # before any work: key present, server answering
     hints = None
     k = int(settings.hints.get("k", 0) or 0)

@@ -23,7 +23,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         node(
             llm_predictions,
-            inputs={"forms": "evaluation_forms", "cache": "ensemble_cache", "params": "params:ensemble", **engine_inputs},
+            inputs={"forms": "evaluation_forms", "cache": "ensemble_cache", "credentials": "ensemble_credentials",
+                    "params": "params:ensemble", **engine_inputs},
             outputs=["predictions_llm", "llm_variability"],
             name="ensemble_llm",
         ),

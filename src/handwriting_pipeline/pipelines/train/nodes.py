@@ -1,0 +1,184 @@
+"""Nodes of the 'train' pipeline: tokenizer -> model -> synthetic pretraining -> fine-tuning
+-> history. The heavy lifting lives in :mod:`handwriting_pipeline.donut`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from handwriting_pipeline.fields import KEYS
+
+logger = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["stage", "epoch", "step", "train_loss", "val_loss", "val_ned", "val_fla", "val_cba",
+                   *[f"CBA_{k}" for k in KEYS], "lr", "elapsed_s", "stop_reason"]
+
+
+def model_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The chosen preset's architecture, merged with the model-level settings.
+
+    ``train.model.preset`` names an entry of ``train.model.presets`` (image_size, encoder,
+    decoder, optional roi/max_length overrides).
+    """
+    model = params["model"]
+    preset_name = model.get("preset", "tiny")
+    presets = model.get("presets", {})
+    if preset_name not in presets:
+        raise ValueError(f"train.model.preset '{preset_name}' is not one of train.model.presets {sorted(presets)}")
+    preset = presets[preset_name]
+    return {
+        "init": model.get("init", "from_config"),
+        "preset": preset_name,
+        "pretrained_name_or_path": model.get("pretrained_name_or_path"),
+        "image_size": list(preset.get("image_size", model.get("image_size", [96, 768]))),
+        "roi": preset.get("roi", model.get("roi")),
+        "max_length": int(preset.get("max_length", model.get("max_length", 96))),
+        "encoder": dict(preset.get("encoder", {})),
+        "decoder": dict(preset.get("decoder", {})),
+    }
+
+
+def _label_texts(forms: Any) -> list[str]:
+    return [v for r in forms.labels[list(KEYS)].to_dict("records") for v in r.values()]
+
+
+def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
+    """Tokenizer for the model: trained on the training labels + synthetic text
+    (``from_config``), or the pretrained model's own with the field tokens added."""
+    settings = model_settings(params)
+    if settings["init"] == "pretrained":
+        from transformers import DonutProcessor
+
+        from handwriting_pipeline.donut.tokenizer import add_field_tokens
+
+        tokenizer = DonutProcessor.from_pretrained(settings["pretrained_name_or_path"]).tokenizer
+        add_field_tokens(tokenizer)
+        return tokenizer
+    if settings["init"] != "from_config":
+        raise ValueError(f"train.model.init must be 'from_config' or 'pretrained', got {settings['init']!r}")
+    from handwriting_pipeline.donut.data import synthetic_texts
+    from handwriting_pipeline.donut.tokenizer import train_tokenizer
+
+    tok_params = params.get("tokenizer", {})
+    pre = params.get("pretrain", {})
+    texts = _label_texts(train_forms)
+    texts += synthetic_texts(int(tok_params.get("synthetic_forms", 0)), int(pre.get("seed", 1000)))
+    return train_tokenizer(texts, vocab_size=int(tok_params.get("vocab_size", 0)),
+                           min_frequency=int(tok_params.get("min_frequency", 2)))
+
+
+def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
+    """A :class:`~handwriting_pipeline.donut.model.DonutBundle`: a random Donut sized by the
+    preset (``from_config``) or pretrained weights (``pretrained``: hub name or local folder)."""
+    import torch
+
+    from handwriting_pipeline.donut.model import build_from_config, build_pretrained
+
+    settings = model_settings(params)
+    torch.manual_seed(int(params.get("seed", 42)))
+    if settings["init"] == "pretrained":
+        # the pretrained processor's tokenizer, with the same field tokens as ``tokenizer``
+        return build_pretrained(settings["pretrained_name_or_path"], settings["image_size"], settings["roi"],
+                                settings["max_length"])
+    return build_from_config(tokenizer, settings["image_size"], settings["roi"], settings["encoder"],
+                             settings["decoder"], settings["max_length"])
+
+
+def _augmenter(params: Mapping[str, Any]):
+    from handwriting_pipeline.donut.data import Augmenter
+
+    return Augmenter(**dict(params.get("augment", {})))
+
+
+def _validation_data(bundle: Any, validation_forms: Any, params: Mapping[str, Any]):
+    from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
+
+    if validation_forms is None or len(validation_forms) == 0:
+        return None
+    limit = params.get("trainer", {}).get("val_max_forms")
+    if limit:
+        validation_forms = validation_forms.subset(validation_forms.labels["file_name"].tolist()[: int(limit)])
+    return FormsDataset(validation_forms, DonutEncoder(bundle.processor, bundle.preprocessing))
+
+
+def _fit(bundle: Any, train_data: Any, validation_forms: Any, stage: str, params: Mapping[str, Any]):
+    from handwriting_pipeline.donut.training import fit_stage
+
+    trainer = params.get("trainer", {})
+    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, params), stage,
+                        params[stage], trainer, params.get("early_stopping", {}), seed=int(params.get("seed", 42)),
+                        checkpoint_dir=trainer.get("checkpoint_dir"), resume=bool(trainer.get("resume", False)))
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """Stage 1: train on ``train.pretrain.num_forms`` synthetic forms generated on the fly
+    (seed ``train.pretrain.seed``, distinct from the curation's synthetic seed so no test form
+    is seen), validating on the real validation forms. Skipped (logged) when disabled or when
+    the generator is not importable."""
+    from handwriting_pipeline.donut.data import DonutEncoder, SyntheticFormsDataset, synthetic_available
+
+    pre = params.get("pretrain", {})
+    if not pre.get("enabled", True) or int(pre.get("num_forms", 0)) <= 0:
+        logger.info("Synthetic pretraining disabled (train.pretrain.enabled / num_forms)")
+        return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
+    ok, why = synthetic_available()
+    if not ok:
+        logger.warning("Synthetic pretraining skipped: %s", why)
+        return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
+    encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(params))
+    data = SyntheticFormsDataset(int(pre["num_forms"]), encoder, seed=int(pre.get("seed", 1000)),
+                                 options=pre.get("generator", {}), augment=bool(pre.get("augment", False)))
+    history = _fit(bundle, data, validation_forms, "pretrain", params)
+    return bundle, history
+
+
+def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """Stage 2: train on the curated real training forms (augmented), validate every epoch;
+    the returned model has the best validation ``val_ned`` weights."""
+    from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
+
+    if train_forms is None or len(train_forms) == 0:
+        raise ValueError("train_forms is empty: run the curation pipeline (or check its report) before training")
+    encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(params))
+    history = _fit(bundle, FormsDataset(train_forms, encoder, train=True), validation_forms, "finetune", params)
+    return bundle, history
+
+
+def training_report(pretrain_history: pd.DataFrame, finetune_history: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """Per-epoch history of both stages (one table) and its plot (losses, val_ned, FLA/CBA)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = [f for f in (pretrain_history, finetune_history) if f is not None and not f.empty]
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HISTORY_COLUMNS)
+    history = history.reindex(columns=HISTORY_COLUMNS)
+    history.insert(0, "validation", range(1, len(history) + 1))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    x = history["validation"]
+    for stage, style in (("pretrain", "--"), ("finetune", "-")):
+        part = history[history["stage"] == stage]
+        if part.empty:
+            continue
+        axes[0].plot(part["validation"], part["train_loss"], style, marker="o", label=f"{stage} train loss")
+        axes[0].plot(part["validation"], part["val_loss"], style, marker="s", label=f"{stage} val loss")
+        axes[1].plot(part["validation"], part["val_ned"], style, marker="o", label=f"{stage} val_ned")
+        axes[2].plot(part["validation"], part["val_fla"], style, marker="o", label=f"{stage} FLA")
+        axes[2].plot(part["validation"], part["val_cba"], style, marker="s", label=f"{stage} CBA")
+    axes[0].set_title("loss")
+    axes[1].set_title("validation normalised edit distance (lower is better)")
+    axes[2].set_title("validation FLA / CBA (%)")
+    for ax in axes:
+        ax.set_xlabel("validation (epoch, both stages)")
+        if len(x):
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if history.empty:
+        axes[1].text(0.5, 0.5, "no training epochs recorded", ha="center", transform=axes[1].transAxes)
+    fig.tight_layout()
+    return history, fig

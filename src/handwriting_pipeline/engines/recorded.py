@@ -1,0 +1,87 @@
+"""Replay of earlier engine outputs stored as a CSV (the authors' real Textract / Azure runs).
+
+Columns: image_name, then per key the value and its confidence (``DATE_CONFIDENCE``; Textract's
+file spells two of them ``DATE__CONFIDENCE`` / ``CITY__CONFIDENCE``). An empty cell means the
+engine found nothing ("None"). ``confidence_scale`` turns the file's scale into 0-1 (Textract
+100, Azure 1). A form the CSV lacks gets "None" values and an error; each form found counts one
+page, so its cost compares with the live engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from handwriting_pipeline.engines.base import Engine, EngineResult
+from handwriting_pipeline.fields import KEYS, NONE, clean_value
+
+logger = logging.getLogger(__name__)
+
+
+def read_recorded_csv(path: str | Path, confidence_scale: float = 1.0) -> dict[str, tuple[dict[str, str], dict[str, float]]]:
+    """image_name -> (fields, confidences 0-1) from a recorded-outputs CSV."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "image_name" not in table.columns:
+        raise ValueError(f"{path}: no 'image_name' column (columns: {list(table.columns)})")
+    out = {}
+    for row in table.to_dict("records"):
+        fields, conf = {}, {}
+        for key in KEYS:
+            fields[key] = clean_value(row.get(key, ""))
+            raw_conf = next((row[c] for c in (f"{key}_CONFIDENCE", f"{key}__CONFIDENCE") if row.get(c, "") != ""), "")
+            try:
+                conf[key] = float(raw_conf) / confidence_scale if fields[key] != NONE else math.nan
+            except ValueError:
+                conf[key] = math.nan
+        out[str(row["image_name"])] = (fields, conf)
+    return out
+
+
+class RecordedEngine(Engine):
+    """Reads answers from a CSV instead of calling the service (offline, free, reproducible).
+
+    Args (``extract.recorded_textract`` / ``extract.recorded_azure_form_recognizer``):
+        path: the CSV; a missing file leaves the method empty (logged), so runs without
+            ../shared still work.
+        confidence_scale: 100 for Textract's 0-100 confidences, 1 for Azure's 0-1.
+        method: the method name the table is reported under.
+    """
+
+    name = "recorded"
+    version = "1"
+    needs_image = False
+
+    def __init__(self, path: str, confidence_scale: float = 1.0, method: str = "recorded", **config: Any) -> None:
+        super().__init__(path=str(path), confidence_scale=float(confidence_scale), **config)
+        self.name = method  # type: ignore[misc] - one class, several recorded methods
+        self.path = Path(path)
+        self.confidence_scale = float(confidence_scale)
+        self._table: dict | None = None
+
+    def check_ready(self) -> None:
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"recorded outputs for '{self.name}' not found at {self.path}: set extract.{self.name}.path "
+                "to the CSV (e.g. ../shared/data/hsf_top/ocr_outputs/textract.csv) or remove the method "
+                "from extract.engines")
+
+    @property
+    def table(self) -> dict:
+        if self._table is None:
+            self._table = read_recorded_csv(self.path, self.confidence_scale)
+        return self._table
+
+    def __contains__(self, file_name: str) -> bool:
+        return file_name in self.table
+
+    def read(self, image: Image.Image | None = None, file_name: str = "") -> EngineResult:
+        found = self.table.get(file_name)
+        if found is None:
+            return EngineResult(error=f"{file_name} not in {self.path}")
+        fields, conf = found
+        return EngineResult(fields=fields, confidence=conf, raw={"source": str(self.path)}, usage={"pages": 1})

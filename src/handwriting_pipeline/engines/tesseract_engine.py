@@ -1,0 +1,84 @@
+"""Offline engine: Tesseract (Debian ``tesseract-ocr``) through ``pytesseract``, one region at a time.
+
+Same layout and field assignment as RapidOCR (:mod:`handwriting_pipeline.engines.layout`); only the
+region reader differs. Tesseract is trained on print, so it reads handwriting poorly; it is here
+as a second free engine for ensembles and comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from handwriting_pipeline.engines import layout
+from handwriting_pipeline.engines.base import Engine, EngineResult
+
+logger = logging.getLogger(__name__)
+
+
+class TesseractEngine(Engine):
+    """Tesseract on the located boxes.
+
+    Args (``extract.tesseract`` parameters):
+        psm: page segmentation mode for a box (7 = one text line, 6 = a block).
+        lang: traineddata language.
+        min_conf: drop words Tesseract scores below this (0-100).
+        cmd: the tesseract binary (default: found on PATH).
+    """
+
+    name = "tesseract"
+    version = "1"
+    parallel = "process"
+
+    def __init__(self, psm: int = 7, lang: str = "eng", min_conf: float = 0.0, cmd: str | None = None,
+                 read_labels: bool = True, **config: Any) -> None:
+        super().__init__(psm=int(psm), lang=lang, min_conf=float(min_conf), read_labels=read_labels, **config)
+        self.cmd = cmd or shutil.which("tesseract")
+
+    def check_ready(self) -> None:
+        if not self.cmd or not shutil.which(self.cmd):
+            raise RuntimeError(
+                "The tesseract engine needs the tesseract binary: `sudo apt-get install tesseract-ocr "
+                "tesseract-ocr-eng` (or `make apt`), or set extract.tesseract.cmd; or remove 'tesseract' "
+                "from extract.engines.")
+        try:
+            import pytesseract  # noqa: F401
+        except ImportError as err:
+            raise RuntimeError("pip install pytesseract for the tesseract engine") from err
+
+    def read_region(self, grey: np.ndarray, psm: int | None = None) -> list[layout.Word]:
+        """Words Tesseract finds in a grey region (region coordinates, score 0-1)."""
+        import pytesseract
+
+        if grey.size == 0 or min(grey.shape) < 8:
+            return []
+        pytesseract.pytesseract.tesseract_cmd = self.cmd
+        data = pytesseract.image_to_data(
+            Image.fromarray(grey), lang=self.config["lang"],
+            config=f"--psm {psm or self.config['psm']}", output_type=pytesseract.Output.DICT)
+        words = []
+        for text, conf, x, y, w, h in zip(data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"]):
+            conf = float(conf)
+            if not str(text).strip() or conf < 0 or conf < self.config["min_conf"]:
+                continue
+            words.append(layout.Word(str(text).strip(), conf / 100.0, (int(x), int(y), int(x + w), int(y + h))))
+        return words
+
+    def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
+        start = time.perf_counter()
+        try:
+            fields, conf, raw = layout.read_form(
+                image, self.read_region, read_labels=self.config["read_labels"],
+                read_labels_with=lambda g: self.read_region(g, psm=11))
+        except Exception as err:  # noqa: BLE001 - a bad image must not stop the run
+            logger.warning("tesseract could not read %s: %s", file_name or "image", err)
+            return EngineResult(error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
+        conf = {k: (v if v == v else math.nan) for k, v in conf.items()}
+        return EngineResult(fields=fields, confidence=conf, raw=raw, usage={"pages": 0},
+                            seconds=time.perf_counter() - start)

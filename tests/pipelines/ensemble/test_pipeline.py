@@ -1,0 +1,70 @@
+"""The ensemble pipeline wired as Kedro runs it: every predictions_<engine> in, vote and llm out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.ensemble.vote import ENGINES
+from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.pipelines.ensemble import create_pipeline
+from handwriting_pipeline.predictions import COLUMNS, empty_predictions, predictions_from_records
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+def _params() -> dict:
+    return yaml.safe_load((PROJECT / "conf/base/parameters_ensemble.yml").read_text())["ensemble"]
+
+
+def _run(params: dict, tables: dict[str, pd.DataFrame], tmp_path: Path) -> dict:
+    datasets = {f"predictions_{e}": MemoryDataset(tables.get(e, empty_predictions())) for e in ENGINES}
+    datasets.update({
+        "params:ensemble": MemoryDataset(params),
+        "evaluation_forms": MemoryDataset(None),
+        "ensemble_credentials": MemoryDataset({}),
+        "ensemble_cache": MemoryDataset(ResponseCache(tmp_path / "cache"), copy_mode="assign"),
+    })
+    outputs = ["predictions_vote", "review_queue", "predictions_llm", "llm_variability"]
+    datasets.update({name: MemoryDataset() for name in outputs})
+    catalog = DataCatalog(datasets=datasets)
+    SequentialRunner().run(create_pipeline(), catalog)
+    return {name: catalog.load(name) for name in outputs}
+
+
+def test_catalog_entries_match_the_pipeline_outputs():
+    catalog = yaml.safe_load((PROJECT / "conf/base/catalog_ensemble.yml").read_text())
+    pipeline = create_pipeline()
+    assert set(pipeline.outputs()) <= set(catalog)
+    assert {f"predictions_{e}" for e in ENGINES} <= pipeline.inputs()
+    assert catalog["predictions_vote"]["type"] == "pandas.ParquetDataset" and catalog["predictions_vote"]["versioned"]
+
+
+def test_pipeline_votes_available_engines_and_respects_inputs(tmp_path):
+    rows = {
+        "rapidocr": {"DATE": "8/8/89", "CITY": "HOLLAND", "STATE": "OH.", "ZIP": "43528"},
+        "donut": {"DATE": "8/8/89", "CITY": "HOLLAND", "STATE": "OH.", "ZIP": "43528"},
+        "tesseract": {"DATE": "8/3/89", "CITY": "HOLIAND", "STATE": "0H", "ZIP": "4352B"},
+    }
+    tables = {e: predictions_from_records([{"file_name": "f.png", **v, **{f"{k}_conf": 0.7 for k in KEYS}}])
+              for e, v in rows.items()}
+    out = _run(_params(), tables, tmp_path)
+    vote = out["predictions_vote"]
+    assert list(vote.columns) == COLUMNS and len(vote) == 1
+    assert vote.loc[0, ["DATE", "CITY", "STATE", "ZIP"]].tolist() == ["8/8/89", "HOLLAND", "OH.", "43528"]
+    assert out["predictions_llm"].empty and "disabled" in out["llm_variability"]["status"]
+    # only the engine named in ensemble.inputs is used
+    out = _run({**_params(), "inputs": ["tesseract"]}, tables, tmp_path)
+    assert out["predictions_vote"].loc[0, "CITY"] == "HOLIAND"
+    assert set(out["review_queue"].columns) == {"form", "field", "candidates", "chosen", "confidence"}
+
+
+def test_pipeline_with_no_engine_output_gives_empty_tables(tmp_path):
+    out = _run(_params(), {}, tmp_path)
+    assert out["predictions_vote"].empty and list(out["predictions_vote"].columns) == COLUMNS
+    assert out["review_queue"].empty
