@@ -20,6 +20,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch.utils.data import DataLoader, Dataset
 
 from handwriting_pipeline.donut.data import collate
@@ -143,16 +144,19 @@ class DonutModule(pl.LightningModule):
 def stop_reason(trainer: pl.Trainer, early: EarlyStopping, max_epochs: int, max_steps: int,
                 max_minutes: float | None) -> str:
     """Why ``trainer.fit`` returned, in words."""
-    if early.stopped_epoch > 0:
+    if early.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+        detail = f" ({early.stopping_reason_message.strip()})" if early.stopping_reason_message else ""
         return (f"early stopping: {early.monitor} did not improve by more than {abs(early.min_delta)} for "
-                f"{early.patience} validations (best {float(early.best_score):.4f}, stopped at epoch {early.stopped_epoch})")
+                f"{early.patience} validations, best {float(early.best_score):.4f}, stopped in epoch "
+                f"{early.stopped_epoch}{detail}")
     if trainer.interrupted:
         return "interrupted"
-    timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]
-    if max_minutes and timers and (timers[0].time_remaining("train") or 0) <= 0:
-        return f"wall-clock limit reached ({max_minutes} min)"
     if max_steps and max_steps > 0 and trainer.global_step >= max_steps:
         return f"max_steps reached ({max_steps})"
+    timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]
+    expired = bool(max_minutes and timers and (timers[0].time_remaining("train") or 0) <= 0)
+    if expired and trainer.global_step < trainer.estimated_stepping_batches:
+        return f"wall-clock limit reached ({max_minutes:g} min, step {trainer.global_step})"
     if trainer.current_epoch >= max_epochs:
         return f"max_epochs reached ({max_epochs})"
     return "finished"
@@ -201,7 +205,7 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     ckpt_path = None
     if checkpoint_dir is not None:
         stage_dir = Path(checkpoint_dir) / stage
-        ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best-{epoch}", monitor=monitor, mode="min",
+        ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best-{epoch}-{step}", monitor=monitor, mode="min",
                                save_top_k=1, save_last=True, save_weights_only=False)
         callbacks.append(ckpt)
         if resume and (stage_dir / "last.ckpt").is_file():
@@ -230,7 +234,7 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     )
     logger.info("[%s] training on %d forms (%d validation) for up to %d epochs%s%s on %s/%s", stage, len(train_data),
                 len(val_data) if val_data is not None else 0, epochs, f", {max_steps} steps" if max_steps > 0 else "",
-                f", {max_minutes} min" if max_minutes else "", hardware["accelerator"], hardware["precision"])
+                f", {max_minutes:.1f} min" if max_minutes else "", hardware["accelerator"], hardware["precision"])
     bundle.model.train()
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
     reason = stop_reason(trainer, early, epochs, max_steps, max_minutes)

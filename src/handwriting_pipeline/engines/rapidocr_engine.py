@@ -35,6 +35,7 @@ class RapidOCREngine(Engine):
 
     name = "rapidocr"
     version = "1"
+    parallel = "process"  # CPU-bound: one worker process per core, one onnxruntime thread each
 
     def __init__(self, threads: int = 1, text_score: float = 0.3, box_thresh: float = 0.5,
                  read_labels: bool = True, det_limit_type: str = "max", det_limit_side_len: int = 960,
@@ -57,7 +58,7 @@ class RapidOCREngine(Engine):
 
             self._ocr = RapidOCR(params={
                 "Global.use_cls": False,
-                "Global.log_level": "warning",
+                "Global.log_level": "error",  # "text detection result is empty" for blank boxes is normal
                 "Global.text_score": float(self.config["text_score"]),
                 "Det.box_thresh": float(self.config["box_thresh"]),
                 "Det.limit_type": str(self.config["det_limit_type"]),

@@ -214,6 +214,8 @@ class LLMMerger:
                 response = self._create(messages)
             except openai.OpenAIError as err:  # the client already retried 429 / timeouts
                 error = f"{type(err).__name__}: {err}"
+                if isinstance(err, openai.BadRequestError) and self.settings.json_mode:
+                    error += " (if the server lacks response_format, set ensemble.llm.json_mode: false)"
                 break
             if response.usage is not None:
                 usage["input_tokens"] += int(response.usage.prompt_tokens or 0)

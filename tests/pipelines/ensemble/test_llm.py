@@ -66,6 +66,9 @@ class FakeOpenAI:
                     self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
                                {"retry-after-ms": "10"})
                     return
+                if isinstance(step, tuple) and step[0] == "400":
+                    self._send(400, {"error": {"message": "response_format is not supported", "type": "invalid_request"}})
+                    return
                 if isinstance(step, tuple) and step[0] == "sleep":
                     time.sleep(step[1])
                     step = step[2]
@@ -179,6 +182,13 @@ def test_rate_limit_is_retried_by_the_client(server):
     result = LLMMerger(settings(server, max_retries=3)).merge(prompt())
     assert result["fields"] == GOOD and result["error"] is None
     assert len(server.requests) == 3
+
+
+def test_server_without_json_mode_gets_a_hint(server):
+    server.script = [("400",)]
+    result = LLMMerger(settings(server)).merge(prompt())
+    assert result["fields"] is None and "json_mode: false" in result["error"]
+    assert len(server.requests) == 1  # 400 is not retried
 
 
 def test_cache_hit_makes_no_request(server, tmp_path):

@@ -51,7 +51,8 @@ def test_pipeline_votes_available_engines_and_respects_inputs(tmp_path):
         "donut": {"DATE": "8/8/89", "CITY": "HOLLAND", "STATE": "OH.", "ZIP": "43528"},
         "tesseract": {"DATE": "8/3/89", "CITY": "HOLIAND", "STATE": "0H", "ZIP": "4352B"},
     }
-    tables = {e: predictions_from_records([{"file_name": "f.png", **v, **{f"{k}_conf": 0.7 for k in KEYS}}])
+    confidence = {"rapidocr": 0.97, "donut": 0.9, "tesseract": 0.6}  # typical raw confidences
+    tables = {e: predictions_from_records([{"file_name": "f.png", **v, **{f"{k}_conf": confidence[e] for k in KEYS}}])
               for e, v in rows.items()}
     out = _run(_params(), tables, tmp_path)
     vote = out["predictions_vote"]

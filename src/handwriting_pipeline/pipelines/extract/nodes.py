@@ -2,12 +2,14 @@
 
 One node per method (``extract_<method>``) so ``kedro viz`` shows them and each output
 ``predictions_<method>`` can be re-run alone. A disabled method outputs an empty predictions
-table (downstream nodes always get their inputs) and logs why.
+table (downstream nodes always get their inputs) and logs why. Every node takes ``ready``, the
+output of :func:`check_engines`, so that check runs before any form is read.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pandas as pd
@@ -27,10 +29,11 @@ OPTIONAL_ENGINES = ("tesseract", *RECORDED_ENGINES)
 
 
 def enabled_engines(params: dict[str, Any]) -> list[str]:
-    """``extract.engines`` as a list (a comma-separated string from the command line works too)."""
+    """``extract.engines`` as a list; from the command line a string separated by ``;``, ``+``,
+    ``,`` or spaces works too: ``--params "extract.engines=rapidocr;recorded_textract"``."""
     engines = params.get("engines") or []
     if isinstance(engines, str):
-        engines = [e.strip() for e in engines.split(",") if e.strip()]
+        engines = [e for e in re.split(r"[,;+\s]+", engines) if e]
     return list(engines)
 
 

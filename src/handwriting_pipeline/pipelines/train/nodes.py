@@ -93,12 +93,12 @@ def _augmenter(params: Mapping[str, Any]):
     return Augmenter(**dict(params.get("augment", {})))
 
 
-def _validation_data(bundle: Any, validation_forms: Any, params: Mapping[str, Any]):
+def _validation_data(bundle: Any, validation_forms: Any, params: Mapping[str, Any], stage: str):
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
 
     if validation_forms is None or len(validation_forms) == 0:
         return None
-    limit = params.get("trainer", {}).get("val_max_forms")
+    limit = params.get(stage, {}).get("val_max_forms", params.get("trainer", {}).get("val_max_forms"))
     if limit:
         validation_forms = validation_forms.subset(validation_forms.labels["file_name"].tolist()[: int(limit)])
     return FormsDataset(validation_forms, DonutEncoder(bundle.processor, bundle.preprocessing))
@@ -108,8 +108,11 @@ def _fit(bundle: Any, train_data: Any, validation_forms: Any, stage: str, params
     from handwriting_pipeline.donut.training import fit_stage
 
     trainer = params.get("trainer", {})
-    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, params), stage,
-                        params[stage], trainer, params.get("early_stopping", {}), seed=int(params.get("seed", 42)),
+    early = dict(params.get("early_stopping", {}))
+    if params[stage].get("patience") is not None:  # a stage may set its own patience
+        early["patience"] = params[stage]["patience"]
+    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, params, stage), stage,
+                        params[stage], trainer, early, seed=int(params.get("seed", 42)),
                         checkpoint_dir=trainer.get("checkpoint_dir"), resume=bool(trainer.get("resume", False)))
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
