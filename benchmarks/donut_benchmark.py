@@ -85,7 +85,7 @@ def main() -> int:
     params["pretrain"].update(enabled=args.synthetic_forms > 0, num_forms=args.synthetic_forms,
                               epochs=args.pretrain_epochs, batch_size=args.batch_size, learning_rate=args.pretrain_lr,
                               max_minutes=pre_minutes or None, val_max_forms=args.pretrain_val_forms,
-                              patience=args.pretrain_patience,
+                              patience=args.pretrain_patience, restore_best=False,
                               val_check_interval=min(args.pretrain_val_every,
                                                      max(1, args.synthetic_forms // args.batch_size)))
     params["finetune"].update(epochs=args.finetune_epochs, batch_size=args.batch_size, learning_rate=args.finetune_lr,

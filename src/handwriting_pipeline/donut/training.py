@@ -171,7 +171,9 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     Args:
         params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
             warmup_ratio, max_steps (optional), max_minutes (optional wall-clock cap),
-            val_check_interval (optional), accumulate_grad_batches (optional).
+            val_check_interval (optional), accumulate_grad_batches (optional), restore_best
+            (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
+            last weights, e.g. for pretraining whose real-form metric lags the synthetic loss).
         trainer_params: accelerator, devices, precision, gradient_clip_val, num_workers,
             progress_bar, log_every_n_steps, val_batch_size, val_num_beams.
         early_params: monitor (must be ``val_ned``-like, lower is better), patience, min_delta.
@@ -238,10 +240,13 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     bundle.model.train()
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
     reason = stop_reason(trainer, early, epochs, max_steps, max_minutes)
-    if ckpt is not None and ckpt.best_model_path and Path(ckpt.best_model_path).is_file():
+    restore = bool(params.get("restore_best", True))
+    if restore and ckpt is not None and ckpt.best_model_path and Path(ckpt.best_model_path).is_file():
         state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
         reason += f"; restored best checkpoint ({monitor}={float(ckpt.best_model_score):.4f})"
+    elif ckpt is not None and ckpt.best_model_score is not None:
+        reason += f"; kept the last weights (restore_best false; best {monitor}={float(ckpt.best_model_score):.4f})"
     bundle.model.cpu().eval()
     logger.info("[%s] training stopped: %s", stage, reason)
     rows = [dict(row, stop_reason="") for row in module.history]

@@ -380,7 +380,7 @@ def state_variant(text: str) -> str:
     look-alikes swapped (``F1.`` -> ``Fl.``, ``II.`` -> ``Il.``) that is a state, if exactly
     one is."""
     plain = filter_chars(text, "STATE")
-    if not plain or state_code(plain) or len(text) > 16:
+    if not plain or len(text) > 16 or (state_code(plain) and not re.search(r"[0-9|]", text)):
         return plain
     from itertools import product
 
@@ -396,6 +396,8 @@ def state_variant(text: str) -> str:
             found[cand] = min(dropped, found.get(cand, dropped))
     if not found:
         return plain
+    if state_code(plain) and min(found.values()) > 0:
+        return plain  # as read is a state, and no look-alike reading uses every character
     fewest = min(found.values())
     best = [c for c, d in found.items() if d == fewest]
     return best[0] if len(best) == 1 else plain
@@ -553,7 +555,7 @@ def respell(written: str, reference: str) -> str:
 
 
 def _state_spellings(code: str) -> list[str]:
-    return [code, STATE_NAMES[code], *[a for a, c in STATE_ABBREVIATIONS.items() if c == code]]
+    return list(dict.fromkeys([code, STATE_NAMES[code], *[a for a, c in STATE_ABBREVIATIONS.items() if c == code]]))
 
 
 def gazetteer_check(values: dict[str, str]) -> dict[str, str]:
@@ -573,8 +575,9 @@ def gazetteer_check(values: dict[str, str]) -> dict[str, str]:
         states = {st for _, st in places}
         if len(states) == 1:
             written = re.sub(r"[^A-Za-z]", "", out["STATE"])
+            limit = 2 if len(written) >= 6 else 1  # "OLAItOMA" -> "OKLAHOMA", "UA" -> "VA"
             options = [sp for sp in _state_spellings(states.pop())
-                       if _distance(written, sp.replace(" ", "")) == 1 and len(written) >= 2]
+                       if 1 <= _distance(written, sp.replace(" ", "")) <= limit and len(written) >= 2]
             if len(options) == 1:
                 dots = out["STATE"].endswith(".")
                 out["STATE"] = respell(written, options[0]) + ("." if dots else "")

@@ -34,7 +34,7 @@ class RapidOCREngine(Engine):
     """
 
     name = "rapidocr"
-    version = "1"
+    version = "2"  # bump when layout/field rules change: it is part of the cache key
     parallel = "process"  # CPU-bound: one worker process per core, one onnxruntime thread each
 
     def __init__(self, threads: int = 1, text_score: float = 0.3, box_thresh: float = 0.5,

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pandas as pd
@@ -127,15 +128,24 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
         else:
             pool = ThreadPoolExecutor(max_workers=workers)
             submit = lambda name, image: pool.submit(_timed_read, engine, image, name)  # noqa: E731
+        broken: list[tuple[str, Image.Image, str]] = []
         with pool:
-            futures: dict[Future, tuple[str, str]] = {submit(name, image): (name, key) for name, image, key in pending}
+            futures: dict[Future, tuple[str, Image.Image, str]] = {
+                submit(name, image): (name, image, key) for name, image, key in pending}
             for future in as_completed(futures):
-                name, key = futures[future]
+                name, image, key = futures[future]
                 try:
                     data = future.result()
-                except Exception as err:  # noqa: BLE001 - e.g. a worker died: this form fails
+                except BrokenProcessPool:
+                    broken.append((name, image, key))
+                    continue
+                except Exception as err:  # noqa: BLE001 - this form fails, the run goes on
                     data = EngineResult(error=f"{type(err).__name__}: {err}").to_json()
                 store(name, key, data)
+        if broken:  # e.g. a worker killed, or a script without the `if __name__ == "__main__":` guard
+            logger.warning("%s: worker processes failed; reading %d forms in this process instead", label, len(broken))
+            for name, image, key in broken:
+                store(name, key, _timed_read(engine, image, name))
     else:
         for name, image, key in pending:
             store(name, key, _timed_read(engine, image, name))
@@ -143,8 +153,8 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
 
     elapsed = time.perf_counter() - start
     failed = sum(1 for r in results.values() if r.error)
-    logger.info("%s: %d forms in %.1f s (%d new reads, %d from cache), %d failed", label, len(file_names), elapsed,
-                len(pending), n_cached, failed)
+    logger.info("%s: %d forms in %.1f s (%d read, %d from cache), %d failed", label, len(file_names), elapsed,
+                len(file_names) - n_cached, n_cached, failed)
     if failed:
         first = next(r.error for r in results.values() if r.error)
         logger.warning("%s: %d of %d forms failed (values 'None', see the 'error' column); first error: %s",

@@ -33,7 +33,7 @@ class TesseractEngine(Engine):
     """
 
     name = "tesseract"
-    version = "1"
+    version = "2"  # bump when layout/field rules change: it is part of the cache key
     parallel = "process"
 
     def __init__(self, psm: int = 7, lang: str = "eng", min_conf: float = 0.0, cmd: str | None = None,

@@ -48,6 +48,9 @@ def test_train_pipeline_runs_and_saves_a_usable_model(tmp_path, real_forms, trai
     assert stages == (["pretrain", "finetune"] if synthetic_available()[0] else ["finetune"])
     assert {"train_loss", "val_loss", "val_ned", "val_fla", "val_cba", "stop_reason"} <= set(history.columns)
     assert history["stop_reason"].iloc[-1].startswith("max_epochs")
+    assert "restored best checkpoint" in history["stop_reason"].iloc[-1]  # finetune: best val_ned
+    if synthetic_available()[0]:
+        assert "kept the last weights" in history["stop_reason"].iloc[0]  # pretrain: restore_best false
     assert list((tmp_path / "data/08_reporting/training_history.png").glob("*/training_history.png"))
 
     ref = catalog.load("donut_model")
