@@ -69,3 +69,18 @@ def _tiny_forms(tmp_path):
     Image.new("1", (246, 35), 1).save(folder / "a.png")
     (folder / "metadata.jsonl").write_text(metadata_line("a.png", {"DATE": "1/2/89"}) + "\n")
     return read_donut_folder(folder)
+
+
+def test_only_recorded_forms_get_rows_and_none_recorded_means_not_run(tmp_path, caplog) -> None:
+    forms, _ = _tiny_forms(tmp_path)
+    path = tmp_path / "rec.csv"
+    header = "image_name,DATE,DATE_CONFIDENCE,CITY,CITY_CONFIDENCE,STATE,STATE_CONFIDENCE,ZIP,ZIP_CONFIDENCE\n"
+    params = {"engines": ["recorded_textract"], "workers": 1, "progress": False,
+              "recorded_textract": {"path": str(path), "confidence_scale": 100}}
+    path.write_text(header + "a.png,1/2/89,90,Boston,80,MA,70,02134,60\nzz.png,1/3/89,90,,,,,,\n")
+    out = nodes.extract_recorded_textract(forms, params, {})
+    assert out["file_name"].tolist() == ["a.png"] and out.loc[0, "ZIP"] == "02134"
+    path.write_text(header + "zz.png,1/3/89,90,,,,,,\n")  # e.g. synthetic forms vs the shared recording
+    with caplog.at_level(logging.WARNING):
+        out = nodes.extract_recorded_textract(forms, params, {})
+    assert out.empty and "none of the 1 forms" in caplog.text

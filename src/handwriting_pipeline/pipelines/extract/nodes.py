@@ -89,6 +89,16 @@ def _extract(method: str, forms: LabelledForms, params: dict[str, Any], cache: A
             return empty_predictions()
         raise
     names = forms.labels["file_name"].tolist()
+    if method in RECORDED_ENGINES:
+        # replay only the forms the recording has; the others get no row (scored as "None")
+        recorded = [n for n in names if n in engine]
+        if not recorded:
+            logger.warning("extract %s: none of the %d forms is in %s (empty predictions)",
+                           method, len(names), engine.path)
+            return empty_predictions()
+        if len(recorded) < len(names):
+            logger.info("extract %s: %d of %d forms are in %s", method, len(recorded), len(names), engine.path)
+        names = recorded
     workers = int(params.get("workers", 1) or 1)
     return run_engine(engine, names, forms.images, cache=None if method in RECORDED_ENGINES else cache,
                       workers=workers, progress=bool(params.get("progress", True)))
