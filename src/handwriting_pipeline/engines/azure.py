@@ -42,6 +42,7 @@ class AzureFormRecognizerEngine(Engine):
 
     name = "azure_form_recognizer"
     version = "1"
+    process_local = ("_client",)
     paid = True
     parallel = "thread"
 
@@ -79,11 +80,6 @@ class AzureFormRecognizerEngine(Engine):
             extra = {"transport": self._transport} if self._transport is not None else {}
             self._client = DocumentAnalysisClient(self.endpoint, AzureKeyCredential(self._key), **self.settings, **extra)
         return self._client
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_client"] = None
-        return state
 
     def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
         start = time.perf_counter()

@@ -67,9 +67,18 @@ class Engine(ABC):
     name: ClassVar[str] = "engine"
     version: ClassVar[str] = "1"
     paid: ClassVar[bool] = False  # paid engines are always cached and never re-called
+    # attributes holding process-bound objects (SDK clients, ONNX sessions), rebuilt lazily in
+    # each worker process instead of being pickled
+    process_local: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any) -> None:
         self.config = config
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for attr in self.process_local:
+            state[attr] = None
+        return state
 
     def check_ready(self) -> None:
         """Raise a clear error before any work when credentials or binaries are missing."""

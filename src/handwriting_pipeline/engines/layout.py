@@ -26,8 +26,10 @@ Rules were developed on 250 train crops and checked on the 199 validation crops.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ import numpy as np
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
+from handwriting_pipeline.engines.base import Engine, EngineResult
 from handwriting_pipeline.fields import (
     ALLOWED_CHARS,
     KEYS,
@@ -51,6 +54,8 @@ from handwriting_pipeline.fields import (
     zip_places,
     zips_for_place,
 )
+
+logger = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
@@ -683,3 +688,30 @@ __all__ = [
     "read_date", "state_variant", "split_city_state_zip", "respell", "gazetteer_check",
     "drop_fragments", "settle_case", "assign_fields", "read_form",
 ]
+
+
+class LayoutEngine(Engine):
+    """Base of the offline OCR engines that share this module's box/label layout and field rules.
+
+    Subclasses implement :meth:`read_region` (text words in a grey region) and may override
+    :meth:`read_labels_region` (how the printed labels are read).
+    """
+
+    def read_region(self, grey: np.ndarray) -> list[Word]:
+        raise NotImplementedError
+
+    def read_labels_region(self, grey: np.ndarray) -> list[Word]:
+        """Words of the strip with the printed labels (default: like any region)."""
+        return self.read_region(grey)
+
+    def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
+        start = time.perf_counter()
+        try:
+            fields, conf, raw = read_form(image, self.read_region, read_labels=self.config["read_labels"],
+                                          read_labels_with=self.read_labels_region)
+        except Exception as err:  # noqa: BLE001 - a bad image must not stop the run
+            logger.warning("%s could not read %s: %s", self.name, file_name or "image", err)
+            return EngineResult(error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
+        conf = {k: (v if v == v else math.nan) for k, v in conf.items()}
+        return EngineResult(fields=fields, confidence=conf, raw=raw, usage={"pages": 0},
+                            seconds=time.perf_counter() - start)

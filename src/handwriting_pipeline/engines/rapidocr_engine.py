@@ -10,20 +10,16 @@ worse. The orientation classifier is off (crops are upright) and onnxruntime use
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from handwriting_pipeline.engines import layout
-from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
 
 
-class RapidOCREngine(Engine):
+class RapidOCREngine(layout.LayoutEngine):
     """RapidOCR on the located boxes, fields assigned by position and rules.
 
     Args (from ``extract.rapidocr`` parameters):
@@ -35,6 +31,7 @@ class RapidOCREngine(Engine):
 
     name = "rapidocr"
     version = "2"  # bump when layout/field rules change: it is part of the cache key
+    process_local = ("_ocr",)
     parallel = "process"  # CPU-bound: one worker process per core, one onnxruntime thread each
 
     def __init__(self, threads: int = 1, text_score: float = 0.3, box_thresh: float = 0.5,
@@ -68,11 +65,6 @@ class RapidOCREngine(Engine):
             })
         return self._ocr
 
-    def __getstate__(self) -> dict:  # the ONNX sessions stay in their process
-        state = dict(self.__dict__)
-        state["_ocr"] = None
-        return state
-
     def read_region(self, grey: np.ndarray) -> list[layout.Word]:
         """Text lines RapidOCR detects and recognises in a grey region (region coordinates)."""
         if grey.size == 0 or min(grey.shape) < 8:
@@ -87,14 +79,3 @@ class RapidOCREngine(Engine):
             x1, y1 = pts.max(axis=0)
             words.append(layout.Word(str(text), float(score), (int(x0), int(y0), int(x1), int(y1))))
         return words
-
-    def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
-        start = time.perf_counter()
-        try:
-            fields, conf, raw = layout.read_form(image, self.read_region, read_labels=self.config["read_labels"])
-        except Exception as err:  # noqa: BLE001 - a bad image must not stop the run
-            logger.warning("rapidocr could not read %s: %s", file_name or "image", err)
-            return EngineResult(error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
-        conf = {k: (v if v == v else math.nan) for k, v in conf.items()}
-        return EngineResult(fields=fields, confidence=conf, raw=raw, usage={"pages": 0},
-                            seconds=time.perf_counter() - start)

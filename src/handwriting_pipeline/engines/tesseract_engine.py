@@ -8,21 +8,18 @@ as a second free engine for ensembles and comparison.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
-import time
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from handwriting_pipeline.engines import layout
-from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
 
 
-class TesseractEngine(Engine):
+class TesseractEngine(layout.LayoutEngine):
     """Tesseract on the located boxes.
 
     Args (``extract.tesseract`` parameters):
@@ -70,15 +67,6 @@ class TesseractEngine(Engine):
             words.append(layout.Word(str(text).strip(), conf / 100.0, (int(x), int(y), int(x + w), int(y + h))))
         return words
 
-    def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
-        start = time.perf_counter()
-        try:
-            fields, conf, raw = layout.read_form(
-                image, self.read_region, read_labels=self.config["read_labels"],
-                read_labels_with=lambda g: self.read_region(g, psm=11))
-        except Exception as err:  # noqa: BLE001 - a bad image must not stop the run
-            logger.warning("tesseract could not read %s: %s", file_name or "image", err)
-            return EngineResult(error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
-        conf = {k: (v if v == v else math.nan) for k, v in conf.items()}
-        return EngineResult(fields=fields, confidence=conf, raw=raw, usage={"pages": 0},
-                            seconds=time.perf_counter() - start)
+    def read_labels_region(self, grey: np.ndarray) -> list[layout.Word]:
+        """The printed labels are sparse words on one strip: page segmentation mode 11."""
+        return self.read_region(grey, psm=11)

@@ -91,6 +91,7 @@ class TextractEngine(Engine):
 
     name = "textract"
     version = "1"
+    process_local = ("_client",)
     paid = True
     parallel = "thread"
 
@@ -135,11 +136,6 @@ class TextractEngine(Engine):
         if self._client is None:
             self._client = self._session().client("textract", config=self.botocore_config())
         return self._client
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_client"] = None
-        return state
 
     def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
         start = time.perf_counter()
