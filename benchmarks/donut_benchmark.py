@@ -55,6 +55,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "donut_benchmark"))
     parser.add_argument("--checkpoint-dir", default=str(ROOT / "data" / "06_models" / "benchmark_checkpoints"))
     parser.add_argument("--resume", action="store_true", help="continue each stage from its last.ckpt")
+    parser.add_argument("--init-from", default=None,
+                        help="start from a saved model folder (train.model.init=pretrained), e.g. to continue "
+                             "fine-tuning an earlier run's model; its results JSON is kept as 'previous_phase'")
+    parser.add_argument("--init-ckpt", default=None,
+                        help="with --init-from: load the model weights of this Lightning checkpoint (e.g. the "
+                             "earlier run's finetune/last.ckpt instead of its best-val_ned weights)")
     return parser.parse_args()
 
 
@@ -77,6 +83,12 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     params = copy.deepcopy(yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"])
     params["model"]["preset"] = args.preset
+    previous = None
+    if args.init_from:
+        params["model"].update(init="pretrained", pretrained_name_or_path=args.init_from)
+        previous_json = Path(args.results).with_suffix(".json")
+        if previous_json.is_file():
+            previous = json.loads(previous_json.read_text(encoding="utf-8"))
     params["tokenizer"]["synthetic_forms"] = max(2000, args.synthetic_forms)
     params["trainer"].update(num_workers=args.num_workers, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                              val_batch_size=32, progress_bar=True, log_every_n_steps=20)
@@ -100,6 +112,10 @@ def main() -> int:
     t0 = time.monotonic()
     tokenizer = nodes.build_tokenizer(train_forms, params)
     bundle = nodes.build_model(tokenizer, params)
+    if args.init_ckpt:
+        state = torch.load(args.init_ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        bundle.model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+        log.info("loaded weights from %s", args.init_ckpt)
     n_params = count_parameters(bundle.model)
     t_pre = time.monotonic()
     bundle, pre_hist = nodes.pretrain_on_synthetic(bundle, val_forms, params)
@@ -151,6 +167,11 @@ def main() -> int:
                           "forms_per_second": round(len(images) / infer_seconds, 2),
                           "batch_size": args.infer_batch_size, "num_beams": 1, "threads": torch.get_num_threads()},
         "inference_gpu": "not measured: no GPU lent to this task",
+        "init_from": os.path.relpath(args.init_from, ROOT) if args.init_from else None,
+        "init_ckpt": os.path.relpath(args.init_ckpt, ROOT) if args.init_ckpt else None,
+        "previous_phase": previous,
+        "total_training_wall_seconds": round(train_seconds + (previous or {}).get("total_training_wall_seconds",
+                                             (previous or {}).get("training", {}).get("wall_seconds", 0.0)), 1),
         "targets": {"FLA": 54.0, "CBA": 95.0, "cpu_forms_per_second": 2.0},
     }
     results = Path(args.results)
@@ -178,7 +199,9 @@ def main() -> int:
         f"Exact per key: " + ", ".join(f"{k} {v['exact_' + k]:.1f}%" for k in KEYS),
         "",
         f"Training wall time: {train_seconds / 60:.1f} min (pretrain {pre_seconds / 60:.1f}, fine-tune "
-        f"{ft_seconds / 60:.1f}); stop: {'; '.join(result['training']['stop_reasons'])}",
+        f"{ft_seconds / 60:.1f}); stop: {'; '.join(result['training']['stop_reasons'])}"
+        + (f"; continued from {result['init_from']} (total training "
+           f"{result['total_training_wall_seconds'] / 60:.1f} min)" if args.init_from else ""),
         "",
         f"Inference (CPU, {torch.get_num_threads()} threads, batch {args.infer_batch_size}, greedy): "
         f"{result['inference_cpu']['forms_per_second']:.2f} forms/s. GPU: not measured (none lent).",

@@ -8,7 +8,6 @@ any length streams them and DataLoader workers generate in parallel.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,9 +18,6 @@ from torch.utils.data import Dataset
 
 from handwriting_pipeline.donut.model import Preprocessing
 from handwriting_pipeline.fields import KEYS, clean_fields, json2token
-
-logger = logging.getLogger(__name__)
-
 
 class Augmenter:
     """Small, label-preserving distortions of a form before cropping: the ROI shifted and
@@ -59,7 +55,7 @@ class Augmenter:
             grey = grey.filter(ImageFilter.MinFilter(3))  # dark strokes grow
         elif r < 2 * self.stroke_prob:
             grey = grey.filter(ImageFilter.MaxFilter(3))  # dark strokes shrink
-        return grey.convert("RGB")
+        return prep.to_rgb(grey)
 
 
 class DonutEncoder:

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from handwriting_pipeline.fields import TASK_TOKEN, field_tokens
+from handwriting_pipeline.fields import TASK_TOKEN
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ class Preprocessing:
             processor resizes, then pads what is left).
         max_length: generation limit in tokens (task token included).
         task_token: the decoder's start token.
+        position_channels: put the image in the red channel and horizontal / vertical
+            coordinate ramps in green / blue (CoordConv). DonutSwin has no working absolute
+            position embedding for non-square inputs, so a model trained from scratch cannot
+            otherwise tell where (which field, which character) a patch is; pretrained
+            donut-base expects grey RGB, so ``pretrained`` keeps this off.
     """
 
     roi: list[int] | None = None
@@ -45,13 +50,23 @@ class Preprocessing:
     image_size: list[int] = field(default_factory=lambda: [96, 768])
     max_length: int = 96
     task_token: str = TASK_TOKEN
+    position_channels: bool = False
 
     def crop(self, image: Image.Image) -> Image.Image:
-        """Grey-scale ROI of a form (any mode/size) as RGB, ready for the image processor."""
+        """ROI of a form (any mode/size) as the RGB image the image processor takes."""
         grey = image.convert("L")
         if self.roi:
             grey = grey.crop(self.box(grey.size))
-        return grey.convert("RGB")
+        return self.to_rgb(grey)
+
+    def to_rgb(self, grey: Image.Image) -> Image.Image:
+        """Grey crop -> RGB: grey in all channels, or grey + coordinate ramps."""
+        if not self.position_channels:
+            return grey.convert("RGB")
+        ramp = Image.linear_gradient("L")  # 256x256, 0 at the top, 255 at the bottom
+        vertical = ramp.resize(grey.size, Image.BILINEAR)
+        horizontal = ramp.transpose(Image.Transpose.ROTATE_90).resize(grey.size, Image.BILINEAR)  # 0 at the left
+        return Image.merge("RGB", (grey, horizontal, vertical))
 
     def box(self, size: tuple[int, int], shift: tuple[float, float] = (0, 0), scale: float = 1.0) -> tuple[int, int, int, int]:
         """The ROI in pixels of an image of ``size`` (optionally shifted/scaled, for augmentation)."""
@@ -197,7 +212,8 @@ def build_pretrained(name_or_path: str, image_size: Sequence[int], roi: Sequence
     """Start from pretrained weights (``naver-clova-ix/donut-base`` or a local folder).
 
     Adds the field tokens to the tokenizer (resizing the decoder embeddings), sets the input
-    size on the processor and the encoder config, and the generation settings.
+    size on the processor and the encoder config, and the generation settings. A folder saved
+    by this project keeps its ``position_channels`` setting (the weights depend on it).
     """
     bundle = DonutBundle.load(name_or_path)
     model, processor = bundle.model, bundle.processor
@@ -210,18 +226,20 @@ def build_pretrained(name_or_path: str, image_size: Sequence[int], roi: Sequence
     processor.image_processor = build_image_processor([height, width])
     model.config.encoder.image_size = [height, width]
     configure_generation(model, processor.tokenizer, max_length)
-    prep = Preprocessing(roi=list(roi) if roi else None, image_size=[height, width], max_length=int(max_length))
+    prep = Preprocessing(roi=list(roi) if roi else None, image_size=[height, width], max_length=int(max_length),
+                         position_channels=bundle.preprocessing.position_channels)
     model.train()
     return DonutBundle(model=model, processor=processor, preprocessing=prep)
 
 
 def build_from_config(tokenizer, image_size: Sequence[int], roi: Sequence[int] | None,
-                      encoder: Mapping[str, Any], decoder: Mapping[str, Any], max_length: int = 96) -> DonutBundle:
+                      encoder: Mapping[str, Any], decoder: Mapping[str, Any], max_length: int = 96,
+                      position_channels: bool = True) -> DonutBundle:
     """A new bundle: random Donut + processor around ``tokenizer``."""
     model = build_model_from_config(tokenizer, image_size, encoder, decoder, max_length)
     processor = build_processor(tokenizer, image_size)
     prep = Preprocessing(roi=list(roi) if roi else None, image_size=[int(image_size[0]), int(image_size[1])],
-                         max_length=int(max_length))
+                         max_length=int(max_length), position_channels=bool(position_channels))
     logger.info("Built Donut from config: %.2fM parameters, input %sx%s", count_parameters(model) / 1e6,
                 image_size[0], image_size[1])
     return DonutBundle(model=model, processor=processor, preprocessing=prep)
@@ -230,5 +248,5 @@ def build_from_config(tokenizer, image_size: Sequence[int], roi: Sequence[int] |
 __all__ = [
     "DonutBundle", "Preprocessing", "build_from_config", "build_pretrained", "build_processor",
     "build_image_processor", "build_model_from_config", "configure_generation", "count_parameters",
-    "field_tokens", "is_model_folder",
+    "is_model_folder",
 ]

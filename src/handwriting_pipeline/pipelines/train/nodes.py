@@ -36,6 +36,7 @@ def model_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "image_size": list(preset.get("image_size", model.get("image_size", [96, 768]))),
         "roi": preset.get("roi", model.get("roi")),
         "max_length": int(preset.get("max_length", model.get("max_length", 96))),
+        "position_channels": bool(preset.get("position_channels", model.get("position_channels", True))),
         "encoder": dict(preset.get("encoder", {})),
         "decoder": dict(preset.get("decoder", {})),
     }
@@ -84,7 +85,7 @@ def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
         return build_pretrained(settings["pretrained_name_or_path"], settings["image_size"], settings["roi"],
                                 settings["max_length"])
     return build_from_config(tokenizer, settings["image_size"], settings["roi"], settings["encoder"],
-                             settings["decoder"], settings["max_length"])
+                             settings["decoder"], settings["max_length"], settings["position_channels"])
 
 
 def _augmenter(params: Mapping[str, Any]):
