@@ -192,3 +192,12 @@ def test_methods_follow_the_catalog_contract():
 def test_aggregate_of_nothing_is_nan():
     agg = aggregate(score_forms(pd.DataFrame(columns=["file_name", *KEYS]), pd.DataFrame(columns=["file_name"])))
     assert agg["n"] == 0 and math.isnan(agg["FLA"])
+
+
+def test_method_lists_from_the_command_line_accept_every_separator():
+    from handwriting_pipeline.metrics import method_list
+
+    assert method_list("rapidocr;donut") == ["rapidocr", "donut"]
+    assert method_list("vote+llm") == ["vote", "llm"]
+    assert method_list("a, b c") == ["a", "b", "c"]
+    assert method_list(["x", "y"]) == ["x", "y"] and method_list(None) == [] and method_list("") == []

@@ -16,6 +16,9 @@ share: the list of methods (:data:`METHODS`), matching predictions to labelled f
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +43,19 @@ ENGINE_METHODS: tuple[str, ...] = (
 ENSEMBLE_METHODS: tuple[str, ...] = ("vote", "llm")
 #: Every method the evaluation pipeline reports; each one's output is ``predictions_<method>``.
 METHODS: tuple[str, ...] = ENGINE_METHODS + ENSEMBLE_METHODS
+
+
+def method_list(value: Any) -> list[str]:
+    """A list-of-methods parameter that may come from the command line as one string.
+
+    Kedro splits ``--params`` at commas, so ``"rapidocr;donut"``, ``"vote+llm"``, commas or
+    spaces all separate names. None or "" -> [].
+    """
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v for v in re.split(r"[\s,+;]+", value) if v]
+    return [str(v) for v in value]
 
 
 def predictions_dataset(method: str) -> str:

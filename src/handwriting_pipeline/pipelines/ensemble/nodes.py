@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import Counter
 from typing import Any
 
@@ -20,23 +19,14 @@ from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble.llm import HintIndex, LLMMerger, LLMSettings, load_prompt, render_prompt, variability_report
 from handwriting_pipeline.ensemble.vote import available_inputs, review_queue, row_fields, vote
 from handwriting_pipeline.fields import KEYS, clean_fields
+from handwriting_pipeline.metrics import method_list
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
 
 logger = logging.getLogger(__name__)
 
 
-def as_list(value: Any) -> list[str]:
-    """A list parameter that may come from the command line as one string:
-    ``--params ensemble.methods=vote+llm`` (Kedro splits ``--params`` at commas)."""
-    if not value:
-        return []
-    if isinstance(value, str):
-        return [v for v in re.split(r"[\s,+;]+", value) if v]
-    return [str(v) for v in value]
-
-
 def _methods(params: dict[str, Any]) -> list[str]:
-    return as_list(params.get("methods"))
+    return method_list(params.get("methods"))
 
 
 def vote_predictions(params: dict[str, Any], **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,7 +43,7 @@ def vote_predictions(params: dict[str, Any], **predictions: pd.DataFrame) -> tup
     if "vote" not in _methods(params):
         logger.info("ensemble: 'vote' not in ensemble.methods; predictions_vote is empty")
         return empty_predictions(), review_queue([], vote_params.get("review_threshold", 0.6))
-    tables = available_inputs(predictions, as_list(params.get("inputs")))
+    tables = available_inputs(predictions, method_list(params.get("inputs")))
     if not tables:
         logger.warning("ensemble vote: no engine produced predictions (all inputs empty); nothing to vote")
         return empty_predictions(), review_queue([], vote_params.get("review_threshold", 0.6))
@@ -90,7 +80,7 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
         logger.info("ensemble: 'llm' not in ensemble.methods; predictions_llm is empty")
         return empty_predictions(), {"status": "disabled (add 'llm' to ensemble.methods)"}
     settings = LLMSettings.from_params(params.get("llm"))
-    tables = available_inputs(predictions, as_list(settings.inputs) or as_list(params.get("inputs")))
+    tables = available_inputs(predictions, method_list(settings.inputs) or method_list(params.get("inputs")))
     if not tables:
         logger.warning("ensemble llm: no engine produced predictions; nothing to merge")
         return empty_predictions(), {"status": "no inputs"}

@@ -24,6 +24,7 @@ from handwriting_pipeline.metrics import (
     form_errors,
     metrics_markdown,
     metrics_row,
+    method_list,
     metrics_table,
 )
 from handwriting_pipeline.predictions import normalise_predictions
@@ -36,14 +37,12 @@ FORM_SCORE_COLUMNS = ["method", "file_name", "has_prediction", "exact", "CBA", *
 
 # --------------------------------------------------------------------------- methods
 def selected_methods(params: Mapping[str, Any]) -> list[str]:
-    """``evaluation.methods`` as a list: None/"all" -> every method; a list or a comma-separated
-    string (``--params=evaluation.methods=textract,donut``) -> those, in that order."""
+    """``evaluation.methods`` as a list: None/"all" -> every method; a list or a string
+    (``--params "evaluation.methods=textract;donut"``) -> those, in that order."""
     wanted = params.get("methods")
     if wanted is None or (isinstance(wanted, str) and wanted.strip().lower() in {"", "all"}):
         return list(METHODS)
-    if isinstance(wanted, str):
-        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
-    wanted = [str(w) for w in wanted]
+    wanted = method_list(wanted)
     unknown = [w for w in wanted if w not in METHODS]
     if unknown:
         raise ValueError(f"evaluation.methods names unknown methods {unknown}; choose from {list(METHODS)}")

@@ -9,7 +9,6 @@ output of :func:`check_engines`, so that check runs before any form is read.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import pandas as pd
@@ -18,6 +17,7 @@ from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.engines import engine_class
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.metrics import method_list
 from handwriting_pipeline.predictions import empty_predictions
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,7 @@ OPTIONAL_ENGINES = ("tesseract", *RECORDED_ENGINES)
 def enabled_engines(params: dict[str, Any]) -> list[str]:
     """``extract.engines`` as a list; from the command line a string separated by ``;``, ``+``,
     ``,`` or spaces works too: ``--params "extract.engines=rapidocr;recorded_textract"``."""
-    engines = params.get("engines") or []
-    if isinstance(engines, str):
-        engines = [e for e in re.split(r"[,;+\s]+", engines) if e]
-    return list(engines)
+    return method_list(params.get("engines"))
 
 
 def build_engine(method: str, params: dict[str, Any], credentials: dict[str, Any] | None = None) -> Engine:
