@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: tesseract for the optional offline engine, handwriting fonts for synthetic forms
 APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng fonts-dkg-handwriting fonts-femkeklaver fonts-breip fonts-rufscript
-TEST_CMD ?= $(BIN)/pytest -q
+TEST_CMD ?= $(BIN)/pytest -q --timeout 600
 
 .PHONY: setup apt run test viz viz-build clean-venv
 

@@ -184,7 +184,9 @@ class SyntheticFormGenerator:
                 image, fields = self.sample(i)
                 yield self.file_name(i), image, fields
             return
-        ctx = multiprocessing.get_context()
+        # spawn, not fork: forking a process that already runs torch / onnxruntime threads can
+        # deadlock the children (seen when the test suite had loaded torch before this ran)
+        ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(int(workers), initializer=_init_worker, initargs=(self.seed, self.options)) as pool:
             chunk = max(1, min(16, n // (4 * workers)))
             for i, (image, fields) in zip(indices, pool.imap(_worker_sample, indices, chunksize=chunk)):
