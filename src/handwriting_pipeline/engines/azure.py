@@ -15,8 +15,7 @@ from typing import Any
 from PIL import Image
 
 from handwriting_pipeline.engines.base import Engine, EngineResult
-from handwriting_pipeline.engines.forms_api import fields_from_pairs
-from handwriting_pipeline.engines.textract import png_bytes
+from handwriting_pipeline.engines.forms_api import fields_from_pairs, png_bytes
 
 logger = logging.getLogger(__name__)
 

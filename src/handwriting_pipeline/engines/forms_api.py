@@ -1,11 +1,22 @@
-"""Shared by the paid form engines (Textract, Azure): turn key/value pairs into the four fields."""
+"""Shared by the paid form engines (Textract, Azure): the request image, and key/value pairs
+turned into the four fields."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable
 
+from PIL import Image
+
 from handwriting_pipeline.fields import KEYS, NONE, clean_value, move_state_digits_to_zip, normalize_key
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The image as PNG bytes (what the API is sent)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def fields_from_pairs(pairs: Iterable[tuple[str, str, float]]) -> tuple[dict[str, str], dict[str, float]]:

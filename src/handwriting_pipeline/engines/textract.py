@@ -9,7 +9,6 @@ values and its error.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from handwriting_pipeline.engines.base import Engine, EngineResult
-from handwriting_pipeline.engines.forms_api import fields_from_pairs
+from handwriting_pipeline.engines.forms_api import fields_from_pairs, png_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +27,6 @@ CREDENTIALS_HELP = (
     "AWS_DEFAULT_REGION or AWS_PROFILE; or remove 'textract' from extract.engines."
 )
 _CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "profile_name")
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    """The image as PNG bytes (what the API is sent)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def parse_forms_response(response: dict[str, Any]) -> list[tuple[str, str, float]]:
