@@ -44,6 +44,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=7e-4)
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--ctc-weight", type=float, default=None,
+                        help="auxiliary CTC loss weight (default: train.ctc.weight of the parameters; 0 = off)")
     parser.add_argument("--pretrain-val-forms", type=int, default=64, help="validation forms during pretraining")
     parser.add_argument("--pretrain-val-every", type=int, default=60, help="validate every N pretraining steps")
     parser.add_argument("--pretrain-patience", type=int, default=10, help="validations without improvement")
@@ -90,6 +92,8 @@ def main() -> int:
         if previous_json.is_file():
             previous = json.loads(previous_json.read_text(encoding="utf-8"))
     params["tokenizer"]["synthetic_forms"] = max(2000, args.synthetic_forms)
+    if args.ctc_weight is not None:
+        params.setdefault("ctc", {})["weight"] = args.ctc_weight
     params["trainer"].update(num_workers=args.num_workers, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                              val_batch_size=32, progress_bar=True, log_every_n_steps=20)
     params["early_stopping"].update(patience=args.patience)
@@ -114,7 +118,8 @@ def main() -> int:
     bundle = nodes.build_model(tokenizer, params)
     if args.init_ckpt:
         state = torch.load(args.init_ckpt, map_location="cpu", weights_only=False)["state_dict"]
-        bundle.model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+        # the Lightning module also holds the training-only CTC head ("ctc.*"): keep the model's weights
+        bundle.model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
         log.info("loaded weights from %s", args.init_ckpt)
     n_params = count_parameters(bundle.model)
     t_pre = time.monotonic()
@@ -157,7 +162,7 @@ def main() -> int:
         "model": {"preset": args.preset, "parameters": n_params, "init": params["model"]["init"],
                   "image_size": bundle.preprocessing.image_size, "roi": bundle.preprocessing.roi,
                   "vocab": len(bundle.processor.tokenizer), "saved_to": os.path.relpath(out, ROOT)},
-        "settings": {k: params[k] for k in ("pretrain", "finetune", "early_stopping", "augment")},
+        "settings": {k: params.get(k) for k in ("pretrain", "finetune", "early_stopping", "augment", "ctc")},
         "training": {"wall_seconds": round(train_seconds, 1), "pretrain_seconds": round(pre_seconds, 1),
                      "finetune_seconds": round(ft_seconds, 1),
                      "stop_reasons": [r for r in history["stop_reason"].tolist() if isinstance(r, str) and r]},
@@ -189,7 +194,7 @@ def main() -> int:
         f"Model: preset `{args.preset}`, {n_params / 1e6:.2f}M parameters, from_config (no pretrained weights), "
         f"input {bundle.preprocessing.image_size[0]}x{bundle.preprocessing.image_size[1]} from ROI "
         f"{bundle.preprocessing.roi}; {args.synthetic_forms} synthetic forms pretraining, {len(train_forms)} real "
-        "training forms.",
+        f"training forms; auxiliary CTC weight {params.get('ctc', {}).get('weight', 0)}.",
         "",
         "| validation (n=%d) | FLA | CBA | CBA DATE | CBA CITY | CBA STATE | CBA ZIP | coverage |" % v["n"],
         "|---|---|---|---|---|---|---|---|",

@@ -155,6 +155,14 @@ def configure_generation(model, tokenizer, max_length: int, task_token: str = TA
         gen.bad_words_ids = [[tokenizer.unk_token_id]]
 
 
+def encoder_grid(model) -> tuple[int, int]:
+    """``(rows, columns)`` of the encoder's output token grid for the configured input size."""
+    enc = model.config.encoder
+    size = enc.image_size if isinstance(enc.image_size, (list, tuple)) else (enc.image_size, enc.image_size)
+    stride = int(enc.patch_size) * 2 ** (len(enc.depths) - 1)
+    return int(size[0]) // stride, int(size[1]) // stride
+
+
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch.utils.data import DataLoader, Dataset
 
 from handwriting_pipeline.donut.data import collate
 from handwriting_pipeline.donut.inference import generate_fields
-from handwriting_pipeline.donut.model import DonutBundle
+from handwriting_pipeline.donut.model import DonutBundle, encoder_grid
 from handwriting_pipeline.metrics import aggregate, score_form
 
 logger = logging.getLogger(__name__)
@@ -45,12 +46,43 @@ def resolve_hardware(accelerator: str = "auto", devices: Any = "auto", precision
     return {"accelerator": accelerator, "devices": devices, "precision": precision}
 
 
+class CTCHead(torch.nn.Module):
+    """Auxiliary CTC loss on the encoder output (training only; not part of the saved model).
+
+    A Donut trained from random weights first learns the label prior with its decoder and
+    ignores the image: a random encoder gives the cross-attention little to hold on to. A CTC
+    loss on the encoder's columns -- the form read left to right, field tokens included --
+    trains the encoder to produce character features directly, which the decoder then learns
+    to attend to (joint CTC/attention training, as in speech recognition). Each encoder column
+    predicts ``expand`` CTC steps so that short grids still fit long labels.
+    """
+
+    def __init__(self, model: torch.nn.Module, vocab_size: int, blank_id: int, eos_id: int, expand: int = 3) -> None:
+        super().__init__()
+        self.rows, self.columns = encoder_grid(model)
+        self.expand, self.vocab_size = int(expand), int(vocab_size)
+        self.blank_id, self.eos_id = int(blank_id), int(eos_id)
+        self.proj = torch.nn.Linear(model.config.encoder.hidden_size, self.vocab_size * self.expand)
+
+    def forward(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CTC loss (mean over the batch of per-token losses) of ``labels`` (-100 padded)."""
+        batch = hidden.shape[0]
+        columns = hidden.shape[1] // self.rows
+        feats = hidden.reshape(batch, self.rows, columns, -1).mean(1)  # average each column
+        steps = columns * self.expand
+        logp = self.proj(feats).reshape(batch, steps, self.vocab_size).float().log_softmax(-1)
+        targets = [row[(row >= 0) & (row != self.eos_id)] for row in labels]
+        lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+        return F.ctc_loss(logp.transpose(0, 1), torch.cat(targets), torch.full((batch,), steps, dtype=torch.long),
+                          lengths, blank=self.blank_id, zero_infinity=True)
+
+
 class DonutModule(pl.LightningModule):
     """LightningModule around a :class:`DonutBundle` (the model is trained in place)."""
 
     def __init__(self, bundle: DonutBundle, learning_rate: float = 1e-4, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.1, min_lr_ratio: float = 0.05, val_num_beams: int = 1,
-                 stage: str = "train") -> None:
+                 stage: str = "train", ctc_weight: float = 0.0, ctc_expand: int = 3) -> None:
         super().__init__()
         self.stage = stage
         self.history: list[dict[str, Any]] = []  # one row per validation: losses, metrics, lr, time
@@ -63,15 +95,28 @@ class DonutModule(pl.LightningModule):
         self._val_rows: list[dict[str, float]] = []
         self._val_losses: list[float] = []
         self._train_losses: list[float] = []
+        self._ctc_losses: list[float] = []
+        self.ctc_weight = float(ctc_weight)
+        self.ctc: CTCHead | None = None
+        if self.ctc_weight > 0:
+            tokenizer = bundle.processor.tokenizer
+            self.ctc = CTCHead(self.model, len(tokenizer), blank_id=tokenizer.pad_token_id,
+                               eos_id=tokenizer.eos_token_id, expand=ctc_expand)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
-        self.log("train_loss", out.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["labels"]))
+        size = len(batch["labels"])
+        self.log("train_loss", out.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         self._train_losses.append(float(out.loss.detach()))
-        return out.loss
+        if self.ctc is None:
+            return out.loss
+        ctc = self.ctc(out.encoder_last_hidden_state, batch["labels"])
+        self.log("train_ctc", ctc, prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
+        self._ctc_losses.append(float(ctc.detach()))
+        return out.loss + self.ctc_weight * ctc
 
     def on_train_epoch_start(self) -> None:
-        self._train_losses = []
+        self._train_losses, self._ctc_losses = [], []
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
@@ -107,6 +152,7 @@ class DonutModule(pl.LightningModule):
             "epoch": int(self.current_epoch),
             "step": int(self.global_step),
             "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+            "train_ctc": sum(self._ctc_losses) / len(self._ctc_losses) if self._ctc_losses else float("nan"),
             **{k: float(v) for k, v in metrics.items()},
             **{k: float(agg[k]) for k in agg if k.startswith("CBA_")},
             "lr": float(optimizers[0].param_groups[0]["lr"]) if optimizers else float("nan"),
@@ -119,7 +165,7 @@ class DonutModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
+        for name, param in self.named_parameters():  # the model and the CTC head
             if not param.requires_grad:
                 continue
             (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
@@ -170,7 +216,7 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
 
     Args:
         params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
-            warmup_ratio, max_steps (optional), max_minutes (optional wall-clock cap),
+            warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off), max_steps (optional), max_minutes (optional wall-clock cap),
             val_check_interval (optional), accumulate_grad_batches (optional), restore_best
             (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
             last weights, e.g. for pretraining whose real-form metric lags the synthetic loss).
@@ -196,7 +242,8 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     module = DonutModule(bundle, learning_rate=params.get("learning_rate", 1e-4),
                          weight_decay=params.get("weight_decay", 0.01), warmup_ratio=params.get("warmup_ratio", 0.1),
                          min_lr_ratio=params.get("min_lr_ratio", 0.05),
-                         val_num_beams=trainer_params.get("val_num_beams", 1), stage=stage)
+                         val_num_beams=trainer_params.get("val_num_beams", 1), stage=stage,
+                         ctc_weight=params.get("ctc_weight", 0.0), ctc_expand=params.get("ctc_expand", 3))
     monitor = early_params.get("monitor", MONITOR)
     if monitor != MONITOR:
         raise ValueError(f"train.early_stopping.monitor must be '{MONITOR}' (lower is better), got {monitor!r}")

@@ -100,6 +100,38 @@ def test_tiny_model_loss_falls_on_real_and_synthetic_forms(tiny_bundle, real_for
     assert last < 0.7 * first, (first, last)
 
 
+def test_auxiliary_ctc_loss_trains_the_encoder(tiny_bundle, real_forms, train_params):
+    """With train.ctc.weight > 0 the CTC head reads the encoder's columns: its loss is finite on
+    real labels (field tokens included), falls while training, and is logged in the history;
+    the saved model stays a plain VisionEncoderDecoderModel (no CTC weights in it)."""
+    from handwriting_pipeline.donut.model import encoder_grid
+    from handwriting_pipeline.donut.training import CTCHead
+
+    rows_cols = encoder_grid(tiny_bundle.model)
+    h, w = tiny_bundle.preprocessing.image_size
+    assert rows_cols == (h // 8, w // 8)  # patch 4, one patch merging in the tiny preset
+    encoder = DonutEncoder(tiny_bundle.processor, tiny_bundle.preprocessing)
+    forms = FormsDataset(real_forms.subset(real_forms.labels["file_name"][:4].tolist()), encoder)
+    batch = collate([forms[i] for i in range(4)])
+    tok = tiny_bundle.processor.tokenizer
+    head = CTCHead(tiny_bundle.model, len(tok), blank_id=tok.pad_token_id, eos_id=tok.eos_token_id, expand=3)
+    hidden = tiny_bundle.model.encoder(pixel_values=batch["pixel_values"]).last_hidden_state
+    assert torch.isfinite(head(hidden, batch["labels"]))
+
+    ctc_losses = []
+
+    class _Ctc(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            ctc_losses.append(float(trainer.callback_metrics["train_ctc"]))
+
+    stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05, ctc_weight=1.0)
+    rows, _ = fit_stage(tiny_bundle, forms, forms, "finetune", stage, train_params["trainer"],
+                        {"patience": 100}, extra_callbacks=[_Ctc()])
+    assert len(ctc_losses) == 20 and np.mean(ctc_losses[-3:]) < 0.8 * np.mean(ctc_losses[:3]), ctc_losses
+    assert all(math.isfinite(r["train_ctc"]) for r in rows)
+    assert not any("ctc" in name for name in tiny_bundle.model.state_dict())
+
+
 def test_early_stopping_is_mode_min_on_val_ned(tiny_bundle, real_forms, train_params, monkeypatch, tmp_path):
     """val_ned falls for three epochs then rises: training must stop `patience` epochs after the
     minimum (with mode="max" it would stop after the first epochs), best checkpoint = the minimum."""

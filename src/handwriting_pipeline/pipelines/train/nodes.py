@@ -13,7 +13,7 @@ from handwriting_pipeline.fields import KEYS
 
 logger = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ["stage", "epoch", "step", "train_loss", "val_loss", "val_ned", "val_fla", "val_cba",
+HISTORY_COLUMNS = ["stage", "epoch", "step", "train_loss", "train_ctc", "val_loss", "val_ned", "val_fla", "val_cba",
                    *[f"CBA_{k}" for k in KEYS], "lr", "elapsed_s", "stop_reason"]
 
 
@@ -112,8 +112,10 @@ def _fit(bundle: Any, train_data: Any, validation_forms: Any, stage: str, params
     early = dict(params.get("early_stopping", {}))
     if params[stage].get("patience") is not None:  # a stage may set its own patience
         early["patience"] = params[stage]["patience"]
+    ctc = params.get("ctc", {}) or {}
+    stage_params = {"ctc_weight": ctc.get("weight", 0.0), "ctc_expand": ctc.get("expand", 3), **params[stage]}
     rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, params, stage), stage,
-                        params[stage], trainer, early, seed=int(params.get("seed", 42)),
+                        stage_params, trainer, early, seed=int(params.get("seed", 42)),
                         checkpoint_dir=trainer.get("checkpoint_dir"), resume=bool(trainer.get("resume", False)))
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
