@@ -255,8 +255,12 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     if checkpoint_dir is not None:
         stage_dir = Path(checkpoint_dir) / stage
         ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best-{epoch}-{step}", monitor=monitor, mode="min",
-                               save_top_k=1, save_last=True, save_weights_only=False)
-        callbacks.append(ckpt)
+                               save_top_k=1, save_weights_only=False)
+        # last.ckpt after every validation, so a crash or a resume loses nothing: Lightning's own
+        # save_last only writes it when the best checkpoint changes (it would lag the best epoch)
+        latest = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
+                                 enable_version_counter=False, save_weights_only=False)
+        callbacks.extend([ckpt, latest])
         if resume and (stage_dir / "last.ckpt").is_file():
             ckpt_path = str(stage_dir / "last.ckpt")
             logger.info("[%s] resuming from %s", stage, ckpt_path)
