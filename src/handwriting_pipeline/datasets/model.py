@@ -38,10 +38,30 @@ class DonutModelRef:
         self.path = str(path) if path is not None else None
         self.reason = reason
         self._bundle = None
+        self._fingerprint: str | None = None
 
     @property
     def available(self) -> bool:
         return self.path is not None and not self.reason
+
+    @property
+    def fingerprint(self) -> str | None:
+        """SHA-256 (16 hex digits) of the folder's files: changes whenever the model is retrained
+        into the same folder, so cached predictions of the old weights are not reused. None for
+        a hub name or a missing folder."""
+        if not self.available or not Path(self.path).is_dir():
+            return None
+        if getattr(self, "_fingerprint", None) is None:
+            import hashlib
+
+            digest = hashlib.sha256()
+            for file in sorted(p for p in Path(self.path).iterdir() if p.is_file()):
+                digest.update(file.name.encode())
+                with file.open("rb") as handle:
+                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(chunk)
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
 
     @classmethod
     def from_path(cls, path: str | Path) -> "DonutModelRef":

@@ -30,8 +30,10 @@ class DonutEngine(Engine):
 
     def __init__(self, model_ref: Any = None, batch_size: int = 8, num_beams: int = 1, max_length: int | None = None,
                  device: str = "auto", **config: Any) -> None:
-        super().__init__(model=getattr(model_ref, "path", None), batch_size=int(batch_size), num_beams=int(num_beams),
-                         max_length=max_length, **config)
+        # the weights' fingerprint is part of the cache key: a model retrained into the same folder
+        # must not get the old model's cached answers
+        super().__init__(model=getattr(model_ref, "path", None), weights=getattr(model_ref, "fingerprint", None),
+                         batch_size=int(batch_size), num_beams=int(num_beams), max_length=max_length, **config)
         self.model_ref = model_ref
         self.batch_size, self.num_beams, self.max_length, self.device = int(batch_size), int(num_beams), max_length, device
         self._predictor = None

@@ -196,6 +196,20 @@ def test_save_load_gives_identical_predictions(tiny_bundle, real_forms, tmp_path
     assert DonutModelDataset(path=str(tmp_path / "donut_model")).load().path == ref.path
 
 
+def test_retraining_into_the_same_folder_changes_the_engine_cache_key(tiny_bundle, tmp_path):
+    """A model folder overwritten by a new training run must not reuse the old model's cached
+    predictions: the engine's cache key includes the weights' fingerprint."""
+    folder = tmp_path / "model"
+    tiny_bundle.save(folder)
+    first = DonutEngine.from_model(folder).cache_key("same-image")
+    assert DonutEngine.from_model(folder).cache_key("same-image") == first  # stable for the same weights
+    with torch.no_grad():
+        next(tiny_bundle.model.parameters()).add_(0.01)
+    tiny_bundle.save(folder)
+    assert DonutEngine.from_model(folder).cache_key("same-image") != first
+    assert DonutModelRef(None, reason="none").fingerprint is None
+
+
 def test_pretrained_path_loader_works_on_a_locally_saved_model(tiny_bundle, real_forms, train_params, tmp_path):
     """init=pretrained with a local folder: field tokens present, input size/ROI set, trains."""
     folder = tiny_bundle.save(tmp_path / "local_donut")
