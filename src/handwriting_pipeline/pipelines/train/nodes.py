@@ -173,10 +173,13 @@ def training_report(pretrain_history: pd.DataFrame, finetune_history: pd.DataFra
             continue
         axes[0].plot(part["validation"], part["train_loss"], style, marker="o", label=f"{stage} train loss")
         axes[0].plot(part["validation"], part["val_loss"], style, marker="s", label=f"{stage} val loss")
+        ctc = pd.to_numeric(part["train_ctc"], errors="coerce")
+        if ctc.notna().any():  # the auxiliary CTC loss (train.ctc), when it was used
+            axes[0].plot(part["validation"], ctc, style, marker="^", alpha=0.6, label=f"{stage} train CTC loss")
         axes[1].plot(part["validation"], part["val_ned"], style, marker="o", label=f"{stage} val_ned")
         axes[2].plot(part["validation"], part["val_fla"], style, marker="o", label=f"{stage} FLA")
         axes[2].plot(part["validation"], part["val_cba"], style, marker="s", label=f"{stage} CBA")
-    axes[0].set_title("loss")
+    axes[0].set_title("loss (nats/token)")
     axes[1].set_title("validation normalised edit distance (lower is better)")
     axes[2].set_title("validation FLA / CBA (%)")
     for ax in axes:
