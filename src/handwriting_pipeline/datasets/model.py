@@ -51,7 +51,7 @@ class DonutModelRef:
         a hub name or a missing folder."""
         if not self.available or not Path(self.path).is_dir():
             return None
-        if getattr(self, "_fingerprint", None) is None:
+        if self._fingerprint is None:
             import hashlib
 
             digest = hashlib.sha256()

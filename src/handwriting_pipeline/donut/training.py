@@ -59,7 +59,7 @@ class CTCHead(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, vocab_size: int, blank_id: int, eos_id: int, expand: int = 3) -> None:
         super().__init__()
-        self.rows, self.columns = encoder_grid(model)
+        self.rows = encoder_grid(model)[0]  # columns follow from the hidden states' length
         self.expand, self.vocab_size = int(expand), int(vocab_size)
         self.blank_id, self.eos_id = int(blank_id), int(eos_id)
         self.proj = torch.nn.Linear(model.config.encoder.hidden_size, self.vocab_size * self.expand)
@@ -216,8 +216,8 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
 
     Args:
         params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
-            warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off), max_steps (optional), max_minutes (optional wall-clock cap),
-            val_check_interval (optional), accumulate_grad_batches (optional), restore_best
+            warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off), max_steps
+            (optional), max_minutes (optional wall-clock cap), val_check_interval (optional), accumulate_grad_batches (optional), restore_best
             (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
             last weights, e.g. for pretraining whose real-form metric lags the synthetic loss).
         trainer_params: accelerator, devices, precision, gradient_clip_val, num_workers,
