@@ -1,0 +1,115 @@
+"""Field reader benchmark (not a test): fine-tune the PP-OCRv6 recognizer on the real shared
+train crops, report validation FLA / CBA per decoding variant, error kinds, training wall time
+and inference speed.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/fieldreader_benchmark.py train --max-minutes 45
+    .venv/bin/python benchmarks/fieldreader_benchmark.py evaluate
+
+``train`` holds out ``--holdout`` train forms for early stopping (the validation split is only
+reported on), saves the model to data/06_models/benchmark_fieldreader/ (usable by the evaluate
+pipeline: ``--params=train.fieldreader_dir=data/06_models/benchmark_fieldreader``) and writes
+benchmarks/results/fieldreader_train.json. ``evaluate`` reads the validation crops with the saved
+model and writes benchmarks/results/fieldreader_benchmark.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict:
+    return {"date": dt.date.today().isoformat(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def load_split(folder: Path, limit: int = 0):
+    from handwriting_pipeline.datasets.forms import read_donut_folder
+
+    forms, _ = read_donut_folder(folder)
+    names = forms.labels["file_name"].tolist()[: limit or None]
+    return [(n, forms.images[n], forms.fields(n)) for n in names], forms
+
+
+def train(args: argparse.Namespace) -> int:
+    import torch
+
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.fieldreader.training import prepare_lines, train_reader
+
+    torch.set_num_threads(args.threads)
+    forms, _ = load_split(Path(args.train_dir), args.limit_train)
+    reader = FieldReader.stock()
+    trainable = reader.net.freeze_before(args.freeze)
+    holdout = forms[-args.holdout:] if args.holdout else []
+    train_forms = forms[: len(forms) - len(holdout)]
+    started = time.time()
+    train_lines = prepare_lines(train_forms, reader.config.lines)
+    held_lines = prepare_lines(holdout, reader.config.lines)
+    settings = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+                "weight_decay": 0.01, "warmup_ratio": 0.05, "augment": args.augment, "max_minutes": args.max_minutes,
+                "patience": args.patience, "min_delta": 0.0, "gradient_clip_val": 1.0, "seed": args.seed,
+                "progress_bar": True}
+    history, reason = train_reader(reader, train_lines, held_lines, settings,
+                                   checkpoint_dir=ROOT / "data" / "06_models" / "benchmark_fieldreader_ckpt",
+                                   resume=args.resume)
+    minutes = (time.time() - started) / 60
+    reader.config.summary = {"train_forms": len(train_forms), "holdout_forms": len(holdout), "epochs": len(history),
+                             "stop_reason": reason, "minutes": round(minutes, 1), "trainable_parameters": trainable,
+                             "settings": settings, "freeze": args.freeze, **machine()}
+    reader.save(args.out)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fieldreader_train.json").write_text(json.dumps({**reader.config.summary, "history": history}, indent=2))
+    print(json.dumps(reader.config.summary, indent=2))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--train-dir", default=str(SHARED / "train"))
+    t.add_argument("--holdout", type=int, default=100, help="train forms held out for early stopping")
+    t.add_argument("--limit-train", type=int, default=0)
+    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--augment", type=float, default=1.0)
+    t.add_argument("--freeze", type=float, default=0.4, help="share of the graph (from the input) kept frozen")
+    t.add_argument("--patience", type=int, default=4)
+    t.add_argument("--max-minutes", type=float, default=45.0)
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--out", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
+    e = sub.add_parser("evaluate")
+    e.add_argument("--model", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
+    e.add_argument("--val-dir", default=str(SHARED / "validation"))
+    e.add_argument("--train-dir", default=str(SHARED / "train"))
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, str(ROOT / "src"))
+    if args.command == "train":
+        return train(args)
+    from fieldreader_eval import evaluate  # benchmarks/fieldreader_eval.py
+
+    return evaluate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The field reader model: the PP-OCRv6 recognizer with its output cut to our alphabet.
+
+A saved model is a folder:
+
+- ``weights.pt``: the torch parameters (for further training);
+- ``model.onnx``: the same weights in the stock ONNX graph (fast inference with ONNX Runtime);
+- ``fieldreader.json``: alphabet, line settings, training summary and calibration.
+
+:class:`FieldReader` runs inference on line arrays with ONNX Runtime when the folder has it,
+otherwise with torch. Outputs are per-frame log-probabilities over blank + :data:`ALPHABET`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from handwriting_pipeline.fieldreader.graph import OnnxRecognizer, export_onnx, onnx_dictionary, stock_onnx_path
+from handwriting_pipeline.fieldreader.lines import LineSettings, batch_arrays
+from handwriting_pipeline.fieldreader.text import ALPHABET
+
+CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE = "fieldreader.json", "weights.pt", "model.onnx"
+
+
+def build_network(onnx_path: str | Path | None = None) -> OnnxRecognizer:
+    """The stock recognizer (from the installed rapidocr wheel) with its head cut to blank + ALPHABET."""
+    path = Path(onnx_path) if onnx_path else stock_onnx_path()
+    net = OnnxRecognizer.from_onnx(path)
+    dictionary = onnx_dictionary(path)
+    missing = [c for c in ALPHABET if c not in dictionary]
+    if missing:
+        raise ValueError(f"{path}: dictionary lacks {missing!r}")
+    net.restrict_output([0, *(dictionary.index(c) for c in ALPHABET)])
+    net.freeze_batchnorm()
+    return net
+
+
+@dataclass
+class FieldReaderConfig:
+    """Everything besides the weights that a saved model needs to read like it was trained."""
+
+    alphabet: str = ALPHABET
+    lines: LineSettings = field(default_factory=LineSettings)
+    summary: dict[str, Any] = field(default_factory=dict)  # training data, epochs, val_cer, stop reason
+    calibration: dict[str, Any] = field(default_factory=dict)  # per-field confidence calibration
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "lines": asdict(self.lines)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FieldReaderConfig":
+        return cls(**{**data, "lines": LineSettings(**data.get("lines", {}))})
+
+
+class FieldReader:
+    """A trained (or stock) field reader: line arrays in, log-probabilities out."""
+
+    def __init__(self, net: OnnxRecognizer | None, config: FieldReaderConfig, onnx_file: Path | None = None,
+                 threads: int = 1) -> None:
+        self.net, self.config, self.onnx_file, self.threads = net, config, onnx_file, threads
+        self._session = None
+
+    @classmethod
+    def stock(cls) -> "FieldReader":
+        return cls(build_network(), FieldReaderConfig())
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, folder / WEIGHTS_FILE)
+        export_onnx(self.net, folder / ONNX_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, with_torch: bool = False, threads: int = 1) -> "FieldReader":
+        """A saved model; ``with_torch`` also builds the trainable torch network."""
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{folder} holds no field reader ({CONFIG_FILE} missing)")
+        config = FieldReaderConfig.from_json(json.loads((folder / CONFIG_FILE).read_text()))
+        net = None
+        if with_torch or not (folder / ONNX_FILE).is_file():
+            net = build_network()
+            net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu"))
+            net.eval()
+        onnx_file = folder / ONNX_FILE if (folder / ONNX_FILE).is_file() else None
+        return cls(net, config, onnx_file, threads)
+
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(str(self.onnx_file), options, providers=["CPUExecutionProvider"])
+        return self._session
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_session": None}
+
+    def log_probs(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-line [frames, 1 + len(ALPHABET)] log-probabilities of a list of [3, 48, W] arrays."""
+        if not arrays:
+            return []
+        batch, frames = batch_arrays(arrays)
+        if self.onnx_file is not None:
+            probs = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+            out = np.log(np.clip(probs, 1e-12, None))
+        else:
+            with torch.no_grad():
+                out = torch.log_softmax(self.net(torch.from_numpy(batch), softmax=False), -1).numpy()
+        return [out[i, : frames[i]] for i in range(len(arrays))]
