@@ -24,7 +24,11 @@ from handwriting_pipeline.normalize import (
     normalize_state,
     normalize_zip,
 )
-from handwriting_pipeline.pipelines.evaluation.nodes import render_report, score_normalized, summarise_metrics
+from handwriting_pipeline.pipelines.evaluation.nodes import (
+    render_report,
+    score_normalized,
+    summarise_metrics,
+)
 from handwriting_pipeline.predictions import predictions_from_records
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -342,7 +342,7 @@ def normalized_metrics_row(method: str, per_form: pd.DataFrame) -> dict[str, obj
     def pct(column: str) -> float:
         return 100.0 * per_form[column].mean() if len(per_form) else float("nan")
 
-    return {"method": method, "n": int(len(per_form)), "FLA": pct("exact"), "FLA_nocase": pct("exact_nocase"),
+    return {"method": method, "n": len(per_form), "FLA": pct("exact"), "FLA_nocase": pct("exact_nocase"),
             "FLA_loose": pct("exact_loose"), **{c: pct(f"right_{c}") for c in NORMALIZED_FIELD.values()},
             "FLA_normalized": pct("right_normalized"), "address_verified": pct("address_verified")}
 

@@ -39,7 +39,12 @@ from typing import Any
 from dateutil import parser as date_parser
 from rapidfuzz.distance import Levenshtein
 
-from handwriting_pipeline.fields import STATE_NAMES, clean_fields, is_missing, state_code
+from handwriting_pipeline.fields import (
+    STATE_NAMES,
+    clean_fields,
+    is_missing,
+    state_code,
+)
 
 #: Normalized value of each as-written field (the columns compared by the normalized metrics).
 NORMALIZED_FIELD: dict[str, str] = {"DATE": "DATE_iso", "CITY": "CITY_name", "STATE": "STATE_code", "ZIP": "ZIP5"}
@@ -110,7 +115,7 @@ def _date_text(value: str, info: date_parser.parserinfo) -> str:
     packed = re.fullmatch(r"(\d{2})(\d{2})(\d{2}|\d{4})", text)  # 082889, 08281989: MMDDYY(YY)
     if packed:
         return "/".join(packed.groups())
-    text = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text, flags=re.I)  # 28th
+    text = re.sub(r"(?<=\d)(st|nd|rd|th)\b", "", text, flags=re.IGNORECASE)  # 28th
     text = re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", text)  # AUG89, August25
     if re.search(r"[A-Za-z]", text):  # month word + day and 4-digit year run together: Sept 191989
         text = re.sub(r"\b(\d{1,2})((?:1[89]|20)\d{2})\b", r"\1 \2", text)

@@ -292,9 +292,9 @@ def normalized_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame) -> 
         markdown,
         "",
         "- **FLA_nocase** / **FLA_loose**: FLA with case ignored / with case, punctuation and spaces ignored.",
-        "- **DATE_iso, CITY_name, STATE_code, ZIP5**: % of forms whose normalized value (ISO date, gazetteer "
-        "spelling of the city, USPS code, five-digit ZIP) equals the normalized label; a value with no "
-        "canonical form is empty on both sides. **FLA_normalized**: all four equal.",
+        ("- **DATE_iso, CITY_name, STATE_code, ZIP5**: % of forms whose normalized value (ISO date, gazetteer "
+         "spelling of the city, USPS code, five-digit ZIP) equals the normalized label; a value with no "
+         "canonical form is empty on both sides. **FLA_normalized**: all four equal."),
         "- **address_verified**: % of forms whose predicted CITY, STATE and ZIP agree in the offline gazetteer.",
         "- Per form: `normalized_forms.csv` (written and normalized prediction, normalized label).",
     ]
