@@ -27,6 +27,7 @@ import pandas as pd
 from nltk import edit_distance
 
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
+from handwriting_pipeline.normalize import NORMALIZED_COLUMNS, NORMALIZED_FIELD, normalize_record
 
 # --------------------------------------------------------------------------- methods
 #: Extraction engines (pipeline ``extract``), in report order.
@@ -279,3 +280,79 @@ def metrics_markdown(table: pd.DataFrame) -> str:
                          for v in shown[column]]
     align = ["left" if c == "method" else "right" for c in shown.columns]
     return shown.to_markdown(index=False, disable_numparse=True, missingval="", colalign=align)
+
+
+# --------------------------------------------------------------------------- normalized (issue #16)
+#: normalized_metrics.csv columns: as-written FLA, FLA ignoring case (``FLA_nocase``) and ignoring
+#: case, punctuation and spaces (``FLA_loose``), % of forms whose normalized field equals the
+#: normalized gold (DATE_iso, CITY_name, STATE_code, ZIP5), % of forms with all four right
+#: (``FLA_normalized``) and % of forms whose predicted CITY, STATE and ZIP agree in the gazetteer
+#: (``address_verified``).
+NORMALIZED_METRIC_COLUMNS: list[str] = ["method", "n", "FLA", "FLA_nocase", "FLA_loose", "DATE_iso", "CITY_name",
+                                        "STATE_code", "ZIP5", "FLA_normalized", "address_verified"]
+
+
+def _loose(value: str) -> str:
+    """A value with case, punctuation and spaces ignored ("Ky." == "KY", "St. Louis" == "ST LOUIS")."""
+    return re.sub(r"[\W_]+", "", value.upper())
+
+
+def exact_ignoring(gold: Mapping[str, str], pred: Mapping[str, str], punctuation: bool = False) -> bool:
+    """All four fields equal ignoring case (and, with ``punctuation``, punctuation and spaces)."""
+    gold, pred = clean_fields(gold), clean_fields(pred)
+    key = _loose if punctuation else str.upper
+    return all(key(gold[k]) == key(pred[k]) for k in KEYS)
+
+
+def score_forms_normalized(labels: pd.DataFrame, predictions: pd.DataFrame,
+                           options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Per form: the prediction as written and normalized, the normalized gold, and what matches.
+
+    Forms without a prediction count as all "None" (like :func:`score_forms`). Columns:
+    file_name, has_prediction, exact, exact_nocase, exact_loose, the four written predicted
+    fields, the predicted normalized columns (``normalize.NORMALIZED_COLUMNS``), the gold's
+    normalized values as ``gold_<column>``, ``right_<column>`` for DATE_iso, CITY_name,
+    STATE_code, ZIP5, ``right_normalized`` (all four) and ``address_verified``.
+    """
+    preds: dict[str, dict] = {}
+    for row in predictions.to_dict("records"):
+        preds.setdefault(row["file_name"], row)
+    rows = []
+    for gold_row in labels.to_dict("records"):
+        pred_row = preds.get(gold_row["file_name"])
+        gold, pred = clean_fields(_fields(gold_row)), clean_fields(_fields(pred_row))
+        norm_gold, norm_pred = normalize_record(gold, options), normalize_record(pred, options)
+        right = {f"right_{c}": float(norm_gold[c] == norm_pred[c]) for c in NORMALIZED_FIELD.values()}
+        rows.append({
+            "file_name": gold_row["file_name"], "has_prediction": pred_row is not None,
+            "exact": float(exact(gold, pred)), "exact_nocase": float(exact_ignoring(gold, pred)),
+            "exact_loose": float(exact_ignoring(gold, pred, punctuation=True)), **pred, **norm_pred,
+            **{f"gold_{c}": norm_gold[c] for c in NORMALIZED_COLUMNS if not c.endswith("_verified")},
+            **right, "right_normalized": float(all(right.values())),
+            "address_verified": float(all(norm_pred[f"{k}_verified"] for k in ("CITY", "STATE", "ZIP"))),
+        })
+    columns = ["file_name", "has_prediction", "exact", "exact_nocase", "exact_loose", *KEYS, *NORMALIZED_COLUMNS,
+               *(f"gold_{c}" for c in NORMALIZED_COLUMNS if not c.endswith("_verified")),
+               *(f"right_{c}" for c in NORMALIZED_FIELD.values()), "right_normalized", "address_verified"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def normalized_metrics_row(method: str, per_form: pd.DataFrame) -> dict[str, object]:
+    """One normalized_metrics.csv row (percent) from :func:`score_forms_normalized`'s table."""
+    def pct(column: str) -> float:
+        return 100.0 * per_form[column].mean() if len(per_form) else float("nan")
+
+    return {"method": method, "n": len(per_form), "FLA": pct("exact"), "FLA_nocase": pct("exact_nocase"),
+            "FLA_loose": pct("exact_loose"), **{c: pct(f"right_{c}") for c in NORMALIZED_FIELD.values()},
+            "FLA_normalized": pct("right_normalized"), "address_verified": pct("address_verified")}
+
+
+def normalized_metrics_table(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """Rows of :func:`normalized_metrics_row` as a frame with :data:`NORMALIZED_METRIC_COLUMNS`,
+    rounded to 2 decimals."""
+    table = pd.DataFrame(list(rows), columns=NORMALIZED_METRIC_COLUMNS)
+    table["method"] = table["method"].astype(str)
+    table["n"] = pd.to_numeric(table["n"]).astype(int)
+    for column in NORMALIZED_METRIC_COLUMNS[2:]:
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float).round(2)
+    return table

@@ -28,7 +28,8 @@ from handwriting_pipeline.score import read_predictions_csv, score_tables
 
 PROJECT = Path(__file__).resolve().parents[3]
 OUTPUTS = ["evaluation_metrics", "evaluation_report", "evaluation_accuracy_plot", "evaluation_key_accuracy_plot",
-           "evaluation_form_scores", "evaluation_form_errors"]
+           "evaluation_form_scores", "evaluation_form_errors", "evaluation_normalized_forms",
+           "evaluation_normalized_metrics"]
 MURRAY = {"DATE": "8/28/89", "CITY": "Murray", "STATE": "KY", "ZIP": "42171"}
 
 

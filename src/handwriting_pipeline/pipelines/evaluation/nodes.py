@@ -26,6 +26,9 @@ from handwriting_pipeline.metrics import (
     metrics_row,
     method_list,
     metrics_table,
+    normalized_metrics_row,
+    normalized_metrics_table,
+    score_forms_normalized,
 )
 from handwriting_pipeline.predictions import normalise_predictions
 
@@ -177,8 +180,10 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> p
     return table
 
 
-def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any]) -> str:
-    """The metrics table as a short markdown report (metrics.md), naming the evaluated forms."""
+def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any],
+                  normalized: pd.DataFrame | None = None) -> str:
+    """The metrics table as a short markdown report (metrics.md), naming the evaluated forms;
+    with ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -199,6 +204,8 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     ]
     if not_run:
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
+    if normalized is not None and not normalized.empty:
+        lines += ["", *normalized_report_lines(metrics, normalized)]
     return "\n".join(lines) + "\n"
 
 
@@ -234,3 +241,60 @@ def plot_accuracy(metrics: pd.DataFrame) -> Figure:
 def plot_key_accuracy(metrics: pd.DataFrame) -> Figure:
     """Bar chart of CBA per field (DATE, CITY, STATE, ZIP) per method."""
     return _bar_chart(metrics, [f"CBA_{k}" for k in KEYS], list(KEYS), "CBA per field and method")
+
+
+# --------------------------------------------------------------------------- normalized (issue #16)
+def score_normalized(forms: LabelledForms, params: Mapping[str, Any],
+                     **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a database gets: every selected method's predictions normalized
+    (:func:`handwriting_pipeline.normalize.normalize_record`, options ``evaluation.normalize``)
+    and compared with the normalized labels.
+
+    Returns:
+        The per-form table (method + :func:`handwriting_pipeline.metrics.score_forms_normalized`'s
+        columns: written and normalized prediction, normalized gold, matches) and one row per
+        method with :data:`handwriting_pipeline.metrics.NORMALIZED_METRIC_COLUMNS`.
+    """
+    labels = forms.labels[["file_name", *KEYS]]
+    options = params.get("normalize")
+    tables, rows = [], []
+    for method in selected_methods(params):
+        table = normalise_predictions(predictions[method]) if method in predictions else None
+        if table is None or table.empty:
+            continue
+        per_form = score_forms_normalized(labels, table, options)
+        rows.append(normalized_metrics_row(method, per_form))
+        per_form.insert(0, "method", method)
+        tables.append(per_form)
+    if not tables:
+        empty = score_forms_normalized(labels.iloc[:0], labels.iloc[:0])
+        empty.insert(0, "method", pd.Series(dtype=str))
+        return empty, normalized_metrics_table([])
+    order = [m for m in METHODS if m in {r["method"] for r in rows}]
+    summary = normalized_metrics_table(sorted(rows, key=lambda r: order.index(r["method"])))
+    logger.info("Normalized metrics:\n%s", summary.to_string(index=False))
+    return pd.concat(tables, ignore_index=True), summary
+
+
+def normalized_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame) -> list[str]:
+    """The metrics.md section "What a database gets": as-written FLA/CBA beside the normalized rates."""
+    table = normalized.merge(metrics[["method", "CBA"]], on="method", how="left")
+    columns = ["method", "n", "FLA", "CBA", "FLA_nocase", "FLA_loose", "DATE_iso", "CITY_name", "STATE_code", "ZIP5",
+               "FLA_normalized", "address_verified"]
+    shown = table[columns].astype(object)
+    for column in columns[2:]:
+        shown[column] = ["" if pd.isna(v) else f"{float(v):.2f}" for v in shown[column]]
+    markdown = shown.to_markdown(index=False, disable_numparse=True,
+                                 colalign=["left"] + ["right"] * (len(columns) - 1))
+    return [
+        "## What a database gets: normalized fields",
+        "",
+        markdown,
+        "",
+        "- **FLA_nocase** / **FLA_loose**: FLA with case ignored / with case, punctuation and spaces ignored.",
+        ("- **DATE_iso, CITY_name, STATE_code, ZIP5**: % of forms whose normalized value (ISO date, gazetteer "
+         "spelling of the city, USPS code, five-digit ZIP) equals the normalized label; a value with no "
+         "canonical form is empty on both sides. **FLA_normalized**: all four equal."),
+        "- **address_verified**: % of forms whose predicted CITY, STATE and ZIP agree in the offline gazetteer.",
+        "- Per form: `normalized_forms.csv` (written and normalized prediction, normalized label).",
+    ]

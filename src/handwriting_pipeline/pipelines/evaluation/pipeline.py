@@ -4,14 +4,23 @@ Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 :data:`handwriting_pipeline.metrics.METHODS` (from the extract and ensemble pipelines) and
 ``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
-``evaluation_form_scores`` and ``evaluation_form_errors``.
+``evaluation_form_scores``, ``evaluation_form_errors`` and the normalized fields (issue #16):
+``evaluation_normalized_forms`` (normalized_forms.csv), ``evaluation_normalized_metrics``
+(normalized_metrics.csv).
 """
 
 from kedro.pipeline import Pipeline, node
 
 from handwriting_pipeline.metrics import METHODS, predictions_dataset
 
-from .nodes import plot_accuracy, plot_key_accuracy, render_report, score_predictions, summarise_metrics
+from .nodes import (
+    plot_accuracy,
+    plot_key_accuracy,
+    render_report,
+    score_normalized,
+    score_predictions,
+    summarise_metrics,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -35,8 +44,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarise_metrics",
             ),
             node(
+                score_normalized,
+                inputs={
+                    "forms": "evaluation_forms",
+                    "params": "params:evaluation",
+                    **{method: predictions_dataset(method) for method in METHODS},
+                },
+                outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"],
+                name="score_normalized",
+            ),
+            node(
                 render_report,
-                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation"],
+                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation",
+                        "evaluation_normalized_metrics"],
                 outputs="evaluation_report",
                 name="render_report",
             ),
