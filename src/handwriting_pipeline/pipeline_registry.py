@@ -1,7 +1,7 @@
 """Project pipelines.
 
 * ``curation``   raw forms -> labelled, split, versioned form sets
-* ``train``      curation + Donut training
+* ``train``      curation + field reader and Donut training (``train.models``)
 * ``extract``    choose the evaluation forms (test split or ``evaluation.data_dir``);
                  every enabled engine reads them
 * ``ensemble``   merges the engines' outputs (offline vote, LLM)
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, select_forms, train
+from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, select_forms, train, train_fieldreader
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -25,7 +25,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ensemble": ensemble.create_pipeline(),
         "evaluation": evaluation.create_pipeline(),
     }
-    pipelines["train"] = pipelines["curation"] + train.create_pipeline()
+    pipelines["train"] = pipelines["curation"] + train_fieldreader.create_pipeline() + train.create_pipeline()
     pipelines["evaluate"] = pipelines["extract"] + pipelines["ensemble"] + pipelines["evaluation"]
     pipelines["__default__"] = pipelines["train"] + pipelines["evaluate"]
     return pipelines

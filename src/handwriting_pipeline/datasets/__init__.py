@@ -8,6 +8,6 @@ from handwriting_pipeline.datasets.forms import (
     read_donut_folder,
 )
 from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
-from handwriting_pipeline.datasets.model import DonutModelDataset, DonutModelRef
+from handwriting_pipeline.datasets.model import DonutModelDataset, DonutModelRef, FieldReaderModelDataset, FieldReaderRef
 
-__all__ = ["ResponseCache", "ResponseCacheDataset", "FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder", "LazyDataset", "DonutSplitsDataset", "DonutModelDataset", "DonutModelRef"]
+__all__ = ["ResponseCache", "ResponseCacheDataset", "FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder", "LazyDataset", "DonutSplitsDataset", "DonutModelDataset", "DonutModelRef", "FieldReaderModelDataset", "FieldReaderRef"]

@@ -34,6 +34,8 @@ class DonutModelRef:
         reason: why it is not available ("" when it is).
     """
 
+    kind = "Donut"
+
     def __init__(self, path: str | Path | None, reason: str = "") -> None:
         self.path = str(path) if path is not None else None
         self.reason = reason
@@ -63,24 +65,28 @@ class DonutModelRef:
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
 
+    @staticmethod
+    def is_model_folder(path: Path) -> bool:
+        from handwriting_pipeline.donut.model import is_model_folder
+
+        return is_model_folder(path)
+
     @classmethod
     def from_path(cls, path: str | Path) -> "DonutModelRef":
         """A reference to a model folder, or to the newest version of a versioned one."""
-        from handwriting_pipeline.donut.model import is_model_folder
-
         path = Path(path)
-        if is_model_folder(path):
+        if cls.is_model_folder(path):
             return cls(path)
-        versions = sorted(p for p in path.glob(f"*/{path.name}") if is_model_folder(p)) if path.is_dir() else []
+        versions = sorted(p for p in path.glob(f"*/{path.name}") if cls.is_model_folder(p)) if path.is_dir() else []
         if versions:
             return cls(versions[-1])
-        return cls(path, reason=f"no saved Donut model at '{path}' (run `kedro run --pipeline train` first, or "
-                                "point the parameter at a save_pretrained folder)")
+        return cls(path, reason=f"no saved {cls.kind} model at '{path}' (run `kedro run --pipeline train` first, "
+                                "or point the parameter at a saved model folder)")
 
     def bundle(self):
         """The :class:`~handwriting_pipeline.donut.model.DonutBundle` (loaded once, then cached)."""
         if not self.available:
-            raise DatasetError(f"Donut model not available: {self.reason}")
+            raise DatasetError(f"{self.kind} model not available: {self.reason}")
         if self._bundle is None:
             from handwriting_pipeline.donut.model import DonutBundle
 
@@ -99,7 +105,7 @@ class DonutModelRef:
 
     def __repr__(self) -> str:
         state = "available" if self.available else f"unavailable: {self.reason}"
-        return f"DonutModelRef({self.path!r}, {state})"
+        return f"{type(self).__name__}({self.path!r}, {state})"
 
 
 class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
@@ -108,6 +114,8 @@ class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
     Loading accepts a versioned folder (newest version) or a plain ``save_pretrained`` folder,
     whether the entry is versioned or not, so ``path`` may point at any trained model.
     """
+
+    ref_class: type[DonutModelRef] = DonutModelRef
 
     def __init__(self, path: str, version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
         super().__init__(filepath=PurePosixPath(path), version=version)
@@ -120,26 +128,64 @@ class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
         try:
             load_path = Path(get_filepath_str(self._get_load_path(), "file"))
         except VersionNotFoundError:
-            plain = DonutModelRef.from_path(Path(str(self._filepath)))
+            plain = self.ref_class.from_path(Path(str(self._filepath)))
             if plain.available:  # a plain save_pretrained folder (e.g. a benchmark's model)
                 return plain
-            return DonutModelRef(self._filepath, reason=f"no version of the Donut model saved under "
+            return self.ref_class(self._filepath, reason=f"no version of the {self.ref_class.kind} model saved under "
                                  f"'{self._filepath}' yet (run `kedro run --pipeline train` first)")
-        ref = DonutModelRef.from_path(load_path)
+        ref = self.ref_class.from_path(load_path)
         if not ref.available:
-            logger.info("donut_model: %s", ref.reason)
+            logger.info("%s model: %s", self.ref_class.kind, ref.reason)
         return ref
 
     def _save(self, data: Any) -> None:
+        if data is None:  # the model was not trained in this run (train.models): keep the saved one
+            logger.info("%s model not trained in this run; the last saved version stays", self.ref_class.kind)
+            return
         folder = Path(get_filepath_str(self._get_save_path(), "file"))
         if not hasattr(data, "save"):
-            raise DatasetError(f"DonutModelDataset saves a DonutBundle, got {type(data).__name__}")
+            raise DatasetError(f"{type(self).__name__} saves a model with a save() method, got {type(data).__name__}")
         data.save(folder)
-        logger.info("Saved Donut model to %s", folder)
+        logger.info("Saved %s model to %s", self.ref_class.kind, folder)
 
     def _exists(self) -> bool:
         try:
             load_path = Path(get_filepath_str(self._get_load_path(), "file"))
         except DatasetError:
             return False
-        return DonutModelRef.from_path(load_path).available
+        return self.ref_class.from_path(load_path).available
+
+
+class FieldReaderRef(DonutModelRef):
+    """A saved field reader (:mod:`handwriting_pipeline.fieldreader`), loaded only when asked for."""
+
+    kind = "field reader"
+
+    @staticmethod
+    def is_model_folder(path: Path) -> bool:
+        from handwriting_pipeline.fieldreader.model import CONFIG_FILE
+
+        return (Path(path) / CONFIG_FILE).is_file()
+
+    def bundle(self):
+        """The :class:`~handwriting_pipeline.fieldreader.model.FieldReader` (loaded once)."""
+        if not self.available:
+            raise DatasetError(f"{self.kind} model not available: {self.reason}")
+        if self._bundle is None:
+            from handwriting_pipeline.fieldreader.model import FieldReader
+
+            self._bundle = FieldReader.load(self.path)
+        return self._bundle
+
+    def load(self):
+        return self.bundle()
+
+
+class FieldReaderModelDataset(DonutModelDataset):
+    """Kedro dataset for a trained field reader folder (weights.pt, model.onnx, fieldreader.json).
+
+    Loading gives a lazy :class:`FieldReaderRef` that says whether a model is there; it never
+    fails when nothing was trained yet.
+    """
+
+    ref_class = FieldReaderRef

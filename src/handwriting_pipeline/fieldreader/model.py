@@ -47,7 +47,8 @@ class FieldReaderConfig:
     alphabet: str = ALPHABET
     lines: LineSettings = field(default_factory=LineSettings)
     summary: dict[str, Any] = field(default_factory=dict)  # training data, epochs, val_cer, stop reason
-    calibration: dict[str, Any] = field(default_factory=dict)  # per-field confidence calibration
+    calibration: dict[str, Any] = field(default_factory=dict)  # per-field confidence calibration (vote format)
+    lexicon: dict[str, Any] = field(default_factory=dict)  # Lexicon.to_json() of the training labels
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "lines": asdict(self.lines)}

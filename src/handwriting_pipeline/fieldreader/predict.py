@@ -72,12 +72,24 @@ def read_lines(reader: FieldReader, lines_per_form: Sequence[dict[str, np.ndarra
     return out
 
 
+CROP_ASPECT = 2460 / 350  # width / height of an HSF top-section crop
+
+
+def check_crop(image: Image.Image, tolerance: float = 0.25) -> None:
+    """Raise ValueError for an image that is no top-section crop (by its aspect ratio) or unreadable."""
+    width, height = image.size
+    if not width or not height or abs(width / height - CROP_ASPECT) > tolerance * CROP_ASPECT:
+        raise ValueError(f"{width}x{height}: not an HSF top-section crop (expected about 2460x350)")
+    image.load()
+
+
 def read_forms(reader: FieldReader, images: Sequence[Image.Image], beam: int = 8,
                rerank: Reranker | None = None) -> list[FormReading]:
     """Read whole top-section crops; a form whose lines cannot be cut gets "None" and its error."""
     cut, failed = [], {}
     for i, image in enumerate(images):
         try:
+            check_crop(image)
             cut.append(cut_lines(image, reader.config.lines))
         except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch
             failed[i] = f"{type(err).__name__}: {err}"

@@ -1,0 +1,65 @@
+"""Nodes of the field reader's training: hold out forms -> fine-tune -> lexicon and calibration.
+The heavy lifting lives in :mod:`handwriting_pipeline.fieldreader`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+def hold_out_forms(train_forms: Any, params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Split the train forms into forms to learn from and held-out forms (early stopping and
+    confidence calibration): the last ``holdout_share`` of them, at most ``holdout_forms``."""
+    names = train_forms.labels["file_name"].tolist()
+    n = min(int(params["holdout_forms"]), max(1, round(len(names) * float(params["holdout_share"]))))
+    return {"fit": names[: len(names) - n], "holdout": names[len(names) - n:]}
+
+
+def _lines(forms: Any, names: list[str], reader: Any) -> list:
+    from handwriting_pipeline.fieldreader.training import prepare_lines
+
+    return prepare_lines(((n, forms.images[n], forms.fields(n)) for n in names), reader.config.lines)
+
+
+def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models: list[str],
+                          params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """The stock recognizer fine-tuned on the fit forms' lines (None when ``train.models`` leaves
+    it out: the saved model then stays as it is)."""
+    if "fieldreader" not in models:
+        logger.info("train: fieldreader not in train.models, not trained")
+        return None, pd.DataFrame()
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.fieldreader.training import train_reader
+
+    reader = FieldReader.stock()
+    reader.net.freeze_before(float(params["freeze"]))
+    history, reason = train_reader(reader, _lines(train_forms, split["fit"], reader),
+                                   _lines(train_forms, split["holdout"], reader), params["trainer"],
+                                   checkpoint_dir=params["checkpoint_dir"], resume=bool(params["resume"]))
+    reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
+                             "epochs": len(history), "stop_reason": reason}
+    return reader, pd.DataFrame(history)
+
+
+def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
+    """Save with the model what decoding and the vote need: the lexicon of the fit forms' labels
+    and per-field confidence calibration fitted on the held-out forms."""
+    if reader is None:
+        return None
+    from handwriting_pipeline.ensemble.vote import fit_calibration
+    from handwriting_pipeline.fieldreader.lexicon import Lexicon
+    from handwriting_pipeline.fieldreader.predict import read_forms
+
+    lexicon = Lexicon.from_labels((train_forms.fields(n) for n in split["fit"]), **params["lexicon"])
+    reader.config.lexicon = lexicon.to_json()
+    holdout = train_forms.subset(split["holdout"])
+    readings = read_forms(reader, [holdout.images[n] for n in split["holdout"]], rerank=lexicon.rerank)
+    table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": v for k, v in r.confidence.items()}}
+                          for n, r in zip(split["holdout"], readings)])
+    reader.config.calibration = fit_calibration(holdout.labels, {"fieldreader": table}).get("fieldreader", {})
+    return reader
