@@ -49,14 +49,11 @@ from handwriting_pipeline.fields import (
     state_code,
     zip_places,
 )
-from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
+from handwriting_pipeline.registry import select_methods
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
 
 logger = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = (
-    "rapidocr", "tesseract", "textract", "azure_form_recognizer", "donut",
-    "recorded_textract", "recorded_azure_form_recognizer",
-)
 OTHER = "\x00other"  # the "none of the candidates is right" hypothesis
 
 DEFAULTS: dict[str, Any] = {
@@ -93,12 +90,9 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
     return clean_fields({k: row.get(k) for k in KEYS})
 
 
-def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: list[str] | None) -> dict[str, pd.DataFrame]:
+def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: Any) -> dict[str, pd.DataFrame]:
     """The non-empty predictions tables among ``wanted`` (None or [] = every engine)."""
-    names = list(wanted) if wanted else list(predictions)
-    unknown = [n for n in names if n not in predictions]
-    if unknown:
-        raise ValueError(f"ensemble.inputs names unknown engines {unknown}; known: {sorted(predictions)}")
+    names = select_methods(wanted or None, list(predictions), "ensemble.inputs", noun="engines")
     return {n: predictions[n] for n in names if predictions[n] is not None and len(predictions[n])}
 
 
@@ -447,16 +441,8 @@ def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | No
                 "vote: no calibration for engine '%s'; using %.2f x its confidence. Learn one on train forms "
                 "(python -m handwriting_pipeline.ensemble.calibrate) and add it to ensemble.vote.calibration",
                 engine, float(params["weights"].get(engine, 1.0)))
-    by_engine = {e: {r["file_name"]: r for r in t.to_dict("records")} for e, t in tables.items()}
-    names = list(dict.fromkeys(n for t in tables.values() for n in t["file_name"]))
     records, reviews = [], []
-    for name in names:
-        readings = {}
-        for engine, rows in by_engine.items():
-            row = rows.get(name)
-            if row is None or (row.get("error") and all(clean_value(row[k]) == NONE for k in KEYS)):
-                continue  # the engine did not read this form: no vote, not a "None" vote
-            readings[engine] = ({k: row[k] for k in KEYS}, {k: row.get(f"{k}_conf", math.nan) for k in KEYS})
+    for name, readings in readings_by_form(tables).items():
         if not readings:
             records.append({"file_name": name, "error": "no engine read this form"})
             continue
