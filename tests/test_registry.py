@@ -66,7 +66,7 @@ def test_a_registered_toy_engine_runs_through_extract_vote_and_the_report(monkey
     params = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")["parameters"]
     params["extract"].update(engines=["toy"], progress=False, toy={"answers": GOLD})  # its parameter block
     pipelines = register_pipelines()
-    assert "extract_toy" in {n.name for n in pipelines["evaluate"].nodes}
+    assert "extract.extract_toy" in {n.name for n in pipelines["evaluate"].nodes}  # namespace.node
     catalog = DataCatalog(datasets={
         "evaluation_forms": MemoryDataset(forms, copy_mode="assign"),
         **{f"params:{k}": MemoryDataset(params[k]) for k in ("extract", "ensemble", "evaluation")},
@@ -77,7 +77,7 @@ def test_a_registered_toy_engine_runs_through_extract_vote_and_the_report(monkey
         "evaluation_metrics": Kept(), "predictions_toy": Kept(), "predictions_vote": Kept(),
     })
     pipeline = pipelines["evaluate"].filter(node_names=[n.name for n in pipelines["evaluate"].nodes
-                                                        if n.name != "select_evaluation_forms"])
+                                                        if n.name != "extract.select_evaluation_forms"])
     SequentialRunner().run(pipeline, catalog)
     toy = catalog.load("predictions_toy")
     assert toy.set_index("file_name")[["DATE", "CITY", "STATE", "ZIP"]].to_dict("index") == GOLD
