@@ -2,6 +2,7 @@
 
 import pytest
 
+from handwriting_pipeline.donut.grammar import json2token, token2json
 from handwriting_pipeline.fields import (
     KEYS,
     NONE,
@@ -14,8 +15,6 @@ from handwriting_pipeline.fields import (
     state_code,
     zip_consistent,
 )
-
-from handwriting_pipeline.donut.grammar import json2token, token2json
 
 
 @pytest.mark.parametrize(

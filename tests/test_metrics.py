@@ -18,7 +18,6 @@ from handwriting_pipeline.metrics import (
     metrics_markdown,
     metrics_row,
     metrics_table,
-    predictions_dataset,
     score_form,
     score_forms,
 )

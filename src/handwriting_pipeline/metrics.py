@@ -17,9 +17,9 @@ share: matching predictions to labelled forms
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from nltk import edit_distance

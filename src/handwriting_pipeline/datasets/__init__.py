@@ -7,7 +7,10 @@ from handwriting_pipeline.datasets.forms import (
     LabelledFormsDataset,
     read_donut_folder,
 )
-from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
 from handwriting_pipeline.datasets.model import DonutModelDataset, DonutModelRef
+from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
 
-__all__ = ["ResponseCache", "ResponseCacheDataset", "FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder", "LazyDataset", "DonutSplitsDataset", "DonutModelDataset", "DonutModelRef"]
+__all__ = [
+    "DonutModelDataset", "DonutModelRef", "DonutSplitsDataset", "FolderImages", "HFHubDataset", "LabelledForms",
+    "LabelledFormsDataset", "LazyDataset", "ResponseCache", "ResponseCacheDataset", "read_donut_folder",
+]

@@ -48,8 +48,8 @@ from handwriting_pipeline.fields import (
     state_code,
     zip_places,
 )
-from handwriting_pipeline.registry import select_methods
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
+from handwriting_pipeline.registry import select_methods
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Any
 from handwriting_pipeline.fields.schema import NONE, clean_fields, clean_value
 from handwriting_pipeline.fields.states import state_code
 
+
 def move_state_digits_to_zip(fields: Mapping[str, str]) -> dict[str, str]:
     """Move digits an engine put into STATE ("MI 48813") over to an empty ZIP."""
     out = clean_fields(fields)

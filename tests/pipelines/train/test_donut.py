@@ -16,11 +16,11 @@ from pytorch_lightning.callbacks import Callback
 
 from handwriting_pipeline.datasets import DonutModelDataset, DonutModelRef
 from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset, SyntheticFormsDataset, collate, synthetic_available
+from handwriting_pipeline.donut.grammar import field_tokens, json2token
 from handwriting_pipeline.donut.inference import DonutPredictor
 from handwriting_pipeline.donut.model import DonutBundle, Preprocessing, build_pretrained
 from handwriting_pipeline.donut.training import fit_stage
 from handwriting_pipeline.engines.donut import DonutEngine
-from handwriting_pipeline.donut.grammar import field_tokens, json2token
 from handwriting_pipeline.fields import KEYS, NONE
 
 
