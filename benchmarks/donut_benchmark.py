@@ -201,7 +201,7 @@ def main() -> int:
         f"| Donut {args.preset} | {v['FLA']:.1f} | {v['CBA']:.1f} | {v['CBA_DATE']:.1f} | {v['CBA_CITY']:.1f} | "
         f"{v['CBA_STATE']:.1f} | {v['CBA_ZIP']:.1f} | {v['coverage']:.1f} |",
         "",
-        f"Exact per key: " + ", ".join(f"{k} {v['exact_' + k]:.1f}%" for k in KEYS),
+        "Exact per key: " + ", ".join(f"{k} {v['exact_' + k]:.1f}%" for k in KEYS),
         "",
         f"Training wall time: {train_seconds / 60:.1f} min (pretrain {pre_seconds / 60:.1f}, fine-tune "
         f"{ft_seconds / 60:.1f}); stop: {'; '.join(result['training']['stop_reasons'])}"

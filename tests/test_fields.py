@@ -2,6 +2,7 @@
 
 import pytest
 
+from handwriting_pipeline.donut.grammar import json2token, token2json
 from handwriting_pipeline.fields import (
     KEYS,
     NONE,
@@ -9,11 +10,9 @@ from handwriting_pipeline.fields import (
     is_plausible_date,
     is_valid_state,
     is_valid_zip,
-    json2token,
     move_state_digits_to_zip,
     normalize_key,
     state_code,
-    token2json,
     zip_consistent,
 )
 

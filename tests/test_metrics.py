@@ -7,9 +7,6 @@ import pytest
 
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.metrics import (
-    ENGINE_METHODS,
-    ENSEMBLE_METHODS,
-    METHODS,
     METRIC_COLUMNS,
     aggregate,
     cba,
@@ -21,7 +18,6 @@ from handwriting_pipeline.metrics import (
     metrics_markdown,
     metrics_row,
     metrics_table,
-    predictions_dataset,
     score_form,
     score_forms,
 )
@@ -179,14 +175,6 @@ def test_markdown_leaves_unknown_cost_and_time_blank():
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[0] == "mine" and cells[1] == "1" and cells[3] == "0.00"
     assert cells[-2:] == ["", ""] and "nan" not in text
-
-
-def test_methods_follow_the_catalog_contract():
-    assert ENGINE_METHODS == ("rapidocr", "tesseract", "textract", "azure_form_recognizer", "donut",
-                              "recorded_textract", "recorded_azure_form_recognizer")
-    assert ENSEMBLE_METHODS == ("vote", "llm")
-    assert METHODS == ENGINE_METHODS + ENSEMBLE_METHODS
-    assert predictions_dataset("donut") == "predictions_donut"
 
 
 def test_aggregate_of_nothing_is_nan():

@@ -15,7 +15,7 @@ from handwriting_pipeline.metrics import (
     normalized_metrics_row,
     score_forms_normalized,
 )
-from handwriting_pipeline.normalize import (
+from handwriting_pipeline.fields.normalize import (
     DEFAULT_OPTIONS,
     NORMALIZED_COLUMNS,
     NormalizeOptions,

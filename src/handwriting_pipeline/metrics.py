@@ -10,58 +10,42 @@ stripped, runs of whitespace -> one space, empty/missing -> "None"; case and pun
 the same cleaning every predictions table and every label goes through.
 
 This module also holds what the evaluation pipeline and ``python -m handwriting_pipeline.score``
-share: the list of methods (:data:`METHODS`), matching predictions to labelled forms
+share: matching predictions to labelled forms
 (:func:`evaluate_method`), the per-field error table and the metrics table (:data:`METRIC_COLUMNS`).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from nltk import edit_distance
 
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
-from handwriting_pipeline.normalize import NORMALIZED_COLUMNS, NORMALIZED_FIELD, normalize_record
+from handwriting_pipeline.fields.normalize import NORMALIZED_COLUMNS, NORMALIZED_FIELD, normalize_record
+from handwriting_pipeline.registry import (  # noqa: F401 - re-exported
+    ENSEMBLE_METHODS,
+    all_methods,
+    engine_methods,
+    method_list,
+    predictions_dataset,
+)
 
 # --------------------------------------------------------------------------- methods
-#: Extraction engines (pipeline ``extract``), in report order.
-ENGINE_METHODS: tuple[str, ...] = (
-    "rapidocr",
-    "tesseract",
-    "textract",
-    "azure_form_recognizer",
-    "donut",
-    "recorded_textract",
-    "recorded_azure_form_recognizer",
-)
-#: Ensembles (pipeline ``ensemble``), in report order.
-ENSEMBLE_METHODS: tuple[str, ...] = ("vote", "llm")
-#: Every method the evaluation pipeline reports; each one's output is ``predictions_<method>``.
-METHODS: tuple[str, ...] = ENGINE_METHODS + ENSEMBLE_METHODS
+# The method lists live in :mod:`handwriting_pipeline.registry`; ``ENGINE_METHODS``,
+# ``ENSEMBLE_METHODS`` and ``METHODS`` are read from it when asked (an engine registered later,
+# e.g. by a test, is included).
 
 
-def method_list(value: Any) -> list[str]:
-    """A list-of-methods parameter that may come from the command line as one string.
-
-    Kedro splits ``--params`` at commas, so ``"rapidocr;donut"``, ``"vote+llm"``, commas or
-    spaces all separate names. None or "" -> [].
-    """
-    if not value:
-        return []
-    if isinstance(value, str):
-        return [v for v in re.split(r"[\s,+;]+", value) if v]
-    return [str(v) for v in value]
-
-
-def predictions_dataset(method: str) -> str:
-    """Catalog name of a method's predictions table: ``predictions_<method>``."""
-    return f"predictions_{method}"
+def __getattr__(name: str) -> Any:
+    if name == "ENGINE_METHODS":
+        return engine_methods()
+    if name == "METHODS":
+        return all_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- one form

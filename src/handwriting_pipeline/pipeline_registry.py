@@ -17,15 +17,22 @@ from kedro.pipeline import Pipeline
 from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, select_forms, train, train_fieldreader
 
 
+def _group(namespace: str, pipeline: Pipeline) -> Pipeline:
+    """The pipeline's nodes under a Kedro namespace (``kedro viz`` folds them into one group);
+    dataset and parameter names stay as they are."""
+    return Pipeline(pipeline, namespace=namespace, prefix_datasets_with_namespace=False)
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines."""
     pipelines = {
-        "curation": curation.create_pipeline(),
-        "extract": select_forms.create_pipeline() + extract.create_pipeline(),
-        "ensemble": ensemble.create_pipeline(),
-        "evaluation": evaluation.create_pipeline(),
+        "curation": _group("curation", curation.create_pipeline()),
+        "extract": _group("extract", select_forms.create_pipeline() + extract.create_pipeline()),
+        "ensemble": _group("ensemble", ensemble.create_pipeline()),
+        "evaluation": _group("evaluation", evaluation.create_pipeline()),
     }
-    pipelines["train"] = pipelines["curation"] + train_fieldreader.create_pipeline() + train.create_pipeline()
+    pipelines["train"] = pipelines["curation"] + _group("train", train_fieldreader.create_pipeline()
+                                                        + train.create_pipeline())
     pipelines["evaluate"] = pipelines["extract"] + pipelines["ensemble"] + pipelines["evaluation"]
     pipelines["__default__"] = pipelines["train"] + pipelines["evaluate"]
     return pipelines

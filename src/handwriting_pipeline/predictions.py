@@ -7,12 +7,14 @@ text when the form failed. Stored as Parquet so ZIPs like "01234" and the string
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from handwriting_pipeline.fields import KEYS, clean_fields
+from handwriting_pipeline.fields import KEYS, NONE, clean_fields, clean_value
 
 CONF_COLUMNS = [f"{k}_conf" for k in KEYS]
 USAGE_COLUMNS = ["pages", "input_tokens", "output_tokens"]
@@ -46,3 +48,46 @@ def normalise_predictions(frame: pd.DataFrame) -> pd.DataFrame:
 def predictions_from_records(records: Iterable[dict]) -> pd.DataFrame:
     """Build a predictions table from dicts with any subset of :data:`COLUMNS`."""
     return normalise_predictions(pd.DataFrame(list(records)))
+
+
+def has_error(row: Mapping[str, Any]) -> bool:
+    """True when a predictions row records an error. A missing error may come back from a
+    Parquet round-trip as None or NaN (NaN is truthy: never test ``row.get("error")``)."""
+    error = row.get("error")
+    if error is None or (isinstance(error, float) and math.isnan(error)):
+        return False
+    return bool(str(error).strip())
+
+
+def failed(row: Mapping[str, Any]) -> bool:
+    """The method did not read this form: an error and no value (a form read as blank is not
+    a failure, it is a "None" reading)."""
+    return has_error(row) and all(clean_value(row.get(k)) == NONE for k in KEYS)
+
+
+def _confidence(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+Reading = tuple[dict[str, str], dict[str, float]]
+
+
+def readings_by_form(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, Reading]]:
+    """``{file_name: {method: (fields, confidences)}}`` over every form some table has, in order
+    of first appearance. One rule for every ensemble: a failed row (:func:`failed`) is no
+    reading (the method did not vote), a form a method has no row for is no reading either."""
+    out: dict[str, dict[str, Reading]] = {}
+    for table in tables.values():
+        for name in table["file_name"]:
+            out.setdefault(name, {})
+    for method, table in tables.items():
+        for row in table.to_dict("records"):
+            readings = out[row["file_name"]]
+            readings.pop(method, None)  # a repeated name: its last row counts
+            if not failed(row):
+                fields = clean_fields({k: row.get(k) for k in KEYS})
+                readings[method] = (fields, {k: _confidence(row.get(f"{k}_conf")) for k in KEYS})
+    return out

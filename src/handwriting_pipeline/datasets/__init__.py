@@ -7,7 +7,16 @@ from handwriting_pipeline.datasets.forms import (
     LabelledFormsDataset,
     read_donut_folder,
 )
+from handwriting_pipeline.datasets.model import (
+    DonutModelDataset,
+    DonutModelRef,
+    FieldReaderModelDataset,
+    FieldReaderRef,
+)
 from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
-from handwriting_pipeline.datasets.model import DonutModelDataset, DonutModelRef, FieldReaderModelDataset, FieldReaderRef
 
-__all__ = ["ResponseCache", "ResponseCacheDataset", "FolderImages", "LabelledForms", "LabelledFormsDataset", "read_donut_folder", "LazyDataset", "DonutSplitsDataset", "DonutModelDataset", "DonutModelRef", "FieldReaderModelDataset", "FieldReaderRef"]
+__all__ = [
+    "DonutModelDataset", "DonutModelRef", "DonutSplitsDataset", "FieldReaderModelDataset", "FieldReaderRef",
+    "FolderImages", "HFHubDataset", "LabelledForms", "LabelledFormsDataset", "LazyDataset", "ResponseCache",
+    "ResponseCacheDataset", "read_donut_folder",
+]

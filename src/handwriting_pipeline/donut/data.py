@@ -16,8 +16,10 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
+from handwriting_pipeline.donut.grammar import json2token
 from handwriting_pipeline.donut.model import Preprocessing
-from handwriting_pipeline.fields import KEYS, clean_fields, json2token
+from handwriting_pipeline.fields import KEYS, clean_fields
+
 
 class Augmenter:
     """Small, label-preserving distortions of a form before cropping: the ROI shifted and

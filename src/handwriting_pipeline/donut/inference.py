@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from PIL import Image, ImageStat
 
+from handwriting_pipeline.donut.grammar import TASK_TOKEN, token2json
 from handwriting_pipeline.donut.model import DonutBundle
-from handwriting_pipeline.fields import KEYS, TASK_TOKEN, empty_fields, token2json
+from handwriting_pipeline.fields import KEYS, empty_fields
 
 logger = logging.getLogger(__name__)
 

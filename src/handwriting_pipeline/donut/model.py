@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from handwriting_pipeline.fields import TASK_TOKEN
+from handwriting_pipeline.donut.grammar import TASK_TOKEN
 
 logger = logging.getLogger(__name__)
 

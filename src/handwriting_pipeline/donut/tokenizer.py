@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, trainers
 from transformers import PreTrainedTokenizerFast
 
-from handwriting_pipeline.fields import ALLOWED_CHARS, field_tokens
+from handwriting_pipeline.donut.grammar import field_tokens
+from handwriting_pipeline.fields import ALLOWED_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 0, min_frequency: in
 
     Returns:
         A ``PreTrainedTokenizerFast`` with pad/bos/eos/unk and the Donut field tokens
-        (:func:`handwriting_pipeline.fields.field_tokens`) as special tokens.
+        (:func:`handwriting_pipeline.donut.grammar.field_tokens`) as special tokens.
     """
     texts = [t for t in texts if t]
     alphabet = sorted(set(base_alphabet()) | {c for t in texts for c in t if c.isprintable()})

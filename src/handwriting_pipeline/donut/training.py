@@ -217,7 +217,8 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
     Args:
         params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
             warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off), max_steps
-            (optional), max_minutes (optional wall-clock cap), val_check_interval (optional), accumulate_grad_batches (optional), restore_best
+            (optional), max_minutes (optional wall-clock cap), val_check_interval (optional),
+            accumulate_grad_batches (optional), restore_best
             (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
             last weights, e.g. for pretraining whose real-form metric lags the synthetic loss).
         trainer_params: accelerator, devices, precision, gradient_clip_val, num_workers,

@@ -44,6 +44,7 @@ class AzureFormRecognizerEngine(Engine):
     process_local = ("_client",)
     paid = True
     parallel = "thread"
+    credentials = "azure_form_recognizer"
 
     def __init__(self, model_id: str = "prebuilt-document", retry_total: int = 8, retry_backoff_factor: float = 0.8,
                  connection_timeout: float = 10, read_timeout: float = 120, polling_interval: float = 1.0,

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -66,7 +67,27 @@ class Engine(ABC):
 
     name: ClassVar[str] = "engine"
     version: ClassVar[str] = "1"
-    paid: ClassVar[bool] = False  # paid engines are always cached and never re-called
+
+    # ---- capabilities, read by the registry, the extract wiring and the runner
+    #: how forms are read in parallel: "process" (CPU-bound, one worker process per core),
+    #: "thread" (API calls), "batch" (``read_batch`` with ``batch_size`` forms: Donut)
+    parallel: ClassVar[str] = "process"
+    #: False: ``read(None, file_name)`` (recorded outputs need no image)
+    needs_image: ClassVar[bool] = True
+    #: True: a failing :meth:`check_ready` only skips the engine (logged) instead of stopping the run
+    optional: ClassVar[bool] = False
+    #: section of conf/local/credentials.yml the engine is built with (``credentials=...``), or None
+    credentials: ClassVar[str | None] = None
+    #: answers go to the response cache (False: answers are free to repeat, e.g. recorded outputs)
+    cacheable: ClassVar[bool] = True
+    #: a paid API: listed as such, always cached, never re-called
+    paid: ClassVar[bool] = False
+    #: joins ``extract.engines: default`` (trained engines only when their model exists)
+    default: ClassVar[bool] = False
+    #: keyword argument -> catalog dataset the engine is built from (``{"model": "donut_model"}``);
+    #: an input with a false ``available`` attribute (no trained model) keeps the engine out of
+    #: the default run and stops an explicit one with "train it first"
+    catalog_inputs: ClassVar[dict[str, str]] = {}
     # attributes holding process-bound objects (SDK clients, ONNX sessions), rebuilt lazily in
     # each worker process instead of being pickled
     process_local: ClassVar[tuple[str, ...]] = ()
@@ -79,6 +100,34 @@ class Engine(ABC):
         for attr in self.process_local:
             state[attr] = None
         return state
+
+    # ---- the two hooks where engines differ
+    @classmethod
+    def from_params(cls, method: str, settings: Mapping[str, Any], credentials: Mapping[str, Any] | None = None,
+                    **inputs: Any) -> "Engine":
+        """The engine for ``method`` from its ``extract.<method>`` block, its credentials section
+        (engines that declare :attr:`credentials`) and its :attr:`catalog_inputs`."""
+        extra = {"credentials": dict(credentials or {})} if cls.credentials else {}
+        return cls(**dict(settings or {}), **extra, **inputs)
+
+    def forms_to_read(self, file_names: list[str]) -> list[str]:
+        """The forms this engine can read among ``file_names`` (default: all)."""
+        return list(file_names)
+
+    @classmethod
+    def unavailable(cls, **inputs: Any) -> str | None:
+        """Why the engine cannot run with these catalog inputs (None: it can): an input whose
+        ``available`` attribute is false (e.g. no trained model) names its ``reason``."""
+        for key in cls.catalog_inputs:
+            ref = inputs.get(key)
+            if ref is None or not getattr(ref, "available", True):
+                return str(getattr(ref, "reason", "") or f"no {cls.catalog_inputs[key]}")
+        return None
+
+    @classmethod
+    def requires_training(cls) -> bool:
+        """True when the engine is built from a trained model (a catalog input)."""
+        return bool(cls.catalog_inputs)
 
     def check_ready(self) -> None:
         """Raise a clear error before any work when credentials or binaries are missing."""

@@ -26,7 +26,9 @@ class DonutEngine(Engine):
 
     name: ClassVar[str] = "donut"
     version: ClassVar[str] = "1"
-    paid: ClassVar[bool] = False
+    parallel: ClassVar[str] = "batch"
+    default: ClassVar[bool] = True  # when a trained model exists
+    catalog_inputs: ClassVar[dict[str, str]] = {"model": "donut_model"}
 
     def __init__(self, model_ref: Any = None, batch_size: int = 8, num_beams: int = 1, max_length: int | None = None,
                  device: str = "auto", **config: Any) -> None:
@@ -47,6 +49,11 @@ class DonutEngine(Engine):
 
             donut_model = DonutModelRef.from_path(donut_model)
         return cls(donut_model, batch_size=batch_size, num_beams=num_beams, max_length=max_length, device=device)
+
+    @classmethod
+    def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "DonutEngine":
+        """The engine on the ``donut_model`` catalog input with the ``extract.donut`` settings."""
+        return cls.from_model(inputs.get("model"), **dict(settings or {}))
 
     def check_ready(self) -> None:
         """Raise when there is no trained model (train it first) or it cannot be loaded."""

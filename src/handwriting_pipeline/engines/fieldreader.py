@@ -28,6 +28,9 @@ class FieldReaderEngine(Engine):
 
     name: ClassVar[str] = "fieldreader"
     version: ClassVar[str] = "1"
+    parallel: ClassVar[str] = "batch"
+    default: ClassVar[bool] = True  # when a trained model exists
+    catalog_inputs: ClassVar[dict[str, str]] = {"model": "fieldreader_model"}
 
     def __init__(self, model_ref: Any = None, beam: int = 8, lexicon: bool = True, batch_size: int = 16,
                  threads: int = 1, **config: Any) -> None:
@@ -45,6 +48,11 @@ class FieldReaderEngine(Engine):
 
             model = FieldReaderRef.from_path(model)
         return cls(model, **settings)
+
+    @classmethod
+    def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "FieldReaderEngine":
+        """The engine on the ``fieldreader_model`` catalog input with the ``extract.fieldreader`` settings."""
+        return cls.from_model(inputs.get("model"), **dict(settings or {}))
 
     def check_ready(self) -> None:
         ref = self.model_ref

@@ -44,9 +44,9 @@ from handwriting_pipeline.fields import (
     ALLOWED_CHARS,
     KEYS,
     NONE,
-    is_plausible_date,
     STATE_ABBREVIATIONS,
     STATE_NAMES,
+    is_plausible_date,
     is_valid_zip,
     normalize_key,
     state_code,
@@ -186,7 +186,8 @@ def label_strip(layout_boxes: tuple[Box, Box], shape: tuple[int, int]) -> Box:
     return (max(0, date_box[0] - 40), top, min(width, csz_box[2] + 20), max(top + 1, date_box[1] - 1))
 
 
-def find_labels(grey: np.ndarray, date_box: Box, csz_box: Box, read_region: ReadRegion | None) -> tuple[dict[str, Box], list[str]]:
+def find_labels(grey: np.ndarray, date_box: Box, csz_box: Box,
+                read_region: ReadRegion | None) -> tuple[dict[str, Box], list[str]]:
     """Positions of the printed DATE, CITY, STATE, ZIP labels (page coordinates).
 
     Reads the strip above the boxes with ``read_region``; labels not found come from the
@@ -636,7 +637,8 @@ def settle_case(text: str, min_upper: float = 0.6) -> str:
     return " ".join(fix(w) for w in text.split(" ")) if text != NONE else text
 
 
-def assign_fields(date_words: Sequence[Word], csz_words: Sequence[Word], labels: dict[str, Box]) -> tuple[dict[str, str], dict[str, float]]:
+def assign_fields(date_words: Sequence[Word], csz_words: Sequence[Word],
+                  labels: dict[str, Box]) -> tuple[dict[str, str], dict[str, float]]:
     """The four fields (and confidences) from the words read in the two boxes."""
     date, date_conf = read_date(drop_fragments(date_words))
     values, conf = split_city_state_zip(drop_fragments(csz_words), labels)

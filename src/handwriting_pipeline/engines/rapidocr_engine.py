@@ -33,6 +33,7 @@ class RapidOCREngine(layout.LayoutEngine):
     version = "2"  # bump when layout/field rules change: it is part of the cache key
     process_local = ("_ocr",)
     parallel = "process"  # CPU-bound: one worker process per core, one onnxruntime thread each
+    default = True
 
     def __init__(self, threads: int = 1, text_score: float = 0.3, box_thresh: float = 0.5,
                  read_labels: bool = True, det_limit_type: str = "max", det_limit_side_len: int = 960,

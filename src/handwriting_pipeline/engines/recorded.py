@@ -55,6 +55,9 @@ class RecordedEngine(Engine):
     name = "recorded"
     version = "1"
     needs_image = False
+    optional = True   # no CSV (e.g. without ../shared): skipped with a log line
+    cacheable = False  # replaying a file costs nothing
+    default = True
 
     def __init__(self, path: str, confidence_scale: float = 1.0, method: str = "recorded", **config: Any) -> None:
         super().__init__(path=str(path), confidence_scale=float(confidence_scale), **config)
@@ -62,6 +65,21 @@ class RecordedEngine(Engine):
         self.path = Path(path)
         self.confidence_scale = float(confidence_scale)
         self._table: dict | None = None
+
+    @classmethod
+    def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "RecordedEngine":
+        """One class, several recorded methods: the method name is the table's name."""
+        return cls(**{**dict(settings or {}), "method": method})
+
+    def forms_to_read(self, file_names: list[str]) -> list[str]:
+        """Only the forms the recording has; the others get no row (scored as "None")."""
+        recorded = [n for n in file_names if n in self]
+        if not recorded:
+            logger.warning("extract %s: none of the %d forms is in %s (empty predictions)",
+                           self.name, len(file_names), self.path)
+        elif len(recorded) < len(file_names):
+            logger.info("extract %s: %d of %d forms are in %s", self.name, len(recorded), len(file_names), self.path)
+        return recorded
 
     def check_ready(self) -> None:
         if not self.path.is_file():

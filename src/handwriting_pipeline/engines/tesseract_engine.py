@@ -32,6 +32,7 @@ class TesseractEngine(layout.LayoutEngine):
     name = "tesseract"
     version = "2"  # bump when layout/field rules change: it is part of the cache key
     parallel = "process"
+    optional = True  # no tesseract binary: skipped with a log line
 
     def __init__(self, psm: int = 7, lang: str = "eng", min_conf: float = 0.0, cmd: str | None = None,
                  read_labels: bool = True, **config: Any) -> None:

@@ -86,6 +86,7 @@ class TextractEngine(Engine):
     process_local = ("_client",)
     paid = True
     parallel = "thread"
+    credentials = "aws"
 
     def __init__(self, region_name: str | None = None, max_attempts: int = 8, retry_mode: str = "adaptive",
                  connect_timeout: float = 10, read_timeout: float = 60, credentials: dict | None = None,

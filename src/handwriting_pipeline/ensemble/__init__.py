@@ -2,12 +2,12 @@
 
 from handwriting_pipeline.ensemble.align import align_vote
 from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings, load_prompt, parse_answer, render_prompt
-from handwriting_pipeline.ensemble.vote import ENGINES, fit_calibration, repair_fields, vote_form
+from handwriting_pipeline.ensemble.vote import fit_calibration, repair_fields, vote_form
 
 # ``vote()`` itself is imported from its module (``from handwriting_pipeline.ensemble.vote import
 # vote``): re-exporting it here would hide the ``vote`` submodule behind the function.
 
 __all__ = [
-    "ENGINES", "LLMMerger", "LLMSettings", "align_vote", "fit_calibration", "load_prompt",
+    "LLMMerger", "LLMSettings", "align_vote", "fit_calibration", "load_prompt",
     "parse_answer", "render_prompt", "repair_fields", "vote_form",
 ]

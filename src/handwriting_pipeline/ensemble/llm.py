@@ -29,6 +29,7 @@ import os
 import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,3 +302,38 @@ def variability_report(repeats: list[pd.DataFrame], labels: pd.DataFrame | None)
         report["FLA_spread"] = round(max(fla) - min(fla), 2)
         report["FLA_std"] = round(statistics.pstdev(fla), 3)
     return report
+
+
+# --------------------------------------------------------------------------- one form, many repeats
+def majority(values: list[str]) -> tuple[str, float]:
+    """The most frequent value (ties: the earliest) and its share."""
+    counts = Counter(values)
+    best = max(counts.items(), key=lambda kv: (kv[1], -values.index(kv[0])))[0]
+    return best, counts[best] / len(values)
+
+
+def merge_form(merger: LLMMerger, prompt: str, repeats: int, fallback: tuple[str, Mapping[str, str]]
+               ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Ask ``repeats`` times; per field the majority answer (confidence: its share when
+    ``repeats > 1``). A failed answer counts as the fallback engine's reading, with the reason.
+
+    Returns the predictions record (without ``file_name``) and the answer of each repeat.
+    """
+    answers, errors, seconds = [], [], 0.0
+    usage = {"input_tokens": 0, "output_tokens": 0}
+    for r in range(repeats):
+        result = merger.merge(prompt, repeat=r)
+        if not result.get("cached"):
+            seconds += float(result.get("seconds") or 0.0)
+            for key in usage:
+                usage[key] += int(result["usage"].get(key, 0))
+        fields = result["fields"]
+        if fields is None:
+            fields = clean_fields(fallback[1])
+            errors.append(f"repeat {r}: {result['error']}; fell back to {fallback[0]}")
+        answers.append(fields)
+    chosen = {k: majority([a[k] for a in answers]) for k in KEYS}
+    record = {**{k: chosen[k][0] for k in KEYS},
+              **{f"{k}_conf": chosen[k][1] if repeats > 1 else math.nan for k in KEYS},
+              "seconds": seconds, **usage, "error": " | ".join(errors) or None}
+    return record, answers

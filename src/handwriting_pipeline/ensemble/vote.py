@@ -42,21 +42,17 @@ from handwriting_pipeline.fields import (
     KEYS,
     NONE,
     clean_fields,
-    clean_value,
     is_plausible_date,
     is_valid_zip,
-    move_state_digits_to_zip,
+    repair_fields,
     state_code,
     zip_places,
 )
-from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
+from handwriting_pipeline.registry import select_methods
 
 logger = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = (
-    "rapidocr", "tesseract", "textract", "azure_form_recognizer", "donut",
-    "recorded_textract", "recorded_azure_form_recognizer",
-)
 OTHER = "\x00other"  # the "none of the candidates is right" hypothesis
 
 DEFAULTS: dict[str, Any] = {
@@ -93,97 +89,10 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
     return clean_fields({k: row.get(k) for k in KEYS})
 
 
-def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: list[str] | None) -> dict[str, pd.DataFrame]:
+def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: Any) -> dict[str, pd.DataFrame]:
     """The non-empty predictions tables among ``wanted`` (None or [] = every engine)."""
-    names = list(wanted) if wanted else list(predictions)
-    unknown = [n for n in names if n not in predictions]
-    if unknown:
-        raise ValueError(f"ensemble.inputs names unknown engines {unknown}; known: {sorted(predictions)}")
+    names = select_methods(wanted or None, list(predictions), "ensemble.inputs", noun="engines")
     return {n: predictions[n] for n in names if predictions[n] is not None and len(predictions[n])}
-
-
-# --------------------------------------------------------------------------- repairs
-_ZIP_TAIL = re.compile(r"^(.*?)[\s,.]*\b(\d{5}(?:-\d{4})?)\s*$")
-
-
-def _strip_separators(text: str) -> str:
-    return clean_value(re.sub(r"^[\s,;:_]+|[\s,;:_]+$", "", text))
-
-
-def _looks_like_state(text: str) -> bool:
-    code = state_code(text)
-    if code is None:
-        return False
-    letters = re.sub(r"[^A-Za-z]", "", text)
-    # a 2-letter code, a traditional abbreviation with a dot, or a full state name
-    return len(letters) == 2 or text.strip().endswith(".") or len(letters) >= 4
-
-
-def _split_state_tail(city: str, is_state=None) -> tuple[str, str] | None:
-    """``"UPLAND, CALIFORNIA"`` -> ("UPLAND", "CALIFORNIA"); None when the end is not a state.
-
-    The last comma wins; otherwise the last 3, 2 or 1 words (longest first, so
-    "Charleston West Virginia" keeps "West Virginia" together). Something must be left.
-    """
-    is_state = is_state or _looks_like_state
-    text = _strip_separators(city)
-    if "," in text:
-        head, tail = (part.strip() for part in text.rsplit(",", 1))
-        if head and is_state(tail) and state_code(head) is None:
-            return head, tail
-    words = text.split()
-    for n in (3, 2, 1):
-        if len(words) > n:
-            head, tail = " ".join(words[:-n]), " ".join(words[-n:])
-            if re.fullmatch(r"[A-Za-z. ]+", tail) and is_state(tail) and state_code(head) is None:
-                return head, tail
-    return None
-
-
-def repair_fields(fields: Mapping[str, Any]) -> dict[str, str]:
-    """Undo OCR layout slips without changing a letter's case or spelling.
-
-    * commas/colons/underscores around CITY and STATE (``"Fircrest,"``, ``", FL"``);
-    * a CITY that swallowed the ZIP and/or STATE while those fields are empty
-      (``"New Alexandria PA 15670"`` -> CITY ``New Alexandria``, STATE ``PA``, ZIP ``15670``);
-    * a ZIP-like run of digits (3 or more) in STATE moved to an empty ZIP (dropped from STATE
-      when ZIP is filled; :func:`fields.move_state_digits_to_zip`); shorter digit runs such as
-      "OH10" are misread letters and are left for the validator to penalise;
-    * spaces inside a ZIP (``"48 813"``).
-    """
-    out = clean_fields(fields)
-    city = out["CITY"]
-    if city != NONE:
-        if out["ZIP"] == NONE:
-            m = _ZIP_TAIL.match(city)
-            if m and m.group(1).strip():
-                city, out["ZIP"] = m.group(1), m.group(2)
-        if out["STATE"] == NONE:
-            split = _split_state_tail(city)
-            if split is not None:
-                city, out["STATE"] = split
-        elif state_code(out["STATE"]) is not None:
-            # the state written again at the end of CITY ("DETROIT MICH" with STATE "MICH")
-            code = state_code(out["STATE"])
-            split = _split_state_tail(city, lambda tail: state_code(tail) == code)
-            if split is not None:
-                city = split[0]
-        out["CITY"] = _strip_separators(city) or NONE
-    # the end of a long city name read into STATE ("HILLS CA" after CITY "LAGUNA")
-    state = _strip_separators(out["STATE"]) if out["STATE"] != NONE else NONE
-    if (state != NONE and " " in state and out["CITY"] != NONE and not re.search(r"\d", state)
-            and state_code(state) is None):  # "West Virginia" stays whole
-        split = _split_state_tail(state)
-        if split is not None and re.fullmatch(r"[A-Za-z][A-Za-z .'-]*", split[0]):
-            out["CITY"] = clean_value(f"{out['CITY']} {split[0].rstrip('-')}")
-            out["STATE"] = split[1]
-    if re.search(r"\d{3}", out["STATE"]):  # "Tex77625", "MI 48813"; not "OH10" (misread "IO")
-        out = move_state_digits_to_zip(out)
-    if out["STATE"] != NONE:
-        out["STATE"] = _strip_separators(out["STATE"]) or NONE
-    if out["ZIP"] != NONE and re.fullmatch(r"[\d\s-]+", out["ZIP"]):
-        out["ZIP"] = re.sub(r"\s+", "", out["ZIP"])
-    return out
 
 
 # --------------------------------------------------------------------------- calibration
@@ -447,16 +356,8 @@ def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | No
                 "vote: no calibration for engine '%s'; using %.2f x its confidence. Learn one on train forms "
                 "(python -m handwriting_pipeline.ensemble.calibrate) and add it to ensemble.vote.calibration",
                 engine, float(params["weights"].get(engine, 1.0)))
-    by_engine = {e: {r["file_name"]: r for r in t.to_dict("records")} for e, t in tables.items()}
-    names = list(dict.fromkeys(n for t in tables.values() for n in t["file_name"]))
     records, reviews = [], []
-    for name in names:
-        readings = {}
-        for engine, rows in by_engine.items():
-            row = rows.get(name)
-            if row is None or (row.get("error") and all(clean_value(row[k]) == NONE for k in KEYS)):
-                continue  # the engine did not read this form: no vote, not a "None" vote
-            readings[engine] = ({k: row[k] for k in KEYS}, {k: row.get(f"{k}_conf", math.nan) for k in KEYS})
+    for name, readings in readings_by_form(tables).items():
         if not readings:
             records.append({"file_name": name, "error": "no engine read this form"})
             continue

@@ -94,7 +94,8 @@ def render_template() -> np.ndarray:
     draw = ImageDraw.Draw(img)
     p = PAD
     text, x, baseline, width = HEADER
-    draw.text((x + p, baseline + p), text, font=_fit_font("cmr10.ttf", text, width), fill=255, anchor="ls", stroke_width=1, stroke_fill=255)
+    draw.text((x + p, baseline + p), text, font=_fit_font("cmr10.ttf", text, width), fill=255, anchor="ls",
+              stroke_width=1, stroke_fill=255)
     label_font = _fit_font("cmb10.ttf", "DATE", 126)
     for label, lx in LABELS.items():
         draw.text((lx + p, LABEL_BASELINE + p), label, font=label_font, fill=255, anchor="ls")
@@ -103,7 +104,8 @@ def render_template() -> np.ndarray:
     x0, y0, x1, y1 = NAME_BLACK
     draw.rectangle((x0 + p, y0 + p, x1 + p, y1 + p), fill=255)
     text, x, top, width = SENTENCE
-    draw.text((x + p, top + p), text, font=_fit_font("cmb10.ttf", text, width), fill=255, anchor="lt", stroke_width=1, stroke_fill=255)
+    draw.text((x + p, top + p), text, font=_fit_font("cmb10.ttf", text, width), fill=255, anchor="lt",
+              stroke_width=1, stroke_fill=255)
     return np.asarray(img).copy()
 
 
@@ -258,7 +260,8 @@ class SyntheticFormGenerator:
             x += glyph.advance + writer.tracking * rng.uniform(0.5, 1.5)
         return out, width
 
-    def _draw(self, rng: np.random.Generator, ink: np.ndarray, writer: _Writer, glyphs, x0: float, baseline: float, cap: float) -> None:
+    def _draw(self, rng: np.random.Generator, ink: np.ndarray, writer: _Writer, glyphs, x0: float, baseline: float,
+              cap: float) -> None:
         """Plot transformed skeleton points (value 255) into ``ink`` (canvas coordinates)."""
         h, w = ink.shape
         for glyph, gx in glyphs:

@@ -203,3 +203,26 @@ def test_unknown_input_engine_is_a_clear_error():
 
     with pytest.raises(ValueError, match="unknown engines"):
         available_inputs({"textract": predictions_from_records([])}, ["textrac"])
+
+
+def test_blank_form_reading_survives_a_parquet_round_trip(tmp_path):
+    """A missing error read back from Parquet may be NaN (truthy): a blank form read as all
+    "None" is still a reading, not a failure (one has_error rule for every reader)."""
+    import numpy as np
+
+    from handwriting_pipeline.predictions import failed, has_error, readings_by_form
+
+    frame = pd.DataFrame({"file_name": ["blank.png", "bad.png"], "DATE": ["None", "None"], "CITY": ["None", "None"],
+                          "STATE": ["None", "None"], "ZIP": ["None", "None"], "error": [np.nan, "timeout"]})
+    frame.to_parquet(tmp_path / "p.parquet")
+    back = pd.read_parquet(tmp_path / "p.parquet")
+    rows = back.to_dict("records")
+    assert not has_error(rows[0]) and has_error(rows[1]) and failed(rows[1]) and not failed(rows[0])
+    readings = readings_by_form({"rapidocr": back})
+    assert list(readings["blank.png"]) == ["rapidocr"] and readings["bad.png"] == {}
+    from handwriting_pipeline.ensemble.vote import vote
+
+    table, _ = vote({"rapidocr": back})
+    by_name = table.set_index("file_name")
+    assert pd.isna(by_name.loc["blank.png", "error"]) and by_name.loc["blank.png", "DATE"] == "None"
+    assert by_name.loc["bad.png", "error"] == "no engine read this form"

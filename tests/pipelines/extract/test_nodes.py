@@ -14,18 +14,16 @@ from PIL import Image
 
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import metadata_line, read_donut_folder
-from handwriting_pipeline.engines import ENGINES, engine_class
 from handwriting_pipeline.engines.base import Engine, EngineResult
 from handwriting_pipeline.engines.runner import run_engine
 from handwriting_pipeline.engines.textract import TextractEngine
 from handwriting_pipeline.pipelines.extract import create_pipeline, nodes
 from handwriting_pipeline.predictions import COLUMNS
+from handwriting_pipeline.registry import engine_class, engine_methods
 
 from .test_textract import STATE_WITH_ZIP
 
 PROJECT = Path(__file__).resolve().parents[3]
-METHODS = ["rapidocr", "tesseract", "textract", "azure_form_recognizer", "donut", "recorded_textract",
-           "recorded_azure_form_recognizer"]
 
 
 def make_forms(tmp_path: Path, n: int = 3, corrupt: str | None = None):
@@ -68,11 +66,24 @@ def textract_with_stub() -> tuple[TextractEngine, Stubber]:
     return engine, Stubber(client)
 
 
-def test_registry_lists_every_method() -> None:
-    assert set(METHODS) == set(ENGINES)
-    assert engine_class("rapidocr").name == "rapidocr"
+@pytest.mark.parametrize("method", engine_methods())
+def test_every_registered_engine_declares_its_traits_and_takes_its_parameters(method) -> None:
+    cls = engine_class(method)
+    assert cls.parallel in ("process", "thread", "batch", "serial")
+    assert cls.credentials is None or isinstance(cls.credentials, str)
+    assert not cls.paid or cls.cacheable  # a paid answer is never asked twice
+    params = yaml.safe_load((PROJECT / "conf/base/parameters_extract.yml").read_text())["extract"]
+    assert method in params  # one parameter block per engine
+    if not cls.requires_training():
+        engine = nodes.build_engine(method, params, {})  # every engine accepts its parameters
+        assert engine.name == method
+
+
+def test_unknown_engine_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="Known engines"):
         engine_class("nope")
+    with pytest.raises(RuntimeError, match="Unknown engine 'nope'"):
+        nodes.check_engines({"engines": ["nope"]}, {})
 
 
 def test_paid_answers_cached_second_run_makes_no_call(tmp_path) -> None:
@@ -114,7 +125,8 @@ def test_failures_and_corrupt_images_recorded_run_goes_on(tmp_path, caplog) -> N
 def test_disabled_engine_outputs_empty_predictions(tmp_path, caplog) -> None:
     forms = make_forms(tmp_path, n=1)
     with caplog.at_level(logging.INFO):
-        out = nodes.extract_rapidocr(forms, {"engines": ["donut"]}, ResponseCache(tmp_path / "c"), {})
+        out = nodes.extract_node("rapidocr")(forms=forms, params={"engines": ["donut"]}, status={},
+                                             cache=ResponseCache(tmp_path / "c"))
     assert out.empty and list(out.columns) == COLUMNS
     assert "rapidocr: not in extract.engines" in caplog.text
 
@@ -143,7 +155,7 @@ def test_optional_engines_are_skipped_not_fatal(tmp_path) -> None:
     status = nodes.check_engines(params, {})
     assert status["tesseract"].startswith("skipped") and "apt-get install tesseract-ocr" in status["tesseract"]
     forms = make_forms(tmp_path, n=1)
-    assert nodes.extract_tesseract(forms, params, ResponseCache(tmp_path / "c"), status).empty
+    assert nodes.extract(forms, params, status, ResponseCache(tmp_path / "c"), method="tesseract").empty
 
 
 class FakeDonutRef:
@@ -151,17 +163,23 @@ class FakeDonutRef:
         self.available, self.reason, self.path = available, "" if available else "no saved Donut model", "x"
 
 
-def test_donut_node_contract(tmp_path, monkeypatch) -> None:
+def test_donut_node_contract(tmp_path, monkeypatch, caplog) -> None:
     forms = make_forms(tmp_path, n=3)
     cache = ResponseCache(tmp_path / "c")
-    assert nodes.extract_donut(forms, FakeDonutRef(False), {"engines": ["rapidocr"]}, cache, {}).empty
-    with pytest.raises(RuntimeError, match="kedro run --pipeline train, or remove donut from extract.engines"):
-        nodes.extract_donut(forms, FakeDonutRef(False), {"engines": ["donut"]}, cache, {})
+    # by default an untrained engine is skipped with one log line; asked for explicitly, it stops the run
+    with caplog.at_level(logging.WARNING):
+        status = nodes.check_engines({"engines": "default"}, {}, donut_model=FakeDonutRef(False))
+    assert status["donut"].startswith("skipped: no trained model") and "kedro run --pipeline train" in caplog.text
+    assert nodes.extract(forms, {}, status, cache, method="donut", model=FakeDonutRef(False)).empty
+    with pytest.raises(RuntimeError, match="train it first: kedro run --pipeline train"):
+        nodes.check_engines({"engines": ["donut"]}, {}, donut_model=FakeDonutRef(False))
+    assert nodes.check_engines({"engines": ["donut"]}, {}, donut_model=FakeDonutRef(True)) == {"donut": "ready"}
 
     batches = []
 
     class FakeDonut(Engine):
         name = "donut"
+        parallel = "batch"
         batch_size = 2
 
         def check_ready(self):
@@ -177,22 +195,25 @@ def test_donut_node_contract(tmp_path, monkeypatch) -> None:
     from handwriting_pipeline.engines import donut
 
     monkeypatch.setattr(donut.DonutEngine, "from_model", classmethod(lambda cls, ref, **kw: FakeDonut(**kw)))
-    out = nodes.extract_donut(forms, FakeDonutRef(True), {"engines": ["donut"], "donut": {"batch_size": 2}}, cache, {})
+    out = nodes.extract(forms, {"engines": ["donut"], "donut": {"batch_size": 2}}, {"donut": "ready"}, cache,
+                        method="donut", model=FakeDonutRef(True))
     assert out["DATE"].tolist() == ["f0.png", "f1.png", "f2.png"] and batches == [["f0.png", "f1.png"], ["f2.png"]]
 
 
-def test_pipeline_and_catalog_agree() -> None:
+def test_pipeline_is_generated_from_the_registry_and_the_factory_resolves_it() -> None:
+    from kedro.io import DataCatalog
+
     pipeline = create_pipeline()
-    outputs = pipeline.outputs()
-    assert {f"predictions_{m}" for m in METHODS} <= outputs
-    catalog = yaml.safe_load((PROJECT / "conf/base/catalog_extract.yml").read_text())
-    for method in METHODS:
-        entry = catalog[f"predictions_{method}"]
-        assert entry["type"] == "pandas.ParquetDataset" and entry["versioned"] is True
-        assert entry["filepath"] == f"data/07_model_output/predictions_{method}.parquet"
-    assert catalog["extract_cache"]["path"] == "data/02_intermediate/extract_cache"
-    params = yaml.safe_load((PROJECT / "conf/base/parameters_extract.yml").read_text())["extract"]
-    for method in METHODS:
-        if method != "donut":
-            nodes.build_engine(method, params, {})  # every engine accepts its parameters
+    assert {n.name for n in pipeline.nodes} == {"check_extract_engines", *(f"extract_{m}" for m in engine_methods())}
+    assert pipeline.outputs() == {f"predictions_{m}" for m in engine_methods()}
+    catalog = DataCatalog.from_config({
+        k: v for k, v in yaml.safe_load((PROJECT / "conf/base/catalog_extract.yml").read_text()).items()
+        if k != "extract_credentials"})
+    for method in [*engine_methods(), "some_new_engine"]:
+        dataset = catalog[f"predictions_{method}"]
+        assert type(dataset).__name__ == "ParquetDataset"
+        assert str(dataset._filepath).endswith(f"data/07_model_output/predictions_{method}.parquet")
     assert "evaluation_forms" in pipeline.inputs() and "donut_model" in pipeline.inputs()
+    by_name = {n.name: n for n in pipeline.nodes}
+    assert "extract_credentials" in by_name["extract_textract"].inputs
+    assert "extract_cache" not in by_name["extract_recorded_textract"].inputs

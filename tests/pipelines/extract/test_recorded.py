@@ -55,7 +55,7 @@ def test_missing_csv_gives_empty_predictions(tmp_path, caplog) -> None:
                                                                       "confidence_scale": 100}}
     forms, _ = _tiny_forms(tmp_path)
     with caplog.at_level(logging.WARNING):
-        out = nodes.extract_recorded_textract(forms, params, {})
+        out = nodes.extract(forms, params, nodes.check_engines(params, {}), method="recorded_textract")
     assert out.empty and "nope.csv" in caplog.text
 
 
@@ -78,9 +78,9 @@ def test_only_recorded_forms_get_rows_and_none_recorded_means_not_run(tmp_path, 
     params = {"engines": ["recorded_textract"], "workers": 1, "progress": False,
               "recorded_textract": {"path": str(path), "confidence_scale": 100}}
     path.write_text(header + "a.png,1/2/89,90,Boston,80,MA,70,02134,60\nzz.png,1/3/89,90,,,,,,\n")
-    out = nodes.extract_recorded_textract(forms, params, {})
+    out = nodes.extract(forms, params, nodes.check_engines(params, {}), method="recorded_textract")
     assert out["file_name"].tolist() == ["a.png"] and out.loc[0, "ZIP"] == "02134"
     path.write_text(header + "zz.png,1/3/89,90,,,,,,\n")  # e.g. synthetic forms vs the shared recording
     with caplog.at_level(logging.WARNING):
-        out = nodes.extract_recorded_textract(forms, params, {})
+        out = nodes.extract(forms, params, nodes.check_engines(params, {}), method="recorded_textract")
     assert out.empty and "none of the 1 forms" in caplog.text

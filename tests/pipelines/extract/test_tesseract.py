@@ -10,7 +10,8 @@ from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.engines.tesseract_engine import TesseractEngine
 from handwriting_pipeline.metrics import aggregate, score_forms
 
-pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract binary not installed (apt-get install tesseract-ocr)")
+pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None,
+                                reason="tesseract binary not installed (apt-get install tesseract-ocr)")
 
 N_FORMS = 5
 # Measured on these 5 crops (first 5 of validation/metadata.jsonl), 2026-11-21, tesseract 5.3

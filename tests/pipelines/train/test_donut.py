@@ -16,11 +16,12 @@ from pytorch_lightning.callbacks import Callback
 
 from handwriting_pipeline.datasets import DonutModelDataset, DonutModelRef
 from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset, SyntheticFormsDataset, collate, synthetic_available
+from handwriting_pipeline.donut.grammar import field_tokens, json2token
 from handwriting_pipeline.donut.inference import DonutPredictor
 from handwriting_pipeline.donut.model import DonutBundle, Preprocessing, build_pretrained
 from handwriting_pipeline.donut.training import fit_stage
 from handwriting_pipeline.engines.donut import DonutEngine
-from handwriting_pipeline.fields import KEYS, NONE, field_tokens, json2token
+from handwriting_pipeline.fields import KEYS, NONE
 
 
 # ------------------------------------------------------------------ tokenizer and ROI
@@ -29,7 +30,7 @@ def test_tokenizer_round_trip_on_real_labels(tiny_bundle, real_forms):
     tok = processor.tokenizer
     for token in field_tokens():
         assert len(tok(token, add_special_tokens=False).input_ids) == 1, token
-    from handwriting_pipeline.fields import token2json
+    from handwriting_pipeline.donut.grammar import token2json
 
     for row in real_forms.labels.to_dict("records"):
         gold = {k: row[k] for k in KEYS}

@@ -7,8 +7,6 @@ use the engines listed in ``ensemble.inputs`` ([] = every engine that produced o
 from __future__ import annotations
 
 import logging
-import math
-from collections import Counter
 from typing import Any
 
 import pandas as pd
@@ -16,11 +14,19 @@ from tqdm.auto import tqdm
 
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
-from handwriting_pipeline.ensemble.llm import HintIndex, LLMMerger, LLMSettings, load_prompt, render_prompt, variability_report
-from handwriting_pipeline.ensemble.vote import available_inputs, review_queue, row_fields, vote
-from handwriting_pipeline.fields import KEYS, clean_fields
-from handwriting_pipeline.metrics import method_list
-from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
+from handwriting_pipeline.ensemble.llm import (
+    HintIndex,
+    LLMMerger,
+    LLMSettings,
+    load_prompt,
+    merge_form,
+    render_prompt,
+    variability_report,
+)
+from handwriting_pipeline.ensemble.vote import available_inputs, review_queue, vote
+from handwriting_pipeline.fields import clean_fields
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
+from handwriting_pipeline.registry import method_list
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +59,39 @@ def vote_predictions(params: dict[str, Any], **predictions: pd.DataFrame) -> tup
     return table, queue
 
 
-def _majority(values: list[str]) -> tuple[str, float]:
-    counts = Counter(values)
-    best = max(counts.items(), key=lambda kv: (kv[1], -values.index(kv[0])))[0]  # ties: earliest repeat
-    return best, counts[best] / len(values)
+def _llm_report(merger: LLMMerger, settings: LLMSettings, table: pd.DataFrame, per_repeat: list[list[dict]],
+                forms: LabelledForms | None, inputs: list[str], cache: ResponseCache | None) -> dict[str, Any]:
+    report = variability_report([predictions_from_records(r) for r in per_repeat],
+                                forms.labels if forms is not None else None)
+    report.update({
+        "model": settings.model, "base_url": settings.base_url or "https://api.openai.com/v1",
+        "prompt": settings.prompt, "inputs": inputs, "hints_k": int(settings.hints.get("k", 0) or 0),
+        "api_calls": merger.calls, "cache_hits": cache.hits if cache is not None else 0,
+        "input_tokens": int(table["input_tokens"].sum()), "output_tokens": int(table["output_tokens"].sum()),
+        "fallbacks": int(table["error"].notna().sum()),
+    })
+    return report
+
+
+def _merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.DataFrame],
+                 fallback: str) -> tuple[pd.DataFrame, list[list[dict]]]:
+    template = load_prompt(settings.prompt, settings.prompt_dir)
+    k = int(settings.hints.get("k", 0) or 0)
+    hints = HintIndex.from_files(settings.hints["train_dir"], settings.hints["ocr_csv"]) if k > 0 else None
+    repeats = max(1, int(settings.repeats))
+    records, per_repeat = [], [[] for _ in range(repeats)]
+    for name, readings in tqdm(readings_by_form(tables).items(), desc=f"llm {settings.model}", mininterval=5):
+        if not readings:
+            records.append({"file_name": name, "error": "no engine read this form"})
+            continue
+        shown = [(f, c if settings.include_confidence else None) for f, c in readings.values()]
+        near = hints.nearest(shown[0][0], k) if hints is not None else None
+        back = readings.get(fallback, (clean_fields({}), None))[0]
+        record, answers = merge_form(merger, render_prompt(template, shown, near), repeats, (fallback, back))
+        records.append({"file_name": name, **record})
+        for r, fields in enumerate(answers):
+            per_repeat[r].append({"file_name": name, **fields})
+    return predictions_from_records(records), per_repeat
 
 
 def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str, Any],
@@ -64,17 +99,14 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
                     **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """LLM merge of the engines' readings (see :mod:`handwriting_pipeline.ensemble.llm`).
 
-    Runs ``ensemble.llm.repeats`` times per form (distinct cache keys); the output value of
-    each field is the majority over repeats (ties: the first repeat) and its confidence the
-    share of repeats that gave it. Forms the model fails on fall back to ``llm.fallback``'s
-    output (default: the first input) with the reason in ``error``.
-
-    ``credentials`` is ``{"openai": {"api_key": ...}}`` from conf/local/credentials.yml ({} when
-    absent: the environment variable ``llm.api_key_env`` is used).
+    Same readings as the vote (:func:`~handwriting_pipeline.predictions.readings_by_form`).
+    Runs ``ensemble.llm.repeats`` times per form; each field is the majority over repeats and
+    its confidence the share of repeats that gave it. Forms the model fails on fall back to
+    ``llm.fallback``'s reading (default: the first input) with the reason in ``error``.
+    ``credentials`` is ``{"openai": {"api_key": ...}}`` ({} when absent: ``llm.api_key_env``).
 
     Returns:
-        ``predictions_llm`` and the repeat-variability report (per-field agreement, FLA per
-        repeat and spread, tokens, cache hits).
+        ``predictions_llm`` and the repeat-variability report.
     """
     if "llm" not in _methods(params):
         logger.info("ensemble: 'llm' not in ensemble.methods; predictions_llm is empty")
@@ -84,61 +116,12 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
     if not tables:
         logger.warning("ensemble llm: no engine produced predictions; nothing to merge")
         return empty_predictions(), {"status": "no inputs"}
-    template = load_prompt(settings.prompt, settings.prompt_dir)
-    api_key = ((credentials or {}).get("openai") or {}).get("api_key")
-    merger = LLMMerger(settings, cache, api_key=api_key)
-    merger.check_ready()  # before any work: key present, server answering
-    hints = None
-    k = int(settings.hints.get("k", 0) or 0)
-    if k > 0:
-        hints = HintIndex.from_files(settings.hints["train_dir"], settings.hints["ocr_csv"])
     fallback = settings.fallback or next(iter(tables))
     if fallback not in tables:
         raise ValueError(f"ensemble.llm.fallback '{fallback}' has no predictions; available: {sorted(tables)}")
-    rows = {e: {r["file_name"]: r for r in t.to_dict("records")} for e, t in tables.items()}
-    names = list(dict.fromkeys(n for t in tables.values() for n in t["file_name"]))
-    repeats = max(1, int(settings.repeats))
-    per_repeat: list[list[dict]] = [[] for _ in range(repeats)]
-    records = []
-    for name in tqdm(names, desc=f"llm {settings.model}", mininterval=5):
-        readings = []
-        for engine in tables:
-            row = rows[engine].get(name)
-            if row is None:
-                continue
-            conf = {k: row[f"{k}_conf"] for k in KEYS} if settings.include_confidence else None
-            readings.append((row_fields(row), conf))
-        near = hints.nearest(readings[0][0], k) if hints is not None and readings else None
-        prompt = render_prompt(template, readings, near)
-        answers, usage, seconds, errors = [], {"input_tokens": 0, "output_tokens": 0}, 0.0, []
-        for r in range(repeats):
-            result = merger.merge(prompt, repeat=r)
-            seconds += float(result.get("seconds") or 0.0) if not result.get("cached") else 0.0
-            for key in usage:
-                usage[key] += 0 if result.get("cached") else int(result["usage"].get(key, 0))
-            fields = result["fields"]
-            if fields is None:
-                back = rows[fallback].get(name)
-                fields = row_fields(back) if back is not None else clean_fields({})
-                errors.append(f"repeat {r}: {result['error']}; fell back to {fallback}")
-            answers.append(fields)
-            per_repeat[r].append({"file_name": name, **fields})
-        chosen, conf = {}, {}
-        for key in KEYS:
-            chosen[key], conf[key] = _majority([a[key] for a in answers])
-        records.append({
-            "file_name": name, **chosen, **{f"{k}_conf": conf[k] if repeats > 1 else math.nan for k in KEYS},
-            "seconds": seconds, **usage, "error": " | ".join(errors) or None,
-        })
-    table = predictions_from_records(records)
-    labels = forms.labels if forms is not None else None
-    report = variability_report([predictions_from_records(r) for r in per_repeat], labels)
-    report.update({
-        "model": settings.model, "base_url": settings.base_url or "https://api.openai.com/v1",
-        "prompt": settings.prompt, "inputs": list(tables), "hints_k": k,
-        "api_calls": merger.calls, "cache_hits": cache.hits if cache is not None else 0,
-        "input_tokens": int(table["input_tokens"].sum()), "output_tokens": int(table["output_tokens"].sum()),
-        "fallbacks": int(table["error"].notna().sum()),
-    })
+    merger = LLMMerger(settings, cache, api_key=((credentials or {}).get("openai") or {}).get("api_key"))
+    merger.check_ready()  # before any work: key present, server answering
+    table, per_repeat = _merge_forms(merger, settings, tables, fallback)
+    report = _llm_report(merger, settings, table, per_repeat, forms, list(tables), cache)
     logger.info("ensemble llm: %d forms, %d API calls, %d fallbacks", len(table), merger.calls, report["fallbacks"])
     return table, report

@@ -7,13 +7,13 @@ with ``ensemble.inputs`` (an empty table = the engine did not run).
 
 from kedro.pipeline import Pipeline, node
 
-from handwriting_pipeline.ensemble.vote import ENGINES
 from handwriting_pipeline.pipelines.ensemble.nodes import llm_predictions, vote_predictions
+from handwriting_pipeline.registry import engine_methods, predictions_dataset
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'ensemble' pipeline."""
-    engine_inputs = {engine: f"predictions_{engine}" for engine in ENGINES}
+    engine_inputs = {engine: predictions_dataset(engine) for engine in engine_methods()}
     return Pipeline([
         node(
             vote_predictions,

@@ -19,18 +19,17 @@ from matplotlib.figure import Figure
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.metrics import (
-    METHODS,
     evaluate_method,
     form_errors,
     metrics_markdown,
     metrics_row,
-    method_list,
     metrics_table,
     normalized_metrics_row,
     normalized_metrics_table,
     score_forms_normalized,
 )
 from handwriting_pipeline.predictions import normalise_predictions
+from handwriting_pipeline.registry import all_methods, select_methods
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +41,7 @@ FORM_SCORE_COLUMNS = ["method", "file_name", "has_prediction", "exact", "CBA", *
 def selected_methods(params: Mapping[str, Any]) -> list[str]:
     """``evaluation.methods`` as a list: None/"all" -> every method; a list or a string
     (``--params "evaluation.methods=textract;donut"``) -> those, in that order."""
-    wanted = params.get("methods")
-    if wanted is None or (isinstance(wanted, str) and wanted.strip().lower() in {"", "all"}):
-        return list(METHODS)
-    wanted = method_list(wanted)
-    unknown = [w for w in wanted if w not in METHODS]
-    if unknown:
-        raise ValueError(f"evaluation.methods names unknown methods {unknown}; choose from {list(METHODS)}")
-    return list(dict.fromkeys(wanted))
+    return select_methods(params.get("methods"), all_methods(), "evaluation.methods")
 
 
 # --------------------------------------------------------------------------- cost
@@ -160,7 +152,7 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> p
     if form_scores.empty:
         return metrics_table([])
     present = list(dict.fromkeys(form_scores["method"]))
-    order = [m for m in METHODS if m in present] + [m for m in present if m not in METHODS]
+    order = [m for m in all_methods() if m in present] + [m for m in present if m not in all_methods()]
     own_cost = {m: form_scores.loc[form_scores["method"] == m, "cost_usd"].sum(skipna=False) for m in order}
     upstream = (params.get("cost") or {}).get("include_cost_of") or {}
     rows = []
@@ -247,7 +239,7 @@ def plot_key_accuracy(metrics: pd.DataFrame) -> Figure:
 def score_normalized(forms: LabelledForms, params: Mapping[str, Any],
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a database gets: every selected method's predictions normalized
-    (:func:`handwriting_pipeline.normalize.normalize_record`, options ``evaluation.normalize``)
+    (:func:`handwriting_pipeline.fields.normalize.normalize_record`, options ``evaluation.normalize``)
     and compared with the normalized labels.
 
     Returns:
@@ -270,7 +262,7 @@ def score_normalized(forms: LabelledForms, params: Mapping[str, Any],
         empty = score_forms_normalized(labels.iloc[:0], labels.iloc[:0])
         empty.insert(0, "method", pd.Series(dtype=str))
         return empty, normalized_metrics_table([])
-    order = [m for m in METHODS if m in {r["method"] for r in rows}]
+    order = [m for m in all_methods() if m in {r["method"] for r in rows}] + [r["method"] for r in rows if r["method"] not in all_methods()]
     summary = normalized_metrics_table(sorted(rows, key=lambda r: order.index(r["method"])))
     logger.info("Normalized metrics:\n%s", summary.to_string(index=False))
     return pd.concat(tables, ignore_index=True), summary

@@ -1,7 +1,7 @@
 """The 'evaluation' pipeline: FLA / CBA / coverage / cost of every method on the evaluation forms.
 
 Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
-:data:`handwriting_pipeline.metrics.METHODS` (from the extract and ensemble pipelines) and
+:func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines) and
 ``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
 ``evaluation_form_scores``, ``evaluation_form_errors`` and the normalized fields (issue #16):
@@ -11,7 +11,7 @@ Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 
 from kedro.pipeline import Pipeline, node
 
-from handwriting_pipeline.metrics import METHODS, predictions_dataset
+from handwriting_pipeline.registry import all_methods, predictions_dataset
 
 from .nodes import (
     plot_accuracy,
@@ -32,7 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs={
                     "forms": "evaluation_forms",
                     "params": "params:evaluation",
-                    **{method: predictions_dataset(method) for method in METHODS},
+                    **{method: predictions_dataset(method) for method in all_methods()},
                 },
                 outputs=["evaluation_form_scores", "evaluation_form_errors"],
                 name="score_predictions",

@@ -1,35 +1,35 @@
-"""The 'extract' pipeline: every enabled engine reads ``evaluation_forms``.
+"""The 'extract' pipeline, generated from the registry: every enabled engine reads ``evaluation_forms``.
 
-``check_extract_engines`` runs first and stops the run when an enabled paid engine lacks
-credentials; then one node per method writes ``predictions_<method>``.
+``check_extract_engines`` runs first and stops the run when an enabled engine cannot work; then
+one node ``extract_<method>`` per registered engine writes ``predictions_<method>`` (the catalog's
+``predictions_{method}`` dataset factory). An engine's node gets the response cache when the
+engine is ``cacheable``, its credentials when it declares a ``credentials`` section and its
+``catalog_inputs`` (Donut: ``donut_model``).
 """
 
 from kedro.pipeline import Node, Pipeline
 
+from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.pipelines.extract import nodes
+from handwriting_pipeline.registry import engine_class, engine_methods, predictions_dataset
 
-COMMON = ["evaluation_forms", "params:extract"]
+
+def engine_node(method: str, cls: type[Engine]) -> Node:
+    """The node ``extract_<method>`` with the inputs its engine declares."""
+    inputs = {"forms": "evaluation_forms", "params": "params:extract", "status": "extract_engine_status"}
+    if cls.cacheable and cls.needs_image:
+        inputs["cache"] = "extract_cache"
+    if cls.credentials:
+        inputs["credentials"] = "extract_credentials"
+    inputs.update(cls.catalog_inputs)
+    return Node(nodes.extract_node(method), inputs, predictions_dataset(method), name=f"extract_{method}")
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'extract' pipeline."""
-    check = Node(nodes.check_engines, ["params:extract", "extract_credentials"], "extract_engine_status",
-                 name="check_extract_engines")
-    per_engine = [
-        Node(nodes.extract_rapidocr, [*COMMON, "extract_cache", "extract_engine_status"], "predictions_rapidocr",
-             name="extract_rapidocr"),
-        Node(nodes.extract_tesseract, [*COMMON, "extract_cache", "extract_engine_status"], "predictions_tesseract",
-             name="extract_tesseract"),
-        Node(nodes.extract_textract, [*COMMON, "extract_cache", "extract_engine_status", "extract_credentials"],
-             "predictions_textract", name="extract_textract"),
-        Node(nodes.extract_azure_form_recognizer,
-             [*COMMON, "extract_cache", "extract_engine_status", "extract_credentials"],
-             "predictions_azure_form_recognizer", name="extract_azure_form_recognizer"),
-        Node(nodes.extract_recorded_textract, [*COMMON, "extract_engine_status"], "predictions_recorded_textract",
-             name="extract_recorded_textract"),
-        Node(nodes.extract_recorded_azure_form_recognizer, [*COMMON, "extract_engine_status"],
-             "predictions_recorded_azure_form_recognizer", name="extract_recorded_azure_form_recognizer"),
-        Node(nodes.extract_donut, ["evaluation_forms", "donut_model", "params:extract", "extract_cache",
-                                   "extract_engine_status"], "predictions_donut", name="extract_donut"),
-    ]
-    return Pipeline([check, *per_engine], tags="extract")
+    classes = {method: engine_class(method) for method in engine_methods()}
+    datasets = sorted({d for cls in classes.values() for d in cls.catalog_inputs.values()})
+    check = Node(nodes.check_engines,
+                 {"params": "params:extract", "credentials": "extract_credentials", **{d: d for d in datasets}},
+                 "extract_engine_status", name="check_extract_engines")
+    return Pipeline([check, *(engine_node(m, cls) for m, cls in classes.items())], tags="extract")

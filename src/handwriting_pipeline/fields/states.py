@@ -1,0 +1,123 @@
+"""US states and ZIP codes: USPS codes, names and traditional abbreviations, validators and the
+offline ``zipcodes`` gazetteer (which places a ZIP belongs to, which ZIPs a place has)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+from handwriting_pipeline.fields.schema import NONE, clean_value, is_missing
+
+STATE_NAMES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan",
+    "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
+    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey",
+    "NM": "New Mexico", "NY": "New York", "NC": "North Carolina", "ND": "North Dakota",
+    "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania",
+    "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota", "TN": "Tennessee",
+    "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington",
+    "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming", "PR": "Puerto Rico",
+}
+# Traditional (pre-USPS) abbreviations people still wrote in 1989: "Ky.", "Calif.", "Mich."
+STATE_ABBREVIATIONS: dict[str, str] = {
+    "ALA": "AL", "ARIZ": "AZ", "ARK": "AR", "CALIF": "CA", "CAL": "CA", "COLO": "CO",
+    "CONN": "CT", "DEL": "DE", "FLA": "FL", "ILL": "IL", "IND": "IN", "KAN": "KS",
+    "KANS": "KS", "MASS": "MA", "MICH": "MI", "MINN": "MN", "MISS": "MS", "MONT": "MT",
+    "NEB": "NE", "NEBR": "NE", "NEV": "NV", "OKLA": "OK", "ORE": "OR", "OREG": "OR",
+    "PENN": "PA", "PENNA": "PA", "TENN": "TN", "TEX": "TX", "WASH": "WA", "WIS": "WI",
+    "WISC": "WI", "WYO": "WY", "VA": "VA",
+}
+_NAME_TO_CODE = {name.upper(): code for code, name in STATE_NAMES.items()}
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^A-Za-z ]", "", text).strip()
+
+
+def state_code(value: str) -> str | None:
+    """USPS code for a STATE as written ("KY", "Ky.", "ky", "Kentucky", "Calif."), or None."""
+    if is_missing(value):
+        return None
+    letters = re.sub(r"\s+", " ", _letters(value)).upper()
+    compact = letters.replace(" ", "")
+    if compact in STATE_NAMES:
+        return compact
+    if letters in _NAME_TO_CODE:
+        return _NAME_TO_CODE[letters]
+    if compact in STATE_ABBREVIATIONS:
+        return STATE_ABBREVIATIONS[compact]
+    for name, code in _NAME_TO_CODE.items():
+        if name.replace(" ", "") == compact:
+            return code
+    return None
+
+
+def is_valid_state(value: str) -> bool:
+    """STATE is a USPS code, a traditional abbreviation or a state name (any case, dots)."""
+    return state_code(value) is not None
+
+
+def is_valid_zip(value: str) -> bool:
+    """ZIP is 5 digits or ZIP+4 (``12345-6789``)."""
+    return bool(re.fullmatch(r"\d{5}(-\d{4})?", clean_value(value)))
+
+
+@lru_cache(maxsize=100_000)
+def zip_places(zip_code: str) -> tuple[tuple[str, str], ...]:
+    """(CITY upper-case, STATE code) pairs the offline ``zipcodes`` database has for a ZIP."""
+    import zipcodes
+
+    digits = re.sub(r"\D", "", zip_code)[:5]
+    if len(digits) != 5:
+        return ()
+    try:
+        rows = zipcodes.matching(digits)
+    except (ValueError, TypeError):
+        return ()
+    places = []
+    for row in rows:
+        places.append((row["city"].upper(), row["state"].upper()))
+        for alias in row.get("acceptable_cities") or []:
+            places.append((alias.upper(), row["state"].upper()))
+    return tuple(dict.fromkeys(places))
+
+
+def zip_consistent(fields: Mapping[str, str]) -> bool | None:
+    """Do ZIP, STATE (and CITY when given) agree in the gazetteer? None when undecidable."""
+    places = zip_places(fields.get("ZIP", NONE)) if is_valid_zip(fields.get("ZIP", NONE)) else ()
+    if not places:
+        return None
+    code = state_code(fields.get("STATE", NONE))
+    city = fields.get("CITY", NONE)
+    ok = [p for p in places if code is None or p[1] == code]
+    if not ok:
+        return False
+    if is_missing(city):
+        return True
+    city_key = re.sub(r"[^A-Z]", "", city.upper())
+    return any(re.sub(r"[^A-Z]", "", c) == city_key for c, _ in ok)
+
+
+@lru_cache(maxsize=1)
+def _place_index() -> dict[tuple[str, str], tuple[str, ...]]:
+    import zipcodes
+
+    index: dict[tuple[str, str], list[str]] = {}
+    for row in zipcodes.list_all():
+        for city in [row["city"], *(row.get("acceptable_cities") or [])]:
+            key = (re.sub(r"[^A-Z]", "", city.upper()), row["state"].upper())
+            index.setdefault(key, []).append(row["zip_code"])
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def zips_for_place(city: str, state: str) -> tuple[str, ...]:
+    """5-digit ZIPs the offline ``zipcodes`` database lists for a CITY in a STATE (any case,
+    spaces and punctuation ignored; STATE as code, name or abbreviation). Empty when unknown."""
+    code = state_code(state)
+    if code is None or is_missing(city):
+        return ()
+    return _place_index().get((re.sub(r"[^A-Z]", "", city.upper()), code), ())
