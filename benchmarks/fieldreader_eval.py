@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-
 from fieldreader_benchmark import RESULTS, load_split, machine  # noqa: E402 (benchmarks/ is on sys.path)
 
 

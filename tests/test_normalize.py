@@ -9,12 +9,6 @@ from kedro.config import OmegaConfigLoader
 
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.fields import NONE
-from handwriting_pipeline.metrics import (
-    NORMALIZED_METRIC_COLUMNS,
-    exact_ignoring,
-    normalized_metrics_row,
-    score_forms_normalized,
-)
 from handwriting_pipeline.fields.normalize import (
     DEFAULT_OPTIONS,
     NORMALIZED_COLUMNS,
@@ -23,6 +17,12 @@ from handwriting_pipeline.fields.normalize import (
     normalize_record,
     normalize_state,
     normalize_zip,
+)
+from handwriting_pipeline.metrics import (
+    NORMALIZED_METRIC_COLUMNS,
+    exact_ignoring,
+    normalized_metrics_row,
+    score_forms_normalized,
 )
 from handwriting_pipeline.pipelines.evaluation.nodes import (
     render_report,

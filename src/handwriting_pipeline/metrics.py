@@ -17,6 +17,7 @@ share: matching predictions to labelled forms
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any

@@ -29,9 +29,9 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from handwriting_pipeline.engines.layout import respell
-from handwriting_pipeline.fields import NONE, is_plausible_date, is_valid_zip, state_code, zip_places
 from handwriting_pipeline.fieldreader.decode import text_log_likelihood
 from handwriting_pipeline.fieldreader.text import SEP, fields_from_lines
+from handwriting_pipeline.fields import NONE, is_plausible_date, is_valid_zip, state_code, zip_places
 
 
 def city_key(text: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from handwriting_pipeline.fieldreader.model import FieldReader, build_network
 from handwriting_pipeline.fieldreader.predict import read_forms
 from handwriting_pipeline.fieldreader.text import ALPHABET, SEP, fields_from_lines, line_targets
 from handwriting_pipeline.fieldreader.training import Line, LineDataset, collate, train_reader
-
 from tests.conftest import SHARED as SHARED_DATA
 
 SHARED = SHARED_DATA / "hsf_top"

@@ -262,7 +262,8 @@ def score_normalized(forms: LabelledForms, params: Mapping[str, Any],
         empty = score_forms_normalized(labels.iloc[:0], labels.iloc[:0])
         empty.insert(0, "method", pd.Series(dtype=str))
         return empty, normalized_metrics_table([])
-    order = [m for m in all_methods() if m in {r["method"] for r in rows}] + [r["method"] for r in rows if r["method"] not in all_methods()]
+    present = [r["method"] for r in rows]
+    order = [m for m in all_methods() if m in present] + [m for m in present if m not in all_methods()]
     summary = normalized_metrics_table(sorted(rows, key=lambda r: order.index(r["method"])))
     logger.info("Normalized metrics:\n%s", summary.to_string(index=False))
     return pd.concat(tables, ignore_index=True), summary

@@ -48,7 +48,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs={
                     "forms": "evaluation_forms",
                     "params": "params:evaluation",
-                    **{method: predictions_dataset(method) for method in METHODS},
+                    **{method: predictions_dataset(method) for method in all_methods()},
                 },
                 outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"],
                 name="score_normalized",
