@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -33,6 +34,8 @@ def _init_worker(engine: Engine) -> None:
     """Worker process start: one thread per process for the numeric libraries."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+    logging.disable(logging.INFO)  # start-up chatter of workers (model loading) would break the progress bar
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process, which ends the workers
     global _WORKER_ENGINE
     _WORKER_ENGINE = engine
 
@@ -60,6 +63,17 @@ def _load_image(images: Mapping[str, Image.Image], name: str) -> tuple[Image.Ima
         return image, None
     except Exception as err:  # noqa: BLE001 - corrupt / missing image: this form fails, the run goes on
         return None, f"unreadable image {name}: {type(err).__name__}: {err}"
+
+
+def _stop_pool(pool: ProcessPoolExecutor | ThreadPoolExecutor) -> None:
+    """End a pool without waiting for its queued work (worker processes are terminated)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        try:
+            process.terminate()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
 
 def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image.Image] | None,
@@ -96,8 +110,12 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
                 continue
             key = engine.cache_key(image_sha256(image))
             cached = cache.get(key) if cache is not None else None
-            if cached is not None:
-                results[name] = EngineResult.from_json(cached)
+            try:
+                cached_result = EngineResult.from_json(cached) if isinstance(cached, dict) else None
+            except (TypeError, ValueError):  # an entry of another shape: recompute
+                cached_result = None
+            if cached_result is not None:
+                results[name] = cached_result
                 n_cached += 1
                 bar.update()
             else:
@@ -129,7 +147,7 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
             pool = ThreadPoolExecutor(max_workers=workers)
             submit = lambda name, image: pool.submit(_timed_read, engine, image, name)  # noqa: E731
         broken: list[tuple[str, Image.Image, str]] = []
-        with pool:
+        try:
             futures: dict[Future, tuple[str, Image.Image, str]] = {
                 submit(name, image): (name, image, key) for name, image, key in pending}
             for future in as_completed(futures):
@@ -142,6 +160,11 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
                 except Exception as err:  # noqa: BLE001 - this form fails, the run goes on
                     data = EngineResult(error=f"{type(err).__name__}: {err}").to_json()
                 store(name, key, data)
+        except BaseException:  # Ctrl-C: stop now; every finished form is already in the cache
+            bar.close()
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
         if broken:  # e.g. a worker killed, or a script without the `if __name__ == "__main__":` guard
             logger.warning("%s: worker processes failed; reading %d forms in this process instead", label, len(broken))
             for name, image, key in broken:

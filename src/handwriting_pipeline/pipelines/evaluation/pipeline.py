@@ -4,7 +4,9 @@ Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 :data:`handwriting_pipeline.metrics.METHODS` (from the extract and ensemble pipelines) and
 ``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
-``evaluation_form_scores`` and ``evaluation_form_errors``.
+``evaluation_form_scores``, ``evaluation_form_errors`` and ``evaluation_failures`` (failures.json:
+per method and for the input files; the project hook ends the run non-zero when a share is above
+``evaluation.max_failure_share``). ``run_info`` (filled by the hook) dates the report.
 """
 
 from kedro.pipeline import Pipeline, node
@@ -12,6 +14,7 @@ from kedro.pipeline import Pipeline, node
 from handwriting_pipeline.metrics import METHODS, predictions_dataset
 
 from .nodes import plot_accuracy, plot_key_accuracy, render_report, score_predictions, summarise_metrics
+from .reliability import collect_failures
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -35,8 +38,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarise_metrics",
             ),
             node(
+                collect_failures,
+                inputs={
+                    "forms": "evaluation_forms",
+                    "params": "params:evaluation",
+                    **{method: predictions_dataset(method) for method in METHODS},
+                },
+                outputs="evaluation_failures",
+                name="collect_failures",
+            ),
+            node(
                 render_report,
-                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation"],
+                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures",
+                        "run_info"],
                 outputs="evaluation_report",
                 name="render_report",
             ),
