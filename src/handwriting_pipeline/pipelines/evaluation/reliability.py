@@ -58,7 +58,7 @@ def collect_failures(forms: LabelledForms, params: Mapping[str, Any], **predicti
         failed = table[table["error"].notna()].drop_duplicates("file_name")
         if failed.empty:
             continue
-        reasons = list(dict.fromkeys(failed["error"].astype(str).str.splitlines().str[0]))
+        reasons = list(dict.fromkeys(e.splitlines()[0] if e.strip() else e for e in failed["error"].astype(str)))
         n_failed = len(failed)
         methods.append({
             "method": method, "forms": int(max(n_forms, len(table))), "failed": int(n_failed),
