@@ -125,6 +125,8 @@ def install_interrupt_handler() -> None:
     """Ctrl-C ends the run within about a second (see :func:`_exit_fast_after_interrupt`)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    if not (sys.argv and Path(sys.argv[0]).name.startswith("kedro") and "run" in sys.argv[1:]):
+        return  # only `kedro run` (not notebooks or other hosts of a session)
     signal.signal(signal.SIGINT, _on_sigint)
     atexit.register(_exit_fast_after_interrupt)  # registered last, so it runs first
 
