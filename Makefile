@@ -9,6 +9,12 @@ STAMP := $(VENV)/.installed
 # Debian packages: tesseract for the optional offline engine, handwriting fonts for synthetic forms
 APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng fonts-dkg-handwriting fonts-femkeklaver fonts-breip fonts-rufscript
 TEST_CMD ?= $(BIN)/pytest -q --timeout 600
+# PyTorch's CPU-only wheel index. Set it on a machine without a GPU (or without a local CPU
+# torch wheel): otherwise pip resolves torch from PyPI to the CUDA build plus ~16 nvidia-* wheels
+# (several GB). e.g. make run TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
 .PHONY: setup apt run test viz viz-build clean-venv
 
@@ -17,6 +23,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@if [ -n "$(TORCH_INDEX_URL)" ]; then echo "installing $(TORCH_SPEC) from $(TORCH_INDEX_URL)"; \
+	  $(BIN)/pip install -q --index-url "$(TORCH_INDEX_URL)" "$(TORCH_SPEC)"; fi
 	$(BIN)/pip install -q -e ".[test]"
 	@$(MAKE) --no-print-directory apt
 	@touch $(STAMP)
@@ -35,7 +43,8 @@ apt:
 	  echo "      everything else works without them."; fi
 
 run: setup
-	$(BIN)/kedro run
+	@$(BIN)/kedro run; rc=$$?; report=$$($(REPORT)); \
+	if [ -n "$$report" ]; then echo "Report: $$report (plots linked inside; log: info.log)"; fi; exit $$rc
 
 test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)

@@ -2,6 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
+from handwriting_pipeline.hooks import ProjectHooks
+
+HOOKS = (ProjectHooks(),)
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,7 +1,10 @@
 """An on-disk response cache, so a paid or slow call is never made twice.
 
-One JSON file per key (``<folder>/<key[:2]>/<key>.json``), written atomically the moment an
-answer arrives: a crash or a re-run loses no finished form and repeats no paid call.
+One JSON file per key (``<folder>/<key[:2]>/<key>.json``), written atomically (temp file, fsync,
+rename) the moment an answer arrives: a crash or a re-run loses no finished form and repeats no
+paid call; concurrent runs share the folder safely (no lock needed: each write publishes a whole
+file, and a reader sees a whole file or none). An unreadable entry (truncated by a crash on a
+file system without atomic rename) is logged, ignored and recomputed.
 Keys come from :meth:`handwriting_pipeline.engines.base.Engine.cache_key` (engine, engine
 version and config, image SHA-256) or, for LLM calls, a hash of model + prompt.
 """
@@ -9,6 +12,7 @@ version and config, image SHA-256) or, for LLM calls, a hash of model + prompt.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -16,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
+
+logger = logging.getLogger(__name__)
 
 
 class ResponseCache:
@@ -35,7 +41,12 @@ class ResponseCache:
         path = self._path(key)
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except (OSError, ValueError) as err:  # truncated / corrupt entry (a crash, a full disk): recompute
+            logger.warning("cache entry %s unreadable (%s): ignored, the answer is computed again", path,
+                           type(err).__name__)
             self.misses += 1
             return None
         self.hits += 1
@@ -46,9 +57,15 @@ class ResponseCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, default=str)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(value, handle, default=str)
+                handle.flush()
+                os.fsync(handle.fileno())  # the rename never publishes an empty file after a power cut
+            os.replace(tmp, path)  # atomic: concurrent writers of one key each publish a whole file
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def __contains__(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -35,6 +37,24 @@ logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ["file_name", "split", *KEYS]
 METADATA = "metadata.jsonl"
+SOURCE_INFO = "source.json"  # written next to metadata.jsonl: description, problems, image folder
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a text file so that readers see the old content or the new one, never a part
+    (temp file in the same folder, fsync, rename). A failed write (full disk, read-only folder)
+    leaves no file behind and raises."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class FolderImages(Mapping[str, Image.Image]):
@@ -72,6 +92,11 @@ class LabelledForms:
     images: Mapping[str, Image.Image] = field(default_factory=dict)
     source: str = ""  # where the forms came from (a folder), for reports
     missing: str | None = None  # why an optional entry is empty (nothing saved yet, no path given)
+    # what the forms are, for reports: e.g. "synthetic, seed 0, 72 forms (test split)"
+    description: str = ""
+    # entries that could not be used: {"file_name", "problem"} (bad metadata lines, missing or
+    # rejected images); kept so reports can list them
+    problems: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         labels = self.labels.copy()
@@ -98,7 +123,8 @@ class LabelledForms:
         """The forms named, in that order."""
         index = self.labels.set_index("file_name")
         labels = index.loc[file_names].reset_index()
-        return LabelledForms(labels, _SubsetImages(self.images, file_names), source=self.source)
+        return LabelledForms(labels, _SubsetImages(self.images, file_names), source=self.source,
+                             description=self.description, problems=list(self.problems))
 
     @classmethod
     def empty(cls, missing: str | None = None) -> "LabelledForms":
@@ -156,14 +182,17 @@ def metadata_line(file_name: str, fields: Mapping[str, Any]) -> str:
     return json.dumps({"file_name": file_name, "ground_truth": truth})
 
 
-def read_donut_folder(folder: str | Path, split: str = "") -> tuple[LabelledForms, list[dict[str, str]]]:
+def read_donut_folder(folder: str | Path, split: str = "",
+                      images_dir: str | Path | None = None) -> tuple[LabelledForms, list[dict[str, str]]]:
     """Read a Donut-layout folder, keeping what is usable.
 
     Returns the forms and a list of problems ``{"file_name", "problem"}``: lines that are not
     JSON or lack keys, duplicate names, and listed images that are missing. Image content is
-    not opened here (see the curation pipeline's validation).
+    not opened here (see the curation pipeline's validation). ``images_dir``: where the images
+    are when not next to ``metadata.jsonl`` (a run's reference to the folder it read).
     """
     folder = Path(folder)
+    image_folder = Path(images_dir) if images_dir else folder
     meta = folder / METADATA
     if not meta.is_file():
         raise DatasetError(
@@ -182,7 +211,7 @@ def read_donut_folder(folder: str | Path, split: str = "") -> tuple[LabelledForm
         if name in seen:
             problems.append({"file_name": name, "problem": f"duplicate file_name in {meta}"})
             continue
-        if not (folder / name).is_file():
+        if not (image_folder / name).is_file():
             problems.append({"file_name": name, "problem": f"image listed in {meta} is missing"})
             continue
         seen.add(name)
@@ -190,8 +219,43 @@ def read_donut_folder(folder: str | Path, split: str = "") -> tuple[LabelledForm
     labels = pd.DataFrame(rows, columns=LABEL_COLUMNS)
     for problem in problems:
         logger.warning("%s: %s", problem["file_name"], problem["problem"])
-    images = FolderImages(folder, labels["file_name"].tolist())
-    return LabelledForms(labels, images, source=str(folder)), problems
+    images = FolderImages(image_folder, labels["file_name"].tolist())
+    info = _read_source_info(folder)
+    return LabelledForms(labels, images, source=str(images_dir and info.get("source") or image_folder),
+                         description=str(info.get("description", "")),
+                         problems=[*info.get("problems", []), *problems]), problems
+
+
+def _read_source_info(folder: Path) -> dict[str, Any]:
+    path = folder / SOURCE_INFO
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        logger.warning("%s unreadable (%s): ignored", path, err)
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _image_folder(images: Mapping[str, Image.Image], names: list[str]) -> Path | None:
+    """The one folder holding every named image as ``<folder>/<name>``, or None."""
+    find_file = getattr(images, "path", None)
+    if find_file is None or not names:
+        return None
+    folders = set()
+    for name in names:
+        path = find_file(name)
+        if path is None:
+            return None
+        path = Path(path).resolve()
+        folder = path.parent
+        for _ in PurePosixPath(name).parts[:-1]:
+            folder = folder.parent
+        if not path.is_file() or (folder / name).resolve() != path:
+            return None
+        folders.add(folder)
+    return folders.pop() if len(folders) == 1 else None
 
 
 def resolve_forms_folder(path: str | Path) -> Path:
@@ -220,6 +284,12 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
     failing (the reason is in ``.missing``). Saving a non-versioned entry replaces the folder.
     ``folder`` may stand for ``path`` when the value can be empty (runtime parameters).
 
+    With ``copy_images: false`` saving writes only the labels (``metadata.jsonl``) and a
+    ``source.json`` naming the folder the images are read from (when all images are files of one
+    folder; otherwise they are copied): a run's record of *which* forms it read, without a copy
+    that another run could overwrite. ``metadata.jsonl`` is written last and atomically, so a
+    save interrupted by a crash or a full disk never leaves a folder that loads as valid.
+
     Example::
 
         test_forms:
@@ -229,7 +299,8 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
     """
 
     def __init__(self, path: str = "", version: Version | None = None, split: str = "",
-                 optional: bool = False, folder: str = "", metadata: dict[str, Any] | None = None) -> None:
+                 optional: bool = False, folder: str = "", copy_images: bool = True,
+                 metadata: dict[str, Any] | None = None) -> None:
         # ``folder`` is ``path`` untouched by Kedro (which makes ``path`` absolute, so an empty
         # ``path`` could not mean "not given"): use it for user-supplied, possibly empty paths.
         path = str(path or folder or "").strip()
@@ -237,6 +308,7 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
         super().__init__(filepath=PurePosixPath(path or "."), version=version)
         self._split = split
         self._optional = optional
+        self._copy_images = copy_images
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -252,7 +324,9 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
                 return LabelledForms.empty(missing=f"nothing saved yet at {self._filepath}")
             raise
         folder = resolve_forms_folder(load_path)
-        forms, problems = read_donut_folder(folder, split=self._split)
+        # a run's reference names the folder its images are read from (no copy)
+        forms, problems = read_donut_folder(folder, split=self._split,
+                                            images_dir=_read_source_info(folder).get("images_dir"))
         if problems:
             logger.warning("%d unusable entries in %s (see warnings above)", len(problems), folder)
         return forms
@@ -264,17 +338,25 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
                 return  # saving forms onto the folder they are read from: nothing to do
             shutil.rmtree(folder)  # a forms folder this dataset wrote before: replace it
         folder.mkdir(parents=True, exist_ok=True)
-        lines = []
-        find_file = getattr(data.images, "path", None)  # files on disk are copied, not re-encoded
-        for row in data.labels.to_dict("records"):
-            name = row["file_name"]
-            source = find_file(name) if find_file else None
-            if source is not None and Path(source).suffix.lower() == Path(name).suffix.lower():
-                shutil.copyfile(source, folder / name)
-            else:
-                data.images[name].save(folder / name)
-            lines.append(metadata_line(name, row))
-        (folder / METADATA).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        names = data.labels["file_name"].tolist()
+        info: dict[str, Any] = {"source": data.source, "description": data.description, "problems": data.problems}
+        images_dir = None if self._copy_images else _image_folder(data.images, names)
+        if images_dir is not None:
+            info["images_dir"] = str(images_dir)
+        else:
+            find_file = getattr(data.images, "path", None)  # files on disk are copied, not re-encoded
+            for name in names:
+                source = find_file(name) if find_file else None
+                target = folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if source is not None and Path(source).suffix.lower() == Path(name).suffix.lower():
+                    shutil.copyfile(source, target)
+                else:
+                    data.images[name].save(target)
+        lines = [metadata_line(row["file_name"], row) for row in data.labels.to_dict("records")]
+        if data.source or data.description or data.problems or images_dir is not None:
+            write_atomic(folder / SOURCE_INFO, json.dumps(info, indent=1, default=str))
+        write_atomic(folder / METADATA, "\n".join(lines) + ("\n" if lines else ""))
 
     def _exists(self) -> bool:
         try:

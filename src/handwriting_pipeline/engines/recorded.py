@@ -85,8 +85,8 @@ class RecordedEngine(Engine):
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"recorded outputs for '{self.name}' not found at {self.path}: set extract.{self.name}.path "
-                "to the CSV (e.g. ../shared/data/hsf_top/ocr_outputs/textract.csv) or remove the method "
-                "from extract.engines")
+                f"to the CSV (e.g. ../shared/data/hsf_top/ocr_outputs/{self.name.removeprefix('recorded_')}.csv) "
+                "or remove the method from extract.engines")
 
     @property
     def table(self) -> dict:

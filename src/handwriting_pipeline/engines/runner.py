@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -51,6 +52,8 @@ def _init_worker(engine: Engine) -> None:
     """Worker process start: one thread per process for the numeric libraries."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+    logging.disable(logging.INFO)  # start-up chatter of workers (model loading) would break the progress bar
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process, which ends the workers
     global _WORKER_ENGINE
     _WORKER_ENGINE = engine
 
@@ -88,6 +91,17 @@ def _load_image(images: Mapping[str, Image.Image], name: str) -> tuple[Image.Ima
         return None, f"unreadable image {name}: {type(err).__name__}: {err}"
 
 
+def _stop_pool(pool: ProcessPoolExecutor | ThreadPoolExecutor) -> None:
+    """End a pool without waiting for its queued work (worker processes are terminated)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        try:
+            process.terminate()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
 def lookup(engine: Engine, file_names: list[str], images: Mapping[str, Image.Image] | None,
            cache: Any) -> tuple[dict[str, EngineResult], list[Job]]:
     """Answers already known (cached, or unreadable images) and the jobs still to read."""
@@ -104,9 +118,12 @@ def lookup(engine: Engine, file_names: list[str], images: Mapping[str, Image.Ima
             continue
         key = engine.cache_key(image_sha256(image)) if cache is not None else None
         cached = cache.get(key) if key is not None else None
-        if cached is not None:
-            known[name] = EngineResult.from_json(cached)
-        else:
+        try:
+            known[name] = EngineResult.from_json(cached) if isinstance(cached, dict) else None
+        except (TypeError, ValueError):  # an entry of another shape (e.g. an older version): recompute
+            known[name] = None
+        if known[name] is None:
+            del known[name]
             jobs.append(Job(name, image, key))
     return known, jobs
 
@@ -131,13 +148,17 @@ def read_batches(engine: Engine, jobs: list[Job], workers: int, batch_size: int)
 
 def _read_pool(pool: Executor, submit: Callable[[Job], Future], jobs: list[Job]) -> Iterator[tuple[Job, Any]]:
     """(job, answer) as they complete; the answer is the exception when the call raised."""
-    with pool:
+    try:
         futures = {submit(job): job for job in jobs}
         for future in as_completed(futures):
             try:
                 yield futures[future], future.result()
             except Exception as err:  # noqa: BLE001 - this form fails (or is retried), the run goes on
                 yield futures[future], err
+    except BaseException:  # Ctrl-C: stop now; every finished form is already in the cache
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def read_threads(engine: Engine, jobs: list[Job], workers: int, batch_size: int) -> Iterator[Done]:

@@ -29,7 +29,7 @@ from handwriting_pipeline.score import read_predictions_csv, score_tables
 PROJECT = Path(__file__).resolve().parents[3]
 OUTPUTS = ["evaluation_metrics", "evaluation_report", "evaluation_accuracy_plot", "evaluation_key_accuracy_plot",
            "evaluation_form_scores", "evaluation_form_errors", "evaluation_normalized_forms",
-           "evaluation_normalized_metrics"]
+           "evaluation_normalized_metrics", "evaluation_failures"]
 MURRAY = {"DATE": "8/28/89", "CITY": "Murray", "STATE": "KY", "ZIP": "42171"}
 
 
@@ -63,7 +63,8 @@ def recorded(shared_ocr_outputs):
 
 
 def _run(forms, params, tables):
-    datasets = {"evaluation_forms": MemoryDataset(forms), "params:evaluation": MemoryDataset(params)}
+    datasets = {"evaluation_forms": MemoryDataset(forms), "params:evaluation": MemoryDataset(params),
+                "run_info": MemoryDataset({"run_id": "2026-11-30T00.00.00.000Z", "started_utc": "2026-11-30T00:00:00"})}
     for method in METHODS:
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
     datasets.update({name: _KeptDataset() for name in OUTPUTS})
@@ -191,7 +192,8 @@ def test_include_cost_of_adds_merged_methods(params):
 
 def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", *(f"predictions_{m}" for m in METHODS)}
+    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "run_info",
+                                 *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)
 
 

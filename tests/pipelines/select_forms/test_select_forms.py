@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, Version
+from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 from PIL import Image
 
@@ -15,7 +15,14 @@ from handwriting_pipeline.pipelines.select_forms.nodes import select_evaluation_
 
 def _forms(names):
     labels = pd.DataFrame({"file_name": names, "DATE": "8/28/89", "CITY": "Murray", "STATE": "KY", "ZIP": "42071"})
-    return LabelledForms(labels, {n: Image.new("1", (2460, 350), 1) for n in names})
+    return LabelledForms(labels, {n: _form_image() for n in names})
+
+
+def _form_image() -> Image.Image:
+    """White 2460x350 with a black band, like a crop's blacked-out NAME field (not blank)."""
+    image = Image.new("1", (2460, 350), 1)
+    image.paste(0, (0, 0, 2460, 60))
+    return image
 
 
 def test_external_folder_wins_and_forms_are_marked_evaluation(shared_validation):
@@ -52,6 +59,7 @@ def test_runs_through_kedro_and_round_trips_versioned_folders(tmp_path: Path):
             "test_forms": LabelledFormsDataset(path=str(tmp_path / "test"), version=Version(None, None)),
             "external_evaluation_forms": LabelledFormsDataset(path="", optional=True),
             "evaluation_forms": LabelledFormsDataset(path=str(tmp_path / "evaluation")),
+            "params:evaluation": MemoryDataset({"input_checks": {"image_size": [2460, 350]}}),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

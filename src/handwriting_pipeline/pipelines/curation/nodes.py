@@ -545,6 +545,16 @@ def split_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
     return out
 
 
+def _describe_split(source: str, split: str, n: int, params: dict[str, Any]) -> str:
+    """What a curated split is, for reports: "synthetic, seed 0, 72 forms (test split)"."""
+    if source == "synthetic":
+        seed = (params.get("synthetic") or {}).get("seed", 0)
+        return f"synthetic, seed {seed}, {n} forms ({split} split)"
+    where = {"sd19_pages": params.get("pages_dir"), "donut_folder": params.get("data_dir"),
+             "hf_dataset": params.get("hf_name")}.get(source)
+    return f"{source}{f' from {where}' if where else ''}, {n} forms ({split} split)"
+
+
 def export_splits(candidates: Candidates, params: dict[str, Any]) -> tuple[LabelledForms, LabelledForms,
                                                                             LabelledForms, pd.DataFrame, dict]:
     """The curation outputs: one LabelledForms per split, the labels table of all splits and the
@@ -556,7 +566,8 @@ def export_splits(candidates: Candidates, params: dict[str, Any]) -> tuple[Label
     for split in SPLITS:
         part = labels[labels["split"] == split]
         names = part["file_name"].tolist()
-        sets.append(LabelledForms(part[LABEL_COLUMNS].reset_index(drop=True), _OpenedImages(candidates.images, names)))
+        sets.append(LabelledForms(part[LABEL_COLUMNS].reset_index(drop=True), _OpenedImages(candidates.images, names),
+                                  description=_describe_split(candidates.source, split, len(names), params)))
     table = labels[LABEL_COLUMNS].reset_index(drop=True)
     counts = {s: int((labels["split"] == s).sum()) for s in SPLITS}
     report = {

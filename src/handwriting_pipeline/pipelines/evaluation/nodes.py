@@ -31,6 +31,8 @@ from handwriting_pipeline.metrics import (
 from handwriting_pipeline.predictions import normalise_predictions
 from handwriting_pipeline.registry import all_methods, select_methods
 
+from .reliability import failures_markdown, mark_failed_rows, provenance_markdown
+
 logger = logging.getLogger(__name__)
 
 FORM_SCORE_COLUMNS = ["method", "file_name", "has_prediction", "exact", "CBA", *(f"CBA_{k}" for k in KEYS),
@@ -173,9 +175,14 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> p
 
 
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any],
+                  failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
                   normalized: pd.DataFrame | None = None) -> str:
-    """The metrics table as a short markdown report (metrics.md), naming the evaluated forms;
-    with ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section."""
+    """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
+
+    With ``failures`` (:func:`.reliability.collect_failures`) rows of methods that failed on
+    some forms are marked and a "Failures" section lists them and the rejected input files;
+    ``run_info`` (run id, date, command) adds the provenance lines and the plot links; with
+    ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -184,7 +191,9 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         f"{len(forms)} labelled forms from {source}."
         + ("" if not metrics.empty else " No method produced predictions for them."),
         "",
-        metrics_markdown(metrics),
+        *provenance_markdown(forms, metrics["method"].tolist(), run_info),
+        "",
+        metrics_markdown(mark_failed_rows(metrics, failures)),
         "",
         "- **FLA**: % of forms whose DATE, CITY, STATE and ZIP all equal the labels exactly.",
         "- **CBA**: per form 100 - 100 * sum of edit distances / sum of max(len(gold), len(predicted)) "
@@ -196,6 +205,7 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     ]
     if not_run:
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
+    lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
         lines += ["", *normalized_report_lines(metrics, normalized)]
     return "\n".join(lines) + "\n"

@@ -4,9 +4,11 @@ Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 :func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines) and
 ``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
-``evaluation_form_scores``, ``evaluation_form_errors`` and the normalized fields (issue #16):
+``evaluation_form_scores``, ``evaluation_form_errors``, ``evaluation_failures`` (failures.json:
+per method and for the input files; the project hook ends the run non-zero when a share is above
+``evaluation.max_failure_share``) and the normalized fields (issue #16):
 ``evaluation_normalized_forms`` (normalized_forms.csv), ``evaluation_normalized_metrics``
-(normalized_metrics.csv).
+(normalized_metrics.csv). ``run_info`` (filled by the hook) dates the report.
 """
 
 from kedro.pipeline import Pipeline, node
@@ -21,6 +23,7 @@ from .nodes import (
     score_predictions,
     summarise_metrics,
 )
+from .reliability import collect_failures
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -54,9 +57,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="score_normalized",
             ),
             node(
+                collect_failures,
+                inputs={
+                    "forms": "evaluation_forms",
+                    "params": "params:evaluation",
+                    **{method: predictions_dataset(method) for method in all_methods()},
+                },
+                outputs="evaluation_failures",
+                name="collect_failures",
+            ),
+            node(
                 render_report,
-                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation",
-                        "evaluation_normalized_metrics"],
+                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures",
+                        "run_info", "evaluation_normalized_metrics"],
                 outputs="evaluation_report",
                 name="render_report",
             ),

@@ -1,31 +1,109 @@
-"""Choose the forms to evaluate: the curated test split, or a folder the user names."""
+"""Choose the forms to evaluate: the curated test split, or a folder the user names; check them.
+
+The chosen forms are handed on as a *reference* (``evaluation_forms``: labels + the folder the
+images are read from, versioned per run), never as a shared copy, so two runs never read each
+other's forms. Every image is opened once here: unreadable files, wrong sizes, full pages and
+blank or noise images are rejected with a reason (kept in ``forms.problems`` for the report).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from handwriting_pipeline.datasets.forms import LabelledForms
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_IMAGE_SIZE = (2460, 350)
 
-def select_evaluation_forms(test_forms: LabelledForms, external_forms: LabelledForms) -> LabelledForms:
+
+def check_form_image(image: Image.Image, size: tuple[int, int] | None = DEFAULT_IMAGE_SIZE,
+                     min_ink_share: float = 0.01, max_ink_share: float = 0.6) -> str | None:
+    """Why ``image`` is not a usable form crop, or None when it is.
+
+    Checks, in this order: the size (``size``; a portrait image that is at least as large is
+    reported as a full page), then the share of dark pixels (< ``min_ink_share``: blank;
+    > ``max_ink_share``: noise or an inverted scan). Real SD19 crops have 16-20 % dark pixels
+    (printed boxes and the blacked-out NAME field), blank forms included.
+    """
+    width, height = image.size
+    if size and (width, height) != tuple(size):
+        expected = f"expected {size[0]}x{size[1]}"
+        if height > width and width >= size[0]:
+            return (f"image is {width}x{height}, {expected}: this looks like a full page, not the top-section "
+                    "crop; crop pages with the curation pipeline (curation.source=sd19_pages)")
+        return f"image is {width}x{height}, {expected} (a top-section crop of an SD19 form)"
+    gray = np.asarray(image.convert("L").reduce(4) if min(width, height) >= 64 else image.convert("L"))
+    ink = float((gray < 128).mean())
+    if ink < min_ink_share:
+        return f"image is blank ({100 * ink:.2f} % dark pixels, minimum {100 * min_ink_share:g} %)"
+    if ink > max_ink_share:
+        return f"image is mostly dark ({100 * ink:.0f} % dark pixels, maximum {100 * max_ink_share:g} %): noise or inverted?"
+    return None
+
+
+def _validate(forms: LabelledForms, params: Mapping[str, Any]) -> LabelledForms:
+    """Open every image; keep the usable ones, record the others in ``problems``."""
+    checks = params.get("input_checks") or {}
+    if checks.get("enabled", True) is False:
+        return forms
+    size = checks.get("image_size", DEFAULT_IMAGE_SIZE)
+    size = tuple(int(v) for v in size) if size else None
+    lo, hi = float(checks.get("min_ink_share", 0.01)), float(checks.get("max_ink_share", 0.6))
+    find_file = getattr(forms.images, "path", None)
+    keep, problems = [], []
+    for name in forms.labels["file_name"]:
+        where = find_file(name) if find_file else None
+        label = str(where) if where is not None else name
+        try:
+            image = forms.images[name]
+            image.load()
+        except Exception as err:  # noqa: BLE001 - corrupt, zero-byte, not an image: reported, not read
+            reason = f"unreadable image ({type(err).__name__}: {err})"
+        else:
+            reason = check_form_image(image, size, lo, hi)
+        if reason is None:
+            keep.append(name)
+        else:
+            logger.warning("evaluation input %s rejected: %s", label, reason)
+            problems.append({"file_name": name, "path": label, "problem": reason})
+    if not problems:
+        return forms
+    kept = forms.subset(keep)
+    kept.problems = [*forms.problems, *problems]
+    logger.warning("%d of %d evaluation forms rejected (listed in the report)", len(problems), len(forms))
+    return kept
+
+
+def select_evaluation_forms(test_forms: LabelledForms, external_forms: LabelledForms,
+                            params: Mapping[str, Any] | None = None) -> LabelledForms:
     """The forms every method is evaluated on.
 
     Args:
         test_forms: the curated test split (latest version).
         external_forms: the folder named by ``evaluation.data_dir`` (empty when not given).
+        params: ``params:evaluation`` (``input_checks``); None skips the image checks.
 
     Returns:
-        ``external_forms`` when a folder was given, else ``test_forms``, with split "evaluation".
+        ``external_forms`` when a folder was given, else ``test_forms``, with split "evaluation",
+        the usable images only; rejected images and bad metadata lines are in ``.problems``.
 
     Raises:
-        ValueError: when neither holds a form, saying what to run or set.
+        ValueError: when neither holds a usable form, saying what to run or set.
     """
     if external_forms.missing is None:
         chosen, origin = external_forms, f"evaluation.data_dir ({external_forms.source})"
+        description = f"the folder {Path(external_forms.source).resolve()}" if external_forms.source else ""
     else:
         chosen, origin = test_forms, f"the curated test split ({test_forms.source or 'data/05_model_input/test'})"
+        description = (f"{test_forms.description}; curated test split at {test_forms.source}"
+                       if test_forms.description else f"the curated test split at {test_forms.source}")
     if len(chosen) == 0:
         reason = chosen.missing or "it holds no forms"
         raise ValueError(
@@ -34,5 +112,12 @@ def select_evaluation_forms(test_forms: LabelledForms, external_forms: LabelledF
             "kedro run --pipeline evaluate --params=evaluation.data_dir=<folder with metadata.jsonl>"
         )
     labels = chosen.labels.assign(split="evaluation")
-    logger.info("Evaluating %d forms from %s", len(labels), origin)
-    return LabelledForms(labels, chosen.images, source=chosen.source)
+    selected = LabelledForms(labels, chosen.images, source=chosen.source, description=description,
+                             problems=list(chosen.problems))
+    if params is not None:
+        selected = _validate(selected, params)
+    if len(selected) == 0:
+        raise ValueError(f"Nothing to evaluate from {origin}: all {len(chosen)} forms were rejected "
+                         f"(first: {selected.problems[-1]['problem']}). Check the folder's images.")
+    logger.info("Evaluating %d forms from %s", len(selected), origin)
+    return selected

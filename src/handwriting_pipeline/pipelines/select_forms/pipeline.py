@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 select_evaluation_forms,
-                inputs=["test_forms", "external_evaluation_forms"],
+                inputs=["test_forms", "external_evaluation_forms", "params:evaluation"],
                 outputs="evaluation_forms",
                 name="select_evaluation_forms",
             )
