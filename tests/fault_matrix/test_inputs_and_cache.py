@@ -107,7 +107,7 @@ def test_only_bad_inputs_stop_with_a_reason(tmp_path):
 class _CountingEngine(Engine):
     name = "counting"
     version = "1"
-    parallel = "none"
+    parallel = "serial"
 
     def __init__(self) -> None:
         super().__init__()

@@ -40,6 +40,7 @@ class AzureFormRecognizerEngine(Engine):
     """
 
     name = "azure_form_recognizer"
+    packages = ("azure-ai-formrecognizer",)
     version = "1"
     process_local = ("_client",)
     paid = True

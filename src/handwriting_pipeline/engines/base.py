@@ -88,6 +88,8 @@ class Engine(ABC):
     #: an input with a false ``available`` attribute (no trained model) keeps the engine out of
     #: the default run and stops an explicit one with "train it first"
     catalog_inputs: ClassVar[dict[str, str]] = {}
+    #: Python packages whose versions the report lists next to the engine's own version
+    packages: ClassVar[tuple[str, ...]] = ()
     # attributes holding process-bound objects (SDK clients, ONNX sessions), rebuilt lazily in
     # each worker process instead of being pickled
     process_local: ClassVar[tuple[str, ...]] = ()

@@ -25,6 +25,7 @@ class DonutEngine(Engine):
     """
 
     name: ClassVar[str] = "donut"
+    packages = ("transformers", "torch")
     version: ClassVar[str] = "1"
     parallel: ClassVar[str] = "batch"
     default: ClassVar[bool] = True  # when a trained model exists

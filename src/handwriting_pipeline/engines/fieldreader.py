@@ -27,6 +27,7 @@ class FieldReaderEngine(Engine):
     """
 
     name: ClassVar[str] = "fieldreader"
+    packages = ("rapidocr", "onnxruntime", "torch")
     version: ClassVar[str] = "1"
     parallel: ClassVar[str] = "batch"
     default: ClassVar[bool] = True  # when a trained model exists

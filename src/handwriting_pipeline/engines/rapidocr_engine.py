@@ -30,6 +30,7 @@ class RapidOCREngine(layout.LayoutEngine):
     """
 
     name = "rapidocr"
+    packages = ("rapidocr", "onnxruntime")
     version = "2"  # bump when layout/field rules change: it is part of the cache key
     process_local = ("_ocr",)
     parallel = "process"  # CPU-bound: one worker process per core, one onnxruntime thread each

@@ -30,6 +30,7 @@ class TesseractEngine(layout.LayoutEngine):
     """
 
     name = "tesseract"
+    packages = ("pytesseract",)
     version = "2"  # bump when layout/field rules change: it is part of the cache key
     parallel = "process"
     optional = True  # no tesseract binary: skipped with a log line

@@ -82,6 +82,7 @@ class TextractEngine(Engine):
     """
 
     name = "textract"
+    packages = ("boto3", "botocore")
     version = "1"
     process_local = ("_client",)
     paid = True

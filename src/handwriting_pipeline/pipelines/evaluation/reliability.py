@@ -26,14 +26,7 @@ MAX_REASONS = 3
 MAX_FILES = 20
 
 # packages whose versions identify what a method ran
-METHOD_PACKAGES = {
-    "rapidocr": ["rapidocr", "onnxruntime"],
-    "tesseract": ["pytesseract"],
-    "textract": ["boto3", "botocore"],
-    "azure_form_recognizer": ["azure-ai-formrecognizer"],
-    "donut": ["transformers", "torch"],
-    "llm": ["openai"],
-}
+ENSEMBLE_PACKAGES = {"llm": ("openai",)}
 
 
 def _share(params: Mapping[str, Any]) -> float:
@@ -127,19 +120,19 @@ def _package_version(name: str) -> str | None:
 
 def method_versions(methods: list[str]) -> dict[str, str]:
     """method -> the engine version (the cache key's) and its packages' versions."""
-    from handwriting_pipeline.engines import ENGINES
+    from handwriting_pipeline.registry import ENGINES, engine_class
 
     out = {}
     for method in methods:
-        parts = []
-        spec = ENGINES.get(method)
-        if spec and method != "donut":  # donut's module imports torch: its model folder says more
-            module, cls = spec.split(":")
+        parts, packages = [], ENSEMBLE_PACKAGES.get(method, ())
+        if method in ENGINES:
             try:
-                parts.append(f"engine v{getattr(importlib.import_module(module), cls).version}")
-            except Exception:  # noqa: BLE001
+                cls = engine_class(method)
+                parts.append(f"engine v{cls.version}")
+                packages = cls.packages
+            except Exception:  # noqa: BLE001 - an engine whose optional dependency is missing
                 pass
-        parts += [f"{p} {v}" for p in METHOD_PACKAGES.get(method, []) if (v := _package_version(p))]
+        parts += [f"{p} {v}" for p in packages if (v := _package_version(p))]
         out[method] = ", ".join(parts) or "-"
     return out
 
