@@ -127,6 +127,13 @@ class Engine(ABC):
         return None
 
     @classmethod
+    def vote_calibration(cls, **inputs: Any) -> Mapping[str, Any] | None:
+        """The vote's calibration of this engine's confidences that comes with its catalog inputs
+        (a trained model carries its own, fitted on held-out forms); None: use
+        ``ensemble.vote.calibration`` from the parameters."""
+        return None
+
+    @classmethod
     def requires_training(cls) -> bool:
         """True when the engine is built from a trained model (a catalog input)."""
         return bool(cls.catalog_inputs)

@@ -55,6 +55,13 @@ class FieldReaderEngine(Engine):
         """The engine on the ``fieldreader_model`` catalog input with the ``extract.fieldreader`` settings."""
         return cls.from_model(inputs.get("model"), **dict(settings or {}))
 
+    @classmethod
+    def vote_calibration(cls, model: Any = None, **inputs: Any) -> dict[str, Any] | None:
+        """The per-field calibration saved with the model (fitted on its held-out training forms)."""
+        if model is None or not getattr(model, "available", False):
+            return None
+        return dict(model.bundle().config.calibration) or None
+
     def check_ready(self) -> None:
         ref = self.model_ref
         if ref is None or not getattr(ref, "available", False):

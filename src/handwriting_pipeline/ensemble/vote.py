@@ -156,7 +156,7 @@ def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame
     return out
 
 
-def _calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] | None:
+def calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] | None:
     """Calibration of an engine, or of its live/recorded twin (textract <-> recorded_textract)."""
     for name in (engine, engine.removeprefix("recorded_"), f"recorded_{engine}"):
         if name in cal:
@@ -167,7 +167,7 @@ def _calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] |
 def engine_probability(engine: str, key: str, value: str, conf: float, params: Mapping[str, Any]) -> float:
     """P(this engine's value for this field is right apart from letter case), clipped to ``p_clip``."""
     lo, hi = params["p_clip"]
-    cal = _calibration_for(params["calibration"], engine)
+    cal = calibration_for(params["calibration"], engine)
     if cal is not None and key in cal:
         c = cal[key]
         if value == NONE:
@@ -187,7 +187,7 @@ def engine_probability(engine: str, key: str, value: str, conf: float, params: M
 def case_trust(engine: str, key: str, params: Mapping[str, Any]) -> float:
     """P(the engine kept the writer's letter case | it read the value right apart from case)."""
     lo, hi = params["p_clip"]
-    cal = _calibration_for(params["calibration"], engine)
+    cal = calibration_for(params["calibration"], engine)
     value = cal[key].get("case", 0.5) if cal is not None and key in cal else params["default_case_trust"]
     return min(hi, max(lo, float(value)))
 
@@ -351,7 +351,7 @@ def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | No
     if not tables:
         return empty_predictions(), review_queue([], params["review_threshold"])
     for engine in tables:
-        if _calibration_for(params["calibration"], engine) is None:
+        if calibration_for(params["calibration"], engine) is None:
             logger.warning(
                 "vote: no calibration for engine '%s'; using %.2f x its confidence. Learn one on train forms "
                 "(python -m handwriting_pipeline.ensemble.calibrate) and add it to ensemble.vote.calibration",

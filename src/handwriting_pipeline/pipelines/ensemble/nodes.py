@@ -23,10 +23,10 @@ from handwriting_pipeline.ensemble.llm import (
     render_prompt,
     variability_report,
 )
-from handwriting_pipeline.ensemble.vote import available_inputs, review_queue, vote
+from handwriting_pipeline.ensemble.vote import available_inputs, calibration_for, review_queue, vote
 from handwriting_pipeline.fields import clean_fields
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
-from handwriting_pipeline.registry import method_list
+from handwriting_pipeline.registry import engine_class, engine_methods, method_list
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +35,55 @@ def _methods(params: dict[str, Any]) -> list[str]:
     return method_list(params.get("methods"))
 
 
-def vote_predictions(params: dict[str, Any], **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def engine_calibrations(**models: Any) -> dict[str, Any]:
+    """``{engine: calibration}`` that trained engines carry with their models (catalog inputs
+    keyed by dataset name, e.g. ``fieldreader_model``)."""
+    out = {}
+    for method in engine_methods():
+        cls = engine_class(method)
+        if cls.catalog_inputs:
+            calibration = cls.vote_calibration(**{k: models.get(v) for k, v in cls.catalog_inputs.items()})
+            if calibration:
+                out[method] = calibration
+    return out
+
+
+def _default_inputs(tables: dict[str, pd.DataFrame], calibration: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Without ``ensemble.inputs`` the vote takes the engines it has a calibration for (an
+    uncalibrated engine's raw confidence would outvote calibrated ones)."""
+    left_out = [e for e in tables if calibration_for(calibration, e) is None]
+    if left_out:
+        logger.info("ensemble vote: %s left out (no calibration; name them in ensemble.inputs to force)",
+                    ", ".join(left_out))
+    kept = {e: t for e, t in tables.items() if e not in left_out}
+    return kept or tables
+
+
+def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any],
+                     **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Offline vote over the engines' predictions (see :mod:`handwriting_pipeline.ensemble.vote`).
 
     Args:
         params: ``ensemble`` parameters (``methods``, ``inputs``, ``vote``).
+        calibrations: calibrations that came with trained engines' models (:func:`engine_calibrations`);
+            they take precedence over ``vote.calibration``.
         **predictions: ``{engine: predictions table}``.
 
     Returns:
         ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
     """
-    vote_params = params.get("vote") or {}
+    vote_params = dict(params.get("vote") or {})
+    vote_params["calibration"] = {**(vote_params.get("calibration") or {}), **(calibrations or {})}
     if "vote" not in _methods(params):
         logger.info("ensemble: 'vote' not in ensemble.methods; predictions_vote is empty")
         return empty_predictions(), review_queue([], vote_params.get("review_threshold", 0.6))
-    tables = available_inputs(predictions, method_list(params.get("inputs")))
+    wanted = method_list(params.get("inputs"))
+    tables = available_inputs(predictions, wanted)
     if not tables:
         logger.warning("ensemble vote: no engine produced predictions (all inputs empty); nothing to vote")
         return empty_predictions(), review_queue([], vote_params.get("review_threshold", 0.6))
+    if not wanted:
+        tables = _default_inputs(tables, vote_params["calibration"])
     logger.info("ensemble vote over %s", ", ".join(f"{e} ({len(t)} forms)" for e, t in tables.items()))
     table, queue = vote(tables, vote_params)
     logger.info("ensemble vote: %d forms, %d fields sent to review", len(table), len(queue))
