@@ -49,9 +49,10 @@ def train(args: argparse.Namespace) -> int:
 
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import prepare_lines, train_reader
+    from handwriting_pipeline.pipelines.train_fieldreader.nodes import add_knowledge
 
     torch.set_num_threads(args.threads)
-    forms, _ = load_split(Path(args.train_dir), args.limit_train)
+    forms, labelled = load_split(Path(args.train_dir), args.limit_train)
     reader = FieldReader.stock()
     trainable = reader.net.freeze_before(args.freeze)
     holdout = forms[-args.holdout:] if args.holdout else []
@@ -70,10 +71,31 @@ def train(args: argparse.Namespace) -> int:
     reader.config.summary = {"train_forms": len(train_forms), "holdout_forms": len(holdout), "epochs": len(history),
                              "stop_reason": reason, "minutes": round(minutes, 1), "trainable_parameters": trainable,
                              "settings": settings, "freeze": args.freeze, **machine()}
+    knowledge_started = time.time()
+    add_knowledge(reader, labelled, {"fit": [n for n, _, _ in train_forms], "holdout": [n for n, _, _ in holdout]},
+                  {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}})
+    reader.config.summary["lexicon_and_calibration_minutes"] = round((time.time() - knowledge_started) / 60, 1)
     reader.save(args.out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "fieldreader_train.json").write_text(json.dumps({**reader.config.summary, "history": history}, indent=2))
     print(json.dumps(reader.config.summary, indent=2))
+    return 0
+
+
+def knowledge(args: argparse.Namespace) -> int:
+    """Lexicon + calibration for an already trained model folder (what ``train`` does at its end)."""
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.pipelines.train_fieldreader.nodes import add_knowledge
+
+    reader = FieldReader.load(args.model, with_torch=True)
+    forms, labelled = load_split(Path(args.train_dir))
+    n = int(reader.config.summary.get("holdout_forms", 100))
+    names = [f for f, _, _ in forms]
+    add_knowledge(reader, labelled, {"fit": names[: len(names) - n], "holdout": names[len(names) - n:]},
+                  {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}})
+    reader.save(args.model)
+    print(json.dumps({"lexicon": {k: v for k, v in reader.config.lexicon.items() if k != "cities"},
+                      "calibration": reader.config.calibration}, indent=2))
     return 0
 
 
@@ -95,6 +117,9 @@ def main() -> int:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--resume", action="store_true")
     t.add_argument("--out", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
+    k = sub.add_parser("knowledge")
+    k.add_argument("--model", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
+    k.add_argument("--train-dir", default=str(SHARED / "train"))
     e = sub.add_parser("evaluate")
     e.add_argument("--model", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
     e.add_argument("--val-dir", default=str(SHARED / "validation"))
@@ -106,6 +131,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     if args.command == "train":
         return train(args)
+    if args.command == "knowledge":
+        return knowledge(args)
     from fieldreader_eval import evaluate  # benchmarks/fieldreader_eval.py
 
     return evaluate(args)

@@ -25,6 +25,17 @@ from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, Versi
 logger = logging.getLogger(__name__)
 
 
+class NotTrained:
+    """What a training node returns for a model it did not train (``train.models``): the model
+    dataset saves nothing and its last saved version stays (Kedro does not save ``None``)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"NotTrained({self.reason!r})"
+
+
 class DonutModelRef:
     """A saved Donut that is loaded only when asked for.
 
@@ -139,8 +150,8 @@ class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
         return ref
 
     def _save(self, data: Any) -> None:
-        if data is None:  # the model was not trained in this run (train.models): keep the saved one
-            logger.info("%s model not trained in this run; the last saved version stays", self.ref_class.kind)
+        if isinstance(data, NotTrained):  # not trained in this run (train.models): keep the saved one
+            logger.info("%s model not saved (%s); the last saved version stays", self.ref_class.kind, data.reason)
             return
         folder = Path(get_filepath_str(self._get_save_path(), "file"))
         if not hasattr(data, "save"):

@@ -128,6 +128,8 @@ def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[st
     from handwriting_pipeline.donut.data import DonutEncoder, SyntheticFormsDataset, synthetic_available
 
     pre = params.get("pretrain", {})
+    if "donut" not in params["models"]:
+        return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
     if not pre.get("enabled", True) or int(pre.get("num_forms", 0)) <= 0:
         logger.info("Synthetic pretraining disabled (train.pretrain.enabled / num_forms)")
         return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -145,8 +147,12 @@ def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[st
 def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
     """Stage 2: train on the curated real training forms (augmented), validate every epoch;
     the returned model has the best validation ``val_ned`` weights."""
+    from handwriting_pipeline.datasets.model import NotTrained
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
 
+    if "donut" not in params["models"]:
+        logger.info("train: donut not in train.models, not trained")
+        return NotTrained("donut not in train.models"), pd.DataFrame(columns=HISTORY_COLUMNS)
     if train_forms is None or len(train_forms) == 0:
         raise ValueError("train_forms is empty: run the curation pipeline (or check its report) before training")
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(params))

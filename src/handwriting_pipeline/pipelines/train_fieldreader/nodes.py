@@ -28,11 +28,13 @@ def _lines(forms: Any, names: list[str], reader: Any) -> list:
 
 def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models: list[str],
                           params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
-    """The stock recognizer fine-tuned on the fit forms' lines (None when ``train.models`` leaves
-    it out: the saved model then stays as it is)."""
+    """The stock recognizer fine-tuned on the fit forms' lines (``NotTrained`` when ``train.models``
+    leaves it out: the saved model then stays as it is)."""
+    from handwriting_pipeline.datasets.model import NotTrained
+
     if "fieldreader" not in models:
         logger.info("train: fieldreader not in train.models, not trained")
-        return None, pd.DataFrame()
+        return NotTrained("fieldreader not in train.models"), pd.DataFrame()
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import train_reader
 
@@ -47,19 +49,20 @@ def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models:
 
 
 def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
-    """Save with the model what decoding and the vote need: the lexicon of the fit forms' labels
-    and per-field confidence calibration fitted on the held-out forms."""
-    if reader is None:
-        return None
-    from handwriting_pipeline.ensemble.vote import fit_calibration
-    from handwriting_pipeline.fieldreader.lexicon import Lexicon
-    from handwriting_pipeline.fieldreader.predict import read_forms
+    """Save with the model what decoding and the vote need, learned on the held-out forms: the
+    lexicon of the fit forms' labels with the decoding settings that read them best, and the
+    per-field confidence calibration."""
+    if not hasattr(reader, "config"):  # NotTrained
+        return reader
+    from handwriting_pipeline.fieldreader.knowledge import calibrate, choose_lexicon
+    from handwriting_pipeline.fieldreader.lines import cut_lines
 
-    lexicon = Lexicon.from_labels((train_forms.fields(n) for n in split["fit"]), **params["lexicon"])
-    reader.config.lexicon = lexicon.to_json()
     holdout = train_forms.subset(split["holdout"])
-    readings = read_forms(reader, [holdout.images[n] for n in split["holdout"]], rerank=lexicon.rerank)
-    table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": v for k, v in r.confidence.items()}}
-                          for n, r in zip(split["holdout"], readings)])
-    reader.config.calibration = fit_calibration(holdout.labels, {"fieldreader": table}).get("fieldreader", {})
+    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
+    gold = [holdout.fields(n) for n in split["holdout"]]
+    settings = params["lexicon"]
+    lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
+                                       settings["grid"], int(settings["max_edits"]))
+    reader.config.lexicon = lexicon.to_json() if lexicon else {}
+    reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
     return reader

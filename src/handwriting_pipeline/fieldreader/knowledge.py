@@ -1,0 +1,59 @@
+"""What a trained field reader carries besides its weights, learned without the evaluation split:
+
+* the lexicon of the fit forms' labels, with the decoding settings (δ, case prior) that read the
+  held-out training forms best (:func:`choose_lexicon`);
+* the calibration of its per-field confidences for the vote, fitted on the same held-out forms
+  (:func:`calibrate`, the vote's own logistic fit).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from handwriting_pipeline.fieldreader.lexicon import Lexicon
+from handwriting_pipeline.fieldreader.model import FieldReader
+from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
+from handwriting_pipeline.fields import KEYS
+
+logger = logging.getLogger(__name__)
+
+
+def exact_share(readings: Sequence[FormReading], gold: Sequence[Mapping[str, str]]) -> float:
+    """Share of forms whose four fields are all exactly right (FLA / 100)."""
+    return float(np.mean([all(r.fields[k] == g[k] for k in KEYS) for r, g in zip(readings, gold)])) if gold else 0.0
+
+
+def choose_lexicon(reader: FieldReader, lines: Sequence[dict[str, np.ndarray]], gold: Sequence[Mapping[str, str]],
+                   fit_labels: Sequence[Mapping[str, str]], grid: Mapping[str, Sequence[float]],
+                   max_edits: int = 2) -> tuple[Lexicon | None, list[FormReading]]:
+    """The lexicon settings (``grid``: penalty, case_weight lists) that read ``lines`` best;
+    None (no lexicon) when none beats plain beam search."""
+    best_lexicon, best = None, read_lines(reader, lines)
+    best_score = exact_share(best, gold)
+    logger.info("fieldreader on %d held-out forms: FLA %.1f without lexicon", len(gold), 100 * best_score)
+    for penalty, case_weight in itertools.product(grid["penalty"], grid["case_weight"]):
+        lexicon = Lexicon.from_labels(fit_labels, penalty=penalty, case_weight=case_weight, max_edits=max_edits)
+        readings = read_lines(reader, lines, rerank=lexicon.rerank)
+        score = exact_share(readings, gold)
+        logger.info("  lexicon penalty %.1f case_weight %.1f: FLA %.1f", penalty, case_weight, 100 * score)
+        if score > best_score:
+            best_lexicon, best, best_score = lexicon, readings, score
+    return best_lexicon, best
+
+
+def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
+    """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings."""
+    from handwriting_pipeline.ensemble.vote import fit_calibration
+
+    table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in KEYS}}
+                          for n, r in zip(names, readings)])
+    calibration = fit_calibration(labels, {"fieldreader": table}).get("fieldreader", {})
+    for values in calibration.values():
+        values.pop("n", None)
+    return calibration

@@ -1,0 +1,62 @@
+"""The train_fieldreader nodes end to end on a few shared crops, the model dataset and the engine."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from handwriting_pipeline.datasets.forms import read_donut_folder
+from handwriting_pipeline.datasets.model import FieldReaderModelDataset
+from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
+from handwriting_pipeline.pipelines.train_fieldreader import create_pipeline
+from handwriting_pipeline.pipelines.train_fieldreader.nodes import add_knowledge, fine_tune_fieldreader, hold_out_forms
+from handwriting_pipeline.registry import engine_methods
+from tests.conftest import PROJECT_ROOT
+
+
+def _params(tmp_path) -> dict:
+    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    params["checkpoint_dir"] = str(tmp_path / "ckpt")
+    params["trainer"].update(epochs=1, batch_size=4, progress_bar=False, accelerator="cpu", learning_rate=2e-4)
+    params["lexicon"]["grid"] = {"penalty": [2.0], "case_weight": [0.0]}
+    return params
+
+
+def test_the_engine_before_training_says_train_it_first_and_is_not_a_default_crash(tmp_path):
+    ref = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None).load()
+    assert not ref.available and "kedro run --pipeline train" in ref.reason
+    assert FieldReaderEngine.unavailable(model=ref)  # the default run skips it (one log line)
+    with pytest.raises(RuntimeError, match="Train it first: kedro run --pipeline train"):
+        FieldReaderEngine.from_model(ref).check_ready()
+    assert "fieldreader" in engine_methods()
+
+
+def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
+    forms, _ = read_donut_folder(shared_hsf_top / "train")
+    forms = forms.subset(forms.labels["file_name"].tolist()[:10])
+    params = _params(tmp_path)
+    split = hold_out_forms(forms, params)
+    assert len(split["holdout"]) == 1 and len(split["fit"]) == 9
+    reader, history = fine_tune_fieldreader(forms, split, ["fieldreader"], params)
+    assert len(history) == 1 and {"val_cer", "train_loss"} <= set(history.columns)
+    reader = add_knowledge(reader, forms, split, params)
+    assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
+    dataset = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None)
+    dataset.save(reader)
+    ref = dataset.load()
+    assert ref.available and ref.fingerprint
+    engine = FieldReaderEngine.from_model(ref, beam=4)
+    engine.check_ready()
+    name = split["holdout"][0]
+    result = engine.read(forms.images[name], name)
+    assert result.error is None and set(result.fields) == {"DATE", "CITY", "STATE", "ZIP"}
+    assert FieldReaderEngine.vote_calibration(model=ref) == reader.config.calibration
+    # left out of train.models: nothing trained, the saved model stays
+    not_trained = fine_tune_fieldreader(forms, split, ["donut"], params)[0]
+    assert add_knowledge(not_trained, forms, split, params) is not_trained
+    dataset.save(not_trained)
+    assert dataset.load().available
+
+
+def test_pipeline_outputs():
+    assert create_pipeline().outputs() == {"fieldreader_model", "fieldreader_history"}
