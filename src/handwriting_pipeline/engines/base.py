@@ -131,6 +131,13 @@ class Engine(ABC):
         """True when the engine is built from a trained model (a catalog input)."""
         return bool(cls.catalog_inputs)
 
+    @classmethod
+    def vote_calibration(cls, **inputs: Any) -> dict[str, Any]:
+        """The engine's own per-field confidence calibration for the vote (``{KEY: {a, b, p_none,
+        case}}``), e.g. saved with its trained model; {} = none (``ensemble.vote.calibration``
+        entries take precedence)."""
+        return {}
+
     def check_ready(self) -> None:
         """Raise a clear error before any work when credentials or binaries are missing."""
 

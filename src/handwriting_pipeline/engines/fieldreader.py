@@ -55,6 +55,20 @@ class FieldReaderEngine(Engine):
         """The engine on the ``fieldreader_model`` catalog input with the ``extract.fieldreader`` settings."""
         return cls.from_model(inputs.get("model"), **dict(settings or {}))
 
+    @classmethod
+    def vote_calibration(cls, **inputs: Any) -> dict[str, Any]:
+        """The calibration fitted on held-out training forms, read from the model folder's
+        ``fieldreader.json`` (without loading the model)."""
+        import json
+        from pathlib import Path
+
+        from handwriting_pipeline.fieldreader.model import CONFIG_FILE
+
+        folder = getattr(inputs.get("model"), "path", None)
+        if not folder or not (Path(folder) / CONFIG_FILE).is_file():
+            return {}
+        return dict(json.loads((Path(folder) / CONFIG_FILE).read_text()).get("calibration") or {})
+
     def check_ready(self) -> None:
         ref = self.model_ref
         if ref is None or not getattr(ref, "available", False):
