@@ -16,7 +16,7 @@ TORCH_INDEX_URL ?=
 TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
-.PHONY: setup apt run test viz viz-build clean-venv
+.PHONY: setup apt run digitize-demo test viz viz-build clean-venv
 
 setup: $(STAMP)
 
@@ -44,7 +44,15 @@ apt:
 
 run: setup
 	@$(BIN)/kedro run; rc=$$?; report=$$($(REPORT)); \
-	if [ -n "$$report" ]; then echo "Report: $$report (plots linked inside; log: info.log)"; fi; exit $$rc
+	if [ -n "$$report" ]; then echo "Report: $$report (plots linked inside; log: info.log)"; fi; \
+	[ $$rc -eq 0 ] || exit $$rc; $(MAKE) --no-print-directory digitize-demo
+
+# digitize a few embedded synthetic full pages (registration + crop, the offline vote)
+DEMO_DIR ?= data/01_raw/digitize_demo
+digitize-demo: setup
+	@$(BIN)/python -m handwriting_pipeline.digitize.demo $(DEMO_DIR) 4
+	@$(BIN)/kedro run --pipeline digitize --params "digitize.input_dir=$(DEMO_DIR)" && \
+	echo "Digitized JSON: data/08_reporting/digitize/latest/forms.jsonl (also forms.csv, review_queue.csv, summary.json; run folder: $$(readlink -f data/08_reporting/digitize/latest))"
 
 test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)

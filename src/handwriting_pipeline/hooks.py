@@ -200,6 +200,7 @@ class ProjectHooks:
         report = self._pinned.get("evaluation_report")
         if report is not None:
             logger.info("Report: %s", report._get_load_path())  # noqa: SLF001
+        log_digitize_outputs(self._pinned)
         if "evaluation_failures" not in outputs:
             return
         failures = catalog.load("evaluation_failures")
@@ -229,6 +230,26 @@ class ProjectHooks:
                     except OSError as err:
                         logger.error("%s: half-written output %s could not be removed (%s)", name, path, err)
         install_short_excepthook()
+
+
+DIGITIZE_OUTPUTS = ("digitized_forms", "digitized_forms_csv", "digitize_review_queue", "digitize_summary")
+
+
+def log_digitize_outputs(pinned: dict[str, Any]) -> None:
+    """After a digitize run: where its files are (this run's folder and the stable ``latest``)."""
+    paths = []
+    for name in DIGITIZE_OUTPUTS:
+        if name in pinned:
+            try:
+                paths.append(Path(str(pinned[name]._get_load_path())))  # noqa: SLF001
+            except Exception:  # noqa: BLE001
+                continue
+    if not paths:
+        return
+    run_folder = paths[0].parent
+    latest = run_folder.parent.parent / "latest"
+    logger.info("Digitized: %s (this run: %s; newest run always at %s)", ", ".join(p.name for p in paths if p.exists()),
+                run_folder, latest)
 
 
 def failure_message(failures: dict[str, Any] | None) -> str:

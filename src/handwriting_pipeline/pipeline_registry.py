@@ -7,14 +7,24 @@
 * ``ensemble``   merges the engines' outputs (offline vote, LLM)
 * ``evaluation`` FLA / CBA / coverage / cost report
 * ``evaluate``   extract + ensemble + evaluation
-* ``__default__`` everything
+* ``digitize``   new, unlabelled scans (a folder or glob) -> forms.jsonl / forms.csv / review_queue.csv
+* ``__default__`` everything but digitize (which needs a folder of scans)
 """
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from handwriting_pipeline.pipelines import curation, ensemble, evaluation, extract, select_forms, train, train_fieldreader
+from handwriting_pipeline.pipelines import (
+    curation,
+    digitize,
+    ensemble,
+    evaluation,
+    extract,
+    select_forms,
+    train,
+    train_fieldreader,
+)
 
 
 def _group(namespace: str, pipeline: Pipeline) -> Pipeline:
@@ -30,6 +40,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "extract": _group("extract", select_forms.create_pipeline() + extract.create_pipeline()),
         "ensemble": _group("ensemble", ensemble.create_pipeline()),
         "evaluation": _group("evaluation", evaluation.create_pipeline()),
+        "digitize": _group("digitize", digitize.create_pipeline()),
     }
     pipelines["train"] = pipelines["curation"] + _group("train", train_fieldreader.create_pipeline()
                                                         + train.create_pipeline())

@@ -1,6 +1,7 @@
 """Custom Kedro datasets of this project (image sets, model folders, caches)."""
 
 from handwriting_pipeline.datasets.cache import ResponseCache, ResponseCacheDataset
+from handwriting_pipeline.datasets.digitize import ImageInputs, ImageInputsDataset, RunFileDataset
 from handwriting_pipeline.datasets.forms import (
     FolderImages,
     LabelledForms,
@@ -17,6 +18,6 @@ from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, 
 
 __all__ = [
     "DonutModelDataset", "DonutModelRef", "DonutSplitsDataset", "FieldReaderModelDataset", "FieldReaderRef",
-    "FolderImages", "HFHubDataset", "LabelledForms", "LabelledFormsDataset", "LazyDataset", "ResponseCache",
-    "ResponseCacheDataset", "read_donut_folder",
+    "FolderImages", "HFHubDataset", "ImageInputs", "ImageInputsDataset", "LabelledForms", "LabelledFormsDataset",
+    "LazyDataset", "ResponseCache", "ResponseCacheDataset", "RunFileDataset", "read_donut_folder",
 ]

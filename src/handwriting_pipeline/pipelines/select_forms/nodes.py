@@ -39,8 +39,19 @@ def check_form_image(image: Image.Image, size: tuple[int, int] | None = DEFAULT_
             return (f"image is {width}x{height}, {expected}: this looks like a full page, not the top-section "
                     "crop; crop pages with the curation pipeline (curation.source=sd19_pages)")
         return f"image is {width}x{height}, {expected} (a top-section crop of an SD19 form)"
+    return ink_problem(image, min_ink_share, max_ink_share)
+
+
+def ink_share(image: Image.Image) -> float:
+    """Share of dark pixels (grey < 128), on a 4x reduced copy of large images."""
+    width, height = image.size
     gray = np.asarray(image.convert("L").reduce(4) if min(width, height) >= 64 else image.convert("L"))
-    ink = float((gray < 128).mean())
+    return float((gray < 128).mean())
+
+
+def ink_problem(image: Image.Image, min_ink_share: float = 0.01, max_ink_share: float = 0.6) -> str | None:
+    """Why a crop of the right size is not a usable form (blank, or mostly dark), or None."""
+    ink = ink_share(image)
     if ink < min_ink_share:
         return f"image is blank ({100 * ink:.2f} % dark pixels, minimum {100 * min_ink_share:g} %)"
     if ink > max_ink_share:

@@ -1,0 +1,18 @@
+"""Digitize new, unlabelled scans into JSON (see :mod:`handwriting_pipeline.digitize.core`).
+
+``python -m handwriting_pipeline.digitize IMAGE [IMAGE ...]`` reads single files from the shell
+with the same code, parameters and cache as ``kedro run --pipeline digitize``.
+"""
+
+from handwriting_pipeline.digitize.core import (
+    COLUMNS,
+    DigitizePlan,
+    digitize_records,
+    make_plan,
+    read_partition,
+    summarise,
+)
+from handwriting_pipeline.digitize.inputs import Form, read_forms, to_crop
+
+__all__ = ["COLUMNS", "DigitizePlan", "Form", "digitize_records", "make_plan", "read_forms", "read_partition",
+           "summarise", "to_crop"]

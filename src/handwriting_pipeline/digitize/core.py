@@ -1,0 +1,451 @@
+"""Digitize new, unlabelled scans: the code path shared by ``kedro run --pipeline digitize`` and
+``python -m handwriting_pipeline.digitize``.
+
+:func:`make_plan` decides what reads the forms (``digitize.method``: ``vote`` over
+``digitize.engines``, ``llm``, or one engine name) and stops before any form is read when an
+engine cannot work. :func:`digitize_records` streams one record per input image, partition by
+partition (``digitize.partition_size`` files), so memory stays flat for any number of files:
+
+1. each file is opened, split into pages, told page from crop and cropped
+   (:mod:`handwriting_pipeline.digitize.inputs`);
+2. every engine reads the partition's crops through the extract runner
+   (:func:`~handwriting_pipeline.engines.runner.run_engine`: the shared response cache, the
+   engine's own parallel strategy), so a form read once - by extract or by an earlier,
+   killed digitize run - is never read (or paid for) again;
+3. the ensemble (the calibrated vote, or the LLM merge) gives the four fields and a confidence
+   each; fields below ``digitize.review_threshold`` are flagged and a PNG of their box is cut;
+4. :func:`~handwriting_pipeline.fields.normalize.normalize_record` adds the normalized columns.
+
+With ``digitize.dask.scheduler`` (or ``digitize.dask.n_workers`` for a local cluster) the
+partitions are mapped over a Dask ``distributed`` cluster instead; each worker builds its
+engines once and shares the cache folder (a path every worker sees).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.datasets.digitize import FILES_KEY, ImageInputs
+from handwriting_pipeline.digitize.inputs import Form, read_forms
+from handwriting_pipeline.engines.base import Engine
+from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.fields.normalize import normalize_record
+from handwriting_pipeline.predictions import readings_by_form
+from handwriting_pipeline.registry import ENSEMBLE_METHODS, engine_class, engine_methods, method_list
+
+logger = logging.getLogger(__name__)
+
+DEFAULT = "default"
+NORMALIZED = ["DATE_iso", "CITY_name", "STATE_code", "ZIP5", "ZIP4",
+              "DATE_verified", "CITY_verified", "STATE_verified", "ZIP_verified"]
+#: columns of forms.jsonl / forms.csv, in order (forms.jsonl adds ``review``: the doubtful
+#: fields' candidates and crops)
+COLUMNS = ["source", "page", "kind", *KEYS, *NORMALIZED, *[f"{k}_conf" for k in KEYS], "needs_review", "method",
+           "engines", "seconds", "error"]
+REVIEW_COLUMNS = ["source", "page", "field", "chosen", "confidence", "candidates", "crop", "DATE", "CITY", "STATE",
+                  "ZIP"]
+
+
+# --------------------------------------------------------------------------- the plan
+@dataclass
+class EngineSpec:
+    """How to build one engine (in this process or on a Dask worker)."""
+
+    method: str
+    cls: type[Engine]
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+    inputs: dict[str, Any]
+
+    def build(self) -> Engine:
+        return self.cls.from_params(self.method, self.settings, self.credentials, **self.inputs)
+
+
+@dataclass
+class DigitizePlan:
+    """Everything a partition needs to be read, anywhere (picklable: engines are rebuilt, once
+    per process, from their specs)."""
+
+    method: str
+    specs: list[EngineSpec]
+    cache: ResponseCache | None = None
+    workers: int = 1
+    partition_size: int = 256
+    review_threshold: float = 0.6
+    vote: dict[str, Any] = field(default_factory=dict)
+    llm: dict[str, Any] | None = None
+    llm_api_key: str | None = None
+    llm_cache: ResponseCache | None = None
+    input_checks: dict[str, Any] = field(default_factory=dict)
+    normalize: dict[str, Any] = field(default_factory=dict)
+    review_margin: int = 25
+    dask: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    _engines: dict[str, Engine] | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_engines"] = None  # rebuilt where the plan is used
+        return state
+
+    @property
+    def methods(self) -> list[str]:
+        return [s.method for s in self.specs]
+
+    @property
+    def token(self) -> str:
+        text = json.dumps([self.method, self.methods, self.vote, str(self.cache and self.cache.folder)], default=str,
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def engines(self) -> dict[str, Engine]:
+        """The engines, built once per process."""
+        if self._engines is None:
+            self._engines = {s.method: s.build() for s in self.specs}
+        return self._engines
+
+
+def digitize_engines(params: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """``(engines the method uses, explicitly named?)``: ``digitize.method`` an engine name ->
+    that engine; ``vote``/``llm`` -> ``digitize.engines`` (``default``: every registered engine
+    with ``default = True`` that reads images - recorded replays of labelled folders do not)."""
+    method = str(params.get("method") or "vote")
+    if method not in ENSEMBLE_METHODS:
+        return [method], True
+    value = params.get("engines")
+    if value is None or method_list(value) == [DEFAULT]:
+        return [m for m in engine_methods() if engine_class(m).default and engine_class(m).needs_image], False
+    return list(dict.fromkeys(method_list(value))), True
+
+
+def _engine_calibration(spec: EngineSpec) -> dict[str, Any]:
+    try:
+        return dict(spec.cls.vote_calibration(**spec.inputs) or {})
+    except Exception as err:  # noqa: BLE001 - no calibration: the vote uses the raw confidence
+        logger.debug("%s: no calibration (%s)", spec.method, err)
+        return {}
+
+
+def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
+              credentials: Mapping[str, Any] | None = None, cache: ResponseCache | None = None,
+              llm_credentials: Mapping[str, Any] | None = None, llm_cache: ResponseCache | None = None,
+              datasets: Mapping[str, Any] | None = None) -> DigitizePlan:
+    """The engines and ensemble of a digitize run, checked before any form is read.
+
+    Engines get their ``extract.<method>`` settings and credentials (the same answers, the same
+    cache keys as extract); trained engines their catalog inputs (``datasets``). Raises a
+    RuntimeError naming every problem; engines skipped in a default run are logged.
+    """
+    method = str(params.get("method") or "vote")
+    wanted, explicit = digitize_engines(params)
+    known = set(engine_methods())
+    if method not in known and method not in ENSEMBLE_METHODS:
+        raise RuntimeError(f"digitize.method '{method}' is unknown; choose vote, llm or an engine: {sorted(known)}")
+    specs, problems, skipped = [], [], {}
+    for name in wanted:
+        if name not in known:
+            problems.append(f"unknown engine '{name}' in digitize.engines; known: {sorted(known)}")
+            continue
+        cls = engine_class(name)
+        inputs = {key: (datasets or {}).get(ds) for key, ds in cls.catalog_inputs.items()}
+        missing = cls.unavailable(**inputs)
+        section = (credentials or {}).get(cls.credentials) if cls.credentials else None
+        spec = EngineSpec(name, cls, dict(extract_params.get(name) or {}), dict(section or {}), inputs)
+        why = f"no trained model ({missing}); train it first: kedro run --pipeline train" if missing else None
+        if why is None and not cls.needs_image:
+            why = "it reads no image (a replay of recorded outputs), so it cannot read new scans"
+        if why is None and not cls.requires_training():  # a trained engine loads its model where it reads
+            try:
+                spec.build().check_ready()
+            except Exception as err:  # noqa: BLE001
+                why = str(err)
+        if why is None:
+            specs.append(spec)
+        elif explicit and not (cls.optional and not missing):
+            problems.append(f"{name}: {why}")
+        else:
+            skipped[name] = why
+    for name, why in skipped.items():
+        logger.warning("digitize: engine %s skipped: %s", name, why)
+    if problems:
+        raise RuntimeError("digitize: engines not ready (nothing was read):\n  " + "\n  ".join(problems))
+    if not specs:
+        raise RuntimeError(f"digitize: no engine can read forms ({skipped or 'none enabled'}); "
+                           "set digitize.engines or digitize.method")
+    vote = dict((ensemble_params or {}).get("vote") or {})
+    calibration = dict(vote.get("calibration") or {})
+    for spec in specs:
+        if spec.method not in calibration:
+            own = _engine_calibration(spec)
+            if own:
+                calibration[spec.method] = own
+    vote["calibration"] = calibration
+    llm, api_key = None, None
+    if method == "llm":
+        from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings
+
+        llm = dict((ensemble_params or {}).get("llm") or {})
+        api_key = ((llm_credentials or {}).get("openai") or {}).get("api_key")
+        LLMMerger(LLMSettings.from_params(llm), llm_cache, api_key=api_key).check_ready()
+    dask = dict(params.get("dask") or {})
+    if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
+        cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
+    threshold = params.get("review_threshold")
+    plan = DigitizePlan(
+        method=method, specs=specs, cache=cache, workers=int(params.get("workers") or extract_params.get("workers") or 1),
+        partition_size=int(params.get("partition_size") or 256),
+        review_threshold=float(threshold if threshold is not None else vote.get("review_threshold", 0.6)),
+        vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
+        input_checks=dict(params.get("input_checks") or {}), normalize=dict(params.get("normalize") or {}),
+        dask=dask, progress=bool(params.get("progress", True)),
+    )
+    logger.info("digitize: method %s over %s", method, ", ".join(plan.methods))
+    return plan
+
+
+# --------------------------------------------------------------------------- one partition
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[-120:]
+
+
+def _png(image: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any]:
+    """The box each field is written in (DATE; the shared CITY/STATE/ZIP box), with a margin."""
+    from handwriting_pipeline.engines.layout import find_boxes, to_grey
+
+    date_box, csz_box, _ = find_boxes(to_grey(crop))
+    out = {}
+    for key in fields:
+        x0, y0, x1, y1 = date_box if key == "DATE" else csz_box
+        out[key] = crop.crop((max(0, x0 - margin), max(0, y0 - margin), min(crop.width, x1 + margin),
+                              min(crop.height, y1 + margin)))
+    return out
+
+
+def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ensemble's table (file_name, fields, *_conf, error)."""
+    if plan.method == "llm":
+        from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings
+        from handwriting_pipeline.pipelines.ensemble.nodes import _merge_forms
+
+        settings = LLMSettings.from_params({**(plan.llm or {}), "check_server": False})
+        fallback = settings.fallback if settings.fallback in tables else next(iter(tables))
+        merger = LLMMerger(settings, plan.llm_cache, api_key=plan.llm_api_key)
+        table, _ = _merge_forms(merger, settings, tables, fallback)
+        return table
+    from handwriting_pipeline.ensemble.vote import vote
+
+    table, _ = vote(tables, plan.vote)
+    return table
+
+
+def _float(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else round(value, 4)
+
+
+def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = True) -> list[dict[str, Any]]:
+    """One record per image of ``paths`` (see :data:`COLUMNS`); review crops under ``_files``."""
+    forms: list[Form] = [form for path in paths for form in read_forms(path, plan.input_checks)]
+    good = {f.form_id: f for f in forms if f.crop is not None}
+    images = {name: f.crop for name, f in good.items()}
+    tables: dict[str, pd.DataFrame] = {}
+    engines = plan.engines()
+    for method, engine in engines.items():
+        names = engine.forms_to_read(list(images))
+        if names:
+            tables[method] = run_engine(engine, names, images, cache=plan.cache if engine.cacheable else None,
+                                        workers=plan.workers, progress=False)
+    merged = _merge(plan, tables) if tables and images else pd.DataFrame(columns=["file_name"])
+    merged = {row["file_name"]: row for row in merged.to_dict("records")}
+    readings = readings_by_form(tables) if tables else {}
+    errors = {name: [f"{m}: {row['error']}" for m, t in tables.items() for row in t.to_dict("records")
+                     if row["file_name"] == name and isinstance(row.get("error"), str) and row["error"]]
+              for name in images} if any(t["error"].notna().any() for t in tables.values()) else {}
+    seconds = {name: sum(float(r.get("seconds") or 0) for t in tables.values()
+                         for r in t[t["file_name"] == name].to_dict("records")) for name in images}
+    records = []
+    for form in forms:
+        record: dict[str, Any] = {"source": form.source, "page": form.page, "kind": form.kind,
+                                  **{k: NONE for k in KEYS}}
+        row = merged.get(form.form_id) if form.crop is not None else None
+        error = form.error
+        if form.crop is not None and (row is None or (isinstance(row.get("error"), str) and row.get("error")
+                                                      and all(row.get(k) in (None, NONE) for k in KEYS))):
+            error = "; ".join(errors.get(form.form_id, [])) or (row or {}).get("error") or "no engine read this form"
+        conf = {k: None for k in KEYS}
+        doubtful: list[str] = []
+        if row is not None and error is None:
+            record.update({k: str(row.get(k) or NONE) for k in KEYS})
+            conf = {k: _float(row.get(f"{k}_conf")) for k in KEYS}
+            doubtful = [k for k in KEYS if conf[k] is None or conf[k] < plan.review_threshold]
+        record.update(normalize_record({k: record[k] for k in KEYS}, plan.normalize or None))
+        record.update({f"{k}_conf": conf[k] for k in KEYS})
+        record.update({"needs_review": doubtful, "method": plan.method, "engines": ";".join(engines),
+                       "seconds": round(seconds.get(form.form_id, 0.0), 3), "error": error})
+        if doubtful:
+            cands = readings.get(form.form_id, {})
+            crops = field_crops(form.crop, doubtful, plan.review_margin) if review_crops else {}
+            stem = _safe(f"{Path(form.source).stem}_{hashlib.sha256(form.form_id.encode()).hexdigest()[:8]}")
+            files, review = {}, []
+            for key in doubtful:
+                name = f"review/{stem}_{key}.png" if key in crops else None
+                if name:
+                    files[name] = _png(crops[key])
+                review.append({"field": key, "chosen": record[key], "confidence": conf[key],
+                               "candidates": {m: fields[key] for m, (fields, _) in cands.items()}, "crop": name})
+            record["review"] = review
+            if files:
+                record[FILES_KEY] = files
+        records.append(record)
+    return records
+
+
+# --------------------------------------------------------------------------- all partitions
+def _local(plan: DigitizePlan, inputs: ImageInputs) -> Iterator[list[dict[str, Any]]]:
+    for part in inputs.partitions(plan.partition_size):
+        yield read_partition(plan, part)
+
+
+_WORKER_PLANS: dict[str, DigitizePlan] = {}
+
+
+def _dask_partition(plan: DigitizePlan, paths: list[str]) -> list[dict[str, Any]]:
+    """On a Dask worker: the worker's own copy of the plan (engines built once per worker)."""
+    plan = _WORKER_PLANS.setdefault(plan.token, plan)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    return read_partition(plan, paths)
+
+
+def _dask(plan: DigitizePlan, inputs: ImageInputs) -> Iterator[list[dict[str, Any]]]:
+    """Partitions mapped over a Dask cluster, results in input order (a bounded window of
+    partitions in flight, so memory stays flat)."""
+    from distributed import Client, LocalCluster
+
+    settings = plan.dask
+    cluster = None
+    if settings.get("scheduler"):
+        client = Client(settings["scheduler"], timeout=settings.get("timeout", "30s"))
+    else:
+        cluster = LocalCluster(n_workers=int(settings["n_workers"]), threads_per_worker=1, processes=True,
+                               host=settings.get("host", "127.0.0.1"), dashboard_address=settings.get("dashboard", None),
+                               memory_limit=settings.get("memory_limit", "auto"))
+        client = Client(cluster)
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        logger.info("digitize: %d partitions on %s (%d workers)", math.ceil(len(inputs) / plan.partition_size),
+                    settings.get("scheduler") or "a local cluster", n_workers)
+        worker_plan = replace(plan, workers=1, _engines=None)  # one engine per worker process, read in turn
+        [shared] = client.scatter([worker_plan], broadcast=True)
+        window = int(settings.get("in_flight") or 2 * n_workers)
+        pending: deque = deque()
+        parts = inputs.partitions(plan.partition_size)
+        for part in parts:
+            pending.append(client.submit(_dask_partition, shared, part, pure=False))
+            if len(pending) >= window:
+                break
+        while pending:
+            yield pending.popleft().result()
+            nxt = next(parts, None)
+            if nxt is not None:
+                pending.append(client.submit(_dask_partition, shared, nxt, pure=False))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class DigitizedStream:
+    """The records of a digitize run, computed while they are consumed (saved line by line)."""
+
+    def __init__(self, plan: DigitizePlan, inputs: ImageInputs, review_crops: bool = True) -> None:
+        self.plan, self.inputs, self.review_crops = plan, inputs, review_crops
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        plan, inputs = self.plan, self.inputs
+        distributed = bool(plan.dask.get("scheduler") or plan.dask.get("n_workers"))
+        batches = _dask(plan, inputs) if distributed else _local(plan, inputs)
+        start, n_forms, n_files = time.perf_counter(), 0, 0
+        with tqdm(total=len(inputs), desc="digitize", unit="file", disable=not plan.progress) as bar:
+            for records in batches:
+                files = len({r["source"] for r in records})
+                n_files += files
+                n_forms += len(records)
+                bar.update(files)
+                for record in records:
+                    if not self.review_crops:
+                        record.pop(FILES_KEY, None)
+                    yield record
+        elapsed = time.perf_counter() - start
+        logger.info("digitize: %d forms from %d files in %.1f s (%.2f forms/s)", n_forms, n_files, elapsed,
+                    n_forms / elapsed if elapsed else 0.0)
+
+
+def digitize_records(plan: DigitizePlan, inputs: ImageInputs, review_crops: bool = True) -> DigitizedStream:
+    """The records of every input image, lazily (see :class:`DigitizedStream`)."""
+    return DigitizedStream(plan, inputs, review_crops)
+
+
+# --------------------------------------------------------------------------- derived outputs
+def csv_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A forms.csv row: the record's columns, ``needs_review`` joined with ';'."""
+    row = {c: record.get(c) for c in COLUMNS}
+    row["needs_review"] = ";".join(record.get("needs_review") or [])
+    return row
+
+
+def review_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """review_queue.csv rows of one record: one per doubtful field."""
+    for item in record.get("review") or []:
+        yield {"source": record["source"], "page": record["page"], "field": item["field"], "chosen": item["chosen"],
+               "confidence": item["confidence"], "candidates": json.dumps(item["candidates"], ensure_ascii=False),
+               "crop": item.get("crop") or "", **{k: record.get(k) for k in KEYS}}
+
+
+def summarise(records: Any) -> dict[str, Any]:
+    """Counts of a run: files, forms, read, needs review, rejected (by reason), fields to review."""
+    files, forms, read, review, fields, rejected, reasons, methods = set(), 0, 0, 0, 0, 0, {}, set()
+    for record in records:
+        files.add(record["source"])
+        forms += 1
+        methods.add(record.get("method"))
+        if record.get("error"):
+            rejected += 1
+            reason = re.sub(r"\(.*", "", str(record["error"])).strip()
+            reasons[reason] = reasons.get(reason, 0) + 1
+            continue
+        read += 1
+        doubtful = record.get("needs_review") or []
+        if isinstance(doubtful, str):
+            doubtful = [d for d in doubtful.split(";") if d]
+        review += bool(doubtful)
+        fields += len(doubtful)
+    return {"files": len(files), "forms": forms, "read": read, "needs_review": review, "fields_to_review": fields,
+            "rejected": rejected, "rejected_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+            "method": ", ".join(sorted(m for m in methods if m))}
