@@ -182,6 +182,17 @@ def cache_key(model: str, base_url: str | None, prompt: str, temperature: float,
     return "llm-" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def format_rejected(err: Exception) -> bool:
+    """True when a server error says the request's ``response_format`` is not supported: 400 or
+    422 (OpenAI, vLLM, Ollama), or a 500 naming ``response_format`` (llama-cpp-python's server
+    answers its request-validation errors with 500)."""
+    status = getattr(err, "status_code", None)
+    if status in (400, 422):
+        return True
+    text = f"{err} {json.dumps(getattr(err, 'body', None), default=str)}"
+    return status == 500 and "response_format" in text
+
+
 # --------------------------------------------------------------------------- client
 class LLMMerger:
     """Calls the chat model for one prompt, with validation, one re-ask and the cache."""
@@ -249,9 +260,10 @@ class LLMMerger:
             ) from err
 
     def _create(self, messages: list[dict[str, str]]):
-        """One chat completion. Under ``constrained: auto`` a 400/422 before the server has
-        accepted any format moves on to the next format (logged once); once one is accepted it
-        is kept, so a later 400 (e.g. a too long prompt) is an error of that form only."""
+        """One chat completion. Under ``constrained: auto`` a rejection (:func:`format_rejected`)
+        before the server has accepted any format moves on to the next format (logged once); once
+        one is accepted it is kept, so a later 400 (e.g. a too long prompt) is an error of that
+        form only."""
         import openai
 
         while True:
@@ -265,8 +277,8 @@ class LLMMerger:
             self.calls += 1
             try:
                 response = self.client.chat.completions.create(**kwargs)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
-                if self._format_fixed or len(self._formats) == 1:
+            except openai.APIStatusError as err:
+                if self._format_fixed or len(self._formats) == 1 or not format_rejected(err):
                     raise
                 rejected = self._formats.pop(0)
                 self.rejected_formats.append(rejected)
@@ -299,8 +311,7 @@ class LLMMerger:
                 response = self._create(messages)
             except openai.OpenAIError as err:  # the client already retried 429 / timeouts
                 error = f"{type(err).__name__}: {err}"
-                rejected = isinstance(err, (openai.BadRequestError, openai.UnprocessableEntityError))
-                if rejected and self.settings.json_mode:
+                if isinstance(err, openai.APIStatusError) and format_rejected(err) and self.settings.json_mode:
                     error += " (if the server lacks response_format, set ensemble.llm.json_mode: false)"
                 break
             if response.usage is not None:

@@ -20,6 +20,7 @@ from handwriting_pipeline.ensemble.llm import (
     ANSWER_SCHEMA,
     LLMMerger,
     LLMSettings,
+    format_rejected,
     load_prompt,
     parse_answer,
     render_prompt,
@@ -79,9 +80,9 @@ class FakeOpenAI:
                 if isinstance(step, tuple) and step[0] == "only":  # accepts only these response_format types
                     fmt = body.get("response_format") or {"type": "none"}
                     name = fmt["type"] + ("_schema" if fmt["type"] == "json_object" and "schema" in fmt else "")
-                    if name not in step[1]:
-                        self._send(422 if step[2:] == ("422",) else 400, {"detail": [
-                            {"loc": ["body", "response_format"], "msg": f"{name} not supported"}]})
+                    if name not in step[1]:  # as llama-cpp-python's server says it (there with a 500)
+                        self._send(int(step[2]), {"error": {"type": "internal_server_error", "message": (
+                            f"1 validation error: loc ('body', 'response_format', 'type'): {name} not supported")}})
                         return
                     step = GOOD
                 if isinstance(step, tuple) and step[0] == "sleep":
@@ -179,7 +180,8 @@ def test_valid_json_answer_tokens_and_request(server):
 
 
 @pytest.mark.parametrize(("accepted", "status", "expected"), [
-    (("json_object_schema", "json_object"), "422", "json_object_schema"),  # llama-cpp-python's server
+    (("json_object_schema", "json_object"), "500", "json_object_schema"),  # llama-cpp-python's server
+    (("json_object_schema", "json_object"), "422", "json_object_schema"),
     (("json_object",), "400", "json_object"),                               # JSON mode only
 ])
 def test_auto_constrained_falls_back_to_what_the_server_accepts(server, accepted, status, expected):
@@ -192,6 +194,14 @@ def test_auto_constrained_falls_back_to_what_the_server_accepts(server, accepted
     second = merger.merge(prompt(), repeat=1)  # the accepted format is kept: no new probing
     assert second["fields"] == GOOD and len(server.requests) == n + 1
     assert merger.rejected_formats and expected not in merger.rejected_formats
+
+
+def test_a_500_that_is_not_about_response_format_is_no_rejection():
+    class Err(Exception):
+        status_code = 500
+
+    assert not format_rejected(Err("Error code: 500 - model crashed"))
+    assert format_rejected(Err("Error code: 500 - {'loc': ('body', 'response_format', 'type')}"))
 
 
 def test_accepted_format_is_not_dropped_on_a_later_400(server):
