@@ -37,6 +37,8 @@ import logging
 import os
 import platform
 import random
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,17 @@ def agreement(a: pd.DataFrame, b: pd.DataFrame, labels: pd.DataFrame) -> dict[st
     return {k: report[k] for k in ("agreement", "all_fields_agree", "FLA_per_repeat", "FLA_spread") if k in report}
 
 
+def grid(kind: str, prompts: list[str], k: int) -> list[tuple[str, int, str]]:
+    """(prompt, hints k, constrained) per temperature-0 run. full: every combination of prompt,
+    hints {0, k} and output {schema, JSON mode}; oat: one factor at a time from (first prompt,
+    no hints, schema), plus the other prompts; quick: the first prompt, no hints, schema."""
+    if kind == "quick":
+        return [(prompts[0], 0, "auto")]
+    if kind == "oat":
+        return [(p, 0, "auto") for p in prompts] + [(prompts[0], k, "auto"), (prompts[0], 0, "off")]
+    return [(p, hk, c) for p in prompts for hk in (0, k) for c in ("auto", "off")]
+
+
 def config_name(c: dict[str, Any]) -> str:
     return (f"{c['prompt']} hints k={c.get('hints', {}).get('k', 0)} "
             f"{'schema' if c.get('constrained', 'auto') != 'off' else 'json-mode'}")
@@ -178,16 +191,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3, help="R for the temperature > 0 variability runs")
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--repeat-prompts", default=None, help="prompts for the repeat runs (default: --prompts)")
     ap.add_argument("--hints-k", type=int, default=3)
     ap.add_argument("--prompts", default="v1,v2")
-    ap.add_argument("--grid", default="full", choices=["full", "quick"],
-                    help="full: prompts x hints {0,k} x output {schema, json mode} + variability; quick: v1 only")
+    ap.add_argument("--grid", default="full", choices=["full", "oat", "quick"],
+                    help="full: prompts x hints {0,k} x output {schema, JSON mode}; oat: one factor at a time; "
+                    "quick: first prompt only")
     ap.add_argument("--n-threads", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--out", default=None, help="results stem (default benchmarks/results/llm_benchmark_<model>)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # a kill (SIGTERM) unwinds like Ctrl-C, so the server this run started is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import llama_cpp
 
@@ -211,13 +228,12 @@ def main(argv: list[str] | None = None) -> int:
                   "quantisation": info.quantisation, "size_mb": info.size_mb, "package": info.package},
         "validation_forms": int(len(labels)), "forms": len(names), "seed": args.seed, "file_names": names,
         "inputs": ENGINES, "vote": score(subset, vote_table),
-        "settings": {"temperature_grid": 0.0, "variability_temperature": args.temperature, "repeats": args.repeats,
-                     "hints_k": args.hints_k, "max_tokens": args.max_tokens, "n_threads": args.n_threads},
+        "settings": {"grid": args.grid, "temperature_grid": 0.0, "variability_temperature": args.temperature,
+                     "repeats": args.repeats, "hints_k": args.hints_k, "max_tokens": args.max_tokens,
+                     "n_threads": args.n_threads},
         "grid": [], "variability": {},
     }
     prompts = args.prompts.split(",")
-    if args.grid == "quick":
-        prompts = prompts[:1]
     base = {"model": info.name, "temperature": 0.0, "repeats": 1, "max_tokens": args.max_tokens,
             "timeout": args.timeout, "max_retries": 1, "fallback": "rapidocr"}
     tables_by_config: dict[str, pd.DataFrame] = {}
@@ -229,33 +245,31 @@ def main(argv: list[str] | None = None) -> int:
         def save() -> None:
             stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
 
-        hint_ks = [0] if args.grid == "quick" else [0, args.hints_k]
-        outputs = ["auto"] if args.grid == "quick" else ["auto", "off"]
-        for prompt in prompts:
-            for k in hint_ks:
-                for constrained in outputs:
-                    config = {**base, "prompt": prompt, "constrained": constrained,
-                              "hints": {**params["llm"]["hints"], "k": k}}
-                    name = config_name(config)
-                    print(f"{name}: {len(names)} forms ...", flush=True)
-                    table, report = run_llm(subset, tables, params, config)
-                    report["output"] = "schema" if constrained != "off" else "JSON mode"
-                    tables_by_config[name] = table
-                    result["grid"].append(report)
-                    print(f"  FLA {report['scores']['FLA']} CBA {report['scores']['CBA']} "
-                          f"fallback {report['fallback_share']}% {report['seconds_per_form']} s/form", flush=True)
-                    save()
+        for prompt, k, constrained in grid(args.grid, prompts, args.hints_k):
+            config = {**base, "prompt": prompt, "constrained": constrained,
+                      "hints": {**params["llm"]["hints"], "k": k}}
+            name = config_name(config)
+            print(f"{name}: {len(names)} forms ...", flush=True)
+            table, report = run_llm(subset, tables, params, config)
+            report["output"] = "schema" if constrained != "off" else "JSON mode"
+            tables_by_config[name] = table
+            result["grid"].append(report)
+            print(f"  FLA {report['scores']['FLA']} CBA {report['scores']['CBA']} "
+                  f"fallback {report['fallback_share']}% {report['seconds_per_form']} s/form", flush=True)
+            save()
         # v1 against v2 at temperature 0, same hints and output
         for other in prompts[1:]:
-            for k in hint_ks:
-                for constrained in outputs:
-                    a = tables_by_config[config_name({"prompt": prompts[0], "hints": {"k": k}, "constrained": constrained})]
-                    b = tables_by_config[config_name({"prompt": other, "hints": {"k": k}, "constrained": constrained})]
+            for k in (0, args.hints_k):
+                for constrained in ("auto", "off"):
+                    a = tables_by_config.get(config_name({"prompt": prompts[0], "hints": {"k": k}, "constrained": constrained}))
+                    b = tables_by_config.get(config_name({"prompt": other, "hints": {"k": k}, "constrained": constrained}))
+                    if a is None or b is None:
+                        continue
                     key = f"{prompts[0]} vs {other}, t=0, k={k}, {'schema' if constrained != 'off' else 'JSON mode'}"
                     result["variability"][key] = agreement(a, b, subset)
         # R repeats at temperature > 0, per prompt (hints off, schema on)
         if args.repeats > 1:
-            for prompt in prompts:
+            for prompt in (args.repeat_prompts.split(",") if args.repeat_prompts else prompts):
                 config = {**base, "prompt": prompt, "constrained": "auto", "temperature": args.temperature,
                           "repeats": args.repeats, "hints": {**params["llm"]["hints"], "k": 0}}
                 print(f"{prompt} x{args.repeats} at t={args.temperature} ...", flush=True)
