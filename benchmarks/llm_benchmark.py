@@ -30,6 +30,7 @@ The server it started is stopped at the end (also on errors). Results:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -37,6 +38,7 @@ import logging
 import os
 import platform
 import random
+import re
 import signal
 import sys
 import time
@@ -138,9 +140,12 @@ def agreement(a: pd.DataFrame, b: pd.DataFrame, labels: pd.DataFrame) -> dict[st
 def grid(kind: str, prompts: list[str], k: int) -> list[tuple[str, int, str]]:
     """(prompt, hints k, constrained) per temperature-0 run. full: every combination of prompt,
     hints {0, k} and output {schema, JSON mode}; oat: one factor at a time from (first prompt,
-    no hints, schema), plus the other prompts; quick: the first prompt, no hints, schema."""
+    no hints, schema), plus the other prompts; prompts: each prompt, no hints, schema; quick: the
+    first prompt, no hints, schema."""
     if kind == "quick":
         return [(prompts[0], 0, "auto")]
+    if kind == "prompts":
+        return [(p, 0, "auto") for p in prompts]
     if kind == "oat":
         return [(p, 0, "auto") for p in prompts] + [(prompts[0], k, "auto"), (prompts[0], 0, "off")]
     return [(p, hk, c) for p in prompts for hk in (0, k) for c in ("auto", "off")]
@@ -182,10 +187,14 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from handwriting_pipeline.ensemble.local_server import PACKAGED_MODELS, LlamaServer, model_path
+    from handwriting_pipeline.ensemble.local_server import PACKAGED_MODELS, LlamaServer, PackagedModel, model_path
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m", choices=sorted(PACKAGED_MODELS))
+    ap.add_argument("--model", default="smollm2-135m",
+                    help=f"a packaged model ({', '.join(sorted(PACKAGED_MODELS))}), served here; with --base-url: "
+                    "the model id of your own server")
+    ap.add_argument("--base-url", default=None,
+                    help="an OpenAI-compatible server you run (Ollama, vLLM, llama-server): no server is started")
     ap.add_argument("--data-dir", default="../shared/data/hsf_top/validation")
     ap.add_argument("--forms", type=int, default=50, help="seeded random subset of the validation forms (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
@@ -194,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat-prompts", default=None, help="prompts for the repeat runs (default: --prompts)")
     ap.add_argument("--hints-k", type=int, default=3)
     ap.add_argument("--prompts", default="v1,v2")
-    ap.add_argument("--grid", default="full", choices=["full", "oat", "quick"],
+    ap.add_argument("--grid", default="full", choices=["full", "oat", "prompts", "quick"],
                     help="full: prompts x hints {0,k} x output {schema, JSON mode}; oat: one factor at a time; "
-                    "quick: first prompt only")
+                    "prompts: each prompt, no hints, schema; quick: first prompt only")
     ap.add_argument("--n-threads", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=120.0)
@@ -206,7 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     # a kill (SIGTERM) unwinds like Ctrl-C, so the server this run started is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    import llama_cpp
+    try:
+        import llama_cpp
+
+        llama_version = llama_cpp.__version__
+    except ImportError:
+        if not args.base_url:
+            raise SystemExit("llama-cpp-python is not installed: pip install -e '.[llm-local]' (or give --base-url)") from None
+        llama_version = None
 
     labels, tables, params = load_inputs(args.data_dir)
     names = sorted(set(labels.file_name) & set().union(*(set(t.file_name) for t in tables.values())))
@@ -218,12 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     from handwriting_pipeline.pipelines.ensemble.nodes import vote_predictions
 
     vote_table, _ = vote_predictions({**params, "methods": ["vote"], "inputs": ENGINES}, **tables)
-    info = PACKAGED_MODELS[args.model]
-    stem = Path(args.out) if args.out else RESULTS / f"llm_benchmark_{args.model}"
+    if args.base_url:
+        info = PackagedModel(args.model, args.model, "?", "?", "-", 0)
+    elif args.model in PACKAGED_MODELS:
+        info = PACKAGED_MODELS[args.model]
+    else:
+        raise SystemExit(f"--model {args.model!r} is not packaged ({sorted(PACKAGED_MODELS)}); give --base-url")
+    stem = Path(args.out) if args.out else RESULTS / f"llm_benchmark_{re.sub(r'[^A-Za-z0-9_.-]+', '-', args.model)}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "date": dt.date.today().isoformat(), "machine": machine(args.n_threads),
-        "llama_cpp_python": llama_cpp.__version__,
+        "llama_cpp_python": llama_version, "base_url": args.base_url or "started here (127.0.0.1)",
         "model": {"name": info.name, "title": info.title, "parameters": info.parameters,
                   "quantisation": info.quantisation, "size_mb": info.size_mb, "package": info.package},
         "validation_forms": int(len(labels)), "forms": len(names), "seed": args.seed, "file_names": names,
@@ -237,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     base = {"model": info.name, "temperature": 0.0, "repeats": 1, "max_tokens": args.max_tokens,
             "timeout": args.timeout, "max_retries": 1, "fallback": "rapidocr"}
     tables_by_config: dict[str, pd.DataFrame] = {}
-    with LlamaServer(model_path(args.model), alias=info.name, n_threads=args.n_threads,
-                     log_path=stem.with_suffix(".server.log")) as server:
-        result["server_startup_seconds"] = server.startup_seconds
-        base["base_url"] = server.base_url
+    serving = (contextlib.nullcontext() if args.base_url else
+               LlamaServer(model_path(args.model), alias=info.name, n_threads=args.n_threads,
+                           log_path=stem.with_suffix(".server.log")))
+    with serving as server:
+        result["server_startup_seconds"] = server.startup_seconds if server is not None else None
+        base["base_url"] = args.base_url or server.base_url
 
         def save() -> None:
             stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
@@ -280,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                     "fallback_share", "seconds_per_form")}
                 result["variability"][key]["majority_scores"] = report["scores"]
                 save()
-    result["note"] = (f"A {info.parameters} model is a functional proof of the llm path against a real "
+    result["note"] = (f"Measured against {args.base_url}." if args.base_url else
+                      f"A {info.parameters} model is a functional proof of the llm path against a real "
                       "OpenAI-compatible server, not an estimate of what a larger model does.")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(result))
