@@ -181,7 +181,8 @@ def markdown(result: dict[str, Any]) -> str:
     for name, v in result["variability"].items():
         a = v.get("agreement", {})
         lines.append(f"| {name} | {a.get('DATE')} | {a.get('CITY')} | {a.get('STATE')} | {a.get('ZIP')} | "
-                     f"{v.get('all_fields_agree')} | {v.get('FLA_per_repeat')} | {v.get('FLA_spread')} |")
+                     f"{v.get('all_fields_agree')} | {', '.join(f'{float(x):.1f}' for x in v.get('FLA_per_repeat') or [])} | "
+                     f"{v.get('FLA_spread')} |")
     lines += ["", result["note"], ""]
     return "\n".join(lines)
 
