@@ -7,8 +7,12 @@ Ollama): set ``ensemble.llm.model`` and ``ensemble.llm.base_url``; the key comes
 
 * prompt templates are files (``conf/base/prompts/<version>.txt``, ``string.Template`` with
   ``$readings`` and ``$hints``);
-* temperature 0 and JSON output (``response_format={"type": "json_object"}``, switchable off
-  with ``json_mode: false`` for servers without it);
+* temperature 0 and JSON output constrained to the answer's JSON schema (four string keys)
+  where the server supports it (``constrained: auto`` tries OpenAI's
+  ``{"type": "json_schema", ...}``, then the ``{"type": "json_object", "schema": ...}`` of
+  llama.cpp / llama-cpp-python, then plain ``{"type": "json_object"}``; the first format the
+  server accepts is kept for the run); ``json_mode: false`` sends no ``response_format`` at
+  all for servers without it. The answer is validated in every mode;
 * the answer must be a JSON object with exactly the keys DATE, CITY, STATE, ZIP and string
   values, else the model is asked once more, then the form falls back to a configured engine's
   output with the reason in ``error``;
@@ -59,6 +63,7 @@ class LLMSettings:
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float = 0.0
     json_mode: bool = True
+    constrained: str = "auto"               # auto | json_schema | json_object_schema | off
     timeout: float = 60.0
     max_retries: int = 3
     max_tokens: int = 200
@@ -78,7 +83,47 @@ class LLMSettings:
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"unknown ensemble.llm parameters {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        settings = cls(**params)
+        if settings.constrained not in CONSTRAINED_MODES:
+            raise ValueError(f"ensemble.llm.constrained must be one of {list(CONSTRAINED_MODES)}, "
+                             f"not {settings.constrained!r}")
+        return settings
+
+
+# --------------------------------------------------------------------------- output formats
+#: The answer's JSON schema: an object with exactly the four string keys, in this order.
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {k: {"type": "string"} for k in KEYS},
+    "required": list(KEYS),
+    "additionalProperties": False,
+}
+
+#: ``response_format`` per format name. ``json_schema``: OpenAI structured outputs (OpenAI,
+#: vLLM, Ollama, llama.cpp ``llama-server``); ``json_object_schema``: the schema inside JSON mode
+#: (llama-cpp-python's server, llama.cpp ``llama-server``); ``json_object``: JSON mode only.
+RESPONSE_FORMATS: dict[str, dict[str, Any] | None] = {
+    "json_schema": {"type": "json_schema",
+                    "json_schema": {"name": "form_fields", "strict": True, "schema": ANSWER_SCHEMA}},
+    "json_object_schema": {"type": "json_object", "schema": ANSWER_SCHEMA},
+    "json_object": {"type": "json_object"},
+    "none": None,
+}
+
+#: ``constrained`` setting -> formats tried in order until the server accepts one.
+CONSTRAINED_MODES: dict[str, list[str]] = {
+    "auto": ["json_schema", "json_object_schema", "json_object"],
+    "json_schema": ["json_schema"],
+    "json_object_schema": ["json_object_schema"],
+    "off": ["json_object"],
+}
+
+
+def format_candidates(settings: LLMSettings) -> list[str]:
+    """The ``response_format`` names to try, in order (``["none"]`` when ``json_mode`` is off)."""
+    if not settings.json_mode:
+        return ["none"]
+    return list(CONSTRAINED_MODES[settings.constrained])
 
 
 # --------------------------------------------------------------------------- prompts
@@ -126,10 +171,26 @@ def parse_answer(text: str | None) -> dict[str, str] | None:
     return {k: clean_value(data[k]) for k in KEYS}
 
 
-def cache_key(model: str, base_url: str | None, prompt: str, temperature: float, repeat: int) -> str:
-    """Cache key of one call: hash of model, server, prompt text, temperature and repeat index."""
-    text = json.dumps([model, base_url or "", prompt, float(temperature), int(repeat)], ensure_ascii=False)
+def cache_key(model: str, base_url: str | None, prompt: str, temperature: float, repeat: int,
+              output: str = "json_object") -> str:
+    """Cache key of one call: hash of model, server, prompt text, temperature, repeat index and,
+    unless it is plain JSON mode (the keys of earlier runs stay valid), the output constraint."""
+    parts: list[Any] = [model, base_url or "", prompt, float(temperature), int(repeat)]
+    if output != "json_object":
+        parts.append(output)
+    text = json.dumps(parts, ensure_ascii=False)
     return "llm-" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def format_rejected(err: Exception) -> bool:
+    """True when a server error says the request's ``response_format`` is not supported: 400 or
+    422 (OpenAI, vLLM, Ollama), or a 500 naming ``response_format`` (llama-cpp-python's server
+    answers its request-validation errors with 500)."""
+    status = getattr(err, "status_code", None)
+    if status in (400, 422):
+        return True
+    text = f"{err} {json.dumps(getattr(err, 'body', None), default=str)}"
+    return status == 500 and "response_format" in text
 
 
 # --------------------------------------------------------------------------- client
@@ -143,6 +204,21 @@ class LLMMerger:
         self._api_key = api_key or None  # from conf/local/credentials.yml (openai.api_key)
         self._client = client
         self.calls = 0
+        self._formats = format_candidates(settings)
+        self._format_fixed = len(self._formats) == 1  # auto: fixed once the server accepted one
+        self.rejected_formats: list[str] = []
+
+    @property
+    def response_format(self) -> str:
+        """The ``response_format`` name in use (under ``auto``: the first one not rejected yet)."""
+        return self._formats[0]
+
+    @property
+    def output_key(self) -> str:
+        """The output constraint as configured, for the cache key."""
+        if not self.settings.json_mode:
+            return "none"
+        return "json_object" if self.settings.constrained == "off" else f"constrained-{self.settings.constrained}"
 
     @property
     def client(self):
@@ -184,14 +260,33 @@ class LLMMerger:
             ) from err
 
     def _create(self, messages: list[dict[str, str]]):
-        kwargs: dict[str, Any] = {
-            "model": self.settings.model, "messages": messages,
-            "temperature": float(self.settings.temperature), "max_tokens": int(self.settings.max_tokens),
-        }
-        if self.settings.json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
-        self.calls += 1
-        return self.client.chat.completions.create(**kwargs)
+        """One chat completion. Under ``constrained: auto`` a rejection (:func:`format_rejected`)
+        before the server has accepted any format moves on to the next format (logged once); once
+        one is accepted it is kept, so a later 400 (e.g. a too long prompt) is an error of that
+        form only."""
+        import openai
+
+        while True:
+            kwargs: dict[str, Any] = {
+                "model": self.settings.model, "messages": messages,
+                "temperature": float(self.settings.temperature), "max_tokens": int(self.settings.max_tokens),
+            }
+            response_format = RESPONSE_FORMATS[self.response_format]
+            if response_format is not None:
+                kwargs["response_format"] = response_format
+            self.calls += 1
+            try:
+                response = self.client.chat.completions.create(**kwargs)
+            except openai.APIStatusError as err:
+                if self._format_fixed or len(self._formats) == 1 or not format_rejected(err):
+                    raise
+                rejected = self._formats.pop(0)
+                self.rejected_formats.append(rejected)
+                logger.warning("ensemble llm: the server rejected response_format %s (%s); trying %s",
+                               rejected, type(err).__name__, self.response_format)
+                continue
+            self._format_fixed = True
+            return response
 
     def merge(self, prompt: str, repeat: int = 0) -> dict[str, Any]:
         """Answer one prompt: ``{"fields", "usage", "error", "seconds", "cached"}``.
@@ -201,7 +296,8 @@ class LLMMerger:
         """
         import openai
 
-        key = cache_key(self.settings.model, self.settings.base_url, prompt, self.settings.temperature, repeat)
+        key = cache_key(self.settings.model, self.settings.base_url, prompt, self.settings.temperature, repeat,
+                        self.output_key)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -215,7 +311,7 @@ class LLMMerger:
                 response = self._create(messages)
             except openai.OpenAIError as err:  # the client already retried 429 / timeouts
                 error = f"{type(err).__name__}: {err}"
-                if isinstance(err, openai.BadRequestError) and self.settings.json_mode:
+                if isinstance(err, openai.APIStatusError) and format_rejected(err) and self.settings.json_mode:
                     error += " (if the server lacks response_format, set ensemble.llm.json_mode: false)"
                 break
             if response.usage is not None:

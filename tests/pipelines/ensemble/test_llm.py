@@ -16,7 +16,15 @@ import pytest
 
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
-from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings, load_prompt, parse_answer, render_prompt
+from handwriting_pipeline.ensemble.llm import (
+    ANSWER_SCHEMA,
+    LLMMerger,
+    LLMSettings,
+    format_rejected,
+    load_prompt,
+    parse_answer,
+    render_prompt,
+)
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.pipelines.ensemble.nodes import llm_predictions
 from handwriting_pipeline.predictions import COLUMNS, empty_predictions, predictions_from_records
@@ -69,6 +77,14 @@ class FakeOpenAI:
                 if isinstance(step, tuple) and step[0] == "400":
                     self._send(400, {"error": {"message": "response_format is not supported", "type": "invalid_request"}})
                     return
+                if isinstance(step, tuple) and step[0] == "only":  # accepts only these response_format types
+                    fmt = body.get("response_format") or {"type": "none"}
+                    name = fmt["type"] + ("_schema" if fmt["type"] == "json_object" and "schema" in fmt else "")
+                    if name not in step[1]:  # as llama-cpp-python's server says it (there with a 500)
+                        self._send(int(step[2]), {"error": {"type": "internal_server_error", "message": (
+                            f"1 validation error: loc ('body', 'response_format', 'type'): {name} not supported")}})
+                        return
+                    step = GOOD
                 if isinstance(step, tuple) and step[0] == "sleep":
                     time.sleep(step[1])
                     step = step[2]
@@ -147,11 +163,63 @@ def test_valid_json_answer_tokens_and_request(server):
     assert result["usage"] == {"input_tokens": 100, "output_tokens": 20}
     sent = server.requests[0]
     assert sent["temperature"] == 0 and sent["model"] == "fake"
-    assert sent["response_format"] == {"type": "json_object"}
+    # constrained output by default: OpenAI's json_schema with the four string keys
+    assert sent["response_format"]["type"] == "json_schema"
+    assert sent["response_format"]["json_schema"]["schema"] == ANSWER_SCHEMA
+    assert ANSWER_SCHEMA["required"] == list(KEYS) and ANSWER_SCHEMA["additionalProperties"] is False
     assert "Reading 2:" in sent["messages"][0]["content"]
+    LLMMerger(settings(server, constrained="off")).merge(prompt())
+    assert server.requests[-1]["response_format"] == {"type": "json_object"}
+    LLMMerger(settings(server, constrained="json_object_schema")).merge(prompt())
+    assert server.requests[-1]["response_format"] == {"type": "json_object", "schema": ANSWER_SCHEMA}
     merger_plain = LLMMerger(settings(server, json_mode=False))
     merger_plain.merge(prompt())
     assert "response_format" not in server.requests[-1]
+    with pytest.raises(ValueError, match="constrained"):
+        settings(server, constrained="grammar")
+
+
+@pytest.mark.parametrize(("accepted", "status", "expected"), [
+    (("json_object_schema", "json_object"), "500", "json_object_schema"),  # llama-cpp-python's server
+    (("json_object_schema", "json_object"), "422", "json_object_schema"),
+    (("json_object",), "400", "json_object"),                               # JSON mode only
+])
+def test_auto_constrained_falls_back_to_what_the_server_accepts(server, accepted, status, expected):
+    server.script = [("only", accepted, status)]
+    merger = LLMMerger(settings(server))
+    first = merger.merge(prompt())
+    assert first["fields"] == GOOD and merger.response_format == expected
+    n = len(server.requests)
+    assert [r["response_format"]["type"] for r in server.requests][0] == "json_schema"
+    second = merger.merge(prompt(), repeat=1)  # the accepted format is kept: no new probing
+    assert second["fields"] == GOOD and len(server.requests) == n + 1
+    assert merger.rejected_formats and expected not in merger.rejected_formats
+
+
+def test_a_500_that_is_not_about_response_format_is_no_rejection():
+    class Err(Exception):
+        status_code = 500
+
+    assert not format_rejected(Err("Error code: 500 - model crashed"))
+    assert format_rejected(Err("Error code: 500 - {'loc': ('body', 'response_format', 'type')}"))
+
+
+def test_accepted_format_is_not_dropped_on_a_later_400(server):
+    server.script = [GOOD, ("400",)]
+    merger = LLMMerger(settings(server))
+    assert merger.merge(prompt())["fields"] == GOOD
+    failed = merger.merge(prompt(), repeat=1)
+    assert failed["fields"] is None and merger.response_format == "json_schema"
+    assert len(server.requests) == 2 and not merger.rejected_formats
+
+
+def test_constrained_and_plain_answers_have_their_own_cache_keys(server, tmp_path):
+    cache = ResponseCache(tmp_path / "cache")
+    LLMMerger(settings(server), cache).merge(prompt())
+    LLMMerger(settings(server, constrained="off"), cache).merge(prompt())
+    assert len(server.requests) == 2
+    LLMMerger(settings(server, constrained="off"), cache).merge(prompt())
+    assert len(server.requests) == 2
 
 
 def test_invalid_json_is_asked_again_then_succeeds(server):
@@ -186,9 +254,13 @@ def test_rate_limit_is_retried_by_the_client(server):
 
 def test_server_without_json_mode_gets_a_hint(server):
     server.script = [("400",)]
-    result = LLMMerger(settings(server)).merge(prompt())
+    result = LLMMerger(settings(server, constrained="off")).merge(prompt())
     assert result["fields"] is None and "json_mode: false" in result["error"]
     assert len(server.requests) == 1  # 400 is not retried
+    # auto: each of the three formats is tried once, then the same hint
+    result = LLMMerger(settings(server)).merge(prompt())
+    assert result["fields"] is None and "json_mode: false" in result["error"]
+    assert len(server.requests) == 4
 
 
 def test_cache_hit_makes_no_request(server, tmp_path):

@@ -97,6 +97,7 @@ def _llm_report(merger: LLMMerger, settings: LLMSettings, table: pd.DataFrame, p
     report.update({
         "model": settings.model, "base_url": settings.base_url or "https://api.openai.com/v1",
         "prompt": settings.prompt, "inputs": inputs, "hints_k": int(settings.hints.get("k", 0) or 0),
+        "response_format": merger.response_format, "rejected_response_formats": merger.rejected_formats,
         "api_calls": merger.calls, "cache_hits": cache.hits if cache is not None else 0,
         "input_tokens": int(table["input_tokens"].sum()), "output_tokens": int(table["output_tokens"].sum()),
         "fallbacks": int(table["error"].notna().sum()),
