@@ -95,6 +95,14 @@ def _fields(row: Mapping[str, object] | None) -> dict[str, object]:
 
 
 # --------------------------------------------------------------------------- many forms
+def first_prediction_per_form(predictions: pd.DataFrame) -> dict[str, dict]:
+    """file_name -> its first predictions row (a repeated name keeps its first answer)."""
+    preds: dict[str, dict] = {}
+    for row in predictions.to_dict("records"):
+        preds.setdefault(row["file_name"], row)
+    return preds
+
+
 def score_forms(labels: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """Score every labelled form; forms without a prediction count as all "None".
 
@@ -107,9 +115,7 @@ def score_forms(labels: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame
         ``labels.file_name`` order, columns file_name, has_prediction, exact, CBA, CBA_<KEY>,
         covered.
     """
-    preds: dict[str, dict] = {}
-    for row in predictions.to_dict("records"):
-        preds.setdefault(row["file_name"], row)
+    preds = first_prediction_per_form(predictions)
     rows = []
     for gold in labels.to_dict("records"):
         pred = preds.get(gold["file_name"])
@@ -211,9 +217,7 @@ def evaluate_method(labels: pd.DataFrame, predictions: pd.DataFrame) -> tuple[pd
 def form_errors(labels: pd.DataFrame, predictions: pd.DataFrame, method: str = "") -> pd.DataFrame:
     """Every field a method got wrong: method, file_name, field, gold, predicted, edit_distance,
     error (the method's error text for that form, or "no prediction" when it has no row)."""
-    preds: dict[str, dict] = {}
-    for row in predictions.to_dict("records"):
-        preds.setdefault(row["file_name"], row)
+    preds = first_prediction_per_form(predictions)
     rows = []
     for gold_row in labels.to_dict("records"):
         name = gold_row["file_name"]
@@ -299,9 +303,7 @@ def score_forms_normalized(labels: pd.DataFrame, predictions: pd.DataFrame,
     normalized values as ``gold_<column>``, ``right_<column>`` for DATE_iso, CITY_name,
     STATE_code, ZIP5, ``right_normalized`` (all four) and ``address_verified``.
     """
-    preds: dict[str, dict] = {}
-    for row in predictions.to_dict("records"):
-        preds.setdefault(row["file_name"], row)
+    preds = first_prediction_per_form(predictions)
     rows = []
     for gold_row in labels.to_dict("records"):
         pred_row = preds.get(gold_row["file_name"])

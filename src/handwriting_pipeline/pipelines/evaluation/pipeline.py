@@ -28,15 +28,14 @@ from .reliability import collect_failures
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'evaluation' pipeline."""
+    # the forms, the parameters and every method's predictions: what each scoring node reads
+    scored = {"forms": "evaluation_forms", "params": "params:evaluation",
+              **{method: predictions_dataset(method) for method in all_methods()}}
     return Pipeline(
         [
             node(
                 score_predictions,
-                inputs={
-                    "forms": "evaluation_forms",
-                    "params": "params:evaluation",
-                    **{method: predictions_dataset(method) for method in all_methods()},
-                },
+                inputs=scored,
                 outputs=["evaluation_form_scores", "evaluation_form_errors"],
                 name="score_predictions",
             ),
@@ -48,21 +47,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 score_normalized,
-                inputs={
-                    "forms": "evaluation_forms",
-                    "params": "params:evaluation",
-                    **{method: predictions_dataset(method) for method in all_methods()},
-                },
+                inputs=scored,
                 outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"],
                 name="score_normalized",
             ),
             node(
                 collect_failures,
-                inputs={
-                    "forms": "evaluation_forms",
-                    "params": "params:evaluation",
-                    **{method: predictions_dataset(method) for method in all_methods()},
-                },
+                inputs=scored,
                 outputs="evaluation_failures",
                 name="collect_failures",
             ),
