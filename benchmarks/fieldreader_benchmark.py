@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 RESULTS = ROOT / "benchmarks" / "results"
 # the lexicon settings tried on the held-out train forms (as conf/base/parameters_train_fieldreader.yml)
-KNOWLEDGE = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}}
+KNOWLEDGE = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}}
 
 
 def machine() -> dict:

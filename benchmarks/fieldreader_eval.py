@@ -98,7 +98,7 @@ def evaluate(args) -> int:
         rules_rows.append({"file_name": n, **fields_from_lines(r.lines["DATE"], ""),
                            **split_free_text(r.lines["CSZ"].replace(SEP, " "))})
     results["variants"]["rules split"] = score(labels, rules_rows)
-    for penalty in (1.0, 2.0, 3.0, 4.0, 6.0):
+    for penalty in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0):
         for case_weight in (0.0, 0.5):
             lexicon = Lexicon.from_labels([f for _, _, f in fit_forms], penalty=penalty, case_weight=case_weight)
             readings = read_lines(reader, cut, rerank=lexicon.rerank)

@@ -45,6 +45,7 @@ from handwriting_pipeline.datasets.digitize import FILES_KEY, ImageInputs
 from handwriting_pipeline.digitize.inputs import Form, read_forms
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.ensemble.vote import calibration_for
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
 from handwriting_pipeline.predictions import readings_by_form
@@ -197,6 +198,12 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
             if own:
                 calibration[spec.method] = own
     vote["calibration"] = calibration
+    if method == "vote" and not explicit:  # as the ensemble's default vote: calibrated engines only
+        left_out = [s.method for s in specs if calibration_for(calibration, s.method) is None]
+        if len(left_out) < len(specs):
+            for name in left_out:
+                logger.warning("digitize: engine %s left out of the default vote (no calibration)", name)
+            specs = [s for s in specs if s.method not in left_out]
     llm, api_key = None, None
     if method == "llm":
         from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings

@@ -139,6 +139,13 @@ def test_unknown_or_unready_engines_stop_before_any_read(toy, tmp_path):
         make_plan({**params["digitize"], "method": "fieldreader"}, params["extract"], params["ensemble"],
                   datasets={"fieldreader_model": NoModel()})
     # the default: engines with default = True that read images; untrained ones skipped
+    models = {d: NoModel() for d in ("fieldreader_model", "donut_model")}
     plan = make_plan({**params["digitize"], "engines": "default"}, {**params["extract"], "toy": {}},
-                     params["ensemble"], datasets={d: NoModel() for d in ("fieldreader_model", "donut_model")})
+                     params["ensemble"], datasets=models)
+    # an engine without a calibration stays out of the default vote (as in the ensemble pipeline)
+    assert "rapidocr" in plan.methods and "toy" not in plan.methods
+    ensemble = {**params["ensemble"], "vote": {**params["ensemble"]["vote"], "calibration": {
+        **params["ensemble"]["vote"]["calibration"], "toy": params["ensemble"]["vote"]["calibration"]["rapidocr"]}}}
+    plan = make_plan({**params["digitize"], "engines": "default"}, {**params["extract"], "toy": {}}, ensemble,
+                     datasets=models)
     assert "toy" in plan.methods and "recorded_textract" not in plan.methods and "donut" not in plan.methods
