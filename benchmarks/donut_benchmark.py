@@ -49,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--encoder-lr-scale", type=float, default=None, help="text_lines: encoder lr share")
     parser.add_argument("--joint-beams", type=int, default=4, help="text_lines: beam size of joint decoding (0 = off)")
     parser.add_argument("--joint-weights", default="0,0.3,1,3", help="text_lines: CTC weights of joint decoding")
+    parser.add_argument("--schedule-by-time", action="store_true",
+                        help="fine-tuning: the cosine learning-rate decay ends with --max-minutes (not the last epoch)")
     parser.add_argument("--tag", default="", help="machine note for the results (e.g. 'H200 GPU')")
     parser.add_argument("--train-dir", default=str(SHARED / "train"))
     parser.add_argument("--val-dir", default=str(SHARED / "validation"))
@@ -141,7 +143,8 @@ def main() -> int:
                               val_check_interval=min(args.pretrain_val_every,
                                                      max(1, args.synthetic_forms // args.batch_size)))
     params["finetune"].update(epochs=args.finetune_epochs, batch_size=args.batch_size, learning_rate=args.finetune_lr,
-                              max_minutes=args.max_minutes - pre_minutes, warmup_ratio=0.05)
+                              max_minutes=args.max_minutes - pre_minutes, warmup_ratio=0.05,
+                              schedule_by_time=args.schedule_by_time)
 
     train_forms, problems = read_donut_folder(args.train_dir, split="train")
     val_forms, _ = read_donut_folder(args.val_dir, split="validation")

@@ -228,7 +228,8 @@ def form_to_pixels(image: Any, settings: LineSettings, widths: Sequence[int], au
 
 def build_encoder_config(line_widths: Sequence[int] = DEFAULT_LINE_WIDTHS,
                          fieldreader_dir: str | Path | None = None) -> TextLinesConfig:
-    """The encoder config; the line settings come from the field reader folder when given."""
+    """The encoder config; the line settings come from the field reader folder when given (the
+    widths, measured at ``x_stretch`` 1, follow its ``x_stretch``)."""
     lines: dict[str, Any] = {}
     if fieldreader_dir:
         from dataclasses import asdict
@@ -236,6 +237,8 @@ def build_encoder_config(line_widths: Sequence[int] = DEFAULT_LINE_WIDTHS,
         from handwriting_pipeline.fieldreader.model import FieldReader
 
         lines = asdict(FieldReader.load(fieldreader_dir).config.lines)
+        stretch = float(lines.get("x_stretch", 1.0))  # widths are measured at x_stretch 1
+        line_widths = [int(math.ceil(int(w) * stretch / 8)) * 8 for w in line_widths]
     return TextLinesConfig(line_widths=line_widths, lines=lines,
                            fieldreader_dir=str(fieldreader_dir) if fieldreader_dir else None)
 

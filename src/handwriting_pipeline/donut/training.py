@@ -83,7 +83,7 @@ class DonutModule(pl.LightningModule):
     def __init__(self, bundle: DonutBundle, learning_rate: float = 1e-4, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.1, min_lr_ratio: float = 0.05, val_num_beams: int = 1,
                  stage: str = "train", ctc_weight: float = 0.0, ctc_expand: int = 3, encoder_freeze_steps: int = 0,
-                 encoder_lr_scale: float = 1.0) -> None:
+                 encoder_lr_scale: float = 1.0, schedule_minutes: float | None = None) -> None:
         super().__init__()
         self.stage = stage
         self.history: list[dict[str, Any]] = []  # one row per validation: losses, metrics, lr, time
@@ -106,6 +106,8 @@ class DonutModule(pl.LightningModule):
                         self.model.config.encoder.model_type)
             self.ctc_weight = 0.0
         self.encoder_freeze_steps, self.encoder_lr_scale = int(encoder_freeze_steps or 0), float(encoder_lr_scale)
+        self.schedule_minutes = float(schedule_minutes) if schedule_minutes else None
+        self._fit_start: float | None = None
         encoder = self.model.encoder  # text_lines: only the pretrained backbone (its new embeddings always train)
         pretrained = encoder.backbone_parameters() if hasattr(encoder, "backbone_parameters") else encoder.parameters()
         self._encoder_trainable = [p for p in pretrained if p.requires_grad]
@@ -137,6 +139,9 @@ class DonutModule(pl.LightningModule):
                 logger.info("[%s] step %d: encoder %s", self.stage, self.global_step,
                             "frozen" if frozen else f"unfrozen (lr x {self.encoder_lr_scale:g})")
             self._encoder_frozen = frozen
+
+    def on_train_start(self) -> None:
+        self._fit_start = time.monotonic()
 
     def on_train_end(self) -> None:
         for param in self._encoder_trainable:
@@ -214,6 +219,8 @@ class DonutModule(pl.LightningModule):
             if step < warmup:
                 return (step + 1) / warmup
             progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            if self.schedule_minutes and self._fit_start is not None:  # a wall-clock cap ends the cosine too
+                progress = max(progress, min(1.0, (time.monotonic() - self._fit_start) / (60 * self.schedule_minutes)))
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -251,7 +258,9 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
         params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
             warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off; DonutSwin only),
             encoder_freeze_steps (the encoder gets no updates for the first N steps),
-            encoder_lr_scale (the encoder's learning rate relative to the decoder's), max_steps
+            encoder_lr_scale (the encoder's learning rate relative to the decoder's),
+            schedule_by_time (with max_minutes: the cosine decay also follows the wall clock, so it
+            ends with the time cap when that comes before the last epoch), max_steps
             (optional), max_minutes (optional wall-clock cap), val_check_interval (optional),
             accumulate_grad_batches (optional), restore_best
             (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
@@ -281,7 +290,8 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
                          val_num_beams=trainer_params.get("val_num_beams", 1), stage=stage,
                          ctc_weight=params.get("ctc_weight", 0.0), ctc_expand=params.get("ctc_expand", 3),
                          encoder_freeze_steps=params.get("encoder_freeze_steps", 0),
-                         encoder_lr_scale=params.get("encoder_lr_scale", 1.0))
+                         encoder_lr_scale=params.get("encoder_lr_scale", 1.0),
+                         schedule_minutes=max_minutes if params.get("schedule_by_time") else None)
     monitor = early_params.get("monitor", MONITOR)
     if monitor != MONITOR:
         raise ValueError(f"train.early_stopping.monitor must be '{MONITOR}' (lower is better), got {monitor!r}")

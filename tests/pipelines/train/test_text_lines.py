@@ -156,3 +156,16 @@ def test_joint_decoding_rescoring_with_the_field_reader(lines_bundle, real_forms
     for fields in answers.values():
         assert len(fields) == 4 and all(set(f) == set(KEYS) for f in fields)
         assert all(v == "None" for v in fields[3].values())  # an unreadable image gives "None"
+
+
+def test_donut_engine_joint_option_changes_the_cache_key_and_reads(lines_bundle, real_forms, tmp_path):
+    from handwriting_pipeline.engines.donut import DonutEngine
+
+    lines_bundle.preprocessing.max_length = 24
+    lines_bundle.save(tmp_path / "m")
+    plain = DonutEngine.from_model(tmp_path / "m", batch_size=2, device="cpu")
+    joint = DonutEngine.from_model(tmp_path / "m", batch_size=2, device="cpu", joint_weight=1.0, joint_beams=2)
+    assert plain.cache_key("x") != joint.cache_key("x")
+    images = [real_forms.images[n] for n in real_forms.labels["file_name"][:2]]
+    results = joint.read_batch(images, ["a", "b"])
+    assert len(results) == 2 and all(r.error is None and set(r.fields) == set(KEYS) for r in results)
