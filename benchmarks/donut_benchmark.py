@@ -192,7 +192,6 @@ def main() -> int:
     exact_per_key = {f"exact_{k}": float(100.0 * (table.set_index("file_name")[k] == gold.loc[names, k]).mean())
                      for k in KEYS}
 
-    joint = evaluate_joint(args, bundle, fieldreader_dir, names, images, val_forms.labels) if lines else None
     gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     result = {
         "benchmark": Path(args.results).name,
@@ -220,7 +219,7 @@ def main() -> int:
             "forms_per_second": round(len(images) / infer_seconds, 2),
             "batch_size": args.infer_batch_size, "num_beams": 1, "threads": torch.get_num_threads()},
         **({"inference_gpu": "not measured: no GPU lent to this task"} if not gpu_name else {}),
-        "joint_decoding": joint,
+        "joint_decoding": None,
         "init_from": os.path.relpath(args.init_from, ROOT) if args.init_from else None,
         "init_ckpt": os.path.relpath(args.init_ckpt, ROOT) if args.init_ckpt else None,
         "previous_phase": previous,
@@ -268,14 +267,20 @@ def main() -> int:
         f"{args.infer_batch_size}, greedy): {len(images) / infer_seconds:.2f} forms/s."
         + ("" if gpu_name else " GPU: not measured (none lent)."),
     ]
+    results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    log.info("\n%s", "\n".join(md))
+    # joint decoding last (slowest): the results above are already on disk if it is cut short
+    joint = evaluate_joint(args, bundle, fieldreader_dir, names, images, val_forms.labels) if lines else None
     if joint:
+        result["joint_decoding"] = joint
+        results.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
         md += ["", f"Joint decoding (beam {joint['num_beams']} rescored with the field reader's CTC score; "
                f"{joint['forms_per_second']:.2f} forms/s):", "",
                "| decoding | FLA | CBA | CBA DATE | CBA CITY | CBA STATE | CBA ZIP |", "|---|---|---|---|---|---|---|"]
         md += [f"| {name} | {r['FLA']:.1f} | {r['CBA']:.1f} | {r['CBA_DATE']:.1f} | {r['CBA_CITY']:.1f} | "
                f"{r['CBA_STATE']:.1f} | {r['CBA_ZIP']:.1f} |" for name, r in joint["variants"].items()]
-    results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    log.info("\n%s", "\n".join(md))
+        results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
+        log.info("\n%s", "\n".join(md[-len(joint["variants"]) - 4:]))
     return 0
 
 

@@ -29,9 +29,10 @@ WORKERS=${WORKERS:-12}
 RESULTS=${RESULTS:-benchmarks/results}
 if [[ $MODE != run && -x $ROOT/.venv/bin/python ]]; then PYTHON=${PYTHON:-$ROOT/.venv/bin/python}; fi
 PYTHON=${PYTHON:-python3}
-# packages the GPU image lacks (README of the device tool lists the image); pinned like the CPU venv
-WHEELS=(kedro==1.7.0 rapidfuzz==3.14.6 parse more-itertools dill defusedxml omegaconf antlr4-python3-runtime==4.9.3
-        nltk truststore)
+# packages the GPU image lacks that the benchmark imports (found with `python -X importtime` on the
+# benchmark's modules, checked against the device tool's list of the image); versions as in the CPU venv
+WHEELS=(kedro==1.7.0 rapidfuzz==3.14.6 nltk==3.10.4 dill==0.4.1 parse==1.22.4 more-itertools==11.2.1
+        defusedxml==0.7.1 truststore==0.10.5)
 
 prepare() {
     local shared=${SHARED:-$ROOT/../shared/data/hsf_top}
