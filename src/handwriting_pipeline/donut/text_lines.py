@@ -8,8 +8,9 @@ fine-tuned by the field reader) cut before its CTC head, so it gives per-frame f
 into a fixed width and laid side by side: ``pixel_values`` is ``[B, 3, 48, sum(line_widths)]``,
 an ordinary image tensor, so the Donut collate, ``VisionEncoderDecoderModel.generate`` and beam
 search work unchanged. The encoder splits it again, runs the backbone on each line, adds a
-learned line embedding and a (sinusoidally initialised, learned) frame position embedding,
-normalises, and hands the decoder one sequence: the DATE frames, then the CITY/STATE/ZIP frames.
+layer-normalises the features (and the CTC head's log-probabilities, see ``char_features``),
+adds a learned line embedding and a (sinusoidally initialised, learned) frame position
+embedding, and hands the decoder one sequence: the DATE frames, then the CITY/STATE/ZIP frames.
 
 :class:`TextLinesConfig` / :class:`TextLinesEncoder` are registered with ``AutoConfig`` /
 ``AutoModel`` (:func:`register`), so ``save_pretrained`` / ``from_pretrained`` work as for
@@ -109,7 +110,10 @@ class TextLinesEncoder(PreTrainedModel):
         dim, frames = config.hidden_size, max(config.line_widths) // 8
         self.line_embed = nn.Parameter(torch.zeros(len(config.line_widths), dim))
         self.pos_embed = nn.Parameter(_sinusoid(frames, dim))
-        self.norm = nn.LayerNorm(dim)
+        # each part normalised on its own (the features' scale ~3, log-probabilities down to ~-30),
+        # then the embeddings are added at unit scale, so the decoder sees where each frame is
+        self.norm = nn.LayerNorm(config.feature_size)
+        self.char_norm = nn.LayerNorm(config.num_symbols) if config.char_features else None
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -156,11 +160,12 @@ class TextLinesEncoder(PreTrainedModel):
             line = pixel_values[..., start: start + width]
             start += width
             out = self.backbone(line)
+            parts = [self.norm(out)]
             if self.head is not None:
-                out = torch.cat([out, torch.log_softmax(self.head(out).float(), -1).to(out.dtype)], dim=-1)
+                parts.append(self.char_norm(torch.log_softmax(self.head(out).float(), -1).to(out.dtype)))
             frames = out.shape[1]
-            feats.append(out + self.line_embed[i] + self.pos_embed[:frames])
-        hidden = self.norm(torch.cat(feats, dim=1))
+            feats.append(torch.cat(parts, dim=-1) + self.line_embed[i] + self.pos_embed[:frames])
+        hidden = torch.cat(feats, dim=1)
         if return_dict is False:
             return (hidden,)
         return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,) if output_hidden_states else None)

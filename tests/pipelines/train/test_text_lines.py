@@ -80,11 +80,13 @@ def test_text_lines_encoder_saves_and_loads_with_identical_outputs(lines_bundle,
     lines_bundle.save(tmp_path / "m")
     reloaded = VisionEncoderDecoderModel.from_pretrained(tmp_path / "m").eval()
     assert isinstance(reloaded.encoder, TextLinesEncoder)
-    with torch.no_grad():
+    with torch.no_grad():  # same weights; convolutions on reloaded tensors may round differently (~1e-5)
         torch.testing.assert_close(reloaded.encoder(pixel_values=batch["pixel_values"]).last_hidden_state, hidden,
-                                   atol=0, rtol=0)
+                                   atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(reloaded(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss, loss,
-                                   atol=0, rtol=0)
+                                   atol=1e-5, rtol=1e-5)
+    state, saved = model.state_dict(), reloaded.state_dict()
+    assert set(state) == set(saved) and all(torch.equal(state[k], saved[k]) for k in state)
     bundle = DonutBundle.load(tmp_path / "m")
     assert bundle.preprocessing.encoder == "text_lines"
     after = DonutPredictor(bundle, batch_size=4, device="cpu").predict(images)
