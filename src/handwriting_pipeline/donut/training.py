@@ -77,6 +77,18 @@ class CTCHead(torch.nn.Module):
                           lengths, blank=self.blank_id, zero_infinity=True)
 
 
+def lr_factor(step: int, warmup: int, total: int, floor: float, clock: float = 0.0, warmup_ratio: float = 0.0) -> float:
+    """Learning-rate multiplier: linear warmup for ``warmup`` steps, then cosine decay to ``floor``
+    at step ``total``. ``clock`` (share of a wall-clock cap used, 0 = not time-based) moves both
+    along with the time: warmup ends by ``warmup_ratio`` of the cap and the decay by its end."""
+    if step < warmup and not (clock and warmup_ratio and clock >= warmup_ratio):
+        return max((step + 1) / warmup, clock / warmup_ratio if clock and warmup_ratio else 0.0)
+    progress = min(1.0, max(0, step - warmup) / max(1, total - warmup))
+    if clock:
+        progress = max(progress, min(1.0, (clock - warmup_ratio) / max(1e-9, 1 - warmup_ratio)))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class DonutModule(pl.LightningModule):
     """LightningModule around a :class:`DonutBundle` (the model is trained in place)."""
 
@@ -216,12 +228,10 @@ class DonutModule(pl.LightningModule):
         floor = self.min_lr_ratio
 
         def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            if self.schedule_minutes and self._fit_start is not None:  # a wall-clock cap ends the cosine too
-                progress = max(progress, min(1.0, (time.monotonic() - self._fit_start) / (60 * self.schedule_minutes)))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+            clock = 0.0  # share of the wall-clock cap used (schedule_by_time)
+            if self.schedule_minutes and self._fit_start is not None:
+                clock = min(1.0, (time.monotonic() - self._fit_start) / (60 * self.schedule_minutes))
+            return lr_factor(step, warmup, total, floor, clock, self.warmup_ratio)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -171,3 +171,16 @@ def test_donut_engine_joint_option_changes_the_cache_key_and_reads(lines_bundle,
     images = [real_forms.images[n] for n in real_forms.labels["file_name"][:2]]
     results = joint.read_batch(images, ["a", "b"])
     assert len(results) == 2 and all(r.error is None and set(r.fields) == set(KEYS) for r in results)
+
+
+def test_time_based_schedule_ends_warmup_and_decay_with_the_wall_clock():
+    from handwriting_pipeline.donut.training import lr_factor
+
+    # step-based: warmup 10 of 1000 steps, then cosine to the floor
+    assert lr_factor(4, 10, 1000, 0.05) == pytest.approx(0.5)
+    assert lr_factor(10, 10, 1000, 0.05) == pytest.approx(1.0)
+    assert lr_factor(1000, 10, 1000, 0.05) == pytest.approx(0.05)
+    # a wall-clock cap reached long before the estimated steps: warmup and decay follow the clock
+    assert lr_factor(4, 100, 10000, 0.05, clock=0.025, warmup_ratio=0.05) == pytest.approx(0.5)
+    assert lr_factor(4, 100, 10000, 0.05, clock=0.05, warmup_ratio=0.05) == pytest.approx(1.0, abs=1e-3)
+    assert lr_factor(50, 100, 10000, 0.05, clock=1.0, warmup_ratio=0.05) == pytest.approx(0.05)
