@@ -4,6 +4,13 @@ report validation FLA / CBA (total and per key), training wall time and inferenc
 Usage (from the repository root; ~1 hour on a 2-core CPU with the defaults)::
 
     .venv/bin/python benchmarks/donut_benchmark.py --preset small --max-minutes 55
+    # the pretrained text-line encoder (field reader backbone) under a small MBart decoder:
+    .venv/bin/python benchmarks/donut_benchmark.py --encoder text_lines --max-minutes 30 --synthetic-forms 0
+
+With ``--encoder text_lines`` the preset defaults to ``lines_cpu``, the encoder starts from
+``--fieldreader-dir`` (stock recognizer when missing), results go to
+benchmarks/results/donut_text_lines_benchmark.*, and the validation forms are also read with
+joint decoding (beam + field reader CTC rescoring, ``--joint-weights``).
 
 Reads ../shared/data/hsf_top/{train,validation}; uses the ``train`` parameters of
 conf/base/parameters_train.yml with the overrides given here. Writes
@@ -32,7 +39,19 @@ SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="small", help="train.model.presets entry (tiny/small/base)")
+    parser.add_argument("--preset", default=None,
+                        help="train.model.presets entry (default small; lines_cpu for --encoder text_lines)")
+    parser.add_argument("--encoder", default="donut_swin", choices=["donut_swin", "text_lines"])
+    parser.add_argument("--fieldreader-dir", default=str(ROOT.parent / "main" / "data" / "06_models" /
+                                                         "benchmark_fieldreader"),
+                        help="text_lines: the field reader the encoder starts from (stock recognizer when missing)")
+    parser.add_argument("--freeze-steps", type=int, default=None, help="text_lines: encoder frozen for N steps")
+    parser.add_argument("--encoder-lr-scale", type=float, default=None, help="text_lines: encoder lr share")
+    parser.add_argument("--joint-beams", type=int, default=4, help="text_lines: beam size of joint decoding (0 = off)")
+    parser.add_argument("--joint-weights", default="0,0.3,1,3", help="text_lines: CTC weights of joint decoding")
+    parser.add_argument("--schedule-by-time", action="store_true",
+                        help="fine-tuning: the cosine learning-rate decay ends with --max-minutes (not the last epoch)")
+    parser.add_argument("--tag", default="", help="machine note for the results (e.g. 'H200 GPU')")
     parser.add_argument("--train-dir", default=str(SHARED / "train"))
     parser.add_argument("--val-dir", default=str(SHARED / "validation"))
     parser.add_argument("--max-minutes", type=float, default=55.0, help="wall-clock cap for both training stages")
@@ -53,8 +72,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--infer-batch-size", type=int, default=16)
     parser.add_argument("--limit-train", type=int, default=0, help="use only N training forms (smoke runs)")
+    parser.add_argument("--limit-val", type=int, default=0, help="use only N validation forms (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default data/06_models/benchmark_<preset>)")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "donut_benchmark"))
+    parser.add_argument("--results", default=None,
+                        help="results path stem (default benchmarks/results/donut_benchmark, "
+                             "donut_text_lines_benchmark for text_lines)")
     parser.add_argument("--checkpoint-dir", default=str(ROOT / "data" / "06_models" / "benchmark_checkpoints"))
     parser.add_argument("--resume", action="store_true", help="continue each stage from its last.ckpt")
     parser.add_argument("--init-from", default=None,
@@ -68,6 +90,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    lines = args.encoder == "text_lines"
+    args.preset = args.preset or ("lines_cpu" if lines else "small")
+    args.results = args.results or str(ROOT / "benchmarks" / "results" /
+                                       ("donut_text_lines_benchmark" if lines else "donut_benchmark"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("donut_benchmark")
     import pandas as pd
@@ -85,6 +111,17 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     params = copy.deepcopy(yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"])
     params["model"]["preset"] = args.preset
+    params["model"]["encoder"] = args.encoder
+    fieldreader_dir = None
+    if lines:
+        from handwriting_pipeline.donut.text_lines import resolve_fieldreader_dir
+
+        fieldreader_dir = resolve_fieldreader_dir(args.fieldreader_dir)
+        params["model"]["text_lines"]["fieldreader_dir"] = fieldreader_dir
+        if args.freeze_steps is not None:
+            params["model"]["text_lines"]["freeze_steps"] = args.freeze_steps
+        if args.encoder_lr_scale is not None:
+            params["model"]["text_lines"]["lr_scale"] = args.encoder_lr_scale
     previous = None
     if args.init_from:
         params["model"].update(init="pretrained", pretrained_name_or_path=args.init_from)
@@ -94,7 +131,8 @@ def main() -> int:
     params["tokenizer"]["synthetic_forms"] = max(2000, args.synthetic_forms)
     if args.ctc_weight is not None:
         params.setdefault("ctc", {})["weight"] = args.ctc_weight
-    params["trainer"].update(num_workers=args.num_workers, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+    params["trainer"].update(accelerator="gpu" if torch.cuda.is_available() else "cpu",
+                             num_workers=args.num_workers, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                              val_batch_size=32, progress_bar=True, log_every_n_steps=20)
     params["early_stopping"].update(patience=args.patience)
     pre_minutes = args.max_minutes * args.pretrain_share if args.synthetic_forms > 0 else 0.0
@@ -105,12 +143,15 @@ def main() -> int:
                               val_check_interval=min(args.pretrain_val_every,
                                                      max(1, args.synthetic_forms // args.batch_size)))
     params["finetune"].update(epochs=args.finetune_epochs, batch_size=args.batch_size, learning_rate=args.finetune_lr,
-                              max_minutes=args.max_minutes - pre_minutes, warmup_ratio=0.05)
+                              max_minutes=args.max_minutes - pre_minutes, warmup_ratio=0.05,
+                              schedule_by_time=args.schedule_by_time)
 
     train_forms, problems = read_donut_folder(args.train_dir, split="train")
     val_forms, _ = read_donut_folder(args.val_dir, split="validation")
     if args.limit_train:
         train_forms = train_forms.subset(train_forms.labels["file_name"].tolist()[: args.limit_train])
+    if args.limit_val:
+        val_forms = val_forms.subset(val_forms.labels["file_name"].tolist()[: args.limit_val])
     log.info("train %d forms (%d problems), validation %d forms", len(train_forms), len(problems), len(val_forms))
 
     t0 = time.monotonic()
@@ -138,7 +179,8 @@ def main() -> int:
     # ---- validation metrics and CPU inference speed (the saved model, greedy)
     names = val_forms.labels["file_name"].tolist()
     images = [val_forms.images[n] for n in names]
-    predictor = DonutPredictor(bundle, batch_size=args.infer_batch_size, num_beams=1, device="cpu")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    predictor = DonutPredictor(bundle, batch_size=args.infer_batch_size, num_beams=1, device=device)
     predictor.predict(images[: args.infer_batch_size])  # warm-up
     t_inf = time.perf_counter()
     predictions = predictor.predict(images)
@@ -150,34 +192,41 @@ def main() -> int:
     exact_per_key = {f"exact_{k}": float(100.0 * (table.set_index("file_name")[k] == gold.loc[names, k]).mean())
                      for k in KEYS}
 
+    gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     result = {
-        "benchmark": "donut_benchmark",
+        "benchmark": Path(args.results).name,
         "date_utc": started.strftime("%Y-%m-%d %H:%M"),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": None,
-                    "note": "2-core CPU shared with other developers' jobs during part of the run"},
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu_name,
+                    "note": args.tag or ("2-core CPU shared with other developers' jobs during part of the run"
+                                         if not gpu_name else "")},
         "data": {"train": os.path.relpath(args.train_dir, ROOT), "validation": os.path.relpath(args.val_dir, ROOT),
                  "n_train": len(train_forms),
                  "n_validation": len(val_forms), "synthetic_pretraining_forms": args.synthetic_forms},
-        "model": {"preset": args.preset, "parameters": n_params, "init": params["model"]["init"],
+        "model": {"preset": args.preset, "encoder": args.encoder, "fieldreader_dir": fieldreader_dir,
+                  "parameters": n_params, "init": params["model"]["init"],
                   "image_size": bundle.preprocessing.image_size, "roi": bundle.preprocessing.roi,
                   "vocab": len(bundle.processor.tokenizer), "saved_to": os.path.relpath(out, ROOT)},
-        "settings": {k: params.get(k) for k in ("pretrain", "finetune", "early_stopping", "augment", "ctc")},
+        "settings": {**{k: params.get(k) for k in ("pretrain", "finetune", "early_stopping", "augment", "ctc")},
+                     "text_lines": params["model"].get("text_lines") if lines else None},
         "training": {"wall_seconds": round(train_seconds, 1), "pretrain_seconds": round(pre_seconds, 1),
                      "finetune_seconds": round(ft_seconds, 1),
                      "stop_reasons": [r for r in history["stop_reason"].tolist() if isinstance(r, str) and r]},
         "validation": {**{k: (round(float(v), 2) if isinstance(v, float) else v) for k, v in metrics.items()},
                        **{k: round(v, 2) for k, v in exact_per_key.items()}},
-        "inference_cpu": {"forms": len(images), "seconds": round(infer_seconds, 2),
-                          "forms_per_second": round(len(images) / infer_seconds, 2),
-                          "batch_size": args.infer_batch_size, "num_beams": 1, "threads": torch.get_num_threads()},
-        "inference_gpu": "not measured: no GPU lent to this task",
+        f"inference_{'gpu' if gpu_name else 'cpu'}": {
+            "forms": len(images), "seconds": round(infer_seconds, 2),
+            "forms_per_second": round(len(images) / infer_seconds, 2),
+            "batch_size": args.infer_batch_size, "num_beams": 1, "threads": torch.get_num_threads()},
+        **({"inference_gpu": "not measured: no GPU lent to this task"} if not gpu_name else {}),
+        "joint_decoding": None,
         "init_from": os.path.relpath(args.init_from, ROOT) if args.init_from else None,
         "init_ckpt": os.path.relpath(args.init_ckpt, ROOT) if args.init_ckpt else None,
         "previous_phase": previous,
         "total_training_wall_seconds": round(train_seconds + (previous or {}).get("total_training_wall_seconds",
                                              (previous or {}).get("training", {}).get("wall_seconds", 0.0)), 1),
-        "targets": {"FLA": 54.0, "CBA": 95.0, "cpu_forms_per_second": 2.0},
+        "targets": ({"FLA": 54.0, "CBA": 95.3, "cpu_forms_per_second": 10.0, "cpu_training_minutes": 45} if lines
+                    else {"FLA": 54.0, "CBA": 95.0, "cpu_forms_per_second": 2.0}),
     }
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -189,12 +238,18 @@ def main() -> int:
                                                           index=False)
     v = result["validation"]
     md = [
-        f"# Donut benchmark ({result['date_utc']} UTC, {result['machine']['cpu_count']}-core CPU, no GPU)",
+        f"# Donut benchmark ({result['date_utc']} UTC, {result['machine']['cpu_count']}-core CPU, "
+        f"{gpu_name or 'no GPU'})",
         "",
-        f"Model: preset `{args.preset}`, {n_params / 1e6:.2f}M parameters, from_config (no pretrained weights), "
-        f"input {bundle.preprocessing.image_size[0]}x{bundle.preprocessing.image_size[1]} from ROI "
-        f"{bundle.preprocessing.roi}; {args.synthetic_forms} synthetic forms pretraining, {len(train_forms)} real "
-        f"training forms; auxiliary CTC weight {params.get('ctc', {}).get('weight', 0)}.",
+        (f"Model: preset `{args.preset}`, {n_params / 1e6:.2f}M parameters, from_config (no pretrained weights), "
+         f"input {bundle.preprocessing.image_size[0]}x{bundle.preprocessing.image_size[1]} from ROI "
+         f"{bundle.preprocessing.roi}; " if not lines else
+         f"Model: text-line encoder (PP-OCRv6 backbone from "
+         f"{os.path.relpath(fieldreader_dir, ROOT) if fieldreader_dir else 'the stock rapidocr recognizer'}) + "
+         f"MBart decoder preset `{args.preset}`, {n_params / 1e6:.2f}M parameters, lines "
+         f"{bundle.preprocessing.line_widths} px wide at height 48; ")
+        + f"{args.synthetic_forms} synthetic forms pretraining, {len(train_forms)} real "
+        f"training forms; auxiliary CTC weight {params.get('ctc', {}).get('weight', 0) if not lines else 0}.",
         "",
         "| validation (n=%d) | FLA | CBA | CBA DATE | CBA CITY | CBA STATE | CBA ZIP | coverage |" % v["n"],
         "|---|---|---|---|---|---|---|---|",
@@ -208,12 +263,52 @@ def main() -> int:
         + (f"; continued from {result['init_from']} (total training "
            f"{result['total_training_wall_seconds'] / 60:.1f} min)" if args.init_from else ""),
         "",
-        f"Inference (CPU, {torch.get_num_threads()} threads, batch {args.infer_batch_size}, greedy): "
-        f"{result['inference_cpu']['forms_per_second']:.2f} forms/s. GPU: not measured (none lent).",
+        f"Inference ({'GPU' if gpu_name else f'CPU, {torch.get_num_threads()} threads'}, batch "
+        f"{args.infer_batch_size}, greedy): {len(images) / infer_seconds:.2f} forms/s."
+        + ("" if gpu_name else " GPU: not measured (none lent)."),
     ]
     results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     log.info("\n%s", "\n".join(md))
+    # joint decoding last (slowest): the results above are already on disk if it is cut short
+    joint = evaluate_joint(args, bundle, fieldreader_dir, names, images, val_forms.labels) if lines else None
+    if joint:
+        result["joint_decoding"] = joint
+        results.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        md += ["", f"Joint decoding (beam {joint['num_beams']} rescored with the field reader's CTC score; "
+               f"{joint['forms_per_second']:.2f} forms/s):", "",
+               "| decoding | FLA | CBA | CBA DATE | CBA CITY | CBA STATE | CBA ZIP |", "|---|---|---|---|---|---|---|"]
+        md += [f"| {name} | {r['FLA']:.1f} | {r['CBA']:.1f} | {r['CBA_DATE']:.1f} | {r['CBA_CITY']:.1f} | "
+               f"{r['CBA_STATE']:.1f} | {r['CBA_ZIP']:.1f} |" for name, r in joint["variants"].items()]
+        results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
+        log.info("\n%s", "\n".join(md[-len(joint["variants"]) - 4:]))
     return 0
+
+
+def evaluate_joint(args, bundle, fieldreader_dir, names, images, labels) -> dict | None:
+    """Validation read with beam search rescored by the field reader's CTC score, per weight."""
+    if args.joint_beams <= 0:
+        return None
+    import pandas as pd
+
+    from handwriting_pipeline.donut.joint import JointPredictor
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.metrics import aggregate, score_forms
+
+    reader = FieldReader.load(fieldreader_dir, threads=args.threads) if fieldreader_dir else FieldReader.stock()
+    weights = [float(w) for w in args.joint_weights.split(",") if w.strip()]
+    predictor = JointPredictor(bundle, reader, num_beams=args.joint_beams, weights=weights,
+                               batch_size=args.infer_batch_size)
+    started = time.perf_counter()
+    answers = predictor.predict(images)
+    seconds = time.perf_counter() - started
+    variants = {}
+    for weight, fields in answers.items():
+        table = pd.DataFrame([{"file_name": n, **f} for n, f in zip(names, fields)])
+        agg = aggregate(score_forms(labels, table))
+        name = f"beam {args.joint_beams}" + (f" + CTC x{weight:g}" if weight else " (decoder only)")
+        variants[name] = {k: round(float(v), 2) for k, v in agg.items() if isinstance(v, (int, float))}
+    return {"num_beams": args.joint_beams, "weights": weights, "fieldreader": fieldreader_dir or "stock",
+            "seconds": round(seconds, 2), "forms_per_second": round(len(images) / seconds, 2), "variants": variants}
 
 
 if __name__ == "__main__":

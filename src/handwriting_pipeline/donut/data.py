@@ -70,11 +70,8 @@ class DonutEncoder:
         return json2token(fields) + self.processor.tokenizer.eos_token
 
     def __call__(self, image: Image.Image, fields: Mapping[str, str], rng: random.Random | None = None) -> dict[str, Any]:
-        if self.augmenter is not None and self.augmenter.enabled and rng is not None:
-            crop = self.augmenter(image, self.prep, rng)
-        else:
-            crop = self.prep.crop(image)
-        pixels = self.processor.image_processor(crop, return_tensors="pt").pixel_values[0]
+        augment = self.augmenter is not None and self.augmenter.enabled and rng is not None
+        pixels = self.prep.pixels(image, self.processor.image_processor, self.augmenter if augment else None, rng)
         ids = self.processor.tokenizer(self.target(fields), add_special_tokens=False,
                                        max_length=self.prep.max_length - 1, truncation=True).input_ids
         return {"pixel_values": pixels, "labels": torch.tensor(ids, dtype=torch.long), "fields": clean_fields(fields)}

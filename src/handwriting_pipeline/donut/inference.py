@@ -136,8 +136,7 @@ class DonutPredictor:
             reason = blank_reason(image)
             if reason:
                 return None, reason
-            crop = self.bundle.preprocessing.crop(image)
-            pixels = self.bundle.processor.image_processor(crop, return_tensors="pt").pixel_values[0]
+            pixels = self.bundle.preprocessing.pixels(image, self.bundle.processor.image_processor)
             return pixels, None
         except Exception as err:  # noqa: BLE001 - a bad image gives "None" values, never a crash
             return None, f"unreadable image: {type(err).__name__}: {err}"

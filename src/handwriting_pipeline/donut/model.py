@@ -51,6 +51,32 @@ class Preprocessing:
     max_length: int = 96
     task_token: str = TASK_TOKEN
     position_channels: bool = False
+    encoder: str = "donut_swin"
+    lines: dict[str, Any] = field(default_factory=dict)
+    line_widths: list[int] = field(default_factory=list)
+    line_augment: float = 1.0
+
+    def pixels(self, image: Image.Image, image_processor: Any, augmenter: Any = None, rng: Any = None):
+        """A form -> the model's ``pixel_values`` row ([3, H, W]).
+
+        ``donut_swin``: the ROI crop (augmented by ``augmenter(image, self, rng)`` when given)
+        through the image processor. ``text_lines``: the DATE and CITY/STATE/ZIP lines cut by the
+        shared layout code, side by side (:mod:`handwriting_pipeline.donut.text_lines`); with
+        ``augmenter`` each line gets the field reader's line augmentation (``line_augment``).
+        """
+        if self.encoder == "text_lines":
+            import numpy as np
+
+            from handwriting_pipeline.donut.text_lines import form_to_pixels, line_settings
+
+            augment, np_rng = None, None
+            if augmenter is not None and rng is not None and self.line_augment > 0:
+                from handwriting_pipeline.fieldreader.training import Augment
+
+                augment, np_rng = Augment(self.line_augment), np.random.default_rng(rng.getrandbits(64))
+            return form_to_pixels(image, line_settings(self.lines), self.line_widths, augment, np_rng)
+        crop = augmenter(image, self, rng) if augmenter is not None and rng is not None else self.crop(image)
+        return image_processor(crop, return_tensors="pt").pixel_values[0]
 
     def crop(self, image: Image.Image) -> Image.Image:
         """ROI of a form (any mode/size) as the RGB image the image processor takes."""
@@ -102,6 +128,22 @@ def build_processor(tokenizer, image_size: Sequence[int]):
     return DonutProcessor(image_processor=build_image_processor(image_size), tokenizer=tokenizer)
 
 
+def decoder_config(tokenizer, decoder: Mapping[str, Any], max_length: int = 96):
+    """The MBart decoder config (``encoder_layers`` raised to ``decoder_layers``, see below)."""
+    from transformers import MBartConfig
+
+    dec_kwargs = dict(decoder)
+    layers = int(dec_kwargs.get("decoder_layers", 1))
+    dec_kwargs["encoder_layers"] = max(int(dec_kwargs.get("encoder_layers", layers)), layers)
+    dec_kwargs.setdefault("max_position_embeddings", max(128, int(max_length) + 8))
+    return MBartConfig(
+        vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, scale_embedding=True,
+        tie_word_embeddings=True, **dec_kwargs,
+    )
+
+
 def build_model_from_config(tokenizer, image_size: Sequence[int], encoder: Mapping[str, Any],
                             decoder: Mapping[str, Any], max_length: int = 96):
     """A randomly initialised Donut (DonutSwin + MBart decoder) sized by two config dicts.
@@ -116,19 +158,10 @@ def build_model_from_config(tokenizer, image_size: Sequence[int], encoder: Mappi
             by Donut) is raised to ``decoder_layers``: transformers 5 sizes the decoder's KV
             cache from it and ``generate`` fails when it is smaller.
     """
-    from transformers import DonutSwinConfig, MBartConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import DonutSwinConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
     enc_cfg = DonutSwinConfig(image_size=[int(image_size[0]), int(image_size[1])], **dict(encoder))
-    dec_kwargs = dict(decoder)
-    layers = int(dec_kwargs.get("decoder_layers", 1))
-    dec_kwargs["encoder_layers"] = max(int(dec_kwargs.get("encoder_layers", layers)), layers)
-    dec_kwargs.setdefault("max_position_embeddings", max(128, int(max_length) + 8))
-    dec_cfg = MBartConfig(
-        vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, scale_embedding=True,
-        tie_word_embeddings=True, **dec_kwargs,
-    )
+    dec_cfg = decoder_config(tokenizer, decoder, max_length)
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc_cfg, dec_cfg)
     model = VisionEncoderDecoderModel(config=config)
     configure_generation(model, tokenizer, max_length)
@@ -193,6 +226,8 @@ class DonutBundle:
         """
         from transformers import DonutProcessor, VisionEncoderDecoderModel
 
+        from handwriting_pipeline.donut import text_lines  # noqa: F401 - registers the text-line encoder
+
         processor = DonutProcessor.from_pretrained(str(name_or_path))
         model = VisionEncoderDecoderModel.from_pretrained(str(name_or_path))
         record: dict[str, Any] = {}
@@ -230,10 +265,15 @@ def build_pretrained(name_or_path: str, image_size: Sequence[int], roi: Sequence
     if add_field_tokens(processor.tokenizer):
         model.decoder.resize_token_embeddings(len(processor.tokenizer))
         model.config.decoder.vocab_size = len(processor.tokenizer)
+    configure_generation(model, processor.tokenizer, max_length)
+    if bundle.preprocessing.encoder == "text_lines":  # the lines' geometry is part of the weights
+        prep = bundle.preprocessing
+        prep.max_length = int(max_length)
+        model.train()
+        return DonutBundle(model=model, processor=processor, preprocessing=prep)
     height, width = int(image_size[0]), int(image_size[1])
     processor.image_processor = build_image_processor([height, width])
     model.config.encoder.image_size = [height, width]
-    configure_generation(model, processor.tokenizer, max_length)
     prep = Preprocessing(roi=list(roi) if roi else None, image_size=[height, width], max_length=int(max_length),
                          position_channels=bundle.preprocessing.position_channels)
     model.train()
@@ -253,8 +293,33 @@ def build_from_config(tokenizer, image_size: Sequence[int], roi: Sequence[int] |
     return DonutBundle(model=model, processor=processor, preprocessing=prep)
 
 
+def build_text_lines_from_config(tokenizer, decoder: Mapping[str, Any], max_length: int = 96,
+                                 line_widths: Sequence[int] | None = None, fieldreader_dir: str | Path | None = None,
+                                 line_augment: float = 1.0) -> DonutBundle:
+    """A new bundle with the pretrained text-line encoder (:mod:`.text_lines`) and a random MBart
+    decoder. The encoder starts from the field reader saved in ``fieldreader_dir`` (its weights
+    and line settings), or from the stock PP-OCRv6 recognizer when that is None."""
+    from transformers import VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    from handwriting_pipeline.donut import text_lines
+
+    enc_cfg = text_lines.build_encoder_config(line_widths or text_lines.DEFAULT_LINE_WIDTHS, fieldreader_dir)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc_cfg, decoder_config(tokenizer, decoder,
+                                                                                            max_length))
+    model = VisionEncoderDecoderModel(config=config)
+    source = model.encoder.load_backbone(fieldreader_dir)
+    configure_generation(model, tokenizer, max_length)
+    processor = build_processor(tokenizer, enc_cfg.image_size)
+    prep = Preprocessing(roi=None, image_size=list(enc_cfg.image_size), max_length=int(max_length),
+                         encoder="text_lines", lines=dict(enc_cfg.lines), line_widths=list(enc_cfg.line_widths),
+                         line_augment=float(line_augment))
+    logger.info("Built Donut with the text-line encoder (%s): %.2fM parameters (encoder %.2fM), lines %s",
+                source, count_parameters(model) / 1e6, count_parameters(model.encoder) / 1e6, enc_cfg.line_widths)
+    return DonutBundle(model=model, processor=processor, preprocessing=prep)
+
+
 __all__ = [
-    "DonutBundle", "Preprocessing", "build_from_config", "build_pretrained", "build_processor",
+    "DonutBundle", "Preprocessing", "build_from_config", "build_text_lines_from_config", "build_pretrained", "build_processor",
     "build_image_processor", "build_model_from_config", "configure_generation", "count_parameters",
     "is_model_folder",
 ]

@@ -77,12 +77,25 @@ class CTCHead(torch.nn.Module):
                           lengths, blank=self.blank_id, zero_infinity=True)
 
 
+def lr_factor(step: int, warmup: int, total: int, floor: float, clock: float = 0.0, warmup_ratio: float = 0.0) -> float:
+    """Learning-rate multiplier: linear warmup for ``warmup`` steps, then cosine decay to ``floor``
+    at step ``total``. ``clock`` (share of a wall-clock cap used, 0 = not time-based) moves both
+    along with the time: warmup ends by ``warmup_ratio`` of the cap and the decay by its end."""
+    if step < warmup and not (clock and warmup_ratio and clock >= warmup_ratio):
+        return max((step + 1) / warmup, clock / warmup_ratio if clock and warmup_ratio else 0.0)
+    progress = min(1.0, max(0, step - warmup) / max(1, total - warmup))
+    if clock:
+        progress = max(progress, min(1.0, (clock - warmup_ratio) / max(1e-9, 1 - warmup_ratio)))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class DonutModule(pl.LightningModule):
     """LightningModule around a :class:`DonutBundle` (the model is trained in place)."""
 
     def __init__(self, bundle: DonutBundle, learning_rate: float = 1e-4, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.1, min_lr_ratio: float = 0.05, val_num_beams: int = 1,
-                 stage: str = "train", ctc_weight: float = 0.0, ctc_expand: int = 3) -> None:
+                 stage: str = "train", ctc_weight: float = 0.0, ctc_expand: int = 3, encoder_freeze_steps: int = 0,
+                 encoder_lr_scale: float = 1.0, schedule_minutes: float | None = None) -> None:
         super().__init__()
         self.stage = stage
         self.history: list[dict[str, Any]] = []  # one row per validation: losses, metrics, lr, time
@@ -97,6 +110,20 @@ class DonutModule(pl.LightningModule):
         self._train_losses: list[float] = []
         self._ctc_losses: list[float] = []
         self.ctc_weight = float(ctc_weight)
+        # a pretrained encoder (text_lines) has no auxiliary CTC head (it already reads characters)
+        # and may stay frozen for the first steps, then train at a lower learning rate
+        swin = getattr(self.model.config.encoder, "model_type", "") == "donut-swin"
+        if not swin and self.ctc_weight > 0:
+            logger.info("[%s] auxiliary CTC loss off: the %s encoder is pretrained", stage,
+                        self.model.config.encoder.model_type)
+            self.ctc_weight = 0.0
+        self.encoder_freeze_steps, self.encoder_lr_scale = int(encoder_freeze_steps or 0), float(encoder_lr_scale)
+        self.schedule_minutes = float(schedule_minutes) if schedule_minutes else None
+        self._fit_start: float | None = None
+        encoder = self.model.encoder  # text_lines: only the pretrained backbone (its new embeddings always train)
+        pretrained = encoder.backbone_parameters() if hasattr(encoder, "backbone_parameters") else encoder.parameters()
+        self._encoder_trainable = [p for p in pretrained if p.requires_grad]
+        self._encoder_frozen: bool | None = None
         self.ctc: CTCHead | None = None
         if self.ctc_weight > 0:
             tokenizer = bundle.processor.tokenizer
@@ -114,6 +141,23 @@ class DonutModule(pl.LightningModule):
         self.log("train_ctc", ctc, prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         self._ctc_losses.append(float(ctc.detach()))
         return out.loss + self.ctc_weight * ctc
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        frozen = self.global_step < self.encoder_freeze_steps
+        if frozen != self._encoder_frozen:  # no gradient (and no update) for the encoder while frozen
+            for param in self._encoder_trainable:
+                param.requires_grad_(not frozen)
+            if self._encoder_frozen is not None or frozen:
+                logger.info("[%s] step %d: encoder %s", self.stage, self.global_step,
+                            "frozen" if frozen else f"unfrozen (lr x {self.encoder_lr_scale:g})")
+            self._encoder_frozen = frozen
+
+    def on_train_start(self) -> None:
+        self._fit_start = time.monotonic()
+
+    def on_train_end(self) -> None:
+        for param in self._encoder_trainable:
+            param.requires_grad_(True)
 
     def on_train_epoch_start(self) -> None:
         self._train_losses, self._ctc_losses = [], []
@@ -164,13 +208,19 @@ class DonutModule(pl.LightningModule):
                     row["val_fla"], row["val_cba"])
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
+        encoder_ids = {id(p) for p in self._encoder_trainable}
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {(e, d): [] for e in (False, True)
+                                                                     for d in (True, False)}
         for name, param in self.named_parameters():  # the model and the CTC head
-            if not param.requires_grad:
+            if not param.requires_grad and id(param) not in encoder_ids:
                 continue
-            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+            decay = not (param.ndim < 2 or "norm" in name.lower())
+            groups[(id(param) in encoder_ids and self.encoder_lr_scale != 1.0, decay)].append(param)
+        # decoder (and whole-model) groups first: the history's "lr" is param_groups[0]
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": params, "weight_decay": self.weight_decay if decay else 0.0,
+              "lr": self.learning_rate * (self.encoder_lr_scale if enc else 1.0)}
+             for (enc, decay), params in groups.items() if params],
             lr=self.learning_rate,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
@@ -178,10 +228,10 @@ class DonutModule(pl.LightningModule):
         floor = self.min_lr_ratio
 
         def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+            clock = 0.0  # share of the wall-clock cap used (schedule_by_time)
+            if self.schedule_minutes and self._fit_start is not None:
+                clock = min(1.0, (time.monotonic() - self._fit_start) / (60 * self.schedule_minutes))
+            return lr_factor(step, warmup, total, floor, clock, self.warmup_ratio)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -216,7 +266,11 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
 
     Args:
         params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
-            warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off), max_steps
+            warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off; DonutSwin only),
+            encoder_freeze_steps (the encoder gets no updates for the first N steps),
+            encoder_lr_scale (the encoder's learning rate relative to the decoder's),
+            schedule_by_time (with max_minutes: the cosine decay also follows the wall clock, so it
+            ends with the time cap when that comes before the last epoch), max_steps
             (optional), max_minutes (optional wall-clock cap), val_check_interval (optional),
             accumulate_grad_batches (optional), restore_best
             (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
@@ -244,7 +298,10 @@ def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None
                          weight_decay=params.get("weight_decay", 0.01), warmup_ratio=params.get("warmup_ratio", 0.1),
                          min_lr_ratio=params.get("min_lr_ratio", 0.05),
                          val_num_beams=trainer_params.get("val_num_beams", 1), stage=stage,
-                         ctc_weight=params.get("ctc_weight", 0.0), ctc_expand=params.get("ctc_expand", 3))
+                         ctc_weight=params.get("ctc_weight", 0.0), ctc_expand=params.get("ctc_expand", 3),
+                         encoder_freeze_steps=params.get("encoder_freeze_steps", 0),
+                         encoder_lr_scale=params.get("encoder_lr_scale", 1.0),
+                         schedule_minutes=max_minutes if params.get("schedule_by_time") else None)
     monitor = early_params.get("monitor", MONITOR)
     if monitor != MONITOR:
         raise ValueError(f"train.early_stopping.monitor must be '{MONITOR}' (lower is better), got {monitor!r}")

@@ -32,24 +32,31 @@ class DonutEngine(Engine):
     catalog_inputs: ClassVar[dict[str, str]] = {"model": "donut_model"}
 
     def __init__(self, model_ref: Any = None, batch_size: int = 8, num_beams: int = 1, max_length: int | None = None,
-                 device: str = "auto", **config: Any) -> None:
+                 device: str = "auto", joint_weight: float = 0.0, joint_beams: int = 4,
+                 fieldreader_dir: str | None = None, **config: Any) -> None:
         # the weights' fingerprint is part of the cache key: a model retrained into the same folder
-        # must not get the old model's cached answers
+        # must not get the old model's cached answers. Joint decoding (text_lines models only):
+        # ``joint_weight`` > 0 rescores a beam of ``joint_beams`` with the field reader's CTC score
+        # (the reader in ``fieldreader_dir``, or the stock recognizer), see donut/joint.py
+        joint = {"joint_weight": float(joint_weight), "joint_beams": int(joint_beams),
+                 "fieldreader_dir": fieldreader_dir} if joint_weight else {}
         super().__init__(model=getattr(model_ref, "path", None), weights=getattr(model_ref, "fingerprint", None),
-                         batch_size=int(batch_size), num_beams=int(num_beams), max_length=max_length, **config)
+                         batch_size=int(batch_size), num_beams=int(num_beams), max_length=max_length, **joint, **config)
+        self.joint_weight, self.joint_beams, self.fieldreader_dir = float(joint_weight), int(joint_beams), fieldreader_dir
         self.model_ref = model_ref
         self.batch_size, self.num_beams, self.max_length, self.device = int(batch_size), int(num_beams), max_length, device
         self._predictor = None
 
     @classmethod
     def from_model(cls, donut_model: Any, batch_size: int = 8, num_beams: int = 1, max_length: int | None = None,
-                   device: str = "auto") -> "DonutEngine":
+                   device: str = "auto", **joint: Any) -> "DonutEngine":
         """An engine on the ``donut_model`` catalog entry (a ``DonutModelRef``) or a folder path."""
         if isinstance(donut_model, (str, bytes)) or hasattr(donut_model, "__fspath__"):
             from handwriting_pipeline.datasets.model import DonutModelRef
 
             donut_model = DonutModelRef.from_path(donut_model)
-        return cls(donut_model, batch_size=batch_size, num_beams=num_beams, max_length=max_length, device=device)
+        return cls(donut_model, batch_size=batch_size, num_beams=num_beams, max_length=max_length, device=device,
+                   **joint)
 
     @classmethod
     def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "DonutEngine":
@@ -81,7 +88,27 @@ class DonutEngine(Engine):
     def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
         return self.read_batch([image], [file_name])[0]
 
+    def _read_joint(self, images: list[Image.Image]) -> list[EngineResult]:
+        import time
+
+        from handwriting_pipeline.donut.joint import JointPredictor
+        from handwriting_pipeline.fieldreader.model import FieldReader
+
+        started = time.perf_counter()
+        reader = FieldReader.load(self.fieldreader_dir) if self.fieldreader_dir else FieldReader.stock()
+        predictor = JointPredictor(self.predictor.bundle, reader, num_beams=self.joint_beams,
+                                   weights=[self.joint_weight], batch_size=self.batch_size)
+        answers = predictor.predict(images)[self.joint_weight]
+        seconds = (time.perf_counter() - started) / max(1, len(images))
+        return [EngineResult(fields=f, usage={"pages": 0}, seconds=seconds) for f in answers]
+
     def read_batch(self, images: list[Image.Image], file_names: list[str]) -> list[EngineResult]:
+        if self.joint_weight:
+            try:
+                return self._read_joint(images)
+            except Exception as err:  # noqa: BLE001 - every form gets the error
+                logger.warning("Donut joint decoding failed: %s", err)
+                return [EngineResult(error=f"donut engine failed: {type(err).__name__}: {err}") for _ in images]
         try:
             predictions = self.predictor.predict(images)
         except Exception as err:  # noqa: BLE001 - e.g. the model cannot be loaded: every form gets the error

@@ -105,6 +105,21 @@ class OnnxRecognizer(nn.Module):
         self.params[weight] = nn.Parameter(self.params[weight].data[:, index].clone())
         self.params[bias] = nn.Parameter(self.params[bias].data[index].clone())
 
+    def feature_name(self) -> str:
+        """The tensor feeding the CTC head (the backbone's per-frame features, [B, W/8, C])."""
+        return next(node for node in self.nodes if node[0] == "MatMul" and node[1][1] == self.head[0])[1][0]
+
+    def truncate(self, output_name: str) -> None:
+        """Stop the graph at ``output_name`` (e.g. :meth:`feature_name`): the nodes after it and the
+        weights only they use are dropped, ``forward`` returns that tensor (``softmax`` is ignored).
+        A truncated graph is no longer exportable with :func:`export_onnx`."""
+        last = max(i for i, node in enumerate(self.nodes) if output_name in node[2])
+        self.nodes = self.nodes[: last + 1]
+        used = {self._key(name) for _, inputs, *_ in self.nodes for name in inputs}
+        for key in [k for k in self.params if k not in used]:
+            del self.params[key]
+        self.output_name, self.softmax_node = output_name, None
+
     def freeze_batchnorm(self) -> None:
         """BatchNormalization scale/shift and statistics are left as trained (frozen)."""
         for op, inputs, *_ in self.nodes:

@@ -29,7 +29,15 @@ def model_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     if preset_name not in presets:
         raise ValueError(f"train.model.preset '{preset_name}' is not one of train.model.presets {sorted(presets)}")
     preset = presets[preset_name]
+    encoder = model.get("encoder", "donut_swin")
+    if encoder not in ("donut_swin", "text_lines"):
+        raise ValueError(f"train.model.encoder must be 'donut_swin' or 'text_lines', got {encoder!r}")
+    lines = dict(model.get("text_lines", {}) or {})
     return {
+        "encoder_type": encoder,
+        "fieldreader_dir": lines.get("fieldreader_dir"),
+        "line_widths": list(lines.get("line_widths", [160, 400])),
+        "line_augment": float(lines.get("augment", 1.0)),
         "init": model.get("init", "from_config"),
         "preset": preset_name,
         "pretrained_name_or_path": model.get("pretrained_name_or_path"),
@@ -73,13 +81,22 @@ def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
 
 def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
     """A :class:`~handwriting_pipeline.donut.model.DonutBundle`: a random Donut sized by the
-    preset (``from_config``) or pretrained weights (``pretrained``: hub name or local folder)."""
+    preset (``from_config``), the pretrained text-line encoder under a random decoder
+    (``train.model.encoder: text_lines``), or pretrained weights (``pretrained``: hub name or
+    local folder)."""
     import torch
 
     from handwriting_pipeline.donut.model import build_from_config, build_pretrained
 
     settings = model_settings(params)
     torch.manual_seed(int(params.get("seed", 42)))
+    if settings["encoder_type"] == "text_lines" and settings["init"] != "pretrained":
+        from handwriting_pipeline.donut.model import build_text_lines_from_config
+        from handwriting_pipeline.donut.text_lines import resolve_fieldreader_dir
+
+        return build_text_lines_from_config(tokenizer, settings["decoder"], settings["max_length"],
+                                            settings["line_widths"], resolve_fieldreader_dir(settings["fieldreader_dir"]),
+                                            settings["line_augment"])
     if settings["init"] == "pretrained":
         # the pretrained processor's tokenizer, with the same field tokens as ``tokenizer``
         return build_pretrained(settings["pretrained_name_or_path"], settings["image_size"], settings["roi"],
@@ -114,6 +131,10 @@ def _fit(bundle: Any, train_data: Any, validation_forms: Any, stage: str, params
         early["patience"] = params[stage]["patience"]
     ctc = params.get("ctc", {}) or {}
     stage_params = {"ctc_weight": ctc.get("weight", 0.0), "ctc_expand": ctc.get("expand", 3), **params[stage]}
+    if getattr(bundle.preprocessing, "encoder", "donut_swin") == "text_lines":  # pretrained encoder: frozen first
+        lines = params.get("model", {}).get("text_lines", {}) or {}
+        stage_params.setdefault("encoder_freeze_steps", lines.get("freeze_steps", 0))
+        stage_params.setdefault("encoder_lr_scale", lines.get("lr_scale", 1.0))
     rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, params, stage), stage,
                         stage_params, trainer, early, seed=int(params.get("seed", 42)),
                         checkpoint_dir=trainer.get("checkpoint_dir"), resume=bool(trainer.get("resume", False)))
