@@ -115,6 +115,7 @@ class OnnxRecognizer(nn.Module):
         A truncated graph is no longer exportable with :func:`export_onnx`."""
         last = max(i for i, node in enumerate(self.nodes) if output_name in node[2])
         self.nodes = self.nodes[: last + 1]
+        self._drop = None  # which values to free after which node: recomputed
         used = {self._key(name) for _, inputs, *_ in self.nodes for name in inputs}
         for key in [k for k in self.params if k not in used]:
             del self.params[key]
@@ -145,14 +146,30 @@ class OnnxRecognizer(nn.Module):
             return self.params[key]
         return self.constants[name]
 
+    def _last_uses(self) -> list[list[str]]:
+        """Per node, the values no later node reads (freed after it: memory stays one layer deep)."""
+        last: dict[str, int] = {}
+        for i, (_, inputs, _, _) in enumerate(self.nodes):
+            for name in inputs:
+                last[name] = i
+        drop: list[list[str]] = [[] for _ in self.nodes]
+        for name, i in last.items():
+            if name != self.output_name:
+                drop[i].append(name)
+        return drop
+
     def forward(self, x: torch.Tensor, softmax: bool = True) -> torch.Tensor:
         env: dict[str, torch.Tensor] = {self.input_name: x}
+        if getattr(self, "_drop", None) is None or len(self._drop) != len(self.nodes):
+            self._drop = self._last_uses()
         for i, (op, inputs, outputs, attrs) in enumerate(self.nodes):
             args = [self.value(n, env) if n else None for n in inputs]
             if i == self.softmax_node and not softmax:
                 env[outputs[0]] = args[0]
-                continue
-            env[outputs[0]] = _OPS[op](*args, **attrs)
+            else:
+                env[outputs[0]] = _OPS[op](*args, **attrs)
+            for name in self._drop[i]:
+                env.pop(name, None)
         return env[self.output_name]
 
     def to_onnx_model(self) -> onnx.ModelProto:

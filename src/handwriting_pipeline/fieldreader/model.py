@@ -61,6 +61,9 @@ class FieldReaderConfig:
 class FieldReader:
     """A trained (or stock) field reader: line arrays in, log-probabilities out."""
 
+    #: lines per forward pass (memory stays bounded however many lines are read at once)
+    batch_size: int = 32
+
     def __init__(self, net: OnnxRecognizer | None, config: FieldReaderConfig, onnx_file: Path | None = None,
                  threads: int = 1) -> None:
         self.net, self.config, self.onnx_file, self.threads = net, config, onnx_file, threads
@@ -110,13 +113,19 @@ class FieldReader:
 
     def log_probs(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """Per-line [frames, 1 + len(ALPHABET)] log-probabilities of a list of [3, 48, W] arrays."""
-        if not arrays:
-            return []
-        batch, frames = batch_arrays(arrays)
-        if self.onnx_file is not None:
-            probs = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
-            out = np.log(np.clip(probs, 1e-12, None))
-        else:
-            with torch.no_grad():
-                out = torch.log_softmax(self.net(torch.from_numpy(batch), softmax=False), -1).numpy()
-        return [out[i, : frames[i]] for i in range(len(arrays))]
+        out: list[np.ndarray] = []
+        order = sorted(range(len(arrays)), key=lambda i: arrays[i].shape[2])  # similar widths together
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            batch, frames = batch_arrays([arrays[i] for i in chunk])
+            if self.onnx_file is not None:
+                probs = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+                lp = np.log(np.clip(probs, 1e-12, None))
+            else:
+                with torch.no_grad():
+                    lp = torch.log_softmax(self.net(torch.from_numpy(batch), softmax=False), -1).numpy()
+            out.extend(lp[j, : frames[j]] for j in range(len(chunk)))
+        result: list[np.ndarray] = [np.empty(0)] * len(arrays)
+        for i, lp in zip(order, out):
+            result[i] = lp
+        return result
