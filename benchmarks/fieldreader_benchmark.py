@@ -34,8 +34,10 @@ KNOWLEDGE = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0
 
 
 def machine() -> dict:
-    return {"date": dt.date.today().isoformat(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "python": platform.python_version()}
+    """When and where a result was measured (every results JSON carries it)."""
+    return {"date": dt.date.today().isoformat(),
+            "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
+                        "python": platform.python_version(), "gpu": None}}
 
 
 def load_split(folder: Path, limit: int = 0):

@@ -130,7 +130,8 @@ def write_markdown(results: dict) -> None:
     engine = results["variants"]["engine (chosen on held-out train forms)"]
     errors = "\n".join(f"- {kind}: {count}" for kind, count in engine["errors"].items())
     training = results["training"]
-    text = f"""# Field reader benchmark ({results['date']}, {results['cpus']} CPUs, {results['platform']})
+    host = results["machine"]
+    text = f"""# Field reader benchmark ({results['date']}, {host['cpu_count']} CPUs, {host['platform']})
 
 Model: `{results['model']}`; training: {training.get('train_forms')} train forms
 ({training.get('holdout_forms')} held out for early stopping, lexicon choice and calibration),
