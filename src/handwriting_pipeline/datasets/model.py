@@ -94,14 +94,19 @@ class DonutModelRef:
         return cls(path, reason=f"no saved {cls.kind} model at '{path}' (run `kedro run --pipeline train` first, "
                                 "or point the parameter at a saved model folder)")
 
+    @staticmethod
+    def load_folder(path: str) -> Any:
+        from handwriting_pipeline.donut.model import DonutBundle
+
+        return DonutBundle.load(path)
+
     def bundle(self):
-        """The :class:`~handwriting_pipeline.donut.model.DonutBundle` (loaded once, then cached)."""
+        """The loaded model (a :class:`~handwriting_pipeline.donut.model.DonutBundle` here; loaded
+        once, then cached); raises ``DatasetError`` naming the reason when unavailable."""
         if not self.available:
             raise DatasetError(f"{self.kind} model not available: {self.reason}")
         if self._bundle is None:
-            from handwriting_pipeline.donut.model import DonutBundle
-
-            self._bundle = DonutBundle.load(self.path)
+            self._bundle = self.load_folder(self.path)
         return self._bundle
 
     def load(self) -> tuple[Any, Any]:
@@ -178,15 +183,12 @@ class FieldReaderRef(DonutModelRef):
 
         return (Path(path) / CONFIG_FILE).is_file()
 
-    def bundle(self):
-        """The :class:`~handwriting_pipeline.fieldreader.model.FieldReader` (loaded once)."""
-        if not self.available:
-            raise DatasetError(f"{self.kind} model not available: {self.reason}")
-        if self._bundle is None:
-            from handwriting_pipeline.fieldreader.model import FieldReader
+    @staticmethod
+    def load_folder(path: str) -> Any:
+        """The :class:`~handwriting_pipeline.fieldreader.model.FieldReader` saved there."""
+        from handwriting_pipeline.fieldreader.model import FieldReader
 
-            self._bundle = FieldReader.load(self.path)
-        return self._bundle
+        return FieldReader.load(path)
 
     def load(self):
         return self.bundle()

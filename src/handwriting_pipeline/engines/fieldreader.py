@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import cached_property
 from typing import Any, ClassVar
 
 from PIL import Image
@@ -75,7 +76,7 @@ class FieldReaderEngine(Engine):
         reader.threads = self.threads
         return reader
 
-    @property
+    @cached_property
     def lexicon(self):
         from handwriting_pipeline.fieldreader.lexicon import Lexicon
 

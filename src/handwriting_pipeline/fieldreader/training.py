@@ -139,7 +139,6 @@ class WidthBucketSampler(Sampler[list[int]]):
 class FieldReaderModule(pl.LightningModule):
     def __init__(self, reader: FieldReader, learning_rate: float, weight_decay: float, warmup_ratio: float) -> None:
         super().__init__()
-        self.reader = reader
         self.net = reader.net
         self.learning_rate, self.weight_decay, self.warmup_ratio = learning_rate, weight_decay, warmup_ratio
         self.history: list[dict[str, Any]] = []
