@@ -47,6 +47,9 @@ def parse_args() -> argparse.Namespace:
                         help="text_lines: the field reader the encoder starts from (stock recognizer when missing)")
     parser.add_argument("--freeze-steps", type=int, default=None, help="text_lines: encoder frozen for N steps")
     parser.add_argument("--encoder-lr-scale", type=float, default=None, help="text_lines: encoder lr share")
+    parser.add_argument("--cache-copies", type=int, default=None,
+                        help="text_lines: freeze the backbone and cache its features for the plain lines + N "
+                             "augmented versions per form (train.model.text_lines.cache_copies; 0 = backbone trains)")
     parser.add_argument("--joint-beams", type=int, default=4, help="text_lines: beam size of joint decoding (0 = off)")
     parser.add_argument("--joint-weights", default="0,0.3,1,3", help="text_lines: CTC weights of joint decoding")
     parser.add_argument("--schedule-by-time", action="store_true",
@@ -71,6 +74,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers (render synthetic forms)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--infer-batch-size", type=int, default=16)
+    parser.add_argument("--holdout", type=int, default=0,
+                        help="leave the last N train forms out of training (the field reader's held-out forms: "
+                             "100) and fit the Donut's vote calibration on them (saved in the model folder)")
     parser.add_argument("--limit-train", type=int, default=0, help="use only N training forms (smoke runs)")
     parser.add_argument("--limit-val", type=int, default=0, help="use only N validation forms (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default data/06_models/benchmark_<preset>)")
@@ -122,6 +128,8 @@ def main() -> int:
             params["model"]["text_lines"]["freeze_steps"] = args.freeze_steps
         if args.encoder_lr_scale is not None:
             params["model"]["text_lines"]["lr_scale"] = args.encoder_lr_scale
+        if args.cache_copies is not None:
+            params["model"]["text_lines"]["cache_copies"] = args.cache_copies
     previous = None
     if args.init_from:
         params["model"].update(init="pretrained", pretrained_name_or_path=args.init_from)
@@ -150,6 +158,11 @@ def main() -> int:
     val_forms, _ = read_donut_folder(args.val_dir, split="validation")
     if args.limit_train:
         train_forms = train_forms.subset(train_forms.labels["file_name"].tolist()[: args.limit_train])
+    holdout = None
+    if args.holdout:
+        train_names = train_forms.labels["file_name"].tolist()
+        holdout = train_forms.subset(train_names[-args.holdout:])
+        train_forms = train_forms.subset(train_names[: -args.holdout])
     if args.limit_val:
         val_forms = val_forms.subset(val_forms.labels["file_name"].tolist()[: args.limit_val])
     log.info("train %d forms (%d problems), validation %d forms", len(train_forms), len(problems), len(val_forms))
@@ -192,6 +205,7 @@ def main() -> int:
     exact_per_key = {f"exact_{k}": float(100.0 * (table.set_index("file_name")[k] == gold.loc[names, k]).mean())
                      for k in KEYS}
 
+    calibration = fit_vote_calibration(bundle, holdout, out, args) if holdout is not None else None
     gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     result = {
         "benchmark": Path(args.results).name,
@@ -202,7 +216,8 @@ def main() -> int:
                                          if not gpu_name else "")},
         "data": {"train": os.path.relpath(args.train_dir, ROOT), "validation": os.path.relpath(args.val_dir, ROOT),
                  "n_train": len(train_forms),
-                 "n_validation": len(val_forms), "synthetic_pretraining_forms": args.synthetic_forms},
+                 "n_validation": len(val_forms), "synthetic_pretraining_forms": args.synthetic_forms,
+                 "n_holdout": len(holdout) if holdout is not None else 0},
         "model": {"preset": args.preset, "encoder": args.encoder, "fieldreader_dir": fieldreader_dir,
                   "parameters": n_params, "init": params["model"]["init"],
                   "image_size": bundle.preprocessing.image_size, "roi": bundle.preprocessing.roi,
@@ -220,6 +235,7 @@ def main() -> int:
             "batch_size": args.infer_batch_size, "num_beams": 1, "threads": torch.get_num_threads()},
         **({"inference_gpu": "not measured: no GPU lent to this task"} if not gpu_name else {}),
         "joint_decoding": None,
+        "vote_calibration": calibration,
         "init_from": os.path.relpath(args.init_from, ROOT) if args.init_from else None,
         "init_ckpt": os.path.relpath(args.init_ckpt, ROOT) if args.init_ckpt else None,
         "previous_phase": previous,
@@ -282,6 +298,26 @@ def main() -> int:
         results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
         log.info("\n%s", "\n".join(md[-len(joint["variants"]) - 4:]))
     return 0
+
+
+def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
+    """Read the held-out train forms (never trained on) and fit the Donut's vote calibration
+    (``ensemble.vote`` format), saved next to the model where ``DonutEngine.vote_calibration`` finds it."""
+    import pandas as pd
+
+    from handwriting_pipeline.donut.inference import DonutPredictor
+    from handwriting_pipeline.donut.model import CALIBRATION_FILE
+    from handwriting_pipeline.ensemble.vote import fit_calibration
+    from handwriting_pipeline.fields import KEYS
+
+    names = holdout.labels["file_name"].tolist()
+    predictor = DonutPredictor(bundle, batch_size=args.infer_batch_size, num_beams=1, device="cpu")
+    rows = [{"file_name": n, **p.fields, **{f"{k}_conf": p.confidence[k] for k in KEYS}}
+            for n, p in zip(names, predictor.predict([holdout.images[n] for n in names]))]
+    calibration = fit_calibration(holdout.labels, {"donut": pd.DataFrame(rows)}).get("donut", {})
+    (out / CALIBRATION_FILE).write_text(json.dumps({"fitted_on": f"{len(names)} held-out train forms",
+                                                    "calibration": calibration}, indent=2), encoding="utf-8")
+    return calibration
 
 
 def evaluate_joint(args, bundle, fieldreader_dir, names, images, labels) -> dict | None:

@@ -2,7 +2,8 @@
 
 Reads the validation crops with the field reader, RapidOCR and a saved Donut, then votes
 (:func:`handwriting_pipeline.ensemble.vote.vote`, the ``ensemble.vote`` parameters of conf/base:
-RapidOCR calibrated on train forms, the field reader and Donut uncalibrated, i.e. ``weight x
+RapidOCR calibrated on train forms; the field reader and Donut with the calibration saved in their
+model folders, fitted on held-out train forms they never trained on; uncalibrated: ``weight x
 confidence``) over {field reader, RapidOCR} and {field reader, RapidOCR, Donut}; writes
 benchmarks/results/donut_text_lines_vote.{json,md}.
 
@@ -71,6 +72,10 @@ def main() -> int:
     }
     for name, engine in engines.items():
         tables[name], seconds[name] = read(engine, names, images)
+    # trained engines bring their own calibration (fitted on held-out train forms), as in the pipeline
+    own = {name: engine.vote_calibration(model=engine.model_ref) for name, engine in engines.items()
+           if hasattr(engine, "model_ref")}
+    params = {**params, "calibration": {**params.get("calibration", {}), **{k: v for k, v in own.items() if v}}}
 
     def metrics(table):
         agg = aggregate(score_forms(labels, table))
@@ -89,8 +94,9 @@ def main() -> int:
     results = Path(args.results)
     results.with_suffix(".json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     md = [f"# Offline vote with the text-line Donut ({result['date']}, {result['machine'].split(',')[0]})", "",
-          f"Validation forms: {len(names)}. RapidOCR calibrated on train forms (conf/base), field reader and Donut "
-          "uncalibrated (weight x confidence).", "",
+          f"Validation forms: {len(names)}. Calibrated on train forms: "
+          + ", ".join(f"{e} {'yes' if c else 'no (weight x confidence)'}" for e, c in result["calibration"].items())
+          + " (RapidOCR: conf/base; field reader and Donut: their held-out train forms, saved with the model).", "",
           "| readings | FLA | CBA | CBA DATE | CBA CITY | CBA STATE | CBA ZIP |", "|---|---|---|---|---|---|---|"]
     for name, r in {**result["engines"], **{f"vote: {k}": v for k, v in result["votes"].items()}}.items():
         md.append(f"| {name} | {r['FLA']:.1f} | {r['CBA']:.1f} | {r['CBA_DATE']:.1f} | {r['CBA_CITY']:.1f} | "

@@ -72,9 +72,13 @@ class DonutEncoder:
     def __call__(self, image: Image.Image, fields: Mapping[str, str], rng: random.Random | None = None) -> dict[str, Any]:
         augment = self.augmenter is not None and self.augmenter.enabled and rng is not None
         pixels = self.prep.pixels(image, self.processor.image_processor, self.augmenter if augment else None, rng)
+        return {"pixel_values": pixels, "labels": self.label_ids(fields), "fields": clean_fields(fields)}
+
+    def label_ids(self, fields: Mapping[str, str]) -> torch.Tensor:
+        """The target token ids of a form's fields (``json2token`` + eos, truncated to max_length)."""
         ids = self.processor.tokenizer(self.target(fields), add_special_tokens=False,
                                        max_length=self.prep.max_length - 1, truncation=True).input_ids
-        return {"pixel_values": pixels, "labels": torch.tensor(ids, dtype=torch.long), "fields": clean_fields(fields)}
+        return torch.tensor(ids, dtype=torch.long)
 
 
 class FormsDataset(Dataset):

@@ -23,6 +23,8 @@ from handwriting_pipeline.donut.grammar import TASK_TOKEN
 logger = logging.getLogger(__name__)
 
 PREPROCESSING_FILE = "hwp_donut.json"
+#: the vote calibration fitted on forms the model never trained on (optional; see DonutEngine.vote_calibration)
+CALIBRATION_FILE = "vote_calibration.json"
 REFERENCE_SIZE = (2460, 350)  # width, height of the SD19 top-section crops
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from onnx import numpy_helper
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
@@ -55,13 +56,16 @@ class TextLinesConfig(PretrainedConfig):
         feature_name: the graph tensor taken as features (default: the CTC head's input).
         lines: :class:`LineSettings` fields (how lines are cut; saved so inference matches).
         fieldreader_dir: where the backbone's initial weights came from (informational).
+        onnx_inference: at inference (eval mode, no gradient, CPU) run the backbone with ONNX
+            Runtime over the same graph and weights instead of the torch interpreter.
     """
 
     model_type = MODEL_TYPE
 
     def __init__(self, line_widths: Sequence[int] = DEFAULT_LINE_WIDTHS, feature_size: int = 120,
                  char_features: bool = True, num_symbols: int = len(ALPHABET) + 1, feature_name: str | None = None,
-                 lines: Mapping[str, Any] | None = None, fieldreader_dir: str | None = None, **kwargs: Any) -> None:
+                 lines: Mapping[str, Any] | None = None, fieldreader_dir: str | None = None,
+                 onnx_inference: bool = True, **kwargs: Any) -> None:
         kwargs.pop("hidden_size", None)  # derived
         self.line_widths = [int(w) // 8 * 8 for w in line_widths]
         self.feature_size, self.char_features, self.num_symbols = int(feature_size), bool(char_features), int(num_symbols)
@@ -69,6 +73,7 @@ class TextLinesConfig(PretrainedConfig):
         self.feature_name = feature_name
         self.lines = dict(lines or {})
         self.fieldreader_dir = fieldreader_dir
+        self.onnx_inference = bool(onnx_inference)
         super().__init__(**kwargs)
 
     @property
@@ -114,6 +119,7 @@ class TextLinesEncoder(PreTrainedModel):
         # then the embeddings are added at unit scale, so the decoder sees where each frame is
         self.norm = nn.LayerNorm(config.feature_size)
         self.char_norm = nn.LayerNorm(config.num_symbols) if config.char_features else None
+        self._session = None  # ONNX Runtime copy of the backbone (inference), built on first use
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -143,6 +149,7 @@ class TextLinesEncoder(PreTrainedModel):
                 self.head.weight.copy_(weight.T)
                 self.head.bias.copy_(bias)
         self.config.fieldreader_dir = str(fieldreader_dir)
+        self._session = None
         return f"field reader {fieldreader_dir}"
 
     def _constants_to(self, device: torch.device) -> None:
@@ -151,21 +158,80 @@ class TextLinesEncoder(PreTrainedModel):
         if consts and next(iter(consts.values())).device != device:
             self.backbone.constants = {k: v.to(device) for k, v in consts.items()}
 
+    def line_frames(self) -> list[int]:
+        """Frames per line (the backbone downsamples the width by 8)."""
+        return [int(w) // 8 for w in self.config.line_widths]
+
+    def train(self, mode: bool = True) -> "TextLinesEncoder":
+        self._session = None  # the weights may change: the ONNX Runtime copy is rebuilt when needed
+        return super().train(mode)
+
+    def _onnx_session(self):
+        """ONNX Runtime over the backbone graph with this module's current weights (inference only:
+        ~5x faster than the torch interpreter on a CPU; same values to ~1e-5)."""
+        if getattr(self, "_session", None) is None:
+            import onnxruntime as ort
+            from onnx.utils import Extractor
+
+            full = self.backbone.graph_proto
+            model = Extractor(full).extract_model([full.graph.input[0].name], [self.backbone.output_name])
+            params = {name: param for name, param in self.backbone.params.items()}
+            for tensor in model.graph.initializer:
+                key = self.backbone._key(tensor.name)
+                if key in params:
+                    tensor.CopyFrom(numpy_helper.from_array(params[key].detach().cpu().numpy().astype(np.float32),
+                                                            tensor.name))
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(model.SerializeToString(), options,
+                                                 providers=["CPUExecutionProvider"])
+        return self._session
+
+    def _backbone(self, line: torch.Tensor) -> torch.Tensor:
+        fast = (self.config.onnx_inference and not self.training and not torch.is_grad_enabled()
+                and line.device.type == "cpu")
+        if fast:
+            session = self._onnx_session()
+            out = session.run(None, {session.get_inputs()[0].name: line.float().numpy()})[0]
+            return torch.from_numpy(out).to(line.dtype)
+        return self.backbone(line)
+
+    def backbone_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The pretrained part's output for the lines side by side: ``[B, frames, hidden_size]``
+        (backbone features, then the CTC head's log-probabilities; not normalised). These are
+        what :mod:`.feature_cache` stores when the backbone stays frozen."""
+        self._constants_to(pixel_values.device)
+        feats, start = [], 0
+        for width in self.config.line_widths:
+            out = self._backbone(pixel_values[..., start: start + width])
+            start += width
+            parts = [out]
+            if self.head is not None:
+                parts.append(torch.log_softmax(self.head(out).float(), -1).to(out.dtype))
+            feats.append(torch.cat(parts, dim=-1))
+        return torch.cat(feats, dim=1)
+
+    def project(self, raw: torch.Tensor) -> torch.Tensor:
+        """Backbone features -> the decoder's input: each part layer-normalised, plus the line
+        and frame position embeddings."""
+        feats, start = [], 0
+        for i, frames in enumerate(self.line_frames()):
+            part = raw[:, start: start + frames]
+            start += frames
+            out = self.norm(part[..., : self.config.feature_size])
+            if self.char_norm is not None:
+                out = torch.cat([out, self.char_norm(part[..., self.config.feature_size:])], dim=-1)
+            feats.append(out + self.line_embed[i] + self.pos_embed[:frames])
+        return torch.cat(feats, dim=1)
+
     def forward(self, pixel_values: torch.Tensor, output_attentions: bool | None = None,
                 output_hidden_states: bool | None = None, return_dict: bool | None = None,
                 **kwargs: Any) -> BaseModelOutput | tuple:
-        self._constants_to(pixel_values.device)
-        feats, start = [], 0
-        for i, width in enumerate(self.config.line_widths):
-            line = pixel_values[..., start: start + width]
-            start += width
-            out = self.backbone(line)
-            parts = [self.norm(out)]
-            if self.head is not None:
-                parts.append(self.char_norm(torch.log_softmax(self.head(out).float(), -1).to(out.dtype)))
-            frames = out.shape[1]
-            feats.append(torch.cat(parts, dim=-1) + self.line_embed[i] + self.pos_embed[:frames])
-        hidden = torch.cat(feats, dim=1)
+        """``pixel_values``: the lines side by side ``[B, 3, 48, sum(line_widths)]``, or already
+        computed :meth:`backbone_features` ``[B, frames, hidden_size]`` (a frozen backbone's cache)."""
+        raw = pixel_values if pixel_values.dim() == 3 else self.backbone_features(pixel_values)
+        hidden = self.project(raw)
         if return_dict is False:
             return (hidden,)
         return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,) if output_hidden_states else None)

@@ -144,6 +144,8 @@ class DonutModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         frozen = self.global_step < self.encoder_freeze_steps
+        if not self._encoder_trainable:  # nothing to freeze (e.g. a frozen backbone on cached features)
+            return
         if frozen != self._encoder_frozen:  # no gradient (and no update) for the encoder while frozen
             for param in self._encoder_trainable:
                 param.requires_grad_(not frozen)

@@ -291,3 +291,21 @@ def test_collate_pads_labels_with_ignore_index(tiny_bundle, real_forms):
     assert batch["pixel_values"].shape == (3, 3, h, w)
     lengths = [len(data[i]["labels"]) for i in range(3)]
     assert (batch["labels"] == -100).sum().item() == sum(max(lengths) - n for n in lengths)
+
+
+def test_donut_brings_its_vote_calibration_when_saved_with_the_model(tiny_bundle, tmp_path):
+    """A calibration fitted on held-out forms and saved beside the weights joins the default vote."""
+    import json
+
+    from handwriting_pipeline.donut.model import CALIBRATION_FILE
+    from handwriting_pipeline.pipelines.ensemble.nodes import engine_calibrations
+
+    folder = tmp_path / "m"
+    tiny_bundle.save(folder)
+    ref = DonutModelRef.from_path(folder)
+    assert DonutEngine.vote_calibration(model=ref) is None  # uncalibrated: stays out of the default vote
+    assert "donut" not in engine_calibrations(donut_model=ref)
+    calibration = {k: {"a": -3.0, "b": 6.0, "p_none": 0.5, "case": 0.9} for k in KEYS}
+    (folder / CALIBRATION_FILE).write_text(json.dumps({"fitted_on": "test", "calibration": calibration}))
+    assert DonutEngine.vote_calibration(model=ref) == calibration
+    assert engine_calibrations(donut_model=ref)["donut"] == calibration

@@ -184,3 +184,50 @@ def test_time_based_schedule_ends_warmup_and_decay_with_the_wall_clock():
     assert lr_factor(4, 100, 10000, 0.05, clock=0.025, warmup_ratio=0.05) == pytest.approx(0.5)
     assert lr_factor(4, 100, 10000, 0.05, clock=0.05, warmup_ratio=0.05) == pytest.approx(1.0, abs=1e-3)
     assert lr_factor(50, 100, 10000, 0.05, clock=1.0, warmup_ratio=0.05) == pytest.approx(0.05)
+
+
+def test_onnx_runtime_inference_matches_the_torch_backbone(lines_bundle, real_forms):
+    """At inference the backbone runs in ONNX Runtime over the same graph and weights."""
+    _, batch = _batch(lines_bundle, real_forms)
+    encoder = lines_bundle.model.encoder.eval()
+    with torch.no_grad():
+        fast = encoder(pixel_values=batch["pixel_values"]).last_hidden_state
+        assert encoder._session is not None
+        encoder.config.onnx_inference = False
+        slow = encoder(pixel_values=batch["pixel_values"]).last_hidden_state
+        encoder.config.onnx_inference = True
+    torch.testing.assert_close(fast, slow, atol=1e-3, rtol=1e-3)
+    encoder.train()  # the weights may change: the ONNX Runtime copy is dropped
+    assert encoder._session is None
+
+
+def test_cached_backbone_features_train_the_decoder_with_the_backbone_frozen(lines_bundle, real_forms, lines_params):
+    from handwriting_pipeline.donut.feature_cache import CachedFeatures, maybe_cache
+
+    data, batch = _batch(lines_bundle, real_forms, n=4, train=True)
+    assert maybe_cache(data, lines_bundle, 0) is data  # 0 = off: the backbone trains on pixels
+    cached = maybe_cache(data, lines_bundle, 2, seed=1)
+    assert isinstance(cached, CachedFeatures) and len(cached) == 4
+    encoder = lines_bundle.model.encoder
+    frames = sum(w // 8 for w in lines_bundle.preprocessing.line_widths)
+    versions = cached.features[0]
+    assert len(versions) == 3 and versions[0].shape == (frames, encoder.config.hidden_size)
+    assert not torch.equal(versions[0], versions[1])  # augmented copies differ from the plain lines
+    assert not any(p.requires_grad for p in encoder.backbone_parameters())
+
+    plain = collate([{**cached.items[i], "pixel_values": cached.features[i][0].float()} for i in range(4)])
+    model = lines_bundle.model.eval()
+    with torch.no_grad():  # cached features (float16) give the model the same loss as the images
+        from_images = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
+        from_cache = model(pixel_values=plain["pixel_values"], labels=plain["labels"]).loss
+    torch.testing.assert_close(from_cache, from_images, atol=2e-2, rtol=1e-2)
+
+    backbone = {k: p.detach().clone() for k, p in encoder.named_parameters() if k.startswith(("backbone", "head"))}
+    norm, decoder = encoder.norm.weight.detach().clone(), model.decoder.lm_head.weight.detach().clone()
+    losses = _Losses()
+    stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05)
+    fit_stage(lines_bundle, cached, None, "finetune", stage, lines_params["trainer"], lines_params["early_stopping"],
+              extra_callbacks=[losses])
+    assert np.mean(losses.losses[-3:]) < 0.7 * np.mean(losses.losses[:3]), losses.losses
+    assert all(torch.equal(p, backbone[k]) for k, p in encoder.named_parameters() if k in backbone)
+    assert not torch.equal(encoder.norm.weight, norm) and not torch.equal(model.decoder.lm_head.weight, decoder)

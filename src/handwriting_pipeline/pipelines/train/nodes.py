@@ -113,13 +113,20 @@ def _augmenter(params: Mapping[str, Any]):
 
 def _validation_data(bundle: Any, validation_forms: Any, params: Mapping[str, Any], stage: str):
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
+    from handwriting_pipeline.donut.feature_cache import maybe_cache
 
     if validation_forms is None or len(validation_forms) == 0:
         return None
     limit = params.get(stage, {}).get("val_max_forms", params.get("trainer", {}).get("val_max_forms"))
     if limit:
         validation_forms = validation_forms.subset(validation_forms.labels["file_name"].tolist()[: int(limit)])
-    return FormsDataset(validation_forms, DonutEncoder(bundle.processor, bundle.preprocessing))
+    return maybe_cache(FormsDataset(validation_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle,
+                       _cache_copies(params), "validation")
+
+
+def _cache_copies(params: Mapping[str, Any]) -> int:
+    """text_lines: augmented versions per form whose frozen-backbone features are cached (0 = off)."""
+    return int((params.get("model", {}).get("text_lines", {}) or {}).get("cache_copies", 0) or 0)
 
 
 def _fit(bundle: Any, train_data: Any, validation_forms: Any, stage: str, params: Mapping[str, Any]):
@@ -170,6 +177,7 @@ def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapp
     the returned model has the best validation ``val_ned`` weights."""
     from handwriting_pipeline.datasets.model import NotTrained
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
+    from handwriting_pipeline.donut.feature_cache import maybe_cache
 
     if "donut" not in params["models"]:
         logger.info("train: donut not in train.models, not trained")
@@ -177,7 +185,9 @@ def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapp
     if train_forms is None or len(train_forms) == 0:
         raise ValueError("train_forms is empty: run the curation pipeline (or check its report) before training")
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(params))
-    history = _fit(bundle, FormsDataset(train_forms, encoder, train=True), validation_forms, "finetune", params)
+    data = maybe_cache(FormsDataset(train_forms, encoder, train=True), bundle, _cache_copies(params), "train",
+                       seed=int(params.get("seed", 42)))
+    history = _fit(bundle, data, validation_forms, "finetune", params)
     return bundle, history
 
 
