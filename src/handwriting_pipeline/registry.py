@@ -90,3 +90,12 @@ def select_methods(value: Any, known: Sequence[str], what: str, everything: Iter
     if unknown:
         raise ValueError(f"{what} names unknown {noun} {unknown}; choose from {list(known)}")
     return list(dict.fromkeys(wanted))
+
+
+def select_one(value: Any, known: Sequence[str], what: str) -> str:
+    """A parameter that names exactly one of ``known`` (``curation.source``), parsed like
+    :func:`method_list`; anything else raises a ValueError naming the parameter and the choices."""
+    names = method_list(value)
+    if len(names) != 1 or names[0] not in known:
+        raise ValueError(f"{what} is '{value}'; choose one of {', '.join(known)}")
+    return names[0]

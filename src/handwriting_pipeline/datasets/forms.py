@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +21,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-import shutil
-
 from kedro.io.core import (
     AbstractVersionedDataset,
     DatasetError,
@@ -319,7 +318,7 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
             return LabelledForms.empty(missing="no path given")
         try:
             load_path = Path(get_filepath_str(self._get_load_path(), "file"))
-        except VersionNotFoundError as err:
+        except VersionNotFoundError:
             if self._optional:
                 return LabelledForms.empty(missing=f"nothing saved yet at {self._filepath}")
             raise

@@ -24,6 +24,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch.utils.data import DataLoader, Dataset
 
+from handwriting_pipeline.config import CtcSettings, EarlyStoppingSettings, StageSettings, TrainerSettings
 from handwriting_pipeline.donut.data import collate
 from handwriting_pipeline.donut.inference import generate_fields
 from handwriting_pipeline.donut.model import DonutBundle, encoder_grid
@@ -260,107 +261,143 @@ def stop_reason(trainer: pl.Trainer, early: EarlyStopping, max_epochs: int, max_
     return "finished"
 
 
+def stage_loaders(train_data: Dataset, val_data: Dataset | None, settings: StageSettings,
+                  trainer: TrainerSettings) -> tuple[DataLoader, DataLoader | None]:
+    """The stage's training loader (shuffled) and validation loader (None without validation forms)."""
+    workers, batch_size = int(trainer.num_workers), int(settings.batch_size)
+    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, num_workers=workers,
+                              collate_fn=collate, drop_last=len(train_data) > batch_size,
+                              persistent_workers=workers > 0)
+    if val_data is None or not len(val_data):
+        return train_loader, None
+    val_loader = DataLoader(val_data, batch_size=int(trainer.val_batch_size), shuffle=False,
+                            num_workers=workers, collate_fn=collate, persistent_workers=workers > 0)
+    return train_loader, val_loader
+
+
+def stage_module(bundle: DonutBundle, stage: str, settings: StageSettings, trainer: TrainerSettings) -> DonutModule:
+    """The LightningModule of one stage (no CTC loss and no frozen encoder unless the settings
+    say so; the train nodes fill them in from ``train.ctc`` and ``train.model.text_lines``)."""
+    def given(value: Any, off: Any) -> Any:
+        return off if value is None else value
+
+    return DonutModule(bundle, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+                       warmup_ratio=settings.warmup_ratio, min_lr_ratio=settings.min_lr_ratio,
+                       val_num_beams=trainer.val_num_beams, stage=stage, ctc_weight=given(settings.ctc_weight, 0.0),
+                       ctc_expand=given(settings.ctc_expand, CtcSettings.expand),
+                       encoder_freeze_steps=given(settings.encoder_freeze_steps, 0),
+                       encoder_lr_scale=given(settings.encoder_lr_scale, 1.0),
+                       schedule_minutes=settings.max_minutes if settings.schedule_by_time else None)
+
+
+def early_stopping(early: EarlyStoppingSettings) -> EarlyStopping:
+    """``EarlyStopping`` on ``val_ned`` (the only monitor allowed: lower is better)."""
+    if early.monitor != MONITOR:
+        raise ValueError(f"train.early_stopping.monitor must be '{MONITOR}' (lower is better), got {early.monitor!r}")
+    return EarlyStopping(monitor=early.monitor, mode="min", patience=int(early.patience),
+                         min_delta=float(early.min_delta), check_on_train_epoch_end=False)
+
+
+def checkpoint_callbacks(checkpoint_dir: str | Path | None, stage: str, monitor: str,
+                         resume: bool) -> tuple[list[Callback], ModelCheckpoint | None, str | None]:
+    """(callbacks, the best-checkpoint callback, checkpoint to resume from) for ``<dir>/<stage>``;
+    no checkpoints without a folder. A fresh run (``resume`` false) deletes the stage's old ones."""
+    if checkpoint_dir is None:
+        return [], None, None
+    stage_dir = Path(checkpoint_dir) / stage
+    best = ModelCheckpoint(dirpath=stage_dir, filename="best-{epoch}-{step}", monitor=monitor, mode="min",
+                           save_top_k=1, save_weights_only=False)
+    # last.ckpt after every validation, so a crash or a resume loses nothing: Lightning's own
+    # save_last only writes it when the best checkpoint changes (it would lag the best epoch)
+    latest = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False, save_weights_only=False)
+    ckpt_path = None
+    if resume and (stage_dir / "last.ckpt").is_file():
+        ckpt_path = str(stage_dir / "last.ckpt")
+        logger.info("[%s] resuming from %s", stage, ckpt_path)
+    elif not resume:
+        for old in stage_dir.glob("*.ckpt"):
+            old.unlink()  # a fresh run must not pick up an earlier run's best checkpoint
+    return [best, latest], best, ckpt_path
+
+
+def stage_trainer(settings: StageSettings, trainer: TrainerSettings, hardware: Mapping[str, Any],
+                  callbacks: list[Callback], validate: bool, checkpointing: bool,
+                  checkpoint_dir: str | Path | None) -> pl.Trainer:
+    """The ``pl.Trainer`` of one stage: epochs, steps and wall-clock caps, hardware, logging."""
+    max_minutes = settings.max_minutes
+    return pl.Trainer(
+        max_epochs=int(settings.epochs), max_steps=int(settings.max_steps or -1),
+        max_time={"minutes": float(max_minutes)} if max_minutes else None,
+        gradient_clip_val=float(trainer.gradient_clip_val),
+        accumulate_grad_batches=int(settings.accumulate_grad_batches),
+        val_check_interval=settings.val_check_interval,
+        check_val_every_n_epoch=1,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if validate else 0,
+        callbacks=callbacks, logger=False, enable_checkpointing=checkpointing,
+        enable_progress_bar=bool(trainer.progress_bar),
+        log_every_n_steps=int(trainer.log_every_n_steps),
+        deterministic=False, enable_model_summary=False, default_root_dir=str(checkpoint_dir or "."),
+        **hardware,
+    )
+
+
+def restore_best(module: pl.LightningModule, best: ModelCheckpoint | None, restore: bool, monitor: str) -> str:
+    """Load the best checkpoint's weights into ``module`` when ``restore``; what was kept, in words
+    (to append to the stop reason; "" without checkpoints)."""
+    if restore and best is not None and best.best_model_path and Path(best.best_model_path).is_file():
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        return f"; restored best checkpoint ({monitor}={float(best.best_model_score):.4f})"
+    if best is not None and best.best_model_score is not None:
+        return f"; kept the last weights (restore_best false; best {monitor}={float(best.best_model_score):.4f})"
+    return ""
+
+
+def _log_start(stage: str, n_train: int, n_val: int, settings: StageSettings, hardware: Mapping[str, Any]) -> None:
+    max_steps, max_minutes = int(settings.max_steps or -1), settings.max_minutes
+    logger.info("[%s] training on %d forms (%d validation) for up to %d epochs%s%s on %s/%s", stage, n_train, n_val,
+                settings.epochs, f", {max_steps} steps" if max_steps > 0 else "",
+                f", {max_minutes:.1f} min" if max_minutes else "", hardware["accelerator"], hardware["precision"])
+
+
 def fit_stage(bundle: DonutBundle, train_data: Dataset, val_data: Dataset | None, stage: str,
-              params: Mapping[str, Any], trainer_params: Mapping[str, Any], early_params: Mapping[str, Any],
-              seed: int = 42, checkpoint_dir: str | Path | None = None, resume: bool = False,
+              params: StageSettings | Mapping[str, Any], trainer_params: TrainerSettings | Mapping[str, Any],
+              early_params: EarlyStoppingSettings | Mapping[str, Any], seed: int = 42,
+              checkpoint_dir: str | Path | None = None, resume: bool = False,
               extra_callbacks: list[Callback] | None = None) -> tuple[list[dict[str, Any]], str]:
     """Train ``bundle.model`` in place for one stage; returns (history rows, stop reason).
 
     Args:
-        params: the stage's settings: epochs, batch_size, learning_rate, weight_decay,
-            warmup_ratio, ctc_weight / ctc_expand (auxiliary CTC loss, 0 = off; DonutSwin only),
-            encoder_freeze_steps (the encoder gets no updates for the first N steps),
-            encoder_lr_scale (the encoder's learning rate relative to the decoder's),
-            schedule_by_time (with max_minutes: the cosine decay also follows the wall clock, so it
-            ends with the time cap when that comes before the last epoch), max_steps
-            (optional), max_minutes (optional wall-clock cap), val_check_interval (optional),
-            accumulate_grad_batches (optional), restore_best
-            (default true: end with the best ``val_ned`` checkpoint's weights; false keeps the
-            last weights, e.g. for pretraining whose real-form metric lags the synthetic loss).
-        trainer_params: accelerator, devices, precision, gradient_clip_val, num_workers,
-            progress_bar, log_every_n_steps, val_batch_size, val_num_beams.
-        early_params: monitor (must be ``val_ned``-like, lower is better), patience, min_delta.
+        params: the stage's :class:`~handwriting_pipeline.config.StageSettings` (or its block as
+            a dict): epochs, batch_size, learning_rate, weight_decay, warmup_ratio, max_minutes,
+            restore_best and the optional extras (auxiliary CTC loss, encoder freezing, max_steps,
+            schedule_by_time ...).
+        trainer_params: :class:`~handwriting_pipeline.config.TrainerSettings` (``train.trainer``).
+        early_params: :class:`~handwriting_pipeline.config.EarlyStoppingSettings`: monitor (must
+            be ``val_ned``, lower is better), patience, min_delta.
         checkpoint_dir: where ``<stage>/last.ckpt`` and the best checkpoint go; ``resume``
             continues from ``last.ckpt`` when it exists.
     """
+    settings = StageSettings.from_params(params, f"train.{stage}")
+    trainer_settings = TrainerSettings.from_params(trainer_params)
     pl.seed_everything(int(seed), workers=True, verbose=False)
-    epochs = int(params.get("epochs", 1))
-    max_steps = int(params.get("max_steps") or -1)
-    max_minutes = params.get("max_minutes")
-    num_workers = int(trainer_params.get("num_workers", 0))
-    batch_size = int(params.get("batch_size", 8))
-    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, num_workers=num_workers,
-                              collate_fn=collate, drop_last=len(train_data) > batch_size,
-                              persistent_workers=num_workers > 0)
-    val_loader = None
-    if val_data is not None and len(val_data):
-        val_loader = DataLoader(val_data, batch_size=int(trainer_params.get("val_batch_size", 16)), shuffle=False,
-                                num_workers=num_workers, collate_fn=collate, persistent_workers=num_workers > 0)
-    module = DonutModule(bundle, learning_rate=params.get("learning_rate", 1e-4),
-                         weight_decay=params.get("weight_decay", 0.01), warmup_ratio=params.get("warmup_ratio", 0.1),
-                         min_lr_ratio=params.get("min_lr_ratio", 0.05),
-                         val_num_beams=trainer_params.get("val_num_beams", 1), stage=stage,
-                         ctc_weight=params.get("ctc_weight", 0.0), ctc_expand=params.get("ctc_expand", 3),
-                         encoder_freeze_steps=params.get("encoder_freeze_steps", 0),
-                         encoder_lr_scale=params.get("encoder_lr_scale", 1.0),
-                         schedule_minutes=max_minutes if params.get("schedule_by_time") else None)
-    monitor = early_params.get("monitor", MONITOR)
-    if monitor != MONITOR:
-        raise ValueError(f"train.early_stopping.monitor must be '{MONITOR}' (lower is better), got {monitor!r}")
-    early = EarlyStopping(monitor=monitor, mode="min", patience=int(early_params.get("patience", 3)),
-                          min_delta=float(early_params.get("min_delta", 0.0)), check_on_train_epoch_end=False)
-    callbacks: list[Callback] = [early]
-    ckpt = None
-    ckpt_path = None
-    if checkpoint_dir is not None:
-        stage_dir = Path(checkpoint_dir) / stage
-        ckpt = ModelCheckpoint(dirpath=stage_dir, filename="best-{epoch}-{step}", monitor=monitor, mode="min",
-                               save_top_k=1, save_weights_only=False)
-        # last.ckpt after every validation, so a crash or a resume loses nothing: Lightning's own
-        # save_last only writes it when the best checkpoint changes (it would lag the best epoch)
-        latest = ModelCheckpoint(dirpath=stage_dir, filename="last", monitor=None, save_top_k=1,
-                                 enable_version_counter=False, save_weights_only=False)
-        callbacks.extend([ckpt, latest])
-        if resume and (stage_dir / "last.ckpt").is_file():
-            ckpt_path = str(stage_dir / "last.ckpt")
-            logger.info("[%s] resuming from %s", stage, ckpt_path)
-        elif not resume:
-            for old in stage_dir.glob("*.ckpt"):
-                old.unlink()  # a fresh run must not pick up an earlier run's best checkpoint
-    callbacks.extend(extra_callbacks or [])
-    hardware = resolve_hardware(trainer_params.get("accelerator", "auto"), trainer_params.get("devices", "auto"),
-                                trainer_params.get("precision", "auto"))
-    trainer = pl.Trainer(
-        max_epochs=epochs, max_steps=max_steps,
-        max_time={"minutes": float(max_minutes)} if max_minutes else None,
-        gradient_clip_val=float(trainer_params.get("gradient_clip_val", 1.0)),
-        accumulate_grad_batches=int(params.get("accumulate_grad_batches", 1)),
-        val_check_interval=params.get("val_check_interval"),
-        check_val_every_n_epoch=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if val_loader is not None else 0,
-        callbacks=callbacks, logger=False, enable_checkpointing=ckpt is not None,
-        enable_progress_bar=bool(trainer_params.get("progress_bar", True)),
-        log_every_n_steps=int(trainer_params.get("log_every_n_steps", 10)),
-        deterministic=False, enable_model_summary=False, default_root_dir=str(checkpoint_dir or "."),
-        **hardware,
-    )
-    logger.info("[%s] training on %d forms (%d validation) for up to %d epochs%s%s on %s/%s", stage, len(train_data),
-                len(val_data) if val_data is not None else 0, epochs, f", {max_steps} steps" if max_steps > 0 else "",
-                f", {max_minutes:.1f} min" if max_minutes else "", hardware["accelerator"], hardware["precision"])
+    train_loader, val_loader = stage_loaders(train_data, val_data, settings, trainer_settings)
+    module = stage_module(bundle, stage, settings, trainer_settings)
+    early = early_stopping(EarlyStoppingSettings.from_params(early_params))
+    checkpoints, best, ckpt_path = checkpoint_callbacks(checkpoint_dir, stage, early.monitor, resume)
+    hardware = resolve_hardware(trainer_settings.accelerator, trainer_settings.devices, trainer_settings.precision)
+    trainer = stage_trainer(settings, trainer_settings, hardware, [early, *checkpoints, *(extra_callbacks or [])],
+                            val_loader is not None, best is not None, checkpoint_dir)
+    _log_start(stage, len(train_data), len(val_data) if val_data is not None else 0, settings, hardware)
     bundle.model.train()
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
-    reason = stop_reason(trainer, early, epochs, max_steps, max_minutes)
-    restore = bool(params.get("restore_best", True))
-    if restore and ckpt is not None and ckpt.best_model_path and Path(ckpt.best_model_path).is_file():
-        state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
-        reason += f"; restored best checkpoint ({monitor}={float(ckpt.best_model_score):.4f})"
-    elif ckpt is not None and ckpt.best_model_score is not None:
-        reason += f"; kept the last weights (restore_best false; best {monitor}={float(ckpt.best_model_score):.4f})"
+    reason = stop_reason(trainer, early, int(settings.epochs), int(settings.max_steps or -1), settings.max_minutes)
+    reason += restore_best(module, best, bool(settings.restore_best), early.monitor)
     bundle.model.cpu().eval()
     logger.info("[%s] training stopped: %s", stage, reason)
     rows = [dict(row, stop_reason="") for row in module.history]
     if rows:
-        rows[-1]["stop_reason"] = reason
+        rows[-1]["stop_reason"] = reason  # the last row says why the stage ended
     return rows, reason

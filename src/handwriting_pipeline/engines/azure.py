@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine, EngineResult
 from handwriting_pipeline.engines.forms_api import fields_from_pairs, png_bytes
 
@@ -25,6 +27,19 @@ CREDENTIALS_HELP = (
     "or set AZURE_FORM_RECOGNIZER_ENDPOINT and AZURE_FORM_RECOGNIZER_KEY; or remove "
     "'azure_form_recognizer' from extract.engines."
 )
+
+
+@dataclass(frozen=True)
+class AzureSettings(Settings):
+    """``extract.azure_form_recognizer`` (credentials come from their own section)."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    model_id: str = "prebuilt-document"
+    retry_total: int = 8
+    retry_backoff_factor: float = 0.8
+    connection_timeout: float = 10
+    read_timeout: float = 120
+    polling_interval: float = 1.0
 
 
 class AzureFormRecognizerEngine(Engine):
@@ -46,6 +61,7 @@ class AzureFormRecognizerEngine(Engine):
     paid = True
     parallel = "thread"
     credentials = "azure_form_recognizer"
+    settings_class = AzureSettings
 
     def __init__(self, model_id: str = "prebuilt-document", retry_total: int = 8, retry_backoff_factor: float = 0.8,
                  connection_timeout: float = 10, read_timeout: float = 120, polling_interval: float = 1.0,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.fields import KEYS, clean_fields, empty_fields
 
 
@@ -93,6 +94,10 @@ class Engine(ABC):
     # attributes holding process-bound objects (SDK clients, ONNX sessions), rebuilt lazily in
     # each worker process instead of being pickled
     process_local: ClassVar[tuple[str, ...]] = ()
+    #: the ``extract.<method>`` block as a frozen :class:`~handwriting_pipeline.config.Settings`
+    #: dataclass (a key it does not know stops the run; its defaults are the constructor's and
+    #: the YAML's); None: the block is passed on as it is
+    settings_class: ClassVar[type[Settings] | None] = None
 
     def __init__(self, **config: Any) -> None:
         self.config = config
@@ -110,7 +115,14 @@ class Engine(ABC):
         """The engine for ``method`` from its ``extract.<method>`` block, its credentials section
         (engines that declare :attr:`credentials`) and its :attr:`catalog_inputs`."""
         extra = {"credentials": dict(credentials or {})} if cls.credentials else {}
-        return cls(**dict(settings or {}), **extra, **inputs)
+        return cls(**cls.settings_for(method, settings), **extra, **inputs)
+
+    @classmethod
+    def settings_for(cls, method: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The ``extract.<method>`` block checked by :attr:`settings_class`, as keyword arguments."""
+        if cls.settings_class is None:
+            return dict(settings or {})
+        return cls.settings_class.from_params(settings, f"extract.{method}").to_dict()
 
     def forms_to_read(self, file_names: list[str]) -> list[str]:
         """The forms this engine can read among ``file_names`` (default: all)."""

@@ -8,13 +8,29 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DonutEngineSettings(Settings):
+    """``extract.donut`` (joint decoding: text_lines models only)."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    batch_size: int = 8
+    num_beams: int = 1
+    max_length: int | None = None
+    device: str = "auto"
+    joint_weight: float = 0.0
+    joint_beams: int = 4
+    fieldreader_dir: str | None = None
 
 
 class DonutEngine(Engine):
@@ -30,6 +46,7 @@ class DonutEngine(Engine):
     parallel: ClassVar[str] = "batch"
     default: ClassVar[bool] = True  # when a trained model exists
     catalog_inputs: ClassVar[dict[str, str]] = {"model": "donut_model"}
+    settings_class = DonutEngineSettings
 
     def __init__(self, model_ref: Any = None, batch_size: int = 8, num_beams: int = 1, max_length: int | None = None,
                  device: str = "auto", joint_weight: float = 0.0, joint_beams: int = 4,
@@ -61,7 +78,7 @@ class DonutEngine(Engine):
     @classmethod
     def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "DonutEngine":
         """The engine on the ``donut_model`` catalog input with the ``extract.donut`` settings."""
-        return cls.from_model(inputs.get("model"), **dict(settings or {}))
+        return cls.from_model(inputs.get("model"), **cls.settings_for(method, settings))
 
     @classmethod
     def vote_calibration(cls, model: Any = None, **inputs: Any) -> dict[str, Any] | None:

@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FieldReaderSettings(Settings):
+    """``extract.fieldreader``."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    beam: int = 8
+    lexicon: bool = True
+    batch_size: int = 16
+    threads: int = 2
 
 
 class FieldReaderEngine(Engine):
@@ -33,9 +46,10 @@ class FieldReaderEngine(Engine):
     parallel: ClassVar[str] = "batch"
     default: ClassVar[bool] = True  # when a trained model exists
     catalog_inputs: ClassVar[dict[str, str]] = {"model": "fieldreader_model"}
+    settings_class = FieldReaderSettings
 
     def __init__(self, model_ref: Any = None, beam: int = 8, lexicon: bool = True, batch_size: int = 16,
-                 threads: int = 1, **config: Any) -> None:
+                 threads: int = 2, **config: Any) -> None:
         # the weights' fingerprint is part of the cache key: a retrained model must not reuse answers
         super().__init__(model=getattr(model_ref, "path", None), weights=getattr(model_ref, "fingerprint", None),
                          beam=int(beam), lexicon=bool(lexicon), **config)
@@ -54,7 +68,7 @@ class FieldReaderEngine(Engine):
     @classmethod
     def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "FieldReaderEngine":
         """The engine on the ``fieldreader_model`` catalog input with the ``extract.fieldreader`` settings."""
-        return cls.from_model(inputs.get("model"), **dict(settings or {}))
+        return cls.from_model(inputs.get("model"), **cls.settings_for(method, settings))
 
     @classmethod
     def vote_calibration(cls, model: Any = None, **inputs: Any) -> dict[str, Any] | None:

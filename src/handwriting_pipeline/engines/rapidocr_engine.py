@@ -10,13 +10,28 @@ worse. The orientation classifier is off (crops are upright) and onnxruntime use
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines import layout
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RapidOCRSettings(Settings):
+    """``extract.rapidocr``."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    threads: int = 1
+    text_score: float = 0.3
+    box_thresh: float = 0.5
+    det_limit_type: str = "max"
+    det_limit_side_len: int = 960
+    read_labels: bool = True
 
 
 class RapidOCREngine(layout.LayoutEngine):
@@ -35,6 +50,7 @@ class RapidOCREngine(layout.LayoutEngine):
     process_local = ("_ocr",)
     parallel = "process"  # CPU-bound: one worker process per core, one onnxruntime thread each
     default = True
+    settings_class = RapidOCRSettings
 
     def __init__(self, threads: int = 1, text_score: float = 0.3, box_thresh: float = 0.5,
                  read_labels: bool = True, det_limit_type: str = "max", det_limit_side_len: int = 960,

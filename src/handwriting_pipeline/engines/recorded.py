@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine, EngineResult
 from handwriting_pipeline.fields import KEYS, NONE, clean_value
 
@@ -42,6 +44,15 @@ def read_recorded_csv(path: str | Path, confidence_scale: float = 1.0) -> dict[s
     return out
 
 
+@dataclass(frozen=True)
+class RecordedSettings(Settings):
+    """``extract.recorded_<service>``: both keys differ per service, so both are required."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    path: str
+    confidence_scale: float
+
+
 class RecordedEngine(Engine):
     """Reads answers from a CSV instead of calling the service (offline, free, reproducible).
 
@@ -58,6 +69,7 @@ class RecordedEngine(Engine):
     optional = True   # no CSV (e.g. without ../shared): skipped with a log line
     cacheable = False  # replaying a file costs nothing
     default = True
+    settings_class = RecordedSettings
 
     def __init__(self, path: str, confidence_scale: float = 1.0, method: str = "recorded", **config: Any) -> None:
         super().__init__(path=str(path), confidence_scale=float(confidence_scale), **config)
@@ -69,7 +81,7 @@ class RecordedEngine(Engine):
     @classmethod
     def from_params(cls, method: str, settings: Any, credentials: Any = None, **inputs: Any) -> "RecordedEngine":
         """One class, several recorded methods: the method name is the table's name."""
-        return cls(**{**dict(settings or {}), "method": method})
+        return cls(**cls.settings_for(method, settings), method=method)
 
     def forms_to_read(self, file_names: list[str]) -> list[str]:
         """Only the forms the recording has; the others get no row (scored as "None")."""

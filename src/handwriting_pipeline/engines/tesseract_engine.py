@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines import layout
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TesseractSettings(Settings):
+    """``extract.tesseract``."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    psm: int = 7
+    lang: str = "eng"
+    min_conf: float = 0
+    cmd: str | None = None
+    read_labels: bool = True
 
 
 class TesseractEngine(layout.LayoutEngine):
@@ -34,8 +48,9 @@ class TesseractEngine(layout.LayoutEngine):
     version = "2"  # bump when layout/field rules change: it is part of the cache key
     parallel = "process"
     optional = True  # no tesseract binary: skipped with a log line
+    settings_class = TesseractSettings
 
-    def __init__(self, psm: int = 7, lang: str = "eng", min_conf: float = 0.0, cmd: str | None = None,
+    def __init__(self, psm: int = 7, lang: str = "eng", min_conf: float = 0, cmd: str | None = None,
                  read_labels: bool = True, **config: Any) -> None:
         super().__init__(psm=int(psm), lang=lang, min_conf=float(min_conf), read_labels=read_labels, **config)
         self.cmd = cmd or shutil.which("tesseract")

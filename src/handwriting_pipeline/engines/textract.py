@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from PIL import Image
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine, EngineResult
 from handwriting_pipeline.engines.forms_api import fields_from_pairs, png_bytes
 
@@ -70,6 +72,18 @@ def parse_forms_response(response: dict[str, Any]) -> list[tuple[str, str, float
     return pairs
 
 
+@dataclass(frozen=True)
+class TextractSettings(Settings):
+    """``extract.textract`` (credentials come from their own section, never from here)."""
+
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    region_name: str | None = None
+    max_attempts: int = 8
+    retry_mode: str = "adaptive"
+    connect_timeout: float = 10
+    read_timeout: float = 60
+
+
 class TextractEngine(Engine):
     """AWS Textract AnalyzeDocument (FORMS) on the crop; KEY/VALUE pairs to the four keys.
 
@@ -88,6 +102,7 @@ class TextractEngine(Engine):
     paid = True
     parallel = "thread"
     credentials = "aws"
+    settings_class = TextractSettings
 
     def __init__(self, region_name: str | None = None, max_attempts: int = 8, retry_mode: str = "adaptive",
                  connect_timeout: float = 10, read_timeout: float = 60, credentials: dict | None = None,

@@ -28,6 +28,7 @@ from rapidfuzz.distance import Levenshtein
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from handwriting_pipeline.config import ReaderTrainerSettings
 from handwriting_pipeline.donut.training import resolve_hardware, stop_reason
 from handwriting_pipeline.fieldreader.decode import greedy
 from handwriting_pipeline.fieldreader.lines import LineSettings, batch_arrays, cut_lines, to_array
@@ -190,61 +191,78 @@ class FieldReaderModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def train_reader(reader: FieldReader, train_lines: list[Line], val_lines: list[Line], settings: Mapping[str, Any],
-                 checkpoint_dir: str | Path | None = None, resume: bool = False,
-                 callbacks: list[Callback] | None = None) -> tuple[list[dict[str, Any]], str]:
-    """Fine-tune ``reader.net`` in place; returns (history rows, why training stopped).
-
-    ``settings``: epochs, batch_size, learning_rate, weight_decay, warmup_ratio, augment
-    (strength, 0 = off), max_minutes, patience, min_delta, gradient_clip_val, seed, progress_bar,
-    accelerator, devices, precision.
-    """
-    seed = int(settings["seed"])
-    pl.seed_everything(seed, workers=True, verbose=False)
-    line_settings = reader.config.lines
-    strength = float(settings["augment"])
+def reader_loaders(reader: FieldReader, train_lines: list[Line], val_lines: list[Line],
+                   settings: ReaderTrainerSettings) -> tuple[DataLoader, DataLoader | None]:
+    """Training lines (augmented unless ``augment`` is 0) and held-out lines, batched by width."""
+    seed, line_settings = int(settings.seed), reader.config.lines
+    strength = float(settings.augment)
     train_data = LineDataset(train_lines, line_settings, Augment(strength) if strength > 0 else None, seed)
     val_data = LineDataset(val_lines, line_settings)
-    batch_size = int(settings["batch_size"])
-    train_loader = DataLoader(train_data, batch_sampler=WidthBucketSampler(train_data, batch_size, seed),
+    train_loader = DataLoader(train_data, batch_sampler=WidthBucketSampler(train_data, int(settings.batch_size), seed),
                               collate_fn=collate)
     val_loader = DataLoader(val_data, batch_sampler=WidthBucketSampler(val_data, 32, seed, shuffle=False),
                             collate_fn=collate) if val_lines else None
-    module = FieldReaderModule(reader, float(settings["learning_rate"]), float(settings["weight_decay"]),
-                               float(settings["warmup_ratio"]))
-    early = EarlyStopping(monitor=MONITOR, mode="min", patience=int(settings["patience"]),
-                          min_delta=float(settings["min_delta"]), check_on_train_epoch_end=False)
-    all_callbacks: list[Callback] = [early, *(callbacks or [])]
-    best, ckpt_path = None, None
-    if checkpoint_dir is not None:
-        best = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch}", monitor=MONITOR, mode="min",
-                               save_top_k=1)
-        latest = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
-                                 enable_version_counter=False)
-        all_callbacks += [best, latest]
-        last = Path(checkpoint_dir) / "last.ckpt"
-        if resume and last.is_file():
-            ckpt_path = str(last)
-            logger.info("[fieldreader] resuming from %s", last)
-        elif not resume:
-            for old in Path(checkpoint_dir).glob("*.ckpt"):
-                old.unlink()
-    max_minutes = settings.get("max_minutes")
-    hardware = resolve_hardware(settings.get("accelerator", "auto"), settings.get("devices", "auto"),
-                                settings.get("precision", "auto"))
+    return train_loader, val_loader
+
+
+def reader_checkpoints(checkpoint_dir: str | Path | None,
+                       resume: bool) -> tuple[list[Callback], ModelCheckpoint | None, str | None]:
+    """(callbacks, the best-checkpoint callback, checkpoint to resume from); none without a
+    folder. A fresh run (``resume`` false) deletes the folder's old checkpoints."""
+    if checkpoint_dir is None:
+        return [], None, None
+    best = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch}", monitor=MONITOR, mode="min", save_top_k=1)
+    latest = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False)
+    last, ckpt_path = Path(checkpoint_dir) / "last.ckpt", None
+    if resume and last.is_file():
+        ckpt_path = str(last)
+        logger.info("[fieldreader] resuming from %s", last)
+    elif not resume:
+        for old in Path(checkpoint_dir).glob("*.ckpt"):
+            old.unlink()
+    return [best, latest], best, ckpt_path
+
+
+def reader_trainer(settings: ReaderTrainerSettings, callbacks: list[Callback], validate: bool, checkpointing: bool,
+                   checkpoint_dir: str | Path | None) -> pl.Trainer:
+    """The ``pl.Trainer``: epochs and wall-clock caps, clipping, hardware (32-bit on CPU)."""
+    hardware = resolve_hardware(settings.accelerator, settings.devices, settings.precision)
     if hardware["precision"] != "32-true" and hardware["accelerator"] == "cpu":
         hardware["precision"] = "32-true"
-    trainer = pl.Trainer(max_epochs=int(settings["epochs"]), max_time={"minutes": float(max_minutes)} if max_minutes else None,
-                         gradient_clip_val=float(settings["gradient_clip_val"]), num_sanity_val_steps=0,
-                         limit_val_batches=1.0 if val_loader is not None else 0, callbacks=all_callbacks,
-                         logger=False, enable_checkpointing=best is not None,
-                         enable_progress_bar=bool(settings.get("progress_bar", True)), enable_model_summary=False,
-                         default_root_dir=str(checkpoint_dir or "."), **hardware)
+    max_minutes = settings.max_minutes
+    return pl.Trainer(max_epochs=int(settings.epochs), max_time={"minutes": float(max_minutes)} if max_minutes else None,
+                      gradient_clip_val=float(settings.gradient_clip_val), num_sanity_val_steps=0,
+                      limit_val_batches=1.0 if validate else 0, callbacks=callbacks,
+                      logger=False, enable_checkpointing=checkpointing,
+                      enable_progress_bar=bool(settings.progress_bar), enable_model_summary=False,
+                      default_root_dir=str(checkpoint_dir or "."), **hardware)
+
+
+def train_reader(reader: FieldReader, train_lines: list[Line], val_lines: list[Line],
+                 settings: ReaderTrainerSettings | Mapping[str, Any], checkpoint_dir: str | Path | None = None,
+                 resume: bool = False, callbacks: list[Callback] | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Fine-tune ``reader.net`` in place; returns (history rows, why training stopped).
+
+    ``settings``: :class:`~handwriting_pipeline.config.ReaderTrainerSettings`
+    (``train_fieldreader.trainer``, or that block as a dict).
+    """
+    settings = ReaderTrainerSettings.from_params(settings)
+    pl.seed_everything(int(settings.seed), workers=True, verbose=False)
+    train_loader, val_loader = reader_loaders(reader, train_lines, val_lines, settings)
+    module = FieldReaderModule(reader, float(settings.learning_rate), float(settings.weight_decay),
+                               float(settings.warmup_ratio))
+    early = EarlyStopping(monitor=MONITOR, mode="min", patience=int(settings.patience),
+                          min_delta=float(settings.min_delta), check_on_train_epoch_end=False)
+    checkpoints, best, ckpt_path = reader_checkpoints(checkpoint_dir, resume)
+    trainer = reader_trainer(settings, [early, *(callbacks or []), *checkpoints], val_loader is not None,
+                             best is not None, checkpoint_dir)
+    max_minutes = settings.max_minutes
     logger.info("[fieldreader] fine-tuning on %d lines (%d held out) for up to %s epochs%s", len(train_lines),
-                len(val_lines), settings["epochs"], f", {max_minutes} min" if max_minutes else "")
+                len(val_lines), settings.epochs, f", {max_minutes} min" if max_minutes else "")
     reader.net.train()
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
-    reason = stop_reason(trainer, early, int(settings["epochs"]), -1, max_minutes)
+    reason = stop_reason(trainer, early, int(settings.epochs), -1, max_minutes)
     if best is not None and best.best_model_path and Path(best.best_model_path).is_file():
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)

@@ -92,7 +92,8 @@ def test_tiny_model_loss_falls_on_real_and_synthetic_forms(tiny_bundle, real_for
     if synthetic_available()[0]:
         data = torch.utils.data.ConcatDataset([data, SyntheticFormsDataset(4, encoder, seed=1000)])
     losses = _StepLosses()
-    stage = dict(epochs=40, max_steps=24, batch_size=len(data), learning_rate=3e-3, warmup_ratio=0.05)
+    stage = dict(epochs=40, max_steps=24, batch_size=len(data), learning_rate=3e-3, warmup_ratio=0.05, max_minutes=None,
+                 restore_best=True)
     rows, reason = fit_stage(tiny_bundle, data, None, "finetune", stage, train_params["trainer"],
                              train_params["early_stopping"], extra_callbacks=[losses])
     assert "max_steps" in reason
@@ -125,7 +126,8 @@ def test_auxiliary_ctc_loss_trains_the_encoder(tiny_bundle, real_forms, train_pa
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             ctc_losses.append(float(trainer.callback_metrics["train_ctc"]))
 
-    stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05, ctc_weight=1.0)
+    stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05, ctc_weight=1.0,
+                 max_minutes=None, restore_best=True)
     rows, _ = fit_stage(tiny_bundle, forms, forms, "finetune", stage, train_params["trainer"],
                         {"patience": 100}, extra_callbacks=[_Ctc()])
     assert len(ctc_losses) == 20 and np.mean(ctc_losses[-3:]) < 0.8 * np.mean(ctc_losses[:3]), ctc_losses
@@ -149,7 +151,7 @@ def test_early_stopping_is_mode_min_on_val_ned(tiny_bundle, real_forms, train_pa
     monkeypatch.setattr(training, "aggregate", scripted)
     encoder = DonutEncoder(tiny_bundle.processor, tiny_bundle.preprocessing)
     forms = real_forms.subset(real_forms.labels["file_name"][:4].tolist())
-    stage = dict(epochs=10, batch_size=4, learning_rate=1e-3)
+    stage = dict(epochs=10, batch_size=4, learning_rate=1e-3, max_minutes=None, restore_best=True)
     rows, reason = fit_stage(tiny_bundle, FormsDataset(forms, encoder), FormsDataset(forms, encoder), "finetune",
                              stage, train_params["trainer"], {"monitor": "val_ned", "patience": 2},
                              checkpoint_dir=tmp_path / "ckpt")
@@ -166,7 +168,7 @@ def test_early_stopping_is_mode_min_on_val_ned(tiny_bundle, real_forms, train_pa
 def test_resume_continues_from_last_checkpoint(tiny_bundle, real_forms, train_params, tmp_path):
     encoder = DonutEncoder(tiny_bundle.processor, tiny_bundle.preprocessing)
     forms = FormsDataset(real_forms.subset(real_forms.labels["file_name"][:4].tolist()), encoder)
-    stage = dict(epochs=1, batch_size=2, learning_rate=1e-3)
+    stage = dict(epochs=1, batch_size=2, learning_rate=1e-3, max_minutes=None, restore_best=True)
     rows, _ = fit_stage(tiny_bundle, forms, forms, "pretrain", stage, train_params["trainer"], {"patience": 5},
                         checkpoint_dir=tmp_path)
     assert [r["epoch"] for r in rows] == [0]
@@ -229,7 +231,9 @@ def test_pretrained_path_loader_works_on_a_locally_saved_model(tiny_bundle, real
     assert same.preprocessing.roi is None
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing)
     rows, reason = fit_stage(bundle, FormsDataset(real_forms.subset(real_forms.labels["file_name"][:2].tolist()), encoder),
-                             None, "finetune", dict(epochs=1, max_steps=1, batch_size=2), train_params["trainer"], {})
+                             None, "finetune",
+                             dict(epochs=1, max_steps=1, batch_size=2, learning_rate=1e-4, max_minutes=None, restore_best=True),
+                             train_params["trainer"], {})
     assert "max_steps" in reason
 
 

@@ -105,7 +105,7 @@ def test_training_steps_lower_the_loss_on_shared_crops(lines_bundle, real_forms,
     data, _ = _batch(lines_bundle, real_forms, n=4, train=True)
     losses = _Losses()
     stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05,
-                 encoder_freeze_steps=10, encoder_lr_scale=0.1)
+                 encoder_freeze_steps=10, encoder_lr_scale=0.1, max_minutes=None, restore_best=True)
     _, reason = fit_stage(lines_bundle, data, None, "finetune", stage, lines_params["trainer"],
                           lines_params["early_stopping"], extra_callbacks=[losses])
     assert "max_steps" in reason and len(losses.losses) == 20
@@ -124,7 +124,7 @@ def test_encoder_is_frozen_first_then_trains_at_a_lower_learning_rate(lines_bund
             seen.append([g["lr"] for g in trainer.optimizers[0].param_groups])
 
     stage = dict(epochs=10, max_steps=3, batch_size=4, learning_rate=1e-3, warmup_ratio=0.0, encoder_freeze_steps=3,
-                 encoder_lr_scale=0.1)
+                 encoder_lr_scale=0.1, max_minutes=None, restore_best=True)
     fit_stage(lines_bundle, data, None, "finetune", stage, lines_params["trainer"], lines_params["early_stopping"],
               extra_callbacks=[_Groups()])
     assert all(torch.equal(p, start[k]) for k, p in encoder.backbone.params.items() if k in start)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any, Iterator
 
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from handwriting_pipeline.datasets.forms import LABEL_COLUMNS, LabelledForms, parse_metadata_line
 from handwriting_pipeline.engines.base import image_sha256
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
+from handwriting_pipeline.registry import select_one
 
 from .crop import RegistrationError, crop_top_section
 
@@ -111,10 +113,13 @@ def _labels_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def _chosen_source(params: Mapping[str, Any]) -> str:
+    """``curation.source``, checked against :data:`SOURCES`."""
+    return select_one(params.get("source", "synthetic"), SOURCES, "curation.source")
+
+
 def _selected(params: dict[str, Any], source: str) -> bool:
-    chosen = params.get("source", "synthetic")
-    if chosen not in SOURCES:
-        raise ValueError(f"curation.source is '{chosen}'; choose one of {', '.join(SOURCES)}")
+    chosen = _chosen_source(params)
     if chosen != source:
         logger.info("curation source '%s' not selected (curation.source=%s): skipped", source, chosen)
     return chosen == source
@@ -172,6 +177,48 @@ def _unique_partitions(partitions: Mapping[str, Any], kind: str, out: Candidates
     return unique
 
 
+_WHAT_GOES = {"pages": "the full SD19 pages (PNG)", "labels": "one <form>.json per page"}
+
+
+def _list_partitions(partitions: Callable[[], Mapping[str, Any]], what: str, folder: str, param: str) -> Mapping[str, Any]:
+    """The partitions of a raw folder; a folder that cannot be listed raises, saying what to do."""
+    try:
+        return partitions()
+    except Exception as err:  # noqa: BLE001 - missing folder, no partitions
+        raise ValueError(
+            f"curation.source=sd19_pages but no {what} could be listed ({err}). Put {_WHAT_GOES[what]} "
+            f"in {folder} or run with --params=curation.{param}=<folder>."
+        ) from err
+
+
+def _crop_one(item: tuple[str, tuple[str, Callable]], options: Mapping[str, Any],
+              page_size: tuple[int, int] | None) -> tuple[str, str, Any]:
+    """(form name, "ok", (packed crop, registration)) or (form name, "error", why)."""
+    name, (pid, load) = item
+    try:
+        page = load()
+        page.load()
+    except Exception as err:  # noqa: BLE001 - corrupt or non-image file
+        return name, "error", f"page {pid} is not a readable image ({type(err).__name__}: {err})"
+    if page_size and page.size != page_size:
+        return name, "error", f"page {pid} is {page.size[0]}x{page.size[1]}, expected {page_size[0]}x{page_size[1]}"
+    try:
+        crop, registration = crop_top_section(
+            page, box=tuple(options.get("box", (100, 300, 2560, 650))),
+            register=bool(options.get("register", True)), max_shift=int(options.get("max_shift", 200)),
+            max_skew=float(options.get("max_skew", 3.0)), threshold=int(options.get("threshold", 128)),
+            blackout_name=bool(options.get("blackout_name", True)))
+    except RegistrationError as err:
+        return name, "error", f"page {pid}: registration failed: {err}"
+    return name, "ok", (PackedImage(crop), registration)
+
+
+def _registration_note(skews: list[tuple[float, float, float]]) -> str:
+    arr = np.array(skews)
+    return (f"registration of {len(skews)} pages: |skew| max {arr[:, 0].max():.2f} deg, "
+            f"|shift| max {arr[:, 1].max():.0f} px (x) {arr[:, 2].max():.0f} px (y)")
+
+
 def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]], params: dict[str, Any]) -> Candidates:
     """Source ``sd19_pages``, step 1: cut the top section of every full page (registered on the
     printed box lines, see :mod:`.crop`). Unreadable pages, pages of the wrong size and pages
@@ -180,35 +227,8 @@ def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]], par
     if not _selected(params, "sd19_pages"):
         return out
     options = dict(params.get("crop") or {})
-    page_size = _size(options.get("page_size"))
-    try:
-        partitions = pages()
-    except Exception as err:  # noqa: BLE001 - missing folder, no partitions
-        raise ValueError(
-            f"curation.source=sd19_pages but no pages could be listed ({err}). Put the full SD19 "
-            "pages (PNG) in data/01_raw/sd19_pages or run with --params=curation.pages_dir=<folder>."
-        ) from err
-    unique = _unique_partitions(partitions, "page", out)
-
-    def crop_one(item: tuple[str, tuple[str, Callable]]) -> tuple[str, str, Any]:
-        name, (pid, load) = item
-        try:
-            page = load()
-            page.load()
-        except Exception as err:  # noqa: BLE001 - corrupt or non-image file
-            return name, "error", f"page {pid} is not a readable image ({type(err).__name__}: {err})"
-        if page_size and page.size != page_size:
-            return name, "error", f"page {pid} is {page.size[0]}x{page.size[1]}, expected {page_size[0]}x{page_size[1]}"
-        try:
-            crop, registration = crop_top_section(
-                page, box=tuple(options.get("box", (100, 300, 2560, 650))),
-                register=bool(options.get("register", True)), max_shift=int(options.get("max_shift", 200)),
-                max_skew=float(options.get("max_skew", 3.0)), threshold=int(options.get("threshold", 128)),
-                blackout_name=bool(options.get("blackout_name", True)))
-        except RegistrationError as err:
-            return name, "error", f"page {pid}: registration failed: {err}"
-        return name, "ok", (PackedImage(crop), registration)
-
+    unique = _unique_partitions(_list_partitions(pages, "pages", "data/01_raw/sd19_pages", "pages_dir"), "page", out)
+    crop_one = partial(_crop_one, options=options, page_size=_size(options.get("page_size")))
     rows, skews = [], []
     with ThreadPoolExecutor(max(1, int(options.get("workers", 2)))) as pool:
         results = pool.map(crop_one, unique.items())
@@ -223,9 +243,7 @@ def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]], par
                 skews.append((abs(registration.angle), abs(registration.dx), abs(registration.dy)))
     out.labels = _labels_frame(rows)
     if skews:
-        arr = np.array(skews)
-        out.notes.append(f"registration of {len(skews)} pages: |skew| max {arr[:, 0].max():.2f} deg, "
-                         f"|shift| max {arr[:, 1].max():.0f} px (x) {arr[:, 2].max():.0f} px (y)")
+        out.notes.append(_registration_note(skews))
     return out
 
 
@@ -242,26 +260,9 @@ def _parse_label(data: Any) -> dict[str, Any]:
     return upper
 
 
-def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable[[], Any]]],
-                   params: dict[str, Any]) -> Candidates:
-    """Source ``sd19_pages``, step 2: join each crop with its ``<form>.json`` label.
-
-    Forms without a label, with a label that is not JSON or lacks keys, or marked
-    ``"ILLEGIBLE": true`` are dropped; missing values become "None". Then
-    ``annotate.blank_copies`` copies of the blank form ``annotate.blank_form`` are added
-    (all four fields "None", one group so they stay in one split).
-    """
-    if not _selected(params, "sd19_pages"):
-        return crops
-    out = Candidates("sd19_pages", dropped=list(crops.dropped), notes=list(crops.notes))
-    try:
-        partitions = labels()
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(
-            f"curation.source=sd19_pages but no labels could be listed ({err}). Put one <form>.json "
-            "per page in data/01_raw/sd19_labels or run with --params=curation.labels_dir=<folder>."
-        ) from err
-    unique = _unique_partitions(partitions, "label", out)
+def _join_labels(crops: Candidates, unique: dict[str, tuple[str, Any]], out: Candidates) -> list[dict[str, Any]]:
+    """Each crop with its label's fields (labels used are removed from ``unique``); crops without
+    a usable label, or marked illegible, are dropped into ``out``."""
     rows = []
     for row in tqdm(crops.labels.to_dict("records"), desc="joining labels", unit="form"):
         name = _form_name(row["file_name"])
@@ -281,26 +282,50 @@ def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable
             continue
         rows.append({**row, **clean_fields({k: fields[k] for k in KEYS})})
         out.images[row["file_name"]] = crops.images[row["file_name"]]
+    return rows
+
+
+def _add_blank_copies(crops: Candidates, rows: list[dict[str, Any]], out: Candidates, options: Mapping[str, Any]) -> None:
+    """``annotate.blank_copies`` copies of the blank form ``annotate.blank_form`` (all fields
+    "None"), in one group with the original."""
+    copies, blank = int(options.get("blank_copies", 0) or 0), options.get("blank_form")
+    if copies <= 0 or not blank:
+        return
+    blank = _form_name(str(blank))
+    source = crops.images.get(f"{blank}.png")
+    if source is None:
+        out.notes.append(f"blank form {blank} not among the cropped pages: no blank copies added")
+        logger.warning("blank form %s not found: no blank copies added", blank)
+        return
+    for k in range(1, copies + 1):
+        copy_name = f"{blank}_{k}.png"
+        out.images[copy_name] = source
+        rows.append({"file_name": copy_name, "split": "", **{key: NONE for key in KEYS}, "group": blank})
+    for row in rows:
+        if row["file_name"] == f"{blank}.png":
+            row["group"] = blank
+    out.notes.append(f"added {copies} copies of blank form {blank} (all fields 'None')")
+
+
+def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable[[], Any]]],
+                   params: dict[str, Any]) -> Candidates:
+    """Source ``sd19_pages``, step 2: join each crop with its ``<form>.json`` label.
+
+    Forms without a label, with a label that is not JSON or lacks keys, or marked
+    ``"ILLEGIBLE": true`` are dropped; missing values become "None". Then
+    ``annotate.blank_copies`` copies of the blank form ``annotate.blank_form`` are added
+    (all four fields "None", one group so they stay in one split).
+    """
+    if not _selected(params, "sd19_pages"):
+        return crops
+    out = Candidates("sd19_pages", dropped=list(crops.dropped), notes=list(crops.notes))
+    unique = _unique_partitions(_list_partitions(labels, "labels", "data/01_raw/sd19_labels", "labels_dir"),
+                                "label", out)
+    rows = _join_labels(crops, unique, out)
     for name, (pid, _) in sorted(unique.items()):
         if not any(d["file_name"] == f"{name}.png" for d in out.dropped):
             out.drop(f"{name}.png", "annotate", f"label {pid} has no page")
-    options = params.get("annotate") or {}
-    copies, blank = int(options.get("blank_copies", 0) or 0), options.get("blank_form")
-    if copies > 0 and blank:
-        blank = _form_name(str(blank))
-        source = crops.images.get(f"{blank}.png")
-        if source is None:
-            out.notes.append(f"blank form {blank} not among the cropped pages: no blank copies added")
-            logger.warning("blank form %s not found: no blank copies added", blank)
-        else:
-            for k in range(1, copies + 1):
-                copy_name = f"{blank}_{k}.png"
-                out.images[copy_name] = source
-                rows.append({"file_name": copy_name, "split": "", **{key: NONE for key in KEYS}, "group": blank})
-            for row in rows:
-                if row["file_name"] == f"{blank}.png":
-                    row["group"] = blank
-            out.notes.append(f"added {copies} copies of blank form {blank} (all fields 'None')")
+    _add_blank_copies(crops, rows, out, params.get("annotate") or {})
     out.labels = _labels_frame(rows)
     return out
 
@@ -360,6 +385,43 @@ def _row_fields(row: Mapping[str, Any]) -> dict[str, str]:
     return clean_fields({k: upper[k] for k in KEYS})
 
 
+def _load_hf(hf_forms: Callable[[], Any]) -> dict[str, Any]:
+    """split name -> dataset (a dataset without splits is ``train``)."""
+    try:
+        dataset = hf_forms()
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(
+            f"curation.source=hf_dataset could not load the dataset ({type(err).__name__}: {err}). "
+            "The hub dataset needs internet; offline, point --params=curation.hf_name=<local folder> "
+            "at a local copy (imagefolder layout)."
+        ) from err
+    return dict(dataset) if hasattr(dataset, "keys") else {"train": dataset}
+
+
+def _read_hf_split(ds: Any, raw_split: str, split: str, seen: set[str], out: Candidates) -> list[dict[str, Any]]:
+    """The rows of one dataset split with usable fields and an image (images go to ``out``)."""
+    rows = []
+    image_column = "image" if "image" in ds.column_names else None
+    meta = ds.remove_columns([image_column]) if image_column else ds
+    for i, row in enumerate(tqdm(meta, total=len(meta), desc=f"reading {raw_split}", unit="form")):
+        name = str(row.get("file_name") or f"{split}_{i:05d}.png")
+        if image_column is None:
+            out.drop(name, f"read {raw_split}", "dataset has no 'image' column")
+            continue
+        if name in seen:
+            out.drop(name, f"read {raw_split}", "duplicate file_name in the dataset")
+            continue
+        try:
+            fields = _row_fields(row)
+        except ValueError as err:
+            out.drop(name, f"read {raw_split}", str(err))
+            continue
+        seen.add(name)
+        rows.append({"file_name": name, "split": split, **fields, "group": name})
+        out.images[name] = _HFImage(ds, i, image_column)
+    return rows
+
+
 def read_hf_dataset(hf_forms: Callable[[], Any], params: dict[str, Any]) -> Candidates:
     """Source ``hf_dataset``: a Hugging Face dataset (``datasets.load_dataset(curation.hf_name)``;
     the default ``ift/handwriting_forms`` needs internet, a local imagefolder works offline).
@@ -369,39 +431,14 @@ def read_hf_dataset(hf_forms: Callable[[], Any], params: dict[str, Any]) -> Cand
     out = Candidates("hf_dataset", presplit=True)
     if not _selected(params, "hf_dataset"):
         return out
-    try:
-        dataset = hf_forms()
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(
-            f"curation.source=hf_dataset could not load the dataset ({type(err).__name__}: {err}). "
-            "The hub dataset needs internet; offline, point --params=curation.hf_name=<local folder> "
-            "at a local copy (imagefolder layout)."
-        ) from err
-    splits = dict(dataset) if hasattr(dataset, "keys") else {"train": dataset}
+    splits = _load_hf(hf_forms)
     rows, seen = [], set()
     for raw_split, ds in splits.items():
         split = SPLIT_ALIASES.get(raw_split, raw_split)
         if split not in SPLITS:
             out.notes.append(f"split '{raw_split}' ({len(ds)} rows) is not train/validation/test: left out")
             continue
-        image_column = "image" if "image" in ds.column_names else None
-        meta = ds.remove_columns([image_column]) if image_column else ds
-        for i, row in enumerate(tqdm(meta, total=len(meta), desc=f"reading {raw_split}", unit="form")):
-            name = str(row.get("file_name") or f"{split}_{i:05d}.png")
-            if image_column is None:
-                out.drop(name, f"read {raw_split}", "dataset has no 'image' column")
-                continue
-            if name in seen:
-                out.drop(name, f"read {raw_split}", "duplicate file_name in the dataset")
-                continue
-            try:
-                fields = _row_fields(row)
-            except ValueError as err:
-                out.drop(name, f"read {raw_split}", str(err))
-                continue
-            seen.add(name)
-            rows.append({"file_name": name, "split": split, **fields, "group": name})
-            out.images[name] = _HFImage(ds, i, image_column)
+        rows += _read_hf_split(ds, raw_split, split, seen, out)
     for split in SPLITS:
         if split not in {SPLIT_ALIASES.get(s, s) for s in splits}:
             out.notes.append(f"split '{split}' not in the dataset: left empty")
@@ -425,21 +462,15 @@ def select_source(params: dict[str, Any], synthetic: Candidates, sd19_pages: Can
     """The forms of the source named by ``curation.source``."""
     chosen = {"synthetic": synthetic, "sd19_pages": sd19_pages, "donut_folder": donut_folder,
               "hf_dataset": hf_dataset}
-    source = params.get("source", "synthetic")
-    if source not in chosen:
-        raise ValueError(f"curation.source is '{source}'; choose one of {', '.join(SOURCES)}")
+    source = _chosen_source(params)
     logger.info("curation source '%s': %d forms, %d dropped so far", source, len(chosen[source]),
                 len(chosen[source].dropped))
     return chosen[source]
 
 
-def validate_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
-    """Open every image: unreadable files, wrong sizes (``curation.image_size``) and duplicate
-    names are dropped and reported. Identical images are put in one group (kept in one split
-    when splitting). Fails only if no usable form is left, saying what to do."""
-    size = _size(params.get("image_size", (2460, 350)))
-    out = Candidates(candidates.source, dropped=list(candidates.dropped), notes=list(candidates.notes),
-                     presplit=candidates.presplit)
+def _valid_rows(candidates: Candidates, size: tuple[int, int] | None, out: Candidates) -> list[dict[str, Any]]:
+    """The candidates whose image opens and has ``size``, each name once (images go to ``out``);
+    identical images share a group."""
     rows, seen, by_hash = [], set(), {}
     for row in tqdm(candidates.labels.to_dict("records"), desc="validating forms", unit="form"):
         name = row["file_name"]
@@ -463,21 +494,42 @@ def validate_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates
             by_hash[digest] = row
         rows.append(row)
         out.images[name] = candidates.images[name]
-    out.labels = _labels_frame(rows)
-    if candidates.presplit and len(out):
-        crossing = out.labels.groupby("group")["split"].nunique()
-        if (crossing > 1).any():
-            names = out.labels[out.labels["group"].isin(crossing[crossing > 1].index)]["file_name"]
-            out.notes.append(f"{len(names)} forms have an identical image in another split "
-                             f"(e.g. {', '.join(sorted(names)[:3])}); the folder's splits are kept as given")
+    return rows
+
+
+def _copies_across_splits(labels: pd.DataFrame) -> str | None:
+    """A note when a pre-split source has identical images in different splits."""
+    crossing = labels.groupby("group")["split"].nunique()
+    if not (crossing > 1).any():
+        return None
+    names = labels[labels["group"].isin(crossing[crossing > 1].index)]["file_name"]
+    return (f"{len(names)} forms have an identical image in another split "
+            f"(e.g. {', '.join(sorted(names)[:3])}); the folder's splits are kept as given")
+
+
+def _no_usable_forms(out: Candidates) -> ValueError:
+    reasons = sorted({d['reason'] for d in out.dropped})[:3]
+    return ValueError(
+        f"curation found no usable forms from source '{out.source}' "
+        f"({len(out.dropped)} dropped, e.g.: {'; '.join(reasons) or 'the source is empty'}). "
+        "Check the source's folder (curation.pages_dir / labels_dir / data_dir / hf_name), fix or "
+        "remove the files named in the warnings above, or run with curation.source=synthetic."
+    )
+
+
+def validate_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
+    """Open every image: unreadable files, wrong sizes (``curation.image_size``) and duplicate
+    names are dropped and reported. Identical images are put in one group (kept in one split
+    when splitting). Fails only if no usable form is left, saying what to do."""
+    size = _size(params.get("image_size", (2460, 350)))
+    out = Candidates(candidates.source, dropped=list(candidates.dropped), notes=list(candidates.notes),
+                     presplit=candidates.presplit)
+    out.labels = _labels_frame(_valid_rows(candidates, size, out))
+    note = _copies_across_splits(out.labels) if candidates.presplit and len(out) else None
+    if note:
+        out.notes.append(note)
     if not len(out):
-        reasons = sorted({d['reason'] for d in out.dropped})[:3]
-        raise ValueError(
-            f"curation found no usable forms from source '{candidates.source}' "
-            f"({len(out.dropped)} dropped, e.g.: {'; '.join(reasons) or 'the source is empty'}). "
-            "Check the source's folder (curation.pages_dir / labels_dir / data_dir / hf_name), fix or "
-            "remove the files named in the warnings above, or run with curation.source=synthetic."
-        )
+        raise _no_usable_forms(out)
     return out
 
 

@@ -60,34 +60,53 @@ def form_costs(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) 
     A method with none of these costs 0; a price that is not configured gives NaN (logged).
     """
     usd = pd.Series(0.0, index=predictions["file_name"].to_numpy(), dtype=float)
-    page_key = (cost.get("method_page_price") or {}).get(method)
-    if page_key is not None:
-        price = (cost.get("page_price_usd") or {}).get(page_key)
-        if price is None:
-            logger.warning("evaluation.cost: no page price '%s' for %s; cost left blank", page_key, method)
+    for part in (_page_cost, _token_cost, _compute_cost):
+        cost_of = part(predictions, method, cost)
+        if cost_of is None:  # a price that is not configured (logged)
             return usd * np.nan
-        pages = predictions["pages"].fillna(0).astype(float).to_numpy()
-        failed = predictions["error"].notna().to_numpy()
-        default = float(cost.get("default_pages_per_form", 1) or 0)
-        pages = np.where((pages <= 0) & ~failed, default, pages)
-        usd += pages * float(price)
-    model = (cost.get("method_llm_model") or {}).get(method)
-    if model is not None:
-        prices = (cost.get("token_price_usd_per_1m") or {}).get(model)
-        if prices is None:
-            logger.warning("evaluation.cost: no token prices for model '%s' (%s); add it to "
-                           "evaluation.cost.token_price_usd_per_1m. Cost left blank", model, method)
-            return usd * np.nan
-        usd += (predictions["input_tokens"].to_numpy() * float(prices["input"])
-                + predictions["output_tokens"].to_numpy() * float(prices["output"])) / 1e6
-    device = (cost.get("method_compute") or {}).get(method)
-    if device is not None:
-        rate = (cost.get("compute_usd_per_hour") or {}).get(device)
-        if rate is None:
-            logger.warning("evaluation.cost: no $/hour for '%s' (%s); cost left blank", device, method)
-            return usd * np.nan
-        usd += predictions["seconds"].fillna(0).to_numpy() * float(rate) / 3600.0
+        usd += cost_of
     return usd
+
+
+def _page_cost(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> np.ndarray | float | None:
+    """Page-priced APIs: pages x price (0 for other methods; None: no price configured)."""
+    page_key = (cost.get("method_page_price") or {}).get(method)
+    if page_key is None:
+        return 0.0
+    price = (cost.get("page_price_usd") or {}).get(page_key)
+    if price is None:
+        logger.warning("evaluation.cost: no page price '%s' for %s; cost left blank", page_key, method)
+        return None
+    pages = predictions["pages"].fillna(0).astype(float).to_numpy()
+    failed = predictions["error"].notna().to_numpy()
+    default = float(cost.get("default_pages_per_form", 1) or 0)
+    return np.where((pages <= 0) & ~failed, default, pages) * float(price)
+
+
+def _token_cost(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> np.ndarray | float | None:
+    """LLMs: input / output tokens x price per 1M tokens (0 for other methods; None: no prices)."""
+    model = (cost.get("method_llm_model") or {}).get(method)
+    if model is None:
+        return 0.0
+    prices = (cost.get("token_price_usd_per_1m") or {}).get(model)
+    if prices is None:
+        logger.warning("evaluation.cost: no token prices for model '%s' (%s); add it to "
+                       "evaluation.cost.token_price_usd_per_1m. Cost left blank", model, method)
+        return None
+    return (predictions["input_tokens"].to_numpy() * float(prices["input"])
+            + predictions["output_tokens"].to_numpy() * float(prices["output"])) / 1e6
+
+
+def _compute_cost(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> np.ndarray | float | None:
+    """Local compute: seconds x $/hour / 3600 (0 for other methods; None: no rate configured)."""
+    device = (cost.get("method_compute") or {}).get(method)
+    if device is None:
+        return 0.0
+    rate = (cost.get("compute_usd_per_hour") or {}).get(device)
+    if rate is None:
+        logger.warning("evaluation.cost: no $/hour for '%s' (%s); cost left blank", device, method)
+        return None
+    return predictions["seconds"].fillna(0).to_numpy() * float(rate) / 3600.0
 
 
 # --------------------------------------------------------------------------- nodes
@@ -111,37 +130,48 @@ def score_predictions(forms: LabelledForms, params: Mapping[str, Any],
     if labels.empty:
         raise ValueError("evaluation_forms holds no labelled forms: nothing to evaluate. Run the curation "
                          "pipeline or point --params=evaluation.data_dir=<folder> at a labelled folder.")
-    cost = params.get("cost") or {}
     scores, errors = [], []
     for method in selected_methods(params):
-        if method not in predictions:
-            logger.warning("%s: no predictions input for this method; skipped", method)
-            continue
-        table = normalise_predictions(predictions[method])
-        if table.empty:
-            logger.info("%s: empty predictions table (method not run); no row in the report", method)
-            continue
-        per_form, report = evaluate_method(labels, table)
-        logger.info("%s: %d predictions, %d of %d evaluation forms matched", method, report.n_predictions,
-                    report.matched, report.n_labels)
-        for line in report.summary(method):
-            logger.warning(line)
-        n_failed = int(table["error"].notna().sum())
-        if n_failed:
-            logger.warning("%s: %d forms carry an error (their fields are scored as predicted)", method, n_failed)
-        first = table.drop_duplicates("file_name")
-        costs = form_costs(first, method, cost)
-        seconds = pd.Series(first["seconds"].to_numpy(), index=first["file_name"].to_numpy())
-        per_form.insert(0, "method", method)
-        per_form["seconds"] = per_form["file_name"].map(seconds).astype(float)
-        per_form["cost_usd"] = per_form["file_name"].map(costs).astype(float)
-        per_form.loc[~per_form["has_prediction"], "cost_usd"] = 0.0
-        scores.append(per_form[FORM_SCORE_COLUMNS])
-        errors.append(form_errors(labels, table, method=method))
+        table = _method_table(method, predictions)
+        if table is not None:
+            scores.append(_score_method(labels, method, table, params.get("cost") or {}))
+            errors.append(form_errors(labels, table, method=method))
     if not scores:
         logger.warning("No method produced predictions for the evaluation forms: the report is empty")
         return pd.DataFrame(columns=FORM_SCORE_COLUMNS), form_errors(labels.iloc[:0], labels.iloc[:0])
     return pd.concat(scores, ignore_index=True), pd.concat(errors, ignore_index=True)
+
+
+def _method_table(method: str, predictions: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The method's normalised predictions; None (logged) when it has no input or did not run."""
+    if method not in predictions:
+        logger.warning("%s: no predictions input for this method; skipped", method)
+        return None
+    table = normalise_predictions(predictions[method])
+    if table.empty:
+        logger.info("%s: empty predictions table (method not run); no row in the report", method)
+        return None
+    return table
+
+
+def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: Mapping[str, Any]) -> pd.DataFrame:
+    """One method's per-form scores with its seconds and cost per form (logs what did not match)."""
+    per_form, report = evaluate_method(labels, table)
+    logger.info("%s: %d predictions, %d of %d evaluation forms matched", method, report.n_predictions,
+                report.matched, report.n_labels)
+    for line in report.summary(method):
+        logger.warning(line)
+    n_failed = int(table["error"].notna().sum())
+    if n_failed:
+        logger.warning("%s: %d forms carry an error (their fields are scored as predicted)", method, n_failed)
+    first = table.drop_duplicates("file_name")
+    costs = form_costs(first, method, cost)
+    seconds = pd.Series(first["seconds"].to_numpy(), index=first["file_name"].to_numpy())
+    per_form.insert(0, "method", method)
+    per_form["seconds"] = per_form["file_name"].map(seconds).astype(float)
+    per_form["cost_usd"] = per_form["file_name"].map(costs).astype(float)
+    per_form.loc[~per_form["has_prediction"], "cost_usd"] = 0.0
+    return per_form[FORM_SCORE_COLUMNS]
 
 
 def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:

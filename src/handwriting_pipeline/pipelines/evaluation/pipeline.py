@@ -31,39 +31,18 @@ def create_pipeline(**kwargs) -> Pipeline:
     # the forms, the parameters and every method's predictions: what each scoring node reads
     scored = {"forms": "evaluation_forms", "params": "params:evaluation",
               **{method: predictions_dataset(method) for method in all_methods()}}
+    report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
+                     "evaluation_normalized_metrics"]
     return Pipeline(
         [
-            node(
-                score_predictions,
-                inputs=scored,
-                outputs=["evaluation_form_scores", "evaluation_form_errors"],
-                name="score_predictions",
-            ),
-            node(
-                summarise_metrics,
-                inputs=["evaluation_form_scores", "params:evaluation"],
-                outputs="evaluation_metrics",
-                name="summarise_metrics",
-            ),
-            node(
-                score_normalized,
-                inputs=scored,
-                outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"],
-                name="score_normalized",
-            ),
-            node(
-                collect_failures,
-                inputs=scored,
-                outputs="evaluation_failures",
-                name="collect_failures",
-            ),
-            node(
-                render_report,
-                inputs=["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures",
-                        "run_info", "evaluation_normalized_metrics"],
-                outputs="evaluation_report",
-                name="render_report",
-            ),
+            node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
+                 name="score_predictions"),
+            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation"],
+                 outputs="evaluation_metrics", name="summarise_metrics"),
+            node(score_normalized, inputs=scored,
+                 outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),
+            node(collect_failures, inputs=scored, outputs="evaluation_failures", name="collect_failures"),
+            node(render_report, inputs=report_inputs, outputs="evaluation_report", name="render_report"),
             node(plot_accuracy, inputs="evaluation_metrics", outputs="evaluation_accuracy_plot",
                  name="plot_accuracy"),
             node(plot_key_accuracy, inputs="evaluation_metrics", outputs="evaluation_key_accuracy_plot",

@@ -5,46 +5,48 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
+from handwriting_pipeline.config import EarlyStoppingSettings, StageSettings, TrainSettings
 from handwriting_pipeline.fields import KEYS
 
 logger = logging.getLogger(__name__)
+
+#: image size of a preset that names none (the text_lines presets: their encoder sets its own input)
+PRESET_IMAGE_SIZE = [96, 768]
 
 HISTORY_COLUMNS = ["stage", "epoch", "step", "train_loss", "train_ctc", "val_loss", "val_ned", "val_fla", "val_cba",
                    *[f"CBA_{k}" for k in KEYS], "lr", "elapsed_s", "stop_reason"]
 
 
-def model_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+def model_settings(params: Mapping[str, Any] | TrainSettings) -> dict[str, Any]:
     """The chosen preset's architecture, merged with the model-level settings.
 
     ``train.model.preset`` names an entry of ``train.model.presets`` (image_size, encoder,
-    decoder, optional roi/max_length overrides).
+    decoder, optional roi/max_length/position_channels overrides; a preset without an image size,
+    the text_lines decoders, gets :data:`PRESET_IMAGE_SIZE`).
     """
-    model = params["model"]
-    preset_name = model.get("preset", "tiny")
-    presets = model.get("presets", {})
-    if preset_name not in presets:
-        raise ValueError(f"train.model.preset '{preset_name}' is not one of train.model.presets {sorted(presets)}")
-    preset = presets[preset_name]
-    encoder = model.get("encoder", "donut_swin")
-    if encoder not in ("donut_swin", "text_lines"):
-        raise ValueError(f"train.model.encoder must be 'donut_swin' or 'text_lines', got {encoder!r}")
-    lines = dict(model.get("text_lines", {}) or {})
+    model = TrainSettings.from_params(params).model
+    if model.preset not in model.presets:
+        raise ValueError(f"train.model.preset '{model.preset}' is not one of train.model.presets {sorted(model.presets)}")
+    if model.encoder not in ("donut_swin", "text_lines"):
+        raise ValueError(f"train.model.encoder must be 'donut_swin' or 'text_lines', got {model.encoder!r}")
+    preset = model.presets[model.preset]
     return {
-        "encoder_type": encoder,
-        "fieldreader_dir": lines.get("fieldreader_dir"),
-        "line_widths": list(lines.get("line_widths", [160, 400])),
-        "line_augment": float(lines.get("augment", 1.0)),
-        "init": model.get("init", "from_config"),
-        "preset": preset_name,
-        "pretrained_name_or_path": model.get("pretrained_name_or_path"),
-        "image_size": list(preset.get("image_size", model.get("image_size", [96, 768]))),
-        "roi": preset.get("roi", model.get("roi")),
-        "max_length": int(preset.get("max_length", model.get("max_length", 96))),
-        "position_channels": bool(preset.get("position_channels", model.get("position_channels", True))),
+        "encoder_type": model.encoder,
+        "fieldreader_dir": model.text_lines.fieldreader_dir,
+        "line_widths": list(model.text_lines.line_widths),
+        "line_augment": float(model.text_lines.augment),
+        "init": model.init,
+        "preset": model.preset,
+        "pretrained_name_or_path": model.pretrained_name_or_path,
+        "image_size": list(preset.get("image_size", PRESET_IMAGE_SIZE)),
+        "roi": preset.get("roi", model.roi),
+        "max_length": int(preset.get("max_length", model.max_length)),
+        "position_channels": bool(preset.get("position_channels", model.position_channels)),
         "encoder": dict(preset.get("encoder", {})),
         "decoder": dict(preset.get("decoder", {})),
     }
@@ -57,7 +59,8 @@ def _label_texts(forms: Any) -> list[str]:
 def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
     """Tokenizer for the model: trained on the training labels + synthetic text
     (``from_config``), or the pretrained model's own with the field tokens added."""
-    settings = model_settings(params)
+    train = TrainSettings.from_params(params)
+    settings = model_settings(train)
     if settings["init"] == "pretrained":
         from transformers import DonutProcessor
 
@@ -71,12 +74,9 @@ def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
     from handwriting_pipeline.donut.data import synthetic_texts
     from handwriting_pipeline.donut.tokenizer import train_tokenizer
 
-    tok_params = params.get("tokenizer", {})
-    pre = params.get("pretrain", {})
-    texts = _label_texts(train_forms)
-    texts += synthetic_texts(int(tok_params.get("synthetic_forms", 0)), int(pre.get("seed", 1000)))
-    return train_tokenizer(texts, vocab_size=int(tok_params.get("vocab_size", 0)),
-                           min_frequency=int(tok_params.get("min_frequency", 2)))
+    texts = _label_texts(train_forms) + synthetic_texts(int(train.tokenizer.synthetic_forms), int(train.pretrain.seed))
+    return train_tokenizer(texts, vocab_size=int(train.tokenizer.vocab_size),
+                           min_frequency=int(train.tokenizer.min_frequency))
 
 
 def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
@@ -88,8 +88,9 @@ def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
 
     from handwriting_pipeline.donut.model import build_from_config, build_pretrained
 
-    settings = model_settings(params)
-    torch.manual_seed(int(params.get("seed", 42)))
+    train = TrainSettings.from_params(params)
+    settings = model_settings(train)
+    torch.manual_seed(int(train.seed))
     if settings["encoder_type"] == "text_lines" and settings["init"] != "pretrained":
         from handwriting_pipeline.donut.model import build_text_lines_from_config
         from handwriting_pipeline.donut.text_lines import resolve_fieldreader_dir
@@ -105,47 +106,67 @@ def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
                              settings["decoder"], settings["max_length"], settings["position_channels"])
 
 
-def _augmenter(params: Mapping[str, Any]):
+def _augmenter(train: TrainSettings):
     from handwriting_pipeline.donut.data import Augmenter
 
-    return Augmenter(**dict(params.get("augment", {})))
+    return Augmenter(**train.augment.to_dict())
 
 
-def _validation_data(bundle: Any, validation_forms: Any, params: Mapping[str, Any], stage: str):
+def _validation_data(bundle: Any, validation_forms: Any, train: TrainSettings, stage: StageSettings):
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import maybe_cache
 
     if validation_forms is None or len(validation_forms) == 0:
         return None
-    limit = params.get(stage, {}).get("val_max_forms", params.get("trainer", {}).get("val_max_forms"))
+    limit = stage.val_max_forms if stage.val_max_forms is not None else train.trainer.val_max_forms
     if limit:
         validation_forms = validation_forms.subset(validation_forms.labels["file_name"].tolist()[: int(limit)])
     return maybe_cache(FormsDataset(validation_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle,
-                       _cache_copies(params), "validation")
+                       train.model.text_lines.cache_copies, "validation")
 
 
-def _cache_copies(params: Mapping[str, Any]) -> int:
-    """text_lines: augmented versions per form whose frozen-backbone features are cached (0 = off)."""
-    return int((params.get("model", {}).get("text_lines", {}) or {}).get("cache_copies", 0) or 0)
+def stage_settings(train: TrainSettings, name: str, encoder: str) -> tuple[StageSettings, EarlyStoppingSettings]:
+    """A stage's settings with what it leaves open filled in: the CTC loss from ``train.ctc``,
+    the encoder freezing from ``train.model.text_lines`` (a text_lines encoder only) and the
+    patience from ``train.early_stopping``."""
+    stage = train.stage(name)
+
+    def pick(own: Any, shared: Any) -> Any:
+        return shared if own is None else own
+
+    lines = encoder == "text_lines"  # pretrained encoder: frozen first, then a lower learning rate
+    stage = replace(stage, ctc_weight=pick(stage.ctc_weight, train.ctc.weight),
+                    ctc_expand=pick(stage.ctc_expand, train.ctc.expand),
+                    encoder_freeze_steps=pick(stage.encoder_freeze_steps, train.model.text_lines.freeze_steps if lines else None),
+                    encoder_lr_scale=pick(stage.encoder_lr_scale, train.model.text_lines.lr_scale if lines else None))
+    early = replace(train.early_stopping, patience=pick(stage.patience, train.early_stopping.patience))
+    return stage, early
 
 
-def _fit(bundle: Any, train_data: Any, validation_forms: Any, stage: str, params: Mapping[str, Any]):
+def _fit(bundle: Any, train_data: Any, validation_forms: Any, name: str, train: TrainSettings) -> pd.DataFrame:
     from handwriting_pipeline.donut.training import fit_stage
 
-    trainer = params.get("trainer", {})
-    early = dict(params.get("early_stopping", {}))
-    if params[stage].get("patience") is not None:  # a stage may set its own patience
-        early["patience"] = params[stage]["patience"]
-    ctc = params.get("ctc", {}) or {}
-    stage_params = {"ctc_weight": ctc.get("weight", 0.0), "ctc_expand": ctc.get("expand", 3), **params[stage]}
-    if getattr(bundle.preprocessing, "encoder", "donut_swin") == "text_lines":  # pretrained encoder: frozen first
-        lines = params.get("model", {}).get("text_lines", {}) or {}
-        stage_params.setdefault("encoder_freeze_steps", lines.get("freeze_steps", 0))
-        stage_params.setdefault("encoder_lr_scale", lines.get("lr_scale", 1.0))
-    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, params, stage), stage,
-                        stage_params, trainer, early, seed=int(params.get("seed", 42)),
-                        checkpoint_dir=trainer.get("checkpoint_dir"), resume=bool(trainer.get("resume", False)))
+    stage, early = stage_settings(train, name, getattr(bundle.preprocessing, "encoder", "donut_swin"))
+    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, train, stage), name,
+                        stage, train.trainer, early, seed=int(train.seed),
+                        checkpoint_dir=train.trainer.checkpoint_dir, resume=bool(train.trainer.resume))
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _synthetic_skipped(train: TrainSettings) -> str | None:
+    """Why synthetic pretraining does not run (None: it runs), logged."""
+    from handwriting_pipeline.donut.data import synthetic_available
+
+    if "donut" not in train.models:
+        return "donut not in train.models"
+    if not train.pretrain.enabled or int(train.pretrain.num_forms) <= 0:
+        logger.info("Synthetic pretraining disabled (train.pretrain.enabled / num_forms)")
+        return "disabled"
+    ok, why = synthetic_available()
+    if not ok:
+        logger.warning("Synthetic pretraining skipped: %s", why)
+        return why or "synthetic generator not available"
+    return None
 
 
 def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
@@ -153,23 +174,16 @@ def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[st
     (seed ``train.pretrain.seed``, distinct from the curation's synthetic seed so no test form
     is seen), validating on the real validation forms. Skipped (logged) when disabled or when
     the generator is not importable."""
-    from handwriting_pipeline.donut.data import DonutEncoder, SyntheticFormsDataset, synthetic_available
+    from handwriting_pipeline.donut.data import DonutEncoder, SyntheticFormsDataset
 
-    pre = params.get("pretrain", {})
-    if "donut" not in params["models"]:
+    train = TrainSettings.from_params(params)
+    if _synthetic_skipped(train):
         return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
-    if not pre.get("enabled", True) or int(pre.get("num_forms", 0)) <= 0:
-        logger.info("Synthetic pretraining disabled (train.pretrain.enabled / num_forms)")
-        return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
-    ok, why = synthetic_available()
-    if not ok:
-        logger.warning("Synthetic pretraining skipped: %s", why)
-        return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
-    encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(params))
-    data = SyntheticFormsDataset(int(pre["num_forms"]), encoder, seed=int(pre.get("seed", 1000)),
-                                 options=pre.get("generator", {}), augment=bool(pre.get("augment", False)))
-    history = _fit(bundle, data, validation_forms, "pretrain", params)
-    return bundle, history
+    pre = train.pretrain
+    encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
+    data = SyntheticFormsDataset(int(pre.num_forms), encoder, seed=int(pre.seed), options=pre.generator,
+                                 augment=bool(pre.augment))
+    return bundle, _fit(bundle, data, validation_forms, "pretrain", train)
 
 
 def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
@@ -179,15 +193,16 @@ def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapp
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import maybe_cache
 
-    if "donut" not in params["models"]:
+    train = TrainSettings.from_params(params)
+    if "donut" not in train.models:
         logger.info("train: donut not in train.models, not trained")
         return NotTrained("donut not in train.models"), pd.DataFrame(columns=HISTORY_COLUMNS)
     if train_forms is None or len(train_forms) == 0:
         raise ValueError("train_forms is empty: run the curation pipeline (or check its report) before training")
-    encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(params))
-    data = maybe_cache(FormsDataset(train_forms, encoder, train=True), bundle, _cache_copies(params), "train",
-                       seed=int(params.get("seed", 42)))
-    history = _fit(bundle, data, validation_forms, "finetune", params)
+    encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
+    data = maybe_cache(FormsDataset(train_forms, encoder, train=True), bundle, train.model.text_lines.cache_copies,
+                       "train", seed=int(train.seed))
+    history = _fit(bundle, data, validation_forms, "finetune", train)
     return bundle, history
 
 

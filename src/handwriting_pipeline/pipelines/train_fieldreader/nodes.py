@@ -9,14 +9,17 @@ from typing import Any
 
 import pandas as pd
 
+from handwriting_pipeline.config import FieldReaderTrainSettings
+
 logger = logging.getLogger(__name__)
 
 
 def hold_out_forms(train_forms: Any, params: Mapping[str, Any]) -> dict[str, list[str]]:
     """Split the train forms into forms to learn from and held-out forms (early stopping and
     confidence calibration): the last ``holdout_share`` of them, at most ``holdout_forms``."""
+    settings = FieldReaderTrainSettings.from_params(params)
     names = train_forms.labels["file_name"].tolist()
-    n = min(int(params["holdout_forms"]), max(1, round(len(names) * float(params["holdout_share"]))))
+    n = min(int(settings.holdout_forms), max(1, round(len(names) * float(settings.holdout_share))))
     return {"fit": names[: len(names) - n], "holdout": names[len(names) - n:]}
 
 
@@ -38,11 +41,12 @@ def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models:
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import train_reader
 
+    settings = FieldReaderTrainSettings.from_params(params)
     reader = FieldReader.stock()
-    reader.net.freeze_before(float(params["freeze"]))
+    reader.net.freeze_before(float(settings.freeze))
     history, reason = train_reader(reader, _lines(train_forms, split["fit"], reader),
-                                   _lines(train_forms, split["holdout"], reader), params["trainer"],
-                                   checkpoint_dir=params["checkpoint_dir"], resume=bool(params["resume"]))
+                                   _lines(train_forms, split["holdout"], reader), settings.trainer,
+                                   checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
     reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
                              "epochs": len(history), "stop_reason": reason}
     return reader, pd.DataFrame(history)
@@ -60,9 +64,9 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], pa
     holdout = train_forms.subset(split["holdout"])
     lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
     gold = [holdout.fields(n) for n in split["holdout"]]
-    settings = params["lexicon"]
+    settings = FieldReaderTrainSettings.from_params(params).lexicon
     lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
-                                       settings["grid"], int(settings["max_edits"]))
+                                       settings.grid, int(settings.max_edits))
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
     reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
     return reader
