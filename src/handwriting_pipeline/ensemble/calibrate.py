@@ -13,25 +13,13 @@ run on train forms). Use train forms only: numbers reported on validation/test s
 from __future__ import annotations
 
 import argparse
-import math
 
 import pandas as pd
 import yaml
 
 from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.ensemble.vote import fit_calibration
-from handwriting_pipeline.fields import KEYS
-from handwriting_pipeline.predictions import predictions_from_records
-
-
-def recorded_predictions(path: str, confidence_scale: float) -> pd.DataFrame:
-    """A recorded-outputs CSV (image_name, KEY, KEY_CONFIDENCE) as a predictions table."""
-    from handwriting_pipeline.engines.recorded import read_recorded_csv
-
-    return predictions_from_records(
-        {"file_name": name, **fields, **{f"{k}_conf": conf.get(k, math.nan) for k in KEYS}}
-        for name, (fields, conf) in read_recorded_csv(path, confidence_scale).items()
-    )
+from handwriting_pipeline.recorded_csv import read_predictions_csv
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -46,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     for spec in args.recorded:
         engine, rest = spec.split("=", 1)
         path, _, scale = rest.rpartition(":")
-        tables[engine] = recorded_predictions(path, float(scale))
+        tables[engine] = read_predictions_csv(path, float(scale))
     for spec in args.predictions:
         engine, path = spec.split("=", 1)
         tables[engine] = pd.read_parquet(path)
