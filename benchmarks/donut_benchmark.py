@@ -307,7 +307,7 @@ def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
 
     from handwriting_pipeline.donut.inference import DonutPredictor
     from handwriting_pipeline.donut.model import CALIBRATION_FILE
-    from handwriting_pipeline.ensemble.vote import fit_calibration
+    from handwriting_pipeline.ensemble.calibrate import fit_calibration
     from handwriting_pipeline.fields import KEYS
 
     names = holdout.labels["file_name"].tolist()

@@ -64,9 +64,10 @@ def machine(n_threads: int) -> str:
     return f"{cpu}, {os.cpu_count()} cores (shared), server n_threads={n_threads}, no GPU"
 
 
-def load_inputs(data_dir: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, Any]]:
-    """Validation labels, the engines' latest predictions tables and the ``ensemble`` parameters,
-    through the project's Kedro catalog (what the ensemble node receives)."""
+def load_inputs(data_dir: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, Any], dict[str, Any]]:
+    """Validation labels, the engines' latest predictions tables, the ``ensemble`` parameters and
+    the LLM node's prompt and hint sources, through the project's Kedro catalog (what the
+    ensemble node receives)."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -77,6 +78,8 @@ def load_inputs(data_dir: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], d
     with KedroSession.create(project_path=PROJECT) as session:
         context = session.load_context()
         params = copy.deepcopy(context.params["ensemble"])
+        sources = {"prompts": context.catalog.load("llm_prompts"), "hint_forms": context.catalog.load("llm_hint_forms"),
+                   "hint_readings": context.catalog.load("llm_hint_readings")}
         tables = {}
         for engine in ENGINES:
             try:
@@ -90,7 +93,7 @@ def load_inputs(data_dir: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], d
         missing = set(labels.file_name) - set(table.file_name)
         if len(missing) == len(labels):
             raise SystemExit(f"predictions_{engine} holds none of the forms of {data_dir}: re-run the evaluate command")
-    return labels, tables, params
+    return labels, tables, params, sources
 
 
 def score(labels: pd.DataFrame, table: pd.DataFrame) -> dict[str, float]:
@@ -101,14 +104,14 @@ def score(labels: pd.DataFrame, table: pd.DataFrame) -> dict[str, float]:
 
 
 def run_llm(labels: pd.DataFrame, tables: dict[str, pd.DataFrame], params: dict[str, Any],
-            llm: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+            llm: dict[str, Any], sources: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     from handwriting_pipeline.datasets.forms import LabelledForms
     from handwriting_pipeline.pipelines.ensemble.nodes import llm_predictions
 
     run_params = {**params, "methods": ["llm"], "inputs": ENGINES,
                   "llm": {**params["llm"], **llm}}
     start = time.perf_counter()
-    table, report = llm_predictions(LabelledForms(labels), None, run_params, **tables)
+    table, report = llm_predictions(LabelledForms(labels), None, run_params, **sources, **tables)
     wall = time.perf_counter() - start
     n = max(1, len(table))
     repeats = int(llm.get("repeats", 1))
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("llama-cpp-python is not installed: pip install -e '.[llm-local]' (or give --base-url)") from None
         llama_version = None
 
-    labels, tables, params = load_inputs(args.data_dir)
+    labels, tables, params, sources = load_inputs(args.data_dir)
     names = sorted(set(labels.file_name) & set().union(*(set(t.file_name) for t in tables.values())))
     if args.forms and args.forms < len(names):
         names = sorted(random.Random(args.seed).sample(names, args.forms))
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                       "hints": {**params["llm"]["hints"], "k": k}}
             name = config_name(config)
             print(f"{name}: {len(names)} forms ...", flush=True)
-            table, report = run_llm(subset, tables, params, config)
+            table, report = run_llm(subset, tables, params, config, sources)
             report["output"] = "schema" if constrained != "off" else "JSON mode"
             tables_by_config[name] = table
             result["grid"].append(report)
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 config = {**base, "prompt": prompt, "constrained": "auto", "temperature": args.temperature,
                           "repeats": args.repeats, "hints": {**params["llm"]["hints"], "k": 0}}
                 print(f"{prompt} x{args.repeats} at t={args.temperature} ...", flush=True)
-                _, report = run_llm(subset, tables, params, config)
+                _, report = run_llm(subset, tables, params, config, sources)
                 key = f"{prompt}, {args.repeats} repeats, t={args.temperature}, k=0, schema"
                 result["variability"][key] = {k: report.get(k) for k in (
                     "agreement", "all_fields_agree", "FLA_per_repeat", "CBA_per_repeat", "FLA_spread", "FLA_std",

@@ -240,7 +240,7 @@ def test_evaluation_node_and_report_section():
 def test_on_the_recorded_outputs_the_loose_rates_bound_the_written_ones(shared_validation, shared_ocr_outputs):
     from handwriting_pipeline.datasets.forms import read_donut_folder
     from handwriting_pipeline.pipelines.evaluation.nodes import score_predictions
-    from handwriting_pipeline.score import read_predictions_csv
+    from handwriting_pipeline.recorded_csv import read_predictions_csv
 
     forms, _ = read_donut_folder(shared_validation, split="evaluation")
     tables = {"recorded_textract": read_predictions_csv(shared_ocr_outputs / "textract.csv")}

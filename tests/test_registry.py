@@ -73,6 +73,7 @@ def test_a_registered_toy_engine_runs_through_extract_vote_and_the_report(monkey
         "extract_cache": MemoryDataset(ResponseCache(tmp_path / "cache"), copy_mode="assign"),
         "ensemble_cache": MemoryDataset(ResponseCache(tmp_path / "llm"), copy_mode="assign"),
         "extract_credentials": MemoryDataset({}), "ensemble_credentials": MemoryDataset({}),
+        "llm_prompts": MemoryDataset(None), "llm_hint_forms": MemoryDataset(None), "llm_hint_readings": MemoryDataset(None),
         "run_info": MemoryDataset({}),
         # the trained engines' models (Donut, field reader): none trained
         **{name: MemoryDataset(NoModel(), copy_mode="assign") for method in registry.engine_methods()

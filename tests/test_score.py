@@ -9,7 +9,8 @@ from nltk import edit_distance
 
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.metrics import METRIC_COLUMNS
-from handwriting_pipeline.score import main, read_labels, read_predictions_csv
+from handwriting_pipeline.recorded_csv import read_predictions_csv
+from handwriting_pipeline.score import main, read_labels
 
 HAND = {  # validation forms whose Textract CBA is worked out by hand in tests/test_metrics.py
     "f0639_24.png": 100 - 100 * 1 / 30,

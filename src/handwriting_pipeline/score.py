@@ -40,80 +40,18 @@ from handwriting_pipeline.metrics import (
     metrics_table,
 )
 from handwriting_pipeline.predictions import predictions_from_records
+from handwriting_pipeline.recorded_csv import (
+    InputError,
+    check_names,
+    read_csv_table,
+    read_predictions_csv,
+    table_columns,
+)
 
-NAME_COLUMNS = ("file_name", "image_name")
 EXIT_BAD_INPUT = 2
 
 
-class InputError(ValueError):
-    """A labels or predictions file that cannot be scored; the message names file and problem."""
-
-
 # --------------------------------------------------------------------------- reading
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"{what} {path}: file not found")
-    try:
-        # dtype=str + keep_default_na=False: ZIP "01234" and the string "None" survive
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{what} {path}: the file is empty (expected a header row)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"{what} {path}: not a readable CSV ({err})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
-
-
-def _table_columns(frame: pd.DataFrame, path: Path, what: str) -> tuple[str, dict[str, str]]:
-    """The name column and the column of each key (matched case-insensitively)."""
-    by_upper: dict[str, list[str]] = {}
-    for column in frame.columns:
-        by_upper.setdefault(column.upper(), []).append(column)
-    names = [c for n in NAME_COLUMNS for c in by_upper.get(n.upper(), [])]
-    present = ", ".join(map(str, frame.columns)) or "none"
-    if not names:
-        raise InputError(f"{what} {path}: no 'image_name' or 'file_name' column (columns: {present})")
-    if len(names) > 1:
-        raise InputError(f"{what} {path}: several file name columns {names}; keep one of 'image_name' / 'file_name'")
-    missing = [k for k in KEYS if k not in by_upper]
-    if missing:
-        raise InputError(f"{what} {path}: missing columns {', '.join(missing)} (columns: {present}); "
-                         f"needs {names[0]}, {', '.join(KEYS)}")
-    ambiguous = [k for k in KEYS if len(by_upper[k]) > 1]
-    if ambiguous:
-        raise InputError(f"{what} {path}: columns {ambiguous} appear more than once")
-    return names[0], {k: by_upper[k][0] for k in KEYS}
-
-
-def _check_names(names: pd.Series, path: Path, what: str) -> None:
-    blank = [i + 2 for i, n in enumerate(names) if not n.strip()]  # +2: header line, 1-based
-    if blank:
-        shown = ", ".join(map(str, blank[:5])) + (", ..." if len(blank) > 5 else "")
-        raise InputError(f"{what} {path}: {len(blank)} rows without a file name (lines {shown})")
-    dup = sorted(set(names[names.duplicated()]))
-    if dup:
-        shown = ", ".join(dup[:5]) + (", ..." if len(dup) > 5 else "")
-        raise InputError(f"{what} {path}: {len(dup)} file names appear more than once ({shown}); "
-                         "keep one row per form")
-
-
-def read_predictions_csv(path: str | Path) -> pd.DataFrame:
-    """A predictions CSV as the project's predictions table (``predictions.COLUMNS``).
-
-    Raises:
-        InputError: file missing or unreadable, no name column, a key column missing, blank or
-            duplicate file names.
-    """
-    path = Path(path)
-    frame = _read_csv(path, "PREDICTIONS")
-    name_col, key_cols = _table_columns(frame, path, "PREDICTIONS")
-    names = frame[name_col].astype(str)
-    _check_names(names, path, "PREDICTIONS")
-    records = [{"file_name": n.strip(), **{k: frame[key_cols[k]].iat[i] for k in KEYS}}
-               for i, n in enumerate(names)]
-    return predictions_from_records(records)
-
-
 def read_labels(path: str | Path, split: str | None = None) -> pd.DataFrame:
     """Labels (file_name + KEYS) from a metadata.jsonl, its folder, or a labels CSV.
 
@@ -127,14 +65,14 @@ def read_labels(path: str | Path, split: str | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"LABELS {path}: file not found (give a metadata.jsonl, its folder, or a labels CSV)")
     if path.suffix.lower() == ".csv":
-        frame = _read_csv(path, "LABELS")
-        name_col, key_cols = _table_columns(frame, path, "LABELS")
+        frame = read_csv_table(path, "LABELS")
+        name_col, key_cols = table_columns(frame, path, "LABELS")
         if split is not None:
             if "split" not in frame.columns:
                 raise InputError(f"LABELS {path}: --split given but the CSV has no 'split' column")
             frame = frame[frame["split"] == split].reset_index(drop=True)
         names = frame[name_col].astype(str).str.strip()
-        _check_names(names, path, "LABELS")
+        check_names(names, path, "LABELS")
         labels = pd.DataFrame({"file_name": names, **{k: frame[key_cols[k]] for k in KEYS}})
     else:
         if split is not None:
@@ -149,7 +87,7 @@ def read_labels(path: str | Path, split: str | None = None) -> pd.DataFrame:
                 raise InputError(f"LABELS {path}:{number}: {err}") from None
             rows.append({"file_name": name, **fields})
         labels = pd.DataFrame(rows, columns=["file_name", *KEYS])
-        _check_names(labels["file_name"].astype(str), path, "LABELS")
+        check_names(labels["file_name"].astype(str), path, "LABELS")
     if labels.empty:
         raise InputError(f"LABELS {path}: no labelled forms" + (f" in split '{split}'" if split else ""))
     # same cleaning as the predictions ("" -> "None", spaces stripped)

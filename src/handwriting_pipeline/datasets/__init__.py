@@ -15,9 +15,10 @@ from handwriting_pipeline.datasets.model import (
     FieldReaderRef,
 )
 from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
+from handwriting_pipeline.datasets.recorded import RecordedOutputsDataset
 
 __all__ = [
     "DonutModelDataset", "DonutModelRef", "DonutSplitsDataset", "FieldReaderModelDataset", "FieldReaderRef",
     "FolderImages", "HFHubDataset", "ImageInputs", "ImageInputsDataset", "LabelledForms", "LabelledFormsDataset",
-    "LazyDataset", "ResponseCache", "ResponseCacheDataset", "RunFileDataset", "read_donut_folder",
+    "LazyDataset", "RecordedOutputsDataset", "ResponseCache", "ResponseCacheDataset", "RunFileDataset", "read_donut_folder",
 ]

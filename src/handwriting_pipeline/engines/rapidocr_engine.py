@@ -17,6 +17,7 @@ import numpy as np
 
 from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines import layout
+from handwriting_pipeline.fields.parse import Word
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class RapidOCREngine(layout.LayoutEngine):
             })
         return self._ocr
 
-    def read_region(self, grey: np.ndarray) -> list[layout.Word]:
+    def read_region(self, grey: np.ndarray) -> list[Word]:
         """Text lines RapidOCR detects and recognises in a grey region (region coordinates)."""
         if grey.size == 0 or min(grey.shape) < 8:
             return []
@@ -95,5 +96,5 @@ class RapidOCREngine(layout.LayoutEngine):
             pts = np.asarray(box)
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0)
-            words.append(layout.Word(str(text), float(score), (int(x0), int(y0), int(x1), int(y1))))
+            words.append(Word(str(text), float(score), (int(x0), int(y0), int(x1), int(y1))))
         return words

@@ -1,47 +1,27 @@
 """Replay of earlier engine outputs stored as a CSV (the authors' real Textract / Azure runs).
 
-Columns: image_name, then per key the value and its confidence (``DATE_CONFIDENCE``; Textract's
-file spells two of them ``DATE__CONFIDENCE`` / ``CITY__CONFIDENCE``). An empty cell means the
-engine found nothing ("None"). ``confidence_scale`` turns the file's scale into 0-1 (Textract
-100, Azure 1). A form the CSV lacks gets "None" values and an error; each form found counts one
-page, so its cost compares with the live engine.
+Columns: image_name, then per key the value and its confidence (read by the one outputs-CSV
+reader, :mod:`handwriting_pipeline.recorded_csv`). An empty cell means the engine found nothing
+("None"). ``confidence_scale`` turns the file's scale into 0-1 (Textract 100, Azure 1). A form
+the CSV lacks gets "None" values and an error; each form found counts one page, so its cost
+compares with the live engine.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pandas as pd
 from PIL import Image
 
 from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine, EngineResult
-from handwriting_pipeline.fields import KEYS, NONE, clean_value
+from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.recorded_csv import read_predictions_csv
 
 logger = logging.getLogger(__name__)
-
-
-def read_recorded_csv(path: str | Path, confidence_scale: float = 1.0) -> dict[str, tuple[dict[str, str], dict[str, float]]]:
-    """image_name -> (fields, confidences 0-1) from a recorded-outputs CSV."""
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "image_name" not in table.columns:
-        raise ValueError(f"{path}: no 'image_name' column (columns: {list(table.columns)})")
-    out = {}
-    for row in table.to_dict("records"):
-        fields, conf = {}, {}
-        for key in KEYS:
-            fields[key] = clean_value(row.get(key, ""))
-            raw_conf = next((row[c] for c in (f"{key}_CONFIDENCE", f"{key}__CONFIDENCE") if row.get(c, "") != ""), "")
-            try:
-                conf[key] = float(raw_conf) / confidence_scale if fields[key] != NONE else math.nan
-            except ValueError:
-                conf[key] = math.nan
-        out[str(row["image_name"])] = (fields, conf)
-    return out
 
 
 @dataclass(frozen=True)
@@ -101,9 +81,12 @@ class RecordedEngine(Engine):
                 "or remove the method from extract.engines")
 
     @property
-    def table(self) -> dict:
+    def table(self) -> dict[str, tuple[dict[str, str], dict[str, float]]]:
+        """image_name -> (fields, confidences 0-1), read once."""
         if self._table is None:
-            self._table = read_recorded_csv(self.path, self.confidence_scale)
+            frame = read_predictions_csv(self.path, self.confidence_scale)
+            self._table = {row["file_name"]: ({k: row[k] for k in KEYS}, {k: row[f"{k}_conf"] for k in KEYS})
+                           for row in frame.to_dict("records")}
         return self._table
 
     def __contains__(self, file_name: str) -> bool:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines import layout
+from handwriting_pipeline.fields.parse import Word
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class TesseractEngine(layout.LayoutEngine):
         except ImportError as err:
             raise RuntimeError("pip install pytesseract for the tesseract engine") from err
 
-    def read_region(self, grey: np.ndarray, psm: int | None = None) -> list[layout.Word]:
+    def read_region(self, grey: np.ndarray, psm: int | None = None) -> list[Word]:
         """Words Tesseract finds in a grey region (region coordinates, score 0-1)."""
         import pytesseract
 
@@ -81,9 +82,9 @@ class TesseractEngine(layout.LayoutEngine):
             conf = float(conf)
             if not str(text).strip() or conf < 0 or conf < self.config["min_conf"]:
                 continue
-            words.append(layout.Word(str(text).strip(), conf / 100.0, (int(x), int(y), int(x + w), int(y + h))))
+            words.append(Word(str(text).strip(), conf / 100.0, (int(x), int(y), int(x + w), int(y + h))))
         return words
 
-    def read_labels_region(self, grey: np.ndarray) -> list[layout.Word]:
+    def read_labels_region(self, grey: np.ndarray) -> list[Word]:
         """The printed labels are sparse words on one strip: page segmentation mode 11."""
         return self.read_region(grey, psm=11)

@@ -6,7 +6,8 @@ Ollama): set ``ensemble.llm.model`` and ``ensemble.llm.base_url``; the key comes
 ``ensemble.llm.api_key_env`` (local servers need none).
 
 * prompt templates are files (``conf/base/prompts/<version>.txt``, ``string.Template`` with
-  ``$readings`` and ``$hints``);
+  ``$readings`` and ``$hints``) the pipeline reads through the catalog (``llm_prompts``), like
+  the hint sources (``llm_hint_forms``, ``llm_hint_readings``);
 * temperature 0 and JSON output constrained to the answer's JSON schema (four string keys)
   where the server supports it (``constrained: auto`` tries OpenAI's
   ``{"type": "json_schema", ...}``, then the ``{"type": "json_object", "schema": ...}`` of
@@ -34,8 +35,9 @@ import re
 import statistics
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -68,12 +70,12 @@ class LLMSettings:
     max_retries: int = 3
     max_tokens: int = 200
     prompt: str = "v1"
-    prompt_dir: str = "conf/base/prompts"
+    prompt_dir: str = "conf/base/prompts"   # where the catalog's llm_prompts reads (--params override only)
     include_confidence: bool = False
     fallback: str | None = None             # engine whose output is used when the LLM fails
     repeats: int = 1
     inputs: list[str] = field(default_factory=list)  # [] = ensemble.inputs
-    hints: dict[str, Any] = field(default_factory=dict)  # k, train_dir, ocr_csv, engine, confidence_scale
+    hints: dict[str, Any] = field(default_factory=dict)  # k (sources: catalog llm_hint_forms / llm_hint_readings)
     check_server: bool = True
 
     @classmethod
@@ -127,13 +129,24 @@ def format_candidates(settings: LLMSettings) -> list[str]:
 
 
 # --------------------------------------------------------------------------- prompts
+def prompt_template(prompts: Mapping[str, str | Callable[[], str]], version: str) -> Template:
+    """The template ``version`` among ``prompts`` (``{version: text or loader}``, e.g. the
+    catalog's ``llm_prompts`` partitions); placeholders ``$readings`` and ``$hints``."""
+    if version not in prompts:
+        raise KeyError(f"prompt template '{version}' not found; available versions: {sorted(prompts)}")
+    text = prompts[version]
+    return Template(text() if callable(text) else text)
+
+
+def prompt_files(prompt_dir: str | Path = "conf/base/prompts") -> dict[str, Callable[[], str]]:
+    """``{version: loader}`` of the templates ``<prompt_dir>/<version>.txt``, like the catalog's
+    ``llm_prompts`` partitions (for scripts and tests; the pipeline reads them through the catalog)."""
+    return {p.stem: partial(p.read_text, encoding="utf-8") for p in sorted(Path(prompt_dir).glob("*.txt"))}
+
+
 def load_prompt(version: str, prompt_dir: str | Path = "conf/base/prompts") -> Template:
-    """The prompt template ``<prompt_dir>/<version>.txt`` (placeholders ``$readings``, ``$hints``)."""
-    path = Path(prompt_dir) / f"{version}.txt"
-    if not path.is_file():
-        available = sorted(p.stem for p in Path(prompt_dir).glob("*.txt"))
-        raise FileNotFoundError(f"prompt template {path} not found; available versions: {available}")
-    return Template(path.read_text(encoding="utf-8"))
+    """The prompt template ``<prompt_dir>/<version>.txt`` (scripts and tests)."""
+    return prompt_template(prompt_files(prompt_dir), version)
 
 
 def reading_json(fields: Mapping[str, str], confidence: Mapping[str, float] | None = None) -> str:
@@ -353,22 +366,17 @@ class HintIndex:
         return [(self.readings[i], self.answers[i]) for _, _, i in found]
 
     @classmethod
-    def from_files(cls, train_dir: str, ocr_csv: str, confidence_suffix: str = "CONFIDENCE") -> "HintIndex":
-        """Labels of a Donut-layout folder + one recorded engine CSV (image_name + KEYS)."""
-        from handwriting_pipeline.datasets.forms import read_donut_folder
-
-        forms, _ = read_donut_folder(train_dir)
-        gold = {r["file_name"]: clean_fields({k: r[k] for k in KEYS}) for r in forms.labels.to_dict("records")}
-        frame = pd.read_csv(ocr_csv, dtype=str, keep_default_na=False)
-        readings, answers = [], []
-        for row in frame.to_dict("records"):
-            name = row.get("image_name") or row.get("file_name")
-            if name in gold:
-                readings.append(clean_fields({k: row.get(k) for k in KEYS}))
-                answers.append(gold[name])
-        if not readings:
-            raise ValueError(f"no rows of {ocr_csv} match the labelled forms of {train_dir}")
-        return cls(readings, answers)
+    def from_tables(cls, labels: pd.DataFrame, readings: pd.DataFrame) -> "HintIndex":
+        """Labelled forms (``file_name`` + KEYS, e.g. the catalog's ``llm_hint_forms``) and one
+        engine's readings of them (a predictions table, e.g. ``llm_hint_readings``), paired by
+        file name in the readings' order."""
+        gold = {r["file_name"]: clean_fields({k: r[k] for k in KEYS}) for r in labels.to_dict("records")}
+        pairs = [(clean_fields({k: r[k] for k in KEYS}), gold[r["file_name"]])
+                 for r in readings.to_dict("records") if r["file_name"] in gold]
+        if not pairs:
+            raise ValueError("no hint readings (ensemble.llm.hints: llm_hint_readings) match the labelled "
+                             "hint forms (llm_hint_forms)")
+        return cls([r for r, _ in pairs], [a for _, a in pairs])
 
 
 # --------------------------------------------------------------------------- variability

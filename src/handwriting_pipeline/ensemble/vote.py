@@ -6,7 +6,8 @@ Per form and field every engine proposes a value with a confidence. The vote
    swallowed STATE/ZIP, digits in STATE) without touching letters or case;
 2. turns each engine's confidence into a probability of being right apart from letter case,
    with a per-engine, per-field logistic calibration learned on labelled forms
-   (:func:`fit_calibration`; engines without one use ``weight * confidence``);
+   (:func:`handwriting_pipeline.ensemble.calibrate.fit_calibration`; engines without one use
+   ``weight * confidence``);
 3. scores every candidate value, case-folded so that "DETROIT" and "DETROiT" vote together,
    with a naive-Bayes vote (engines that agree multiply their probabilities, engines that
    disagree count against it, a "none of these" hypothesis keeps the confidence honest),
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "default_p_none": 0.1,       # P(right) of an uncalibrated engine that says "None"
     "default_case_trust": 0.5,   # P(case kept | right apart from case) of an uncalibrated engine
     "weights": {},               # {engine: weight} for uncalibrated engines (default 1)
-    "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from fit_calibration
+    "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from calibrate.fit_calibration
     "validator_factor": {"DATE": 0.3, "CITY": 0.1, "STATE": 0.1, "ZIP": 0.1},
     "gazetteer": {"state_match": 4.0, "state_mismatch": 0.7, "city_match": 4.0},
     "alignment_weight": 0.5,
@@ -96,66 +97,6 @@ def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: Any) -> di
 
 
 # --------------------------------------------------------------------------- calibration
-def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> tuple[float, float]:
-    """Intercept and slope of P(y=1|x) = sigmoid(a + b x), by Newton's method with a small L2."""
-    X = np.column_stack([np.ones_like(x), x])
-    w = np.zeros(2)
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(X @ w)))
-        grad = X.T @ (p - y) + l2 * w
-        hess = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(w[0]), float(w[1])
-
-
-def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], repair: bool = True) -> dict:
-    """Per engine and field: P(value right apart from letter case) as a logistic function of
-    its confidence, and how often the engine keeps the writer's case.
-
-    Args:
-        labels: labelled forms (``file_name`` + KEYS), e.g. the train split.
-        predictions: ``{engine: predictions table}`` on (some of) those forms.
-        repair: score the repaired values (:func:`repair_fields`), as the vote will use them.
-
-    Returns:
-        ``{engine: {KEY: {"a": .., "b": .., "p_none": .., "case": .., "n": ..}}}`` for
-        ``ensemble.vote.calibration``; ``p_none`` is the smoothed share of right answers when the
-        engine said "None", ``case`` the smoothed P(exact case | right apart from case).
-    """
-    gold = {r["file_name"]: row_fields(r) for r in labels.to_dict("records")}
-    out: dict[str, dict] = {}
-    for engine, frame in predictions.items():
-        rows = [r for r in frame.to_dict("records") if r["file_name"] in gold]
-        if not rows:
-            continue
-        out[engine] = {}
-        for key in KEYS:
-            found_x, found_y, none_y, exact_y = [], [], [], []
-            for r in rows:
-                value = (repair_fields(row_fields(r)) if repair else row_fields(r))[key]
-                truth = gold[r["file_name"]][key]
-                conf = r.get(f"{key}_conf")
-                if value == NONE:
-                    none_y.append(float(truth == NONE))
-                else:
-                    found_x.append(np.nan if conf is None else float(conf))
-                    found_y.append(float(value.upper() == truth.upper()))
-                    if found_y[-1]:
-                        exact_y.append(float(value == truth))
-            x = np.asarray(found_x, dtype=float)
-            x = np.where(np.isnan(x), np.nanmean(x) if np.isfinite(x).any() else 0.5, x)
-            a, b = _logistic_fit(x, np.asarray(found_y, dtype=float)) if len(x) >= 10 else (0.0, 0.0)
-            out[engine][key] = {
-                "a": round(a, 4), "b": round(b, 4),
-                "p_none": round((sum(none_y) + 1) / (len(none_y) + 2), 4),
-                "case": round((sum(exact_y) + 1) / (len(exact_y) + 2), 4), "n": len(rows),
-            }
-    return out
-
-
 def calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] | None:
     """Calibration of an engine, or of its live/recorded twin (textract <-> recorded_textract)."""
     for name in (engine, engine.removeprefix("recorded_"), f"recorded_{engine}"):

@@ -28,10 +28,10 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from handwriting_pipeline.engines.layout import respell
 from handwriting_pipeline.fieldreader.decode import text_log_likelihood
 from handwriting_pipeline.fieldreader.text import SEP, fields_from_lines
 from handwriting_pipeline.fields import NONE, is_plausible_date, is_valid_zip, state_code, zip_places
+from handwriting_pipeline.fields.text import respell
 
 
 def city_key(text: str) -> str:

@@ -1,13 +1,17 @@
 """US states and ZIP codes: USPS codes, names and traditional abbreviations, validators and the
-offline ``zipcodes`` gazetteer (which places a ZIP belongs to, which ZIPs a place has)."""
+offline ``zipcodes`` gazetteer (which places a ZIP belongs to, which ZIPs a place has), and
+STATE look-alike readings (:func:`state_variant`)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from itertools import product
 
 from handwriting_pipeline.fields.schema import NONE, clean_value, is_missing
+from handwriting_pipeline.fields.text import filter_chars
 
 STATE_NAMES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
@@ -121,3 +125,34 @@ def zips_for_place(city: str, state: str) -> tuple[str, ...]:
     if code is None or is_missing(city):
         return ()
     return _place_index().get((re.sub(r"[^A-Z]", "", city.upper()), code), ())
+
+
+# --------------------------------------------------------------------------- OCR slips
+_STATE_LOOKALIKES = {"1": "lI", "I": "l", "l": "I", "0": "O", "5": "S", "|": "lI", "2": "Z", "8": "B",
+                     "4": "Y", "u": "W"}
+
+
+def state_variant(text: str) -> str:
+    """STATE as written, allowed characters only. When that is no state, a variant with
+    look-alikes swapped (``F1.`` -> ``Fl.``, ``II.`` -> ``Il.``) that is a state, if exactly
+    one is."""
+    plain = filter_chars(text, "STATE")
+    if not plain or len(text) > 16 or (state_code(plain) and not re.search(r"[0-9|]", text)):
+        return plain
+    options = [[ch, *_STATE_LOOKALIKES.get(ch, "")] for ch in text]
+    if math.prod(len(o) for o in options) > 64:
+        return plain
+    found: dict[str, int] = {}
+    for combo in product(*options):
+        joined = "".join(combo)
+        cand = filter_chars(joined, "STATE")
+        if cand and cand != plain and state_code(cand):
+            dropped = len(joined) - len(cand)  # characters the filter had to remove
+            found[cand] = min(dropped, found.get(cand, dropped))
+    if not found:
+        return plain
+    if state_code(plain) and min(found.values()) > 0:
+        return plain  # as read is a state, and no look-alike reading uses every character
+    fewest = min(found.values())
+    best = [c for c, d in found.items() if d == fewest]
+    return best[0] if len(best) == 1 else plain

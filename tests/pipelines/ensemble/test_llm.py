@@ -18,11 +18,14 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble.llm import (
     ANSWER_SCHEMA,
+    HintIndex,
     LLMMerger,
     LLMSettings,
     format_rejected,
     load_prompt,
     parse_answer,
+    prompt_files,
+    prompt_template,
     render_prompt,
 )
 from handwriting_pipeline.fields import KEYS
@@ -116,7 +119,7 @@ def server():
 
 def settings(server: FakeOpenAI, **overrides) -> LLMSettings:
     base = {"model": "fake", "base_url": server.base_url, "timeout": 5, "max_retries": 2,
-            "prompt_dir": str(PROMPTS), "api_key_env": "HWP_TEST_NO_SUCH_KEY"}
+            "api_key_env": "HWP_TEST_NO_SUCH_KEY"}
     return LLMSettings.from_params({**base, **overrides})
 
 
@@ -289,6 +292,37 @@ def test_check_ready_fails_fast_without_server_or_key(server, monkeypatch):
     assert LLMMerger(LLMSettings(api_key_env="HWP_TEST_NO_SUCH_KEY")).api_key() == "sk-env"
 
 
+def test_prompts_and_hint_sources_come_from_the_catalog(tmp_path):
+    """The LLM node reads no files: the catalog hands it the prompt templates (one partition per
+    version) and the hint sources (labelled forms + recorded readings), all lazy."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    conf = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
+    catalog = DataCatalog.from_config(conf["catalog"])
+    prompts = catalog.load("llm_prompts")()
+    assert sorted(prompts) == ["v1", "v2"]
+    assert prompt_template(prompts, "v1").template == (PROMPTS / "v1.txt").read_text(encoding="utf-8")
+    with pytest.raises(KeyError, match="available versions"):
+        prompt_template(prompts, "v9")
+    assert callable(catalog.load("llm_hint_forms")) and callable(catalog.load("llm_hint_readings"))
+    ensemble = pytest.importorskip("handwriting_pipeline.pipelines.ensemble")
+    node = next(n for n in ensemble.create_pipeline().nodes if n.name == "ensemble_llm")
+    assert {"llm_prompts", "llm_hint_forms", "llm_hint_readings"} <= set(node.inputs)
+
+
+def test_hint_index_pairs_readings_with_labels_in_reading_order():
+    labels = pd.DataFrame([{"file_name": n, **GOOD, "CITY": c} for n, c in (("a.png", "Novi"), ("b.png", "Troy"))])
+    readings = predictions_from_records([{"file_name": "x.png", **GOOD}, {"file_name": "b.png", **GOOD, "CITY": "Tr0y"},
+                                         {"file_name": "a.png", **GOOD, "CITY": "Nov1"}])
+    index = HintIndex.from_tables(labels, readings)
+    assert [r["CITY"] for r in index.readings] == ["Tr0y", "Nov1"]
+    assert [a["CITY"] for a in index.answers] == ["Troy", "Novi"]
+    assert index.nearest({**GOOD, "CITY": "Nov1"}, 1)[0][1]["CITY"] == "Novi"
+    with pytest.raises(ValueError, match="match"):
+        HintIndex.from_tables(labels.iloc[:0], readings)
+
+
 # --------------------------------------------------------------------------- node
 def _engine(values: dict[str, dict]) -> pd.DataFrame:
     return predictions_from_records(
@@ -302,11 +336,11 @@ def test_llm_node_repeats_fallback_cache_and_variability(server, tmp_path):
     # the 2nd call answers garbage twice (a.png repeat 1 -> fallback to textract)
     server.script = [GOOD, "no json", "still no json", GOOD]
     params = {"methods": ["vote", "llm"], "inputs": [], "llm": {
-        "model": "fake", "base_url": server.base_url, "prompt_dir": str(PROMPTS), "repeats": 2,
+        "model": "fake", "base_url": server.base_url, "repeats": 2,
         "fallback": "textract", "timeout": 5, "max_retries": 0}}
     others = {e: empty_predictions() for e in ("rapidocr", "tesseract", "azure_form_recognizer")}
     cache = ResponseCache(tmp_path / "cache")
-    table, report = llm_predictions(LabelledForms(labels), cache, params,
+    table, report = llm_predictions(LabelledForms(labels), cache, params, prompts=prompt_files(PROMPTS),
                                     textract=textract, donut=donut, **others)
     assert list(table.columns) == COLUMNS and list(table.file_name) == ["a.png", "b.png"]
     a = table.set_index("file_name").loc["a.png"]
@@ -320,7 +354,7 @@ def test_llm_node_repeats_fallback_cache_and_variability(server, tmp_path):
     n = len(server.requests)
     server.script = [GOOD]
     again, report2 = llm_predictions(LabelledForms(labels), ResponseCache(tmp_path / "cache"), params,
-                                     textract=textract, donut=donut, **others)
+                                     prompts=prompt_files(PROMPTS), textract=textract, donut=donut, **others)
     assert len(server.requests) == n + 1  # only the answer that failed before is asked again
     assert report2["fallbacks"] == 0
 
@@ -330,6 +364,7 @@ def test_llm_node_disabled_by_default_and_fails_fast_when_unreachable(tmp_path):
     table, report = llm_predictions(None, ResponseCache(tmp_path), {"methods": ["vote"]}, **empty)
     assert table.empty and "disabled" in report["status"]
     textract = _engine({"a.png": GOOD})
-    params = {"methods": ["llm"], "llm": {"base_url": "http://127.0.0.1:9/v1", "prompt_dir": str(PROMPTS)}}
+    params = {"methods": ["llm"], "llm": {"base_url": "http://127.0.0.1:9/v1"}}
     with pytest.raises(RuntimeError, match="cannot reach"):
-        llm_predictions(None, ResponseCache(tmp_path), params, textract=textract, donut=empty_predictions())
+        llm_predictions(None, ResponseCache(tmp_path), params, prompts=prompt_files(PROMPTS), textract=textract,
+                        donut=empty_predictions())

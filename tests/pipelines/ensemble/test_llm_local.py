@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from handwriting_pipeline.datasets.forms import LabelledForms
+from handwriting_pipeline.ensemble.llm import prompt_files
 from handwriting_pipeline.ensemble.local_server import LlamaServer, llama_cpp_available, model_path
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.pipelines.ensemble.nodes import llm_predictions
@@ -56,10 +57,10 @@ def server(tmp_path_factory):
 def test_llm_node_against_a_real_llama_cpp_server(server, constrained):
     labels = pd.DataFrame([{"file_name": n, **r[0]} for n, r in FORMS.items()])
     params = {"methods": ["llm"], "inputs": [], "llm": {
-        "model": MODEL, "base_url": server.base_url, "prompt_dir": str(PROJECT / "conf/base/prompts"),
-        "prompt": "v2", "temperature": 0.0, "max_tokens": 100, "timeout": 300, "max_retries": 0,
-        "constrained": constrained, "fallback": "textract"}}
-    table, report = llm_predictions(LabelledForms(labels), None, params, textract=_engine(0), azure=_engine(1))
+        "model": MODEL, "base_url": server.base_url, "prompt": "v2", "temperature": 0.0, "max_tokens": 100,
+        "timeout": 300, "max_retries": 0, "constrained": constrained, "fallback": "textract"}}
+    table, report = llm_predictions(LabelledForms(labels), None, params,
+                                    prompts=prompt_files(PROJECT / "conf/base/prompts"), textract=_engine(0), azure=_engine(1))
     assert list(table.columns) == COLUMNS and sorted(table.file_name) == sorted(FORMS)
     assert report["input_tokens"] > 0 and report["output_tokens"] > 0  # real tokens from the model
     assert (table["seconds"] > 0).all()

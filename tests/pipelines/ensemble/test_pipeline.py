@@ -10,6 +10,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.ensemble.llm import prompt_files
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.pipelines.ensemble import create_pipeline
 from handwriting_pipeline.pipelines.ensemble.nodes import engine_calibrations
@@ -30,6 +31,9 @@ def _run(params: dict, tables: dict[str, pd.DataFrame], tmp_path: Path, models: 
         "params:ensemble": MemoryDataset(params),
         "evaluation_forms": MemoryDataset(None),
         "ensemble_credentials": MemoryDataset({}),
+        "llm_prompts": MemoryDataset(prompt_files(PROJECT / "conf/base/prompts"), copy_mode="assign"),
+        "llm_hint_forms": MemoryDataset(None),
+        "llm_hint_readings": MemoryDataset(None),
         "ensemble_cache": MemoryDataset(ResponseCache(tmp_path / "cache"), copy_mode="assign"),
         # trained engines' models: none (their calibrations come with them)
         **{d: MemoryDataset(models.get(d), copy_mode="assign") for e in engine_methods()

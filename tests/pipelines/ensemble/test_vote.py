@@ -25,9 +25,9 @@ def ensemble_params() -> dict:
 
 def recorded(path: Path, scale: float) -> pd.DataFrame:
     """A recorded engine CSV as a predictions table (the calibrate command's reader)."""
-    from handwriting_pipeline.ensemble.calibrate import recorded_predictions
+    from handwriting_pipeline.recorded_csv import read_predictions_csv
 
-    return recorded_predictions(str(path), scale)
+    return read_predictions_csv(str(path), scale)
 
 
 # --------------------------------------------------------------------------- repairs

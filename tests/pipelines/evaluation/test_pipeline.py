@@ -24,7 +24,8 @@ from handwriting_pipeline.pipelines.evaluation.nodes import (
     summarise_metrics,
 )
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records
-from handwriting_pipeline.score import read_predictions_csv, score_tables
+from handwriting_pipeline.recorded_csv import read_predictions_csv
+from handwriting_pipeline.score import score_tables
 
 PROJECT = Path(__file__).resolve().parents[3]
 OUTPUTS = ["evaluation_metrics", "evaluation_report", "evaluation_accuracy_plot", "evaluation_key_accuracy_plot",

@@ -7,6 +7,8 @@ use the engines listed in ``ensemble.inputs`` ([] = every engine that produced o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from string import Template
 from typing import Any
 
 import pandas as pd
@@ -18,8 +20,8 @@ from handwriting_pipeline.ensemble.llm import (
     HintIndex,
     LLMMerger,
     LLMSettings,
-    load_prompt,
     merge_form,
+    prompt_template,
     render_prompt,
     variability_report,
 )
@@ -105,11 +107,19 @@ def _llm_report(merger: LLMMerger, settings: LLMSettings, table: pd.DataFrame, p
     return report
 
 
-def _merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.DataFrame],
-                 fallback: str) -> tuple[pd.DataFrame, list[list[dict]]]:
-    template = load_prompt(settings.prompt, settings.prompt_dir)
+def _hint_index(settings: LLMSettings, hint_forms: Callable[[], LabelledForms] | None,
+                hint_readings: Callable[[], pd.DataFrame] | None) -> HintIndex | None:
+    """The hint index from the catalog's lazy hint sources, read only when hints are on."""
+    if int(settings.hints.get("k", 0) or 0) <= 0:
+        return None
+    if hint_forms is None or hint_readings is None:
+        raise ValueError("ensemble.llm.hints.k > 0 needs the hint sources (catalog: llm_hint_forms, llm_hint_readings)")
+    return HintIndex.from_tables(hint_forms().labels, hint_readings())
+
+
+def _merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.DataFrame], fallback: str,
+                 template: Template, hints: HintIndex | None) -> tuple[pd.DataFrame, list[list[dict]]]:
     k = int(settings.hints.get("k", 0) or 0)
-    hints = HintIndex.from_files(settings.hints["train_dir"], settings.hints["ocr_csv"]) if k > 0 else None
     repeats = max(1, int(settings.repeats))
     records, per_repeat = [], [[] for _ in range(repeats)]
     for name, readings in tqdm(readings_by_form(tables).items(), desc=f"llm {settings.model}", mininterval=5):
@@ -127,6 +137,9 @@ def _merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.
 
 
 def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str, Any],
+                    prompts: Mapping[str, Callable[[], str]] | Callable[[], Mapping] | None = None,
+                    hint_forms: Callable[[], LabelledForms] | None = None,
+                    hint_readings: Callable[[], pd.DataFrame] | None = None,
                     credentials: dict[str, Any] | None = None,
                     **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """LLM merge of the engines' readings (see :mod:`handwriting_pipeline.ensemble.llm`).
@@ -136,6 +149,9 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
     its confidence the share of repeats that gave it. Forms the model fails on fall back to
     ``llm.fallback``'s reading (default: the first input) with the reason in ``error``.
     ``credentials`` is ``{"openai": {"api_key": ...}}`` ({} when absent: ``llm.api_key_env``).
+    ``prompts``, ``hint_forms`` and ``hint_readings`` are the catalog's lazy loaders
+    (``llm_prompts``: ``{version: text loader}``; the hint sources are read only when
+    ``llm.hints.k > 0``).
 
     Returns:
         ``predictions_llm`` and the repeat-variability report.
@@ -152,8 +168,10 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
     if fallback not in tables:
         raise ValueError(f"ensemble.llm.fallback '{fallback}' has no predictions; available: {sorted(tables)}")
     merger = LLMMerger(settings, cache, api_key=((credentials or {}).get("openai") or {}).get("api_key"))
+    template = prompt_template((prompts() if callable(prompts) else prompts) or {}, settings.prompt)
+    hints = _hint_index(settings, hint_forms, hint_readings)
     merger.check_ready()  # before any work: key present, server answering
-    table, per_repeat = _merge_forms(merger, settings, tables, fallback)
+    table, per_repeat = _merge_forms(merger, settings, tables, fallback, template, hints)
     report = _llm_report(merger, settings, table, per_repeat, forms, list(tables), cache)
     logger.info("ensemble llm: %d forms, %d API calls, %d fallbacks", len(table), merger.calls, report["fallbacks"])
     return table, report

@@ -27,7 +27,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(
             llm_predictions,
             inputs={"forms": "evaluation_forms", "cache": "ensemble_cache", "credentials": "ensemble_credentials",
-                    "params": "params:ensemble", **engine_inputs},
+                    "params": "params:ensemble", "prompts": "llm_prompts", "hint_forms": "llm_hint_forms",
+                    "hint_readings": "llm_hint_readings", **engine_inputs},
             outputs=["predictions_llm", "llm_variability"],
             name="ensemble_llm",
         ),
