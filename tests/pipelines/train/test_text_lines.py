@@ -225,7 +225,8 @@ def test_cached_backbone_features_train_the_decoder_with_the_backbone_frozen(lin
     backbone = {k: p.detach().clone() for k, p in encoder.named_parameters() if k.startswith(("backbone", "head"))}
     norm, decoder = encoder.norm.weight.detach().clone(), model.decoder.lm_head.weight.detach().clone()
     losses = _Losses()
-    stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05)
+    stage = dict(epochs=40, max_steps=20, batch_size=4, learning_rate=3e-3, warmup_ratio=0.05, max_minutes=None,
+                 restore_best=True)
     fit_stage(lines_bundle, cached, None, "finetune", stage, lines_params["trainer"], lines_params["early_stopping"],
               extra_callbacks=[losses])
     assert np.mean(losses.losses[-3:]) < 0.7 * np.mean(losses.losses[:3]), losses.losses
