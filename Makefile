@@ -16,7 +16,7 @@ TORCH_INDEX_URL ?=
 TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
-.PHONY: setup apt run digitize-demo test viz viz-build clean-venv
+.PHONY: setup apt run digitize-demo test lint viz viz-build clean-venv
 
 setup: $(STAMP)
 
@@ -56,6 +56,9 @@ digitize-demo: setup
 
 test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
 
 viz: setup
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser

@@ -2,7 +2,8 @@
 
 * ``before_pipeline_run`` pins every versioned dataset the run writes to the run's own version
   for reading back (Kedro otherwise reads "the newest version", which may be another run's when
-  two runs overlap) and fills ``run_info`` (run id, start time, command line) for the report.
+  two runs overlap), claims that version (two runs started in the same millisecond get the next
+  free one, :func:`claim_version`) and fills ``run_info`` (run id, start time, command line) for the report.
 * ``after_pipeline_run`` ends an evaluate run non-zero, after everything was written, when a
   method failed on more than ``evaluation.max_failure_share`` of the forms (``evaluation_failures``)
   and logs where the report is.
@@ -22,7 +23,7 @@ import signal
 import sys
 import threading
 import traceback
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +158,53 @@ def _is_half_written(path: Path) -> bool:
     return False
 
 
+def _next_version(version: str) -> str:
+    """The version string one millisecond later (Kedro's ``YYYY-MM-DDTHH.MM.SS.mmmZ`` format)."""
+    stamp = datetime.strptime(version, "%Y-%m-%dT%H.%M.%S.%fZ") + timedelta(milliseconds=1)
+    return stamp.strftime("%Y-%m-%dT%H.%M.%S.%f")[:-3] + "Z"
+
+
+def claim_version(version: str, datasets: list[Any], attempts: int = 1000) -> tuple[str, list[Path]]:
+    """A save version no other run holds: two runs started in the same millisecond get the same
+    Kedro version and the second would fail writing ("Save path ... must not exist"). Each
+    run claims its version by creating the version folders of its local datasets (``mkdir`` is
+    atomic); a folder that exists means another run has it, so the next millisecond is tried.
+    Returns the version and the folders created (removed again if still empty, :func:`release`)."""
+    for _ in range(attempts):
+        made: list[Path] = []
+        try:
+            for dataset in datasets:
+                if getattr(dataset, "_protocol", "file") not in ("file", None):
+                    continue
+                folder = Path(str(dataset._get_versioned_path(version))).parent  # noqa: SLF001
+                missing = [p for p in reversed(folder.parents) if not p.exists()]
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                made.extend(missing)
+                folder.mkdir()
+                made.append(folder)
+            return version, made
+        except FileExistsError:
+            release(made)
+            version = _next_version(version)
+    raise RuntimeError(f"no free save version after {attempts} tries from {version}")
+
+
+def release(folders: list[Path]) -> None:
+    """Remove the claimed folders nothing was written into (newest first)."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (an output was written) or already gone
+            pass
+
+
 class ProjectHooks:
     """See the module docstring."""
 
     def __init__(self) -> None:
         self._pinned: dict[str, Any] = {}
         self._save_version: str | None = None
+        self._claimed: list[Path] = []  # version folders this run created (empty ones go at the end)
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -173,6 +215,7 @@ class ProjectHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         self._pinned = {}
         self._save_version = None
+        saves: dict[str, str] = {}
         for name in sorted(pipeline.all_outputs()):
             dataset = _dataset(catalog, name)
             if not isinstance(dataset, AbstractVersionedDataset) or not dataset._version:  # noqa: SLF001
@@ -180,10 +223,16 @@ class ProjectHooks:
             version = dataset._version  # noqa: SLF001
             save = version.save or dataset.resolve_save_version()
             if version.load is None and save:
-                dataset._version = Version(save, save)  # noqa: SLF001 - read back what this run wrote
-                dataset._clear_version_cache()  # noqa: SLF001
                 self._pinned[name] = dataset
+                saves[name] = save
                 self._save_version = self._save_version or save
+        session = [self._pinned[n] for n, v in saves.items() if v == self._save_version]
+        claimed, self._claimed = claim_version(self._save_version, session) if session else (self._save_version, [])
+        for name, dataset in self._pinned.items():
+            save = claimed if saves[name] == self._save_version else saves[name]
+            dataset._version = Version(save, save)  # noqa: SLF001 - read back what this run wrote
+            dataset._clear_version_cache()  # noqa: SLF001
+        self._save_version = claimed
         info = {"run_id": self._save_version or "", "pipeline": run_params.get("pipeline_name") or "__default__",
                 "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join(["kedro", *sys.argv[1:]]) if sys.argv and "kedro" in sys.argv[0] else "",
@@ -196,6 +245,7 @@ class ProjectHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], run_result: Any, pipeline: Any, catalog: Any) -> None:
+        release(self._claimed)  # version folders of outputs this run did not write
         outputs = pipeline.all_outputs()
         report = self._pinned.get("evaluation_report")
         if report is not None:
@@ -229,6 +279,7 @@ class ProjectHooks:
                         logger.error("%s: half-written output %s removed", name, path)
                     except OSError as err:
                         logger.error("%s: half-written output %s could not be removed (%s)", name, path, err)
+        release(self._claimed)
         install_short_excepthook()
 
 

@@ -190,3 +190,29 @@ def test_throttled_paid_engine_succeeds_through_sdk_retries(monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL_TEXTRACT", fake.url)
         result = TextractEngine(max_attempts=2, retry_mode="standard", credentials=creds).read(image, "b.png")
         assert "ThrottlingException" in result.error and fake.requests == 3  # first call + 2 retries
+
+
+def test_two_runs_started_in_the_same_millisecond_write_their_own_versions(tmp_path):
+    """Kedro names a run's outputs by its start millisecond; a second run with the same one
+    claims the next free millisecond instead of failing "Save path ... must not exist"."""
+    from kedro.io import Version
+    from kedro_datasets.pandas import CSVDataset
+
+    from handwriting_pipeline.hooks import claim_version, release
+
+    same = "2026-11-30T06.31.18.775Z"
+    path = str(tmp_path / "metrics.csv")
+    first, made = claim_version(same, [CSVDataset(filepath=path, version=Version(None, same))])
+    second, _ = claim_version(same, [CSVDataset(filepath=path, version=Version(None, same))])
+    assert first == same and second == "2026-11-30T06.31.18.776Z"
+    assert made == [tmp_path / "metrics.csv", tmp_path / "metrics.csv" / same]
+    for version, n in ((first, 3), (second, 2)):
+        CSVDataset(filepath=path, version=Version(version, version)).save(pd.DataFrame({"n": [n]}))
+    for version, n in ((first, 3), (second, 2)):
+        assert CSVDataset(filepath=path, version=Version(version, None)).load()["n"].tolist() == [n]
+    release(made)  # written into: kept
+    assert (tmp_path / "metrics.csv" / same / "metrics.csv").is_file()
+    unused, made = claim_version("2026-11-30T23.59.59.999Z", [CSVDataset(filepath=str(tmp_path / "x.csv"),
+                                                                         version=Version(None, "x"))])
+    release(made)  # nothing written: no trace left
+    assert unused == "2026-11-30T23.59.59.999Z" and not (tmp_path / "x.csv").exists()
