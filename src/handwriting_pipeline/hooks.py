@@ -170,13 +170,13 @@ def claim_version(version: str, datasets: list[Any], attempts: int = 1000) -> tu
     run claims its version by creating the version folders of its local datasets (``mkdir`` is
     atomic); a folder that exists means another run has it, so the next millisecond is tried.
     Returns the version and the folders created (removed again if still empty, :func:`release`)."""
+    local = [d for d in datasets if getattr(d, "_protocol", "file") in ("file", None)]
     for _ in range(attempts):
         made: list[Path] = []
+        # datasets may share a run folder (digitize's outputs): each folder once
+        folders = dict.fromkeys(Path(str(d._get_versioned_path(version))).parent for d in local)  # noqa: SLF001
         try:
-            for dataset in datasets:
-                if getattr(dataset, "_protocol", "file") not in ("file", None):
-                    continue
-                folder = Path(str(dataset._get_versioned_path(version))).parent  # noqa: SLF001
+            for folder in folders:
                 missing = [p for p in reversed(folder.parents) if not p.exists()]
                 folder.parent.mkdir(parents=True, exist_ok=True)
                 made.extend(missing)

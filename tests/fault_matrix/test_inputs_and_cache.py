@@ -216,3 +216,17 @@ def test_two_runs_started_in_the_same_millisecond_write_their_own_versions(tmp_p
                                                                          version=Version(None, "x"))])
     release(made)  # nothing written: no trace left
     assert unused == "2026-11-30T23.59.59.999Z" and not (tmp_path / "x.csv").exists()
+
+
+def test_outputs_sharing_one_run_folder_claim_it_once(tmp_path):
+    """digitize writes all its outputs into one folder per run (RunFileDataset)."""
+    from kedro.io import Version
+
+    from handwriting_pipeline.datasets import RunFileDataset
+    from handwriting_pipeline.hooks import claim_version
+
+    same = "2026-11-30T06.48.18.039Z"
+    outputs = [RunFileDataset(folder=str(tmp_path / "digitize"), file=name, version=Version(None, same))
+               for name in ("forms.jsonl", "summary.json")]
+    assert claim_version(same, outputs)[0] == same
+    assert claim_version(same, outputs)[0] == "2026-11-30T06.48.18.040Z"  # a second run at the same time
