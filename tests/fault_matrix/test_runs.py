@@ -183,3 +183,21 @@ def test_full_disk_while_writing_the_report(tmp_path, shared_validation, shared_
     assert plots and all(p.name.endswith(".partial") for p in plots), plots  # never left as a valid plot
     metrics = pd.read_csv(latest(project, "data/08_reporting/metrics.csv"))  # what was finished is whole
     assert metrics["method"].tolist()[0] == "recorded_textract"
+
+
+def test_two_digitize_runs_at_once_each_write_their_own_run_folder(tmp_path, shared_validation, validation_names):
+    """`kedro run --pipeline digitize` through the project hooks (which claim each run's version):
+    two runs started together on different scans both finish, each with its own run folder."""
+    project = make_project(tmp_path / "project")
+    scans = [forms_folder(tmp_path / name, shared_validation, names)
+             for name, names in (("A", validation_names[:2]), ("B", validation_names[2:3]))]
+    started = time.monotonic()
+    runs = [start(project, f"digitize.input_dir={folder},digitize.engines=rapidocr,digitize.progress=false",
+                  pipeline="digitize") for folder in scans]
+    results = [finish(run, started) for run in runs]
+    for result in results:
+        assert result.returncode == 0, result.output[-3000:]
+    folders = sorted((project / "data/08_reporting/digitize/runs").iterdir())
+    assert len(folders) == 2
+    lines = sorted(len((f / "forms.jsonl").read_text().splitlines()) for f in folders)
+    assert lines == [1, 2]  # each run holds its own scans
