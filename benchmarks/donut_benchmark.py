@@ -306,7 +306,7 @@ def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
     import pandas as pd
 
     from handwriting_pipeline.donut.inference import DonutPredictor
-    from handwriting_pipeline.donut.model import CALIBRATION_FILE
+    from handwriting_pipeline.donut.model import save_vote_calibration
     from handwriting_pipeline.ensemble.calibrate import fit_calibration
     from handwriting_pipeline.fields import KEYS
 
@@ -315,8 +315,7 @@ def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
     rows = [{"file_name": n, **p.fields, **{f"{k}_conf": p.confidence[k] for k in KEYS}}
             for n, p in zip(names, predictor.predict([holdout.images[n] for n in names]))]
     calibration = fit_calibration(holdout.labels, {"donut": pd.DataFrame(rows)}).get("donut", {})
-    (out / CALIBRATION_FILE).write_text(json.dumps({"fitted_on": f"{len(names)} held-out train forms",
-                                                    "calibration": calibration}, indent=2), encoding="utf-8")
+    save_vote_calibration(out, calibration, f"{len(names)} held-out train forms")
     return calibration
 
 

@@ -83,7 +83,7 @@ def main() -> int:
         freeze_backbone(fresh.model.encoder)  # the cached features are its output
         data, val = train_data, val_data
         if variant == "chars":
-            data, val = (_without_backbone(d, feature_size) for d in (train_data, val_data))
+            data, val = (BackboneZeroed(d, feature_size) for d in (train_data, val_data))
         train = TrainSettings.from_params(params)
         stage = train.finetune.__class__(**{**train.finetune.to_dict(), "epochs": 500, "batch_size": 16,
                                             "learning_rate": 7e-4, "warmup_ratio": 0.05,
@@ -125,7 +125,7 @@ def main() -> int:
     return 0
 
 
-class _without_backbone:  # noqa: N801 - a thin view, named like the function it acts as
+class BackboneZeroed:
     """A cached dataset whose backbone-feature part is zeroed (only the CTC log-probabilities left)."""
 
     def __init__(self, data, feature_size: int) -> None:

@@ -245,6 +245,21 @@ class DonutBundle:
         return cls(model=model, processor=processor, preprocessing=prep)
 
 
+def save_vote_calibration(folder: str | Path, calibration: Mapping[str, Any], fitted_on: str) -> Path:
+    """Write the vote calibration (``ensemble.vote`` format, one engine) next to a saved model."""
+    path = Path(folder) / CALIBRATION_FILE
+    path.write_text(json.dumps({"fitted_on": fitted_on, "calibration": dict(calibration)}, indent=2), encoding="utf-8")
+    return path
+
+
+def load_vote_calibration(folder: str | Path | None) -> dict[str, Any] | None:
+    """The vote calibration saved next to a model, or None when there is none."""
+    path = Path(folder) / CALIBRATION_FILE if folder else None
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("calibration") or None
+
+
 def is_model_folder(path: str | Path) -> bool:
     """True when ``path`` holds a saved Donut (config, weights and processor files)."""
     path = Path(path)
@@ -323,5 +338,5 @@ def build_text_lines_from_config(tokenizer, decoder: Mapping[str, Any], max_leng
 __all__ = [
     "DonutBundle", "Preprocessing", "build_from_config", "build_text_lines_from_config", "build_pretrained", "build_processor",
     "build_image_processor", "build_model_from_config", "configure_generation", "count_parameters",
-    "is_model_folder",
+    "is_model_folder", "load_vote_calibration", "save_vote_calibration",
 ]

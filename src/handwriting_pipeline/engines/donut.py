@@ -84,15 +84,9 @@ class DonutEngine(Engine):
     def vote_calibration(cls, model: Any = None, **inputs: Any) -> dict[str, Any] | None:
         """The calibration saved with the model (``vote_calibration.json``, fitted on held-out
         train forms it never trained on), or None: an uncalibrated Donut stays out of the default vote."""
-        import json
-        from pathlib import Path
+        from handwriting_pipeline.donut.model import load_vote_calibration
 
-        from handwriting_pipeline.donut.model import CALIBRATION_FILE
-
-        path = getattr(model, "path", None) if getattr(model, "available", False) else None
-        if not path or not (Path(path) / CALIBRATION_FILE).is_file():
-            return None
-        return json.loads((Path(path) / CALIBRATION_FILE).read_text(encoding="utf-8")).get("calibration") or None
+        return load_vote_calibration(getattr(model, "path", None) if getattr(model, "available", False) else None)
 
     def check_ready(self) -> None:
         """Raise when there is no trained model (train it first) or it cannot be loaded."""

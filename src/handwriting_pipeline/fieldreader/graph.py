@@ -172,14 +172,18 @@ class OnnxRecognizer(nn.Module):
                 env.pop(name, None)
         return env[self.output_name]
 
-    def to_onnx_model(self) -> onnx.ModelProto:
-        """The original graph with this module's weights (and output size)."""
-        model = copy.deepcopy(self.graph_proto)
+    def load_weights_into(self, model: onnx.ModelProto) -> None:
+        """Overwrite ``model``'s initializers with this module's weights (those it holds)."""
         for tensor in model.graph.initializer:
             key = self._key(tensor.name)
             if key in self.params:
                 tensor.CopyFrom(numpy_helper.from_array(self.params[key].detach().cpu().numpy().astype(np.float32),
                                                         tensor.name))
+
+    def to_onnx_model(self) -> onnx.ModelProto:
+        """The original graph with this module's weights (and output size)."""
+        model = copy.deepcopy(self.graph_proto)
+        self.load_weights_into(model)
         del model.graph.value_info[:]  # intermediate shapes of the stock head no longer hold
         out = model.graph.output[0].type.tensor_type.shape
         out.dim[-1].Clear()
