@@ -1,13 +1,16 @@
 # Two commands on a fresh machine:
 #   make run   set up (.venv, apt packages) and run the default pipeline on embedded synthetic data
 #   make test  set up and run the test suite
+#   make review  the review page for the newest digitize run (after make run)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages: tesseract for the optional offline engine, handwriting fonts for synthetic forms
-APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng fonts-dkg-handwriting fonts-femkeklaver fonts-breip fonts-rufscript
+# Debian packages: tesseract for the optional offline engine, handwriting fonts for synthetic forms,
+# chromium + chromium-driver for the review page's browser test (Selenium drives them; no download)
+APT_PACKAGES ?= tesseract-ocr tesseract-ocr-eng fonts-dkg-handwriting fonts-femkeklaver fonts-breip fonts-rufscript \
+	chromium chromium-driver
 TEST_CMD ?= $(BIN)/pytest -q --timeout 600
 # PyTorch's CPU-only wheel index. Set it on a machine without a GPU (or without a local CPU
 # torch wheel): otherwise pip resolves torch from PyPI to the CUDA build plus ~16 nvidia-* wheels
@@ -16,7 +19,7 @@ TORCH_INDEX_URL ?=
 TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
-.PHONY: setup apt run digitize-demo test lint viz viz-build clean-venv
+.PHONY: setup apt run digitize-demo review test lint viz viz-build clean-venv
 
 setup: $(STAMP)
 
@@ -52,7 +55,15 @@ DEMO_DIR ?= data/01_raw/digitize_demo
 digitize-demo: setup
 	@$(BIN)/python -m handwriting_pipeline.digitize.demo $(DEMO_DIR) 4
 	@$(BIN)/kedro run --pipeline digitize --params "digitize.input_dir=$(DEMO_DIR)" && \
-	echo "Digitized JSON: data/08_reporting/digitize/latest/forms.jsonl (also forms.csv, review_queue.csv, summary.json; run folder: $$(readlink -f data/08_reporting/digitize/latest))"
+	echo "Digitized JSON: data/08_reporting/digitize/latest/forms.jsonl (also forms.csv, review_queue.csv, summary.json; run folder: $$(readlink -f data/08_reporting/digitize/latest))" && \
+	echo "Review the doubtful fields in your browser: make review   (then open http://127.0.0.1:$(REVIEW_PORT)/)"
+
+# the review page for the newest digitize run (127.0.0.1 only; decisions in its corrections.sqlite)
+REVIEW_PORT ?= 8765
+REVIEW_RUN ?= data/08_reporting/digitize/latest
+review: setup
+	@test -e $(REVIEW_RUN)/forms.jsonl || { echo "no digitize run at $(REVIEW_RUN): make digitize-demo (or kedro run --pipeline digitize ...) first"; exit 1; }
+	$(BIN)/python -m handwriting_pipeline.review $(REVIEW_RUN) --port $(REVIEW_PORT)
 
 test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)

@@ -320,12 +320,16 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
             crops = field_crops(form.crop, doubtful, plan.review_margin) if review_crops else {}
             stem = _safe(f"{Path(form.source).stem}_{hashlib.sha256(form.form_id.encode()).hexdigest()[:8]}")
             files, review = {}, []
+            top = f"review/{stem}_top.png" if review_crops else None  # the whole top section, on demand
+            if top:
+                files[top] = _png(form.crop)
             for key in doubtful:
                 name = f"review/{stem}_{key}.png" if key in crops else None
                 if name:
                     files[name] = _png(crops[key])
                 review.append({"field": key, "chosen": record[key], "confidence": conf[key],
-                               "candidates": {m: fields[key] for m, (fields, _) in cands.items()}, "crop": name})
+                               "candidates": {m: fields[key] for m, (fields, _) in cands.items()}, "crop": name,
+                               "top": top})
             record["review"] = review
             if files:
                 record[FILES_KEY] = files
@@ -436,7 +440,8 @@ def review_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def summarise(records: Any) -> dict[str, Any]:
-    """Counts of a run: files, forms, read, needs review, rejected (by reason), fields to review."""
+    """Counts of a run: files, forms, read, needs review, rejected (by reason), fields to review
+    (count and % of the read forms' fields: the share a person reviews at the run's threshold)."""
     files, forms, read, review, fields, rejected, reasons, methods = set(), 0, 0, 0, 0, 0, {}, set()
     for record in records:
         files.add(record["source"])
@@ -454,5 +459,6 @@ def summarise(records: Any) -> dict[str, Any]:
         review += bool(doubtful)
         fields += len(doubtful)
     return {"files": len(files), "forms": forms, "read": read, "needs_review": review, "fields_to_review": fields,
+            "fields_to_review_pct": round(100.0 * fields / (len(KEYS) * read), 2) if read else 0.0,
             "rejected": rejected, "rejected_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
             "method": ", ".join(sorted(m for m in methods if m))}

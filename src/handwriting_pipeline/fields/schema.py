@@ -19,6 +19,17 @@ ALLOWED_CHARS: dict[str, str] = {
     "ZIP": "0123456789-",
 }
 
+#: characters a person may type for a field when correcting a reading (review page, Label Studio
+#: import): what the engines may output plus what writers put on the real forms (commas after
+#: CITY or STATE, a digit in a CITY); never control characters or markup
+WRITTEN_CHARS: dict[str, str] = {
+    "DATE": ALLOWED_CHARS["DATE"],
+    "CITY": ALLOWED_CHARS["CITY"] + ",0123456789",
+    "STATE": ALLOWED_CHARS["STATE"] + ",",
+    "ZIP": ALLOWED_CHARS["ZIP"] + " ",
+}
+MAX_WRITTEN_LENGTH = 40
+
 # --------------------------------------------------------------------------- values
 def is_missing(value: Any) -> bool:
     """True for values that mean "field not filled": None, NaN, "", "None", "null"."""

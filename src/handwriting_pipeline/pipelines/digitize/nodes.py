@@ -72,9 +72,9 @@ def review_queue(forms: Iterable[dict[str, Any]]) -> _Rows:
 def digitize_summary(forms: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Counts: files, forms, read, needs review, rejected (by reason)."""
     summary = summarise(forms)
-    logger.info("digitize: %d forms from %d files: %d read (%d need review, %d fields), %d rejected%s",
-                summary["forms"], summary["files"], summary["read"], summary["needs_review"],
-                summary["fields_to_review"], summary["rejected"],
+    logger.info("digitize: %d forms from %d files: %d read (%d need review, %d fields = %.1f %% to review), "
+                "%d rejected%s", summary["forms"], summary["files"], summary["read"], summary["needs_review"],
+                summary["fields_to_review"], summary["fields_to_review_pct"], summary["rejected"],
                 f" {summary['rejected_by_reason']}" if summary["rejected"] else "")
     return summary
 
