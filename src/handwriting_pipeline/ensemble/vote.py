@@ -22,7 +22,11 @@ Per form and field every engine proposes a value with a confidence. The vote
    (per-engine ``case`` trust from the calibration; :func:`choose_surface`).
 
 Each chosen value gets a confidence (its posterior share), so doubtful fields can be sent to a
-reviewer (:func:`review_queue`).
+reviewer (:func:`review_queue`). When the gazetteer contradicts the chosen CITY / STATE / ZIP
+(:func:`~handwriting_pipeline.fields.gazetteer_contradiction`: an unknown ZIP, a ZIP of another
+state, a CITY the ZIP does not list) the fields it puts in doubt have their confidence multiplied
+by ``contradiction[kind]`` (fitted on held-out train forms: ``benchmarks/review_benchmark.py``),
+so agreeing engines cannot make a contradicted reading look sure.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ import pandas as pd
 
 from handwriting_pipeline.ensemble.align import align_vote
 from handwriting_pipeline.fields import (
+    CONTRADICTION_FIELDS,
     KEYS,
     NONE,
     clean_fields,
+    gazetteer_contradiction,
     is_plausible_date,
     is_valid_zip,
     repair_fields,
@@ -67,6 +73,11 @@ DEFAULTS: dict[str, Any] = {
     "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from calibrate.fit_calibration
     "validator_factor": {"DATE": 0.3, "CITY": 0.1, "STATE": 0.1, "ZIP": 0.1},
     "gazetteer": {"state_match": 4.0, "state_mismatch": 0.7, "city_match": 4.0},
+    # confidence factor of the fields a contradicted CITY/STATE/ZIP puts in doubt (fields.gazetteer_contradiction)
+    "contradiction": {"unknown_zip": 1.0, "state": 1.0, "city": 1.0},
+    # per engine set ("fieldreader+rapidocr") and field: confidence = sigmoid(intercept + coef . features)
+    # over confidence_features (ensemble.recalibrate.fit_recalibration, fitted on held-out train forms)
+    "recalibration": {},
     "alignment_weight": 0.5,
     "p_clip": [0.02, 0.98],
 }
@@ -189,6 +200,11 @@ def field_likelihoods(readings: list[tuple[str, float]], key: str, params: Mappi
     return scores
 
 
+def engine_fields(readings: Mapping[str, tuple[Mapping[str, str], Any]], params: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Each engine's four values as the vote sees them (layout slips repaired when ``repair``)."""
+    return {e: (repair_fields(f) if params["repair"] else clean_fields(f)) for e, (f, _) in readings.items()}
+
+
 def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
               params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
     """Vote one form.
@@ -200,9 +216,7 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
     Returns:
         ``(fields, confidence per field, candidates per field {engine: value})``.
     """
-    fields_by_engine = {
-        e: (repair_fields(f) if params["repair"] else clean_fields(f)) for e, (f, _) in readings.items()
-    }
+    fields_by_engine = engine_fields(readings, params)
     candidates = {k: {e: fields_by_engine[e][k] for e in readings} for k in KEYS}
     scores: dict[str, dict[str, float]] = {}      # per field: case-folded value -> score
     surfaces: dict[str, list[tuple[str, str, float, float]]] = {}  # (folded, surface, p, case trust)
@@ -247,7 +261,48 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
             continue
         chosen[key], share = choose_surface(chosen[key], surfaces[key])
         confidence[key] *= share
+    recal = (params.get("recalibration") or {}).get(engine_set(readings))
+    if recal:  # richer features -> P(right), fitted for this engine set on held-out train forms
+        features = confidence_features(fields_by_engine, chosen, confidence, readings, params)
+        for key, model in recal.items():
+            z = float(model["intercept"]) + sum(float(w) * features[key][name] for name, w in model["coef"].items())
+            confidence[key] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    # last: a reading the gazetteer contradicts must not pass as sure, however much the engines agree
+    kind = gazetteer_contradiction(chosen)
+    for key in CONTRADICTION_FIELDS.get(kind, ()):
+        confidence[key] *= float(params["contradiction"][kind])
     return clean_fields(chosen), {k: round(confidence[k], 4) for k in KEYS}, candidates
+
+
+def engine_set(readings: Mapping[str, Any]) -> str:
+    """The name a recalibration is kept under: the engines that read the form, sorted, joined by '+'."""
+    return "+".join(sorted(readings))
+
+
+#: the features of :func:`confidence_features`, in order
+FEATURES = ("logit_conf", "agree", "none", "invalid", "contradicted", "confirmed", "best_p")
+
+
+def confidence_features(fields_by_engine: Mapping[str, Mapping[str, str]], chosen: Mapping[str, str],
+                        confidence: Mapping[str, float], readings: Mapping[str, Any],
+                        params: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Per field, what a recalibrated confidence is computed from: the vote's confidence (logit),
+    the share of engines that read the chosen value (any case), "None" chosen, the validator
+    failing, the gazetteer contradicting / confirming CITY-STATE-ZIP, and the best calibrated
+    probability among the engines that read the chosen value."""
+    kind = gazetteer_contradiction(chosen)
+    confirmed = kind is None and chosen.get("ZIP", NONE) != NONE and zip_places(chosen["ZIP"]) != ()
+    out = {}
+    for key in KEYS:
+        c = min(1 - 1e-4, max(1e-4, float(confidence[key])))
+        values = {e: f[key] for e, f in fields_by_engine.items()}
+        same = [e for e, v in values.items() if fold(v) == fold(chosen[key])]
+        probs = [engine_probability(e, key, values[e], float(readings[e][1].get(key, math.nan)), params) for e in same]
+        out[key] = {"logit_conf": math.log(c / (1 - c)), "agree": len(same) / max(1, len(values)),
+                    "none": float(chosen[key] == NONE), "invalid": float(validator_factor(key, chosen[key], params) < 1),
+                    "contradicted": float(key in CONTRADICTION_FIELDS.get(kind, ())),
+                    "confirmed": float(confirmed and key != "DATE"), "best_p": max(probs, default=0.0)}
+    return out
 
 
 def fold(value: str) -> str:

@@ -27,8 +27,10 @@ from handwriting_pipeline.fields.schema import (
     normalize_key,
 )
 from handwriting_pipeline.fields.states import (
+    CONTRADICTION_FIELDS,
     STATE_ABBREVIATIONS,
     STATE_NAMES,
+    gazetteer_contradiction,
     is_valid_state,
     is_valid_zip,
     state_code,
@@ -40,6 +42,7 @@ from handwriting_pipeline.fields.states import (
 from handwriting_pipeline.fields.text import filter_chars, respell, settle_case
 
 __all__ = [
+    "CONTRADICTION_FIELDS", "gazetteer_contradiction",
     "ALLOWED_CHARS", "KEYS", "MONTHS", "NONE", "STATE_ABBREVIATIONS", "STATE_NAMES", "clean_fields", "clean_value",
     "empty_fields", "filter_chars", "gazetteer_check", "is_missing", "is_plausible_date", "is_valid_state",
     "is_valid_zip", "move_state_digits_to_zip", "normalize_key", "parse_date", "repair_date", "repair_fields",

@@ -106,6 +106,37 @@ def zip_consistent(fields: Mapping[str, str]) -> bool | None:
     return any(re.sub(r"[^A-Z]", "", c) == city_key for c, _ in ok)
 
 
+#: the fields a gazetteer contradiction puts in doubt (one of them is wrong)
+CONTRADICTION_FIELDS: dict[str, tuple[str, ...]] = {"unknown_zip": ("ZIP",), "state": ("STATE", "ZIP"),
+                                                    "city": ("CITY", "ZIP")}
+
+
+def gazetteer_contradiction(fields: Mapping[str, str]) -> str | None:
+    """What the offline gazetteer says is wrong with a CITY / STATE / ZIP reading, or None:
+
+    * ``"unknown_zip"`` - a well-formed ZIP the database does not list;
+    * ``"state"`` - the ZIP lies in another state than the STATE written (a USPS state);
+    * ``"city"`` - ZIP and STATE agree (or STATE is not a state) but the ZIP lists no such CITY.
+
+    None when they agree or the gazetteer cannot tell (no well-formed ZIP). Reads only."""
+    zip_code = fields.get("ZIP", NONE)
+    if not is_valid_zip(zip_code):
+        return None
+    places = zip_places(zip_code)
+    if not places:
+        return "unknown_zip"
+    state = fields.get("STATE", NONE)
+    code = None if is_missing(state) or re.search(r"\d", state) else state_code(state)
+    if code is not None and all(s != code for _, s in places):
+        return "state"
+    city = fields.get("CITY", NONE)
+    if not is_missing(city):
+        key = re.sub(r"[^A-Z]", "", city.upper())
+        if not any(re.sub(r"[^A-Z]", "", c) == key and (code is None or s == code) for c, s in places):
+            return "city"
+    return None
+
+
 @lru_cache(maxsize=1)
 def _place_index() -> dict[tuple[str, str], tuple[str, ...]]:
     import zipcodes

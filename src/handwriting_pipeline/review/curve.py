@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from nltk import edit_distance
 
-from handwriting_pipeline.fields import KEYS, clean_fields
+from handwriting_pipeline.fields import KEYS, NONE, clean_fields
 
 SHARES: tuple[int, ...] = tuple(range(0, 31))   # % of fields reviewed
 FLA_TARGETS: tuple[float, ...] = (90.0, 95.0, 99.0)
@@ -55,8 +55,15 @@ def field_table(labels: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame
 
 
 def has_confidences(fields: pd.DataFrame) -> bool:
-    """Does the method give a confidence for (almost) every field? (A curve needs an order.)"""
-    return bool(len(fields)) and fields["confidence"].notna().mean() >= 0.99
+    """Does the method give confidences? (A curve needs an order.) Yes when at least half of its
+    read values (not "None") carry one; a field without one is reviewed first."""
+    read = fields[fields["pred"] != NONE]
+    return bool(len(read)) and read["confidence"].notna().mean() >= 0.5
+
+
+def is_probability(fields: pd.DataFrame) -> bool:
+    """Confidences on a 0-1 scale (a review threshold means something), not e.g. 0-100."""
+    return bool(fields["confidence"].dropna().between(0.0, 1.0).all())
 
 
 def review_order(fields: pd.DataFrame) -> pd.DataFrame:
@@ -175,8 +182,9 @@ def review_load(confidences: Iterable[Any], threshold: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- many methods
 def method_curves(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
                   shares: Sequence[float] = SHARES, threshold: float | None = None) -> dict[str, dict[str, Any]]:
-    """Every method that gives confidences: its curve, the shares for the FLA targets and (with
-    ``threshold``) what that threshold sends to review. Methods without confidences are left out."""
+    """Every method that gives confidences: its curve (records of :func:`review_curve`), the shares
+    for the FLA targets and (with ``threshold``, for 0-1 confidences) what it sends to review - plain JSON
+    (the evaluation's review_curve.json). Methods without confidences are left out."""
     out = {}
     for method, table in predictions.items():
         if table is None or table.empty:
@@ -184,8 +192,9 @@ def method_curves(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
         fields = field_table(labels, table)
         if not has_confidences(fields):
             continue
-        out[method] = {"curve": review_curve(fields, shares), "to_reach": share_to_reach(fields),
-                       "threshold": threshold_review(fields, threshold) if threshold is not None else None}
+        sent = threshold_review(fields, threshold) if threshold is not None and is_probability(fields) else None
+        out[method] = {"curve": review_curve(fields, shares).to_dict("records"), "to_reach": share_to_reach(fields),
+                       "threshold": sent}
     return out
 
 
@@ -196,7 +205,7 @@ def curves_markdown(curves: Mapping[str, Mapping[str, Any]], shown: Sequence[int
     lines = ["FLA (CBA) after a person fixes the k % least-confident fields (sorted by the method's own confidence):",
              "", "| method | " + " | ".join(f"{k} %" for k in shown) + " |", "|---|" + "--:|" * len(shown)]
     for method, item in curves.items():
-        curve = item["curve"].set_index("review_pct")
+        curve = pd.DataFrame(item["curve"]).set_index("review_pct")
         cells = [f"{curve.loc[k, 'FLA']:.1f} ({curve.loc[k, 'CBA']:.1f})" if k in curve.index else "" for k in shown]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     targets = list(next(iter(curves.values()))["to_reach"])
@@ -212,15 +221,6 @@ def curves_markdown(curves: Mapping[str, Mapping[str, Any]], shown: Sequence[int
     return "\n".join(lines) + "\n"
 
 
-def curves_table(curves: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """All curves in one long table (method first), for review_curve.csv."""
-    frames = [item["curve"].assign(method=method) for method, item in curves.items()]
-    if not frames:
-        return pd.DataFrame(columns=["method", "review_pct", "fields_reviewed", "errors_fixed", "errors_left", "FLA", "CBA"])
-    table = pd.concat(frames, ignore_index=True)
-    return table[["method", *[c for c in table.columns if c != "method"]]]
-
-
 def plot_curves(curves: Mapping[str, Mapping[str, Any]], targets: Sequence[float] = (95.0,)) -> Any:
     """FLA against the share of fields reviewed, one line per method (a matplotlib Figure)."""
     import matplotlib
@@ -230,7 +230,7 @@ def plot_curves(curves: Mapping[str, Mapping[str, Any]], targets: Sequence[float
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for method, item in curves.items():
-        curve = item["curve"]
+        curve = pd.DataFrame(item["curve"])
         ax.plot(curve["review_pct"], curve["FLA"], marker=".", label=method)
     for target in targets:
         ax.axhline(target, color="grey", linestyle=":", linewidth=1)

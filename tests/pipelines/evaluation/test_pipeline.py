@@ -30,7 +30,8 @@ from handwriting_pipeline.score import score_tables
 PROJECT = Path(__file__).resolve().parents[3]
 OUTPUTS = ["evaluation_metrics", "evaluation_report", "evaluation_accuracy_plot", "evaluation_key_accuracy_plot",
            "evaluation_form_scores", "evaluation_form_errors", "evaluation_normalized_forms",
-           "evaluation_normalized_metrics", "evaluation_failures"]
+           "evaluation_normalized_metrics", "evaluation_failures", "evaluation_review_curves",
+           "evaluation_review_curve_plot"]
 MURRAY = {"DATE": "8/28/89", "CITY": "Murray", "STATE": "KY", "ZIP": "42171"}
 
 
@@ -121,6 +122,16 @@ def test_pipeline_end_to_end_on_recorded_outputs(validation_forms, params, recor
     assert "| recorded_textract " in report and "Not run (empty predictions): rapidocr" in report
     assert isinstance(out["evaluation_accuracy_plot"], Figure)
     assert isinstance(out["evaluation_key_accuracy_plot"], Figure)
+    # the review curve of both (they carry confidences): FLA only rises, at 0 % it is the metric
+    curves = out["evaluation_review_curves"]
+    assert list(curves) == ["recorded_textract", "recorded_azure_form_recognizer"]
+    for method, item in curves.items():
+        fla = [row["FLA"] for row in item["curve"]]
+        assert fla == sorted(fla) and fla[0] == pytest.approx(metrics.set_index("method").loc[method, "FLA"], abs=0.01)
+    assert curves["recorded_textract"]["threshold"] is None  # its confidences are 0-100: no threshold at 0.6
+    assert curves["recorded_azure_form_recognizer"]["threshold"]["threshold"] == params["review_threshold"]
+    assert "## Review curve" in report and "| recorded_textract | " in report.split("## Review curve")[1]
+    assert isinstance(out["evaluation_review_curve_plot"], Figure)
     assert "predictions for forms not in the labels were ignored" in caplog.text
 
 

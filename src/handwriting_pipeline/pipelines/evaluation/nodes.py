@@ -30,6 +30,7 @@ from handwriting_pipeline.metrics import (
 )
 from handwriting_pipeline.predictions import normalise_predictions
 from handwriting_pipeline.registry import all_methods, select_methods
+from handwriting_pipeline.review.curve import curves_markdown, method_curves, plot_curves
 
 from .reliability import failures_markdown, mark_failed_rows, provenance_markdown
 
@@ -204,15 +205,30 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> p
     return table
 
 
+def review_curves(forms: LabelledForms, params: Mapping[str, Any], **predictions: pd.DataFrame) -> dict[str, Any]:
+    """The review curve of every selected method with per-field confidences (review_curve.json):
+    FLA / CBA after a person fixes the k % least-confident fields, the share to review for
+    FLA 90 / 95 / 99, and what ``evaluation.review_threshold`` sends to review."""
+    labels = forms.labels[["file_name", *KEYS]]
+    tables = {m: t for m in selected_methods(params) if (t := _method_table(m, predictions)) is not None}
+    return method_curves(labels, tables, threshold=float(params.get("review_threshold", 0.6)))
+
+
+def plot_review_curves(curves: Mapping[str, Any]) -> Figure:
+    """FLA against the share of fields reviewed, one line per method (review_curve.png)."""
+    return plot_curves(curves)
+
+
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any],
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
-                  normalized: pd.DataFrame | None = None) -> str:
+                  normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
     With ``failures`` (:func:`.reliability.collect_failures`) rows of methods that failed on
     some forms are marked and a "Failures" section lists them and the rejected input files;
     ``run_info`` (run id, date, command) adds the provenance lines and the plot links; with
-    ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section."""
+    ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section; with
+    ``review`` (:func:`review_curves`) the review curve section."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -238,6 +254,9 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
         lines += ["", *normalized_report_lines(metrics, normalized)]
+    if review is not None:
+        lines += ["", "## Review curve", "", curves_markdown(review).rstrip(), "",
+                  "Plot: review_curve.png; every point: review_curve.json."]
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,9 @@ Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 per method and for the input files; the project hook ends the run non-zero when a share is above
 ``evaluation.max_failure_share``) and the normalized fields (issue #16):
 ``evaluation_normalized_forms`` (normalized_forms.csv), ``evaluation_normalized_metrics``
-(normalized_metrics.csv). ``run_info`` (filled by the hook) dates the report.
+(normalized_metrics.csv); the review curve of every method with confidences (issue #23):
+``evaluation_review_curves`` (review_curve.json), ``evaluation_review_curve_plot`` (review_curve.png).
+``run_info`` (filled by the hook) dates the report.
 """
 
 from kedro.pipeline import Pipeline, node
@@ -18,7 +20,9 @@ from handwriting_pipeline.registry import all_methods, predictions_dataset
 from .nodes import (
     plot_accuracy,
     plot_key_accuracy,
+    plot_review_curves,
     render_report,
+    review_curves,
     score_normalized,
     score_predictions,
     summarise_metrics,
@@ -32,7 +36,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     scored = {"forms": "evaluation_forms", "params": "params:evaluation",
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
-                     "evaluation_normalized_metrics"]
+                     "evaluation_normalized_metrics", "evaluation_review_curves"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
@@ -42,6 +46,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(score_normalized, inputs=scored,
                  outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),
             node(collect_failures, inputs=scored, outputs="evaluation_failures", name="collect_failures"),
+            node(review_curves, inputs=scored, outputs="evaluation_review_curves", name="review_curves"),
+            node(plot_review_curves, inputs="evaluation_review_curves", outputs="evaluation_review_curve_plot",
+                 name="plot_review_curves"),
             node(render_report, inputs=report_inputs, outputs="evaluation_report", name="render_report"),
             node(plot_accuracy, inputs="evaluation_metrics", outputs="evaluation_accuracy_plot",
                  name="plot_accuracy"),
