@@ -102,3 +102,20 @@ def test_token_guards_every_request(run_copy: Path):
 def test_serving_elsewhere_needs_the_flag(run_copy: Path):
     with pytest.raises(SystemExit, match="--allow-remote"):
         serve(run_copy, host="0.0.0.0")
+
+
+def test_two_reviewers_never_overwrite_each_other(run_copy: Path):
+    run = ReviewRun.open(run_copy)
+    ann = TestClient(create_app(run, run.store(), "ann"))
+    bob = TestClient(create_app(run, run.store(), "bob"))
+    item = run.items[0]
+    other = {"DATE": "8-2-88", "CITY": "Milford", "STATE": "MI", "ZIP": "48042"}[item.field]
+    first = ann.post("/api/decide", json={"index": 0, "field": item.field, "value": other, "action": "correct"})
+    assert first.json()["conflicts"] == []
+    second = bob.post("/api/decide", json={"index": 0, "field": item.field, "value": item.chosen, "action": "accept"})
+    assert [c["reviewer"] for c in second.json()["conflicts"]] == ["ann"]
+    assert len(run.store().decisions()) == 2
+    done = bob.get("/done")
+    assert "Reviewers disagree on 1 fields" in done.text and other in done.text
+    conflict = bob.get("/item/1?conflict=" + "<b>differs</b>")
+    assert "&lt;b&gt;differs&lt;/b&gt;" in conflict.text
