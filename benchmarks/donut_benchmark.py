@@ -307,8 +307,8 @@ def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
 
     from handwriting_pipeline.donut.inference import DonutPredictor
     from handwriting_pipeline.donut.model import save_vote_calibration
-    from handwriting_pipeline.ensemble.calibrate import fit_calibration
     from handwriting_pipeline.fields import KEYS
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     names = holdout.labels["file_name"].tolist()
     predictor = DonutPredictor(bundle, batch_size=args.infer_batch_size, num_beams=1, device="cpu")

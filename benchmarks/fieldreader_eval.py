@@ -74,10 +74,10 @@ def readings_to_rows(names, readings) -> list[dict]:
 
 def evaluate(args) -> int:
     from handwriting_pipeline.fieldreader.lexicon import Lexicon
-    from handwriting_pipeline.fieldreader.lines import cut_lines
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.predict import read_forms, read_lines
     from handwriting_pipeline.fieldreader.text import SEP, fields_from_lines, split_free_text
+    from handwriting_pipeline.forms.lines import cut_lines
 
     reader = FieldReader.load(args.model, threads=args.threads)
     val, val_forms = load_split(Path(args.val_dir), args.limit)

@@ -240,7 +240,7 @@ def _png(image: Any) -> bytes:
 
 def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any]:
     """The box each field is written in (DATE; the shared CITY/STATE/ZIP box), with a margin."""
-    from handwriting_pipeline.engines.layout import find_boxes, to_grey
+    from handwriting_pipeline.forms.boxes import find_boxes, to_grey
 
     date_box, csz_box, _ = find_boxes(to_grey(crop))
     out = {}

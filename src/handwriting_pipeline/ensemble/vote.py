@@ -6,7 +6,7 @@ Per form and field every engine proposes a value with a confidence. The vote
    swallowed STATE/ZIP, digits in STATE) without touching letters or case;
 2. turns each engine's confidence into a probability of being right apart from letter case,
    with a per-engine, per-field logistic calibration learned on labelled forms
-   (:func:`handwriting_pipeline.ensemble.calibrate.fit_calibration`; engines without one use
+   (:func:`handwriting_pipeline.training.calibration.fit_calibration`; engines without one use
    ``weight * confidence``);
 3. scores every candidate value, case-folded so that "DETROIT" and "DETROiT" vote together,
    with a naive-Bayes vote (engines that agree multiply their probabilities, engines that
@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "default_p_none": 0.1,       # P(right) of an uncalibrated engine that says "None"
     "default_case_trust": 0.5,   # P(case kept | right apart from case) of an uncalibrated engine
     "weights": {},               # {engine: weight} for uncalibrated engines (default 1)
-    "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from calibrate.fit_calibration
+    "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from training.calibration.fit_calibration
     "validator_factor": {"DATE": 0.3, "CITY": 0.1, "STATE": 0.1, "ZIP": 0.1},
     "gazetteer": {"state_match": 4.0, "state_mismatch": 0.7, "city_match": 4.0},
     "alignment_weight": 0.5,
@@ -84,12 +84,6 @@ def vote_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- inputs
-def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
-    """The four fields of a predictions/labels row (only the KEYS columns: ``clean_fields`` on a
-    whole row would let ``CITY_conf`` stand in for a missing CITY)."""
-    return clean_fields({k: row.get(k) for k in KEYS})
-
-
 def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: Any) -> dict[str, pd.DataFrame]:
     """The non-empty predictions tables among ``wanted`` (None or [] = every engine)."""
     names = select_methods(wanted or None, list(predictions), "ensemble.inputs", noun="engines")

@@ -49,7 +49,7 @@ def choose_lexicon(reader: FieldReader, lines: Sequence[dict[str, np.ndarray]], 
 
 def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
     """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings."""
-    from handwriting_pipeline.ensemble.calibrate import fit_calibration
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in KEYS}}
                           for n, r in zip(names, readings)])

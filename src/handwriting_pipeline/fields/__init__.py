@@ -25,6 +25,7 @@ from handwriting_pipeline.fields.schema import (
     empty_fields,
     is_missing,
     normalize_key,
+    row_fields,
 )
 from handwriting_pipeline.fields.states import (
     STATE_ABBREVIATIONS,
@@ -43,6 +44,6 @@ __all__ = [
     "ALLOWED_CHARS", "KEYS", "MONTHS", "NONE", "STATE_ABBREVIATIONS", "STATE_NAMES", "clean_fields", "clean_value",
     "empty_fields", "filter_chars", "gazetteer_check", "is_missing", "is_plausible_date", "is_valid_state",
     "is_valid_zip", "move_state_digits_to_zip", "normalize_key", "parse_date", "repair_date", "repair_fields",
-    "respell", "respell_months", "settle_case", "state_code", "state_variant", "zip_consistent", "zip_places",
+    "respell", "respell_months", "row_fields", "settle_case", "state_code", "state_variant", "zip_consistent", "zip_places",
     "zips_for_place",
 ]

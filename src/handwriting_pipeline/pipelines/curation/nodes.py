@@ -29,9 +29,8 @@ from tqdm.auto import tqdm
 from handwriting_pipeline.datasets.forms import LABEL_COLUMNS, LabelledForms, parse_metadata_line
 from handwriting_pipeline.engines.base import image_sha256
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
+from handwriting_pipeline.forms.registration import RegistrationError, crop_top_section
 from handwriting_pipeline.registry import select_one
-
-from .crop import RegistrationError, crop_top_section
 
 logger = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], pa
     if not hasattr(reader, "config"):  # NotTrained
         return reader
     from handwriting_pipeline.fieldreader.knowledge import calibrate, choose_lexicon
-    from handwriting_pipeline.fieldreader.lines import cut_lines
+    from handwriting_pipeline.forms.lines import cut_lines
 
     holdout = train_forms.subset(split["holdout"])
     lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
