@@ -1,0 +1,5 @@
+"""Errors the project raises on purpose (floor 0: imports nothing from the project)."""
+
+
+class RunFailed(RuntimeError):
+    """A run that finished writing its outputs but must not count as a success."""
