@@ -43,10 +43,14 @@ from string import Template
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.ensemble.vote import available_inputs
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields, clean_value
 from handwriting_pipeline.metrics import aggregate, score_forms
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
+from handwriting_pipeline.registry import method_list
 
 logger = logging.getLogger(__name__)
 
@@ -441,3 +445,89 @@ def merge_form(merger: LLMMerger, prompt: str, repeats: int, fallback: tuple[str
               **{f"{k}_conf": chosen[k][1] if repeats > 1 else math.nan for k in KEYS},
               "seconds": seconds, **usage, "error": " | ".join(errors) or None}
     return record, answers
+
+
+# --------------------------------------------------------------------------- the merge over all forms
+def llm_report(merger: LLMMerger, settings: LLMSettings, table: pd.DataFrame, per_repeat: list[list[dict]],
+               forms: Any, inputs: list[str], cache: ResponseCache | None) -> dict[str, Any]:
+    report = variability_report([predictions_from_records(r) for r in per_repeat],
+                                forms.labels if forms is not None else None)
+    report.update({
+        "model": settings.model, "base_url": settings.base_url or "https://api.openai.com/v1",
+        "prompt": settings.prompt, "inputs": inputs, "hints_k": int(settings.hints.get("k", 0) or 0),
+        "response_format": merger.response_format, "rejected_response_formats": merger.rejected_formats,
+        "api_calls": merger.calls, "cache_hits": cache.hits if cache is not None else 0,
+        "input_tokens": int(table["input_tokens"].sum()), "output_tokens": int(table["output_tokens"].sum()),
+        "fallbacks": int(table["error"].notna().sum()),
+    })
+    return report
+
+
+def hint_index(settings: LLMSettings, hint_forms: Callable[[], Any] | None,
+               hint_readings: Callable[[], pd.DataFrame] | None) -> HintIndex | None:
+    """The hint index from the catalog's lazy hint sources, read only when hints are on."""
+    if int(settings.hints.get("k", 0) or 0) <= 0:
+        return None
+    if hint_forms is None or hint_readings is None:
+        raise ValueError("ensemble.llm.hints.k > 0 needs the hint sources (catalog: llm_hint_forms, llm_hint_readings)")
+    return HintIndex.from_tables(hint_forms().labels, hint_readings())
+
+
+def merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.DataFrame], fallback: str,
+                template: Template, hints: HintIndex | None) -> tuple[pd.DataFrame, list[list[dict]]]:
+    k = int(settings.hints.get("k", 0) or 0)
+    repeats = max(1, int(settings.repeats))
+    records, per_repeat = [], [[] for _ in range(repeats)]
+    for name, readings in tqdm(readings_by_form(tables).items(), desc=f"llm {settings.model}", mininterval=5):
+        if not readings:
+            records.append({"file_name": name, "error": "no engine read this form"})
+            continue
+        shown = [(f, c if settings.include_confidence else None) for f, c in readings.values()]
+        near = hints.nearest(shown[0][0], k) if hints is not None else None
+        back = readings.get(fallback, (clean_fields({}), None))[0]
+        record, answers = merge_form(merger, render_prompt(template, shown, near), repeats, (fallback, back))
+        records.append({"file_name": name, **record})
+        for r, fields in enumerate(answers):
+            per_repeat[r].append({"file_name": name, **fields})
+    return predictions_from_records(records), per_repeat
+
+
+def llm_predictions(forms: Any, cache: ResponseCache, params: dict[str, Any],
+                    prompts: Mapping[str, Callable[[], str]] | Callable[[], Mapping] | None = None,
+                    hint_forms: Callable[[], Any] | None = None,
+                    hint_readings: Callable[[], pd.DataFrame] | None = None,
+                    credentials: dict[str, Any] | None = None,
+                    **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """LLM merge of the engines' readings (see :mod:`handwriting_pipeline.ensemble.llm`).
+
+    Same readings as the vote (:func:`~handwriting_pipeline.predictions.readings_by_form`).
+    Runs ``ensemble.llm.repeats`` times per form; each field is the majority over repeats and
+    its confidence the share of repeats that gave it. Forms the model fails on fall back to
+    ``llm.fallback``'s reading (default: the first input) with the reason in ``error``.
+    ``credentials`` is ``{"openai": {"api_key": ...}}`` ({} when absent: ``llm.api_key_env``).
+    ``prompts``, ``hint_forms`` and ``hint_readings`` are the catalog's lazy loaders
+    (``llm_prompts``: ``{version: text loader}``; the hint sources are read only when
+    ``llm.hints.k > 0``).
+
+    Returns:
+        ``predictions_llm`` and the repeat-variability report.
+    """
+    if "llm" not in method_list(params.get("methods")):
+        logger.info("ensemble: 'llm' not in ensemble.methods; predictions_llm is empty")
+        return empty_predictions(), {"status": "disabled (add 'llm' to ensemble.methods)"}
+    settings = LLMSettings.from_params(params.get("llm"))
+    tables = available_inputs(predictions, method_list(settings.inputs) or method_list(params.get("inputs")))
+    if not tables:
+        logger.warning("ensemble llm: no engine produced predictions; nothing to merge")
+        return empty_predictions(), {"status": "no inputs"}
+    fallback = settings.fallback or next(iter(tables))
+    if fallback not in tables:
+        raise ValueError(f"ensemble.llm.fallback '{fallback}' has no predictions; available: {sorted(tables)}")
+    merger = LLMMerger(settings, cache, api_key=((credentials or {}).get("openai") or {}).get("api_key"))
+    template = prompt_template((prompts() if callable(prompts) else prompts) or {}, settings.prompt)
+    hints = hint_index(settings, hint_forms, hint_readings)
+    merger.check_ready()  # before any work: key present, server answering
+    table, per_repeat = merge_forms(merger, settings, tables, fallback, template, hints)
+    report = llm_report(merger, settings, table, per_repeat, forms, list(tables), cache)
+    logger.info("ensemble llm: %d forms, %d API calls, %d fallbacks", len(table), merger.calls, report["fallbacks"])
+    return table, report

@@ -50,7 +50,7 @@ from handwriting_pipeline.fields import (
     zip_places,
 )
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
-from handwriting_pipeline.registry import select_methods
+from handwriting_pipeline.registry import method_list, select_methods
 
 logger = logging.getLogger(__name__)
 
@@ -311,3 +311,41 @@ def review_queue(rows: list[dict[str, Any]], threshold: float) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["form", "field", "candidates", "chosen", "confidence"])
     frame = frame[frame["confidence"] < threshold]
     return frame.sort_values(["confidence", "form", "field"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the vote over all forms
+def default_vote_inputs(tables: Mapping[str, pd.DataFrame], calibration: Mapping[str, Any],
+                        where: str = "ensemble vote") -> dict[str, pd.DataFrame]:
+    """Without ``ensemble.inputs`` the vote takes the engines it has a calibration for (an
+    uncalibrated engine's raw confidence would outvote calibrated ones); all of them when none is."""
+    left_out = [e for e in tables if calibration_for(calibration, e) is None]
+    if left_out:
+        logger.info("%s: %s left out (no calibration; name them in ensemble.inputs to force)", where,
+                    ", ".join(left_out))
+    kept = {e: t for e, t in tables.items() if e not in left_out}
+    return kept or dict(tables)
+
+
+def vote_predictions(params: Mapping[str, Any], calibration: Mapping[str, Any],
+                     predictions: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The vote of the ``ensemble`` block (``methods``, ``inputs``, ``vote``) over the engines'
+    predictions with ``calibration`` (:func:`handwriting_pipeline.methods.vote_calibration`).
+
+    Returns ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
+    """
+    settings = {**dict(params.get("vote") or {}), "calibration": dict(calibration)}
+    threshold = settings.get("review_threshold", DEFAULTS["review_threshold"])
+    if "vote" not in method_list(params.get("methods")):
+        logger.info("ensemble: 'vote' not in ensemble.methods; predictions_vote is empty")
+        return empty_predictions(), review_queue([], threshold)
+    wanted = method_list(params.get("inputs"))
+    tables = available_inputs(predictions, wanted)
+    if not tables:
+        logger.warning("ensemble vote: no engine produced predictions (all inputs empty); nothing to vote")
+        return empty_predictions(), review_queue([], threshold)
+    if not wanted:
+        tables = default_vote_inputs(tables, calibration)
+    logger.info("ensemble vote over %s", ", ".join(f"{e} ({len(t)} forms)" for e, t in tables.items()))
+    table, queue = vote(tables, settings)
+    logger.info("ensemble vote: %d forms, %d fields sent to review", len(table), len(queue))
+    return table, queue
