@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from fieldreader_benchmark import RESULTS, load_split, machine  # noqa: E402 (benchmarks/ is on sys.path)
+from common import RESULTS, load_split, machine  # benchmarks/common.py (benchmarks/ is on sys.path)
 
 
 def error_kind(gold: str, pred: str) -> str:

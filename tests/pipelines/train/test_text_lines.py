@@ -28,7 +28,7 @@ def lines_params(train_params):
 
 @pytest.fixture()
 def lines_bundle(real_forms, lines_params):
-    from handwriting_pipeline.pipelines.train.nodes import build_model, build_tokenizer
+    from handwriting_pipeline.donut.recipe import build_model, build_tokenizer
 
     torch.manual_seed(0)
     return build_model(build_tokenizer(real_forms, lines_params), lines_params)

@@ -53,20 +53,8 @@ def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models:
 
 
 def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
-    """Save with the model what decoding and the vote need, learned on the held-out forms: the
-    lexicon of the fit forms' labels with the decoding settings that read them best, and the
-    per-field confidence calibration."""
-    if not hasattr(reader, "config"):  # NotTrained
-        return reader
-    from handwriting_pipeline.fieldreader.knowledge import calibrate, choose_lexicon
-    from handwriting_pipeline.forms.lines import cut_lines
+    """The lexicon and the vote's calibration, learned on the held-out forms, saved with the model
+    (:func:`handwriting_pipeline.fieldreader.knowledge.add_knowledge`)."""
+    from handwriting_pipeline.fieldreader.knowledge import add_knowledge as learn
 
-    holdout = train_forms.subset(split["holdout"])
-    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
-    gold = [holdout.fields(n) for n in split["holdout"]]
-    settings = FieldReaderTrainSettings.from_params(params).lexicon
-    lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
-                                       settings.grid, int(settings.max_edits))
-    reader.config.lexicon = lexicon.to_json() if lexicon else {}
-    reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
-    return reader
+    return learn(reader, train_forms, split, params)
