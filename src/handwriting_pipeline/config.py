@@ -11,6 +11,8 @@ Training settings are here (:class:`TrainSettings`: ``train``, ``parameters_trai
 :class:`FieldReaderTrainSettings`: ``train_fieldreader``, ``parameters_train_fieldreader.yml``);
 each engine declares its ``extract.<method>`` settings next to its class
 (:attr:`~handwriting_pipeline.engines.base.Engine.settings`).
+
+Floor 0 (ground). May import: nothing from this project.
 """
 
 from __future__ import annotations

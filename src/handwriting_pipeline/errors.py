@@ -1,4 +1,7 @@
-"""Errors the project raises on purpose (floor 0: imports nothing from the project)."""
+"""Errors the project raises on purpose (floor 0: imports nothing from the project).
+
+Floor 0 (ground). May import: nothing from this project.
+"""
 
 
 class RunFailed(RuntimeError):

@@ -1,7 +1,7 @@
 """From a method choice to ready engines: the one set-up that extract, ensemble and digitize share.
 
-Floor 6: may import the engines, the ensembles and everything below them (``registry``,
-``config``, ``datasets`` ...), never ``digitize`` or ``pipelines``.
+Floor 6. May import: floors 0-5 (``engines``, ``ensemble`` and everything below them:
+``registry``, ``config``, ``datasets`` ...) — never ``digitize`` or ``pipelines``.
 
 * :func:`chosen_engines` reads an engines parameter (``extract.engines``, ``digitize.engines``):
   ``default`` -> every registered engine whose class says ``default = True`` (for new scans:

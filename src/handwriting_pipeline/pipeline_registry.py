@@ -9,6 +9,9 @@
 * ``evaluate``   extract + ensemble + evaluation
 * ``digitize``   new, unlabelled scans (a folder or glob) -> forms.jsonl / forms.csv / review_queue.csv
 * ``__default__`` everything but digitize (which needs a folder of scans)
+
+Floor 9 (Kedro's entry points). May import: anything below; the only module outside
+``pipelines/`` that imports ``pipelines/``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Custom Kedro datasets of this project (image sets, model folders, caches)."""
+"""Custom Kedro datasets of this project (image sets, model folders, caches).
+
+Floor 4. May import: floors 0-3 (the model packages, to save and load trained models;
+``recorded_csv``, ``fields``, ``training``) — never engines, ensembles or pipelines.
+"""
 
 from handwriting_pipeline.datasets.cache import ResponseCache, ResponseCacheDataset
 from handwriting_pipeline.datasets.digitize import ImageInputs, ImageInputsDataset, RunFileDataset

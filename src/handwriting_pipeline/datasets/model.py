@@ -22,18 +22,9 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, VersionNotFoundError, get_filepath_str
 
+from handwriting_pipeline.training.not_trained import NotTrained
+
 logger = logging.getLogger(__name__)
-
-
-class NotTrained:
-    """What a training node returns for a model it did not train (``train.models``): the model
-    dataset saves nothing and its last saved version stays (Kedro does not save ``None``)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"NotTrained({self.reason!r})"
 
 
 class DonutModelRef:

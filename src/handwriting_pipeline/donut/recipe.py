@@ -191,9 +191,9 @@ def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[st
 def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
     """Stage 2: train on the curated real training forms (augmented), validate every epoch;
     the returned model has the best validation ``val_ned`` weights."""
-    from handwriting_pipeline.datasets.model import NotTrained
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import maybe_cache
+    from handwriting_pipeline.training.not_trained import NotTrained
 
     train = TrainSettings.from_params(params)
     if "donut" not in train.models:

@@ -1,4 +1,10 @@
-"""Ensembles over the engines' predictions: the offline constraint-aware vote and the LLM merge."""
+"""Ensembles over the engines' predictions: the offline constraint-aware vote and the LLM merge.
+
+Floor 5. May import: floors 0-4 (``datasets``, ``metrics``, ``predictions``, ``fields``,
+``registry``, ``training``) — not ``engines`` (same floor), never ``methods``, ``digitize`` or
+``pipelines``. Which engines feed the vote and with which calibration is decided one floor up,
+in :mod:`handwriting_pipeline.methods`.
+"""
 
 from handwriting_pipeline.ensemble.align import align_vote
 from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings, load_prompt, parse_answer, render_prompt

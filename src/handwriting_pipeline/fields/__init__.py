@@ -11,6 +11,8 @@ looks like lives here, so engines, ensembles, training and evaluation agree on o
 * :mod:`.normalize` canonical values beside the written ones (DATE_iso, STATE_code, CITY_name, ZIP5)
 
 Donut's token grammar lives in :mod:`handwriting_pipeline.donut.grammar`.
+
+Floor 0 (ground). May import: nothing from this project.
 """
 
 from handwriting_pipeline.fields.dates import MONTHS, is_plausible_date, parse_date, repair_date, respell_months

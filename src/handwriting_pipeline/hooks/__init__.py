@@ -14,7 +14,7 @@
 The pieces live by concern: :mod:`.versions` (run versions, half-written outputs),
 :mod:`.console` (short errors, Ctrl-C) and :mod:`.reports` (digitize outputs, failure message).
 
-May import: any room below ``pipelines`` (floors 0-7; today only ``errors``) — never
+Floor 8, beside ``pipelines``. May import: floors 0-7 (today only ``errors``) — never
 ``pipelines/``: Kedro runs the hooks around the pipelines, nothing imports them.
 """
 

@@ -33,7 +33,7 @@ def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models:
                           params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
     """The stock recognizer fine-tuned on the fit forms' lines (``NotTrained`` when ``train.models``
     leaves it out: the saved model then stays as it is)."""
-    from handwriting_pipeline.datasets.model import NotTrained
+    from handwriting_pipeline.training.not_trained import NotTrained
 
     if "fieldreader" not in models:
         logger.info("train: fieldreader not in train.models, not trained")
