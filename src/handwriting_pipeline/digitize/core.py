@@ -45,6 +45,7 @@ from handwriting_pipeline.datasets.digitize import FILES_KEY, ImageInputs
 from handwriting_pipeline.digitize.inputs import Form, read_forms
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.ensemble.settings import EnsembleSettings, LLMSettings, VoteSettings
 from handwriting_pipeline.ensemble.vote import default_vote_inputs
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
@@ -76,8 +77,8 @@ class DigitizePlan:
     workers: int = 1
     partition_size: int = 256
     review_threshold: float = 0.6
-    vote: dict[str, Any] = field(default_factory=dict)
-    llm: dict[str, Any] | None = None
+    vote: VoteSettings = field(default_factory=VoteSettings)
+    llm: LLMSettings | None = None
     llm_api_key: str | None = None
     llm_cache: ResponseCache | None = None
     input_checks: dict[str, Any] = field(default_factory=dict)
@@ -139,18 +140,18 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     if not specs:
         raise RuntimeError(f"digitize: no engine can read forms ({skipped or 'none enabled'}); "
                            "set digitize.engines or digitize.method")
-    vote = dict((ensemble_params or {}).get("vote") or {})
-    vote["calibration"] = vote_calibration(vote.get("calibration"), model_calibrations(datasets))
+    ensemble = EnsembleSettings.from_params(ensemble_params)
+    vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, model_calibrations(datasets)))
     if method == "vote" and not explicit:  # as the ensemble's default vote: calibrated engines only
-        kept = default_vote_inputs({s.method: s for s in specs}, vote["calibration"], where="digitize vote")
+        kept = default_vote_inputs({s.method: s for s in specs}, vote.calibration, where="digitize vote")
         specs = list(kept.values())
     llm, api_key = None, None
     if method == "llm":
-        from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings
+        from handwriting_pipeline.ensemble.llm import LLMMerger
 
-        llm = dict((ensemble_params or {}).get("llm") or {})
+        llm = ensemble.llm
         api_key = ((llm_credentials or {}).get("openai") or {}).get("api_key")
-        LLMMerger(LLMSettings.from_params(llm), llm_cache, api_key=api_key).check_ready()
+        LLMMerger(llm, llm_cache, api_key=api_key).check_ready()
     dask = dict(params.get("dask") or {})
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
@@ -158,7 +159,7 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     plan = DigitizePlan(
         method=method, specs=specs, cache=cache, workers=int(params.get("workers") or extract_params.get("workers") or 1),
         partition_size=int(params.get("partition_size") or 256),
-        review_threshold=float(threshold if threshold is not None else vote.get("review_threshold", 0.6)),
+        review_threshold=float(threshold if threshold is not None else vote.review_threshold),
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
         input_checks=dict(params.get("input_checks") or {}), normalize=dict(params.get("normalize") or {}),
         dask=dask, progress=bool(params.get("progress", True)),
@@ -194,9 +195,9 @@ def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any
 def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The ensemble's table (file_name, fields, *_conf, error)."""
     if plan.method == "llm":
-        from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings, merge_forms, prompt_files, prompt_template
+        from handwriting_pipeline.ensemble.llm import LLMMerger, merge_forms, prompt_files, prompt_template
 
-        settings = LLMSettings.from_params({**(plan.llm or {}), "check_server": False})
+        settings = replace(plan.llm or LLMSettings(), check_server=False)
         fallback = settings.fallback if settings.fallback in tables else next(iter(tables))
         merger = LLMMerger(settings, plan.llm_cache, api_key=plan.llm_api_key)
         template = prompt_template(prompt_files(settings.prompt_dir), settings.prompt)

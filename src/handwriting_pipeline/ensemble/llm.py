@@ -36,7 +36,6 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from string import Template
@@ -46,6 +45,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.ensemble.settings import CONSTRAINED_MODES, EnsembleSettings, LLMSettings
 from handwriting_pipeline.ensemble.vote import available_inputs
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields, clean_value
 from handwriting_pipeline.metrics import aggregate, score_forms
@@ -58,42 +58,6 @@ RETRY_MESSAGE = (
     'That was not valid. Answer with only a JSON object with exactly the keys "DATE", "CITY", '
     '"STATE" and "ZIP", each with a string value ("None" when there is no value).'
 )
-
-
-@dataclass
-class LLMSettings:
-    """``ensemble.llm`` parameters."""
-
-    model: str = "gpt-3.5-turbo"
-    base_url: str | None = None            # None = https://api.openai.com/v1
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    json_mode: bool = True
-    constrained: str = "auto"               # auto | json_schema | json_object_schema | off
-    timeout: float = 60.0
-    max_retries: int = 3
-    max_tokens: int = 200
-    prompt: str = "v1"
-    prompt_dir: str = "conf/base/prompts"   # where the catalog's llm_prompts reads (--params override only)
-    include_confidence: bool = False
-    fallback: str | None = None             # engine whose output is used when the LLM fails
-    repeats: int = 1
-    inputs: list[str] = field(default_factory=list)  # [] = ensemble.inputs
-    hints: dict[str, Any] = field(default_factory=dict)  # k (sources: catalog llm_hint_forms / llm_hint_readings)
-    check_server: bool = True
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> "LLMSettings":
-        params = dict(params or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown ensemble.llm parameters {unknown}; known: {sorted(known)}")
-        settings = cls(**params)
-        if settings.constrained not in CONSTRAINED_MODES:
-            raise ValueError(f"ensemble.llm.constrained must be one of {list(CONSTRAINED_MODES)}, "
-                             f"not {settings.constrained!r}")
-        return settings
 
 
 # --------------------------------------------------------------------------- output formats
@@ -115,15 +79,6 @@ RESPONSE_FORMATS: dict[str, dict[str, Any] | None] = {
     "json_object": {"type": "json_object"},
     "none": None,
 }
-
-#: ``constrained`` setting -> formats tried in order until the server accepts one.
-CONSTRAINED_MODES: dict[str, list[str]] = {
-    "auto": ["json_schema", "json_object_schema", "json_object"],
-    "json_schema": ["json_schema"],
-    "json_object_schema": ["json_object_schema"],
-    "off": ["json_object"],
-}
-
 
 def format_candidates(settings: LLMSettings) -> list[str]:
     """The ``response_format`` names to try, in order (``["none"]`` when ``json_mode`` is off)."""
@@ -492,7 +447,7 @@ def merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.D
     return predictions_from_records(records), per_repeat
 
 
-def llm_predictions(forms: Any, cache: ResponseCache, params: dict[str, Any],
+def llm_predictions(forms: Any, cache: ResponseCache, params: Mapping[str, Any] | EnsembleSettings,
                     prompts: Mapping[str, Callable[[], str]] | Callable[[], Mapping] | None = None,
                     hint_forms: Callable[[], Any] | None = None,
                     hint_readings: Callable[[], pd.DataFrame] | None = None,
@@ -512,11 +467,12 @@ def llm_predictions(forms: Any, cache: ResponseCache, params: dict[str, Any],
     Returns:
         ``predictions_llm`` and the repeat-variability report.
     """
-    if "llm" not in method_list(params.get("methods")):
+    ensemble = EnsembleSettings.from_params(params)
+    if "llm" not in method_list(ensemble.methods):
         logger.info("ensemble: 'llm' not in ensemble.methods; predictions_llm is empty")
         return empty_predictions(), {"status": "disabled (add 'llm' to ensemble.methods)"}
-    settings = LLMSettings.from_params(params.get("llm"))
-    tables = available_inputs(predictions, method_list(settings.inputs) or method_list(params.get("inputs")))
+    settings = ensemble.llm
+    tables = available_inputs(predictions, method_list(settings.inputs) or method_list(ensemble.inputs))
     if not tables:
         logger.warning("ensemble llm: no engine produced predictions; nothing to merge")
         return empty_predictions(), {"status": "no inputs"}
