@@ -14,6 +14,7 @@ import pandas as pd
 
 from handwriting_pipeline.config import EarlyStoppingSettings, StageSettings, TrainSettings
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.training.not_trained import NotTrained
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +160,6 @@ def _synthetic_skipped(train: TrainSettings) -> str | None:
     """Why synthetic pretraining does not run (None: it runs), logged."""
     from handwriting_pipeline.donut.data import synthetic_available
 
-    if "donut" not in train.models:
-        return "donut not in train.models"
     if not train.pretrain.enabled or int(train.pretrain.num_forms) <= 0:
         logger.info("Synthetic pretraining disabled (train.pretrain.enabled / num_forms)")
         return "disabled"
@@ -193,12 +192,8 @@ def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapp
     the returned model has the best validation ``val_ned`` weights."""
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import maybe_cache
-    from handwriting_pipeline.training.not_trained import NotTrained
 
     train = TrainSettings.from_params(params)
-    if "donut" not in train.models:
-        logger.info("train: donut not in train.models, not trained")
-        return NotTrained("donut not in train.models"), pd.DataFrame(columns=HISTORY_COLUMNS)
     if train_forms is None or len(train_forms) == 0:
         raise ValueError("train_forms is empty: run the curation pipeline (or check its report) before training")
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
@@ -206,6 +201,12 @@ def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapp
                        "train", seed=int(train.seed))
     history = _fit(bundle, data, validation_forms, "finetune", train)
     return bundle, history
+
+
+def not_trained() -> tuple[NotTrained, pd.DataFrame]:
+    """What the training stages give when ``train.models`` leaves Donut out: no model (the saved
+    one stays) and an empty history."""
+    return NotTrained("donut not in train.models"), pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
 def training_report(pretrain_history: pd.DataFrame, finetune_history: pd.DataFrame) -> tuple[pd.DataFrame, Any]:

@@ -1,36 +1,29 @@
-"""Nodes of the 'train' pipeline (Donut): tokenizer -> model -> synthetic pretraining ->
-fine-tuning -> history. The recipe is :mod:`handwriting_pipeline.donut.recipe`."""
+"""The node of every training step: a registered engine's
+:class:`~handwriting_pipeline.engines.base.TrainingStep`, run when ``train.models`` names the
+engine (otherwise the step's ``not_trained`` outputs: the saved model stays as it is). No model
+is named here: the steps come from the registry."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
+from handwriting_pipeline.engines.base import TrainingStep
+from handwriting_pipeline.registry import method_list
 
-from handwriting_pipeline.donut import recipe
-
-
-def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
-    """The tokenizer, trained on the training labels + synthetic text, or the pretrained one's."""
-    return recipe.build_tokenizer(train_forms, params)
+logger = logging.getLogger(__name__)
 
 
-def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
-    """A :class:`~handwriting_pipeline.donut.model.DonutBundle` sized by ``train.model``."""
-    return recipe.build_model(tokenizer, params)
+def train_step(method: str, step: TrainingStep) -> Callable[..., Any]:
+    """The node function of ``step`` of ``method``'s training (named after the step)."""
 
+    def run(models: Any = None, **inputs: Any) -> Any:
+        if step.not_trained is not None and method not in method_list(models):
+            logger.info("train: %s not in train.models, not trained (%s)", method, step.name)
+            return step.skip()
+        return step.run(**inputs)
 
-def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
-    """Stage 1: synthetic forms generated on the fly (skipped, logged, when disabled)."""
-    return recipe.pretrain_on_synthetic(bundle, validation_forms, params)
-
-
-def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
-    """Stage 2: the curated training forms; the best ``val_ned`` weights."""
-    return recipe.fine_tune(bundle, train_forms, validation_forms, params)
-
-
-def training_report(pretrain_history: pd.DataFrame, finetune_history: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
-    """Per-epoch history of both stages and its plot."""
-    return recipe.training_report(pretrain_history, finetune_history)
+    run.__name__ = run.__qualname__ = step.name
+    run.__doc__ = f"Training step '{step.name}' of the '{method}' engine (see its training_steps)."
+    return run

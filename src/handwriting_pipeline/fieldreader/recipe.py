@@ -1,5 +1,7 @@
-"""Nodes of the field reader's training: hold out forms -> fine-tune -> lexicon and calibration.
-The heavy lifting lives in :mod:`handwriting_pipeline.fieldreader`."""
+"""The field reader's training recipe from the ``train_fieldreader`` parameters: hold out forms ->
+fine-tune -> lexicon and calibration (:func:`~handwriting_pipeline.fieldreader.knowledge.add_knowledge`).
+The steps the ``train`` pipeline runs are declared by the engine
+(:meth:`handwriting_pipeline.engines.fieldreader.FieldReaderEngine.training_steps`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from handwriting_pipeline.config import FieldReaderTrainSettings
+from handwriting_pipeline.training.not_trained import NotTrained
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +32,8 @@ def _lines(forms: Any, names: list[str], reader: Any) -> list:
     return prepare_lines(((n, forms.images[n], forms.fields(n)) for n in names), reader.config.lines)
 
 
-def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models: list[str],
-                          params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
-    """The stock recognizer fine-tuned on the fit forms' lines (``NotTrained`` when ``train.models``
-    leaves it out: the saved model then stays as it is)."""
-    from handwriting_pipeline.training.not_trained import NotTrained
-
-    if "fieldreader" not in models:
-        logger.info("train: fieldreader not in train.models, not trained")
-        return NotTrained("fieldreader not in train.models"), pd.DataFrame()
+def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """The stock recognizer fine-tuned on the fit forms' lines, validated on the held-out ones."""
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import train_reader
 
@@ -52,9 +48,7 @@ def fine_tune_fieldreader(train_forms: Any, split: dict[str, list[str]], models:
     return reader, pd.DataFrame(history)
 
 
-def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
-    """The lexicon and the vote's calibration, learned on the held-out forms, saved with the model
-    (:func:`handwriting_pipeline.fieldreader.knowledge.add_knowledge`)."""
-    from handwriting_pipeline.fieldreader.knowledge import add_knowledge as learn
-
-    return learn(reader, train_forms, split, params)
+def not_trained() -> tuple[NotTrained, pd.DataFrame]:
+    """What :func:`fine_tune` gives when ``train.models`` leaves the field reader out: the saved
+    model stays as it is."""
+    return NotTrained("fieldreader not in train.models"), pd.DataFrame()
