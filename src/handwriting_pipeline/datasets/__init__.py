@@ -17,6 +17,8 @@ from handwriting_pipeline.datasets.model import (
     DonutModelRef,
     FieldReaderModelDataset,
     FieldReaderRef,
+    PickledModelDataset,
+    PickledModelRef,
 )
 from handwriting_pipeline.datasets.raw import DonutSplitsDataset, HFHubDataset, LazyDataset
 from handwriting_pipeline.datasets.recorded import RecordedOutputsDataset
@@ -24,5 +26,6 @@ from handwriting_pipeline.datasets.recorded import RecordedOutputsDataset
 __all__ = [
     "DonutModelDataset", "DonutModelRef", "DonutSplitsDataset", "FieldReaderModelDataset", "FieldReaderRef",
     "FolderImages", "HFHubDataset", "ImageInputs", "ImageInputsDataset", "LabelledForms", "LabelledFormsDataset",
-    "LazyDataset", "RecordedOutputsDataset", "ResponseCache", "ResponseCacheDataset", "RunFileDataset", "read_donut_folder",
+    "LazyDataset", "PickledModelDataset", "PickledModelRef",
+    "RecordedOutputsDataset", "ResponseCache", "ResponseCacheDataset", "RunFileDataset", "read_donut_folder",
 ]
