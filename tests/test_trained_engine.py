@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
@@ -17,6 +18,7 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.model import PickledModelDataset
 from handwriting_pipeline.digitize.core import make_plan
 from handwriting_pipeline.pipeline_registry import register_pipelines
+from handwriting_pipeline.pipelines.train.nodes import trains
 from tests.test_registry import GOLD, Kept, NoModel, forms  # noqa: F401 - the two tiny labelled forms
 from tests.toy_trained_engine import ToyTrainedEngine
 
@@ -42,6 +44,9 @@ def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, 
     params = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")["parameters"]
     params["train_toy"] = {"confidence": 0.9}  # its parameter blocks
     params["extract"].update(toy={}, engines=["toy"], progress=False)
+    assert trains("toy", "all") and trains("toy", ["toy"]) and not trains("toy", ["donut"])
+    with pytest.raises(ValueError, match="train.models names unknown trained engines"):
+        trains("toy", ["tyo"])
     pipelines = register_pipelines()
     # the registry wires it everywhere: its training, its extract node, the vote's calibration, digitize
     train = {n.name: n for n in pipelines["train"].nodes}

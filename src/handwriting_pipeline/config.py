@@ -222,7 +222,7 @@ class TrainSettings(Settings):
     model: ModelSettings
     pretrain: PretrainSettings
     finetune: StageSettings
-    models: list[str] = field(default_factory=lambda: ["fieldreader", "donut"])
+    models: list[str] | str = "all"  # the trained engines `train` trains (all: every one registered)
     seed: int = 42
     ctc: CtcSettings = field(default_factory=CtcSettings)
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)

@@ -10,16 +10,22 @@ from collections.abc import Callable
 from typing import Any
 
 from handwriting_pipeline.engines.base import TrainingStep
-from handwriting_pipeline.registry import method_list
+from handwriting_pipeline.registry import engine_class, engine_methods, select_methods
 
 logger = logging.getLogger(__name__)
+
+
+def trains(method: str, models: Any) -> bool:
+    """Whether ``train.models`` (``all``, or a list of registered trained engines) names ``method``."""
+    trainable = [m for m in engine_methods() if engine_class(m).training_steps()]
+    return method in select_methods(models, trainable, "train.models", noun="trained engines")
 
 
 def train_step(method: str, step: TrainingStep) -> Callable[..., Any]:
     """The node function of ``step`` of ``method``'s training (named after the step)."""
 
     def run(models: Any = None, **inputs: Any) -> Any:
-        if step.not_trained is not None and method not in method_list(models):
+        if step.not_trained is not None and not trains(method, models):
             logger.info("train: %s not in train.models, not trained (%s)", method, step.name)
             return step.skip()
         return step.run(**inputs)
