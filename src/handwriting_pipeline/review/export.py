@@ -87,14 +87,14 @@ def _write_atomic(path: Path, write: Any) -> None:
 def export_reviewed(run: ReviewRun, store: CorrectionStore, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Write ``forms.jsonl`` and ``forms.csv`` of the reviewed run (``<run>/reviewed/`` by default);
     returns counts per status and the paths."""
-    from handwriting_pipeline.digitize.core import COLUMNS
-
     records = reviewed_records(run, store)
     folder = Path(out_dir) if out_dir else run.folder / EXPORT_DIR
     jsonl, table = folder / "forms.jsonl", folder / "forms.csv"
     _write_atomic(jsonl, lambda h: h.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     status_cols = [f"{k}_status" for k in KEYS]
-    columns = [*COLUMNS, *status_cols, "reviewed", "reviewers", "conflicts"]
+    own = [c for c in (run.records[0] if run.records else {}) if c != "review"]  # forms.csv's order
+    columns = [*own, *[c for c in ("DATE", "CITY", "STATE", "ZIP") if c not in own], *status_cols, "reviewed",
+               "reviewers", "conflicts"]
 
     def write_csv(handle: Any) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
