@@ -28,14 +28,13 @@ import argparse
 import datetime as dt
 import itertools
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+from common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
@@ -43,11 +42,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 # a contradicted field must never pass as sure: every factor keeps a confidence of 1 below the
 # review threshold 0.6 (issue #23), the fit picks among them
 GRID = (0.55, 0.45, 0.35, 0.25, 0.15, 0.1, 0.05)
-
-
-def machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "gpu": None}
 
 
 def load(split: str, last: int = 0):
@@ -157,7 +151,7 @@ def main() -> int:
     runs = {"vote_before": neutral, "vote_after": {**neutral, "contradiction": factors_alone},
             "vote_recalibrated": {**recal_neutral, "contradiction": factors}}
     result: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+        **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": args.note or "2-core CPU shared with a field-reader training run and other developers' jobs",
         "command": "python benchmarks/review_benchmark.py" + (f" --fieldreader {args.fieldreader}" if args.fieldreader else ""),
         "engines": list(engs), "fieldreader": args.fieldreader, "review_threshold": args.threshold,

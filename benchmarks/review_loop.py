@@ -124,7 +124,7 @@ def main() -> int:
     base = triples(sample, train_images)
     models = ROOT / "data" / "06_models"
     result: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+        **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": "2-core CPU shared with other developers' jobs; one seed, one short fine-tune each: a small effect "
                 "is inside the noise (one B form = 1 FLA point)",
         "command": " ".join(["python benchmarks/review_loop.py", *sys.argv[1:]]), "fieldreader": args.fieldreader,

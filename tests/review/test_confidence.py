@@ -22,7 +22,7 @@ def _reading(city, state, zip_code, conf=0.99):
 
 def test_a_contradicted_reading_goes_to_review():
     params = vote_params(VOTE)
-    threshold = params["review_threshold"]
+    threshold = params.review_threshold
     # make run's digitize demo: Cabazon, CA is 92230; 49230 is a Michigan ZIP (a 9 read as 4)
     both = {"rapidocr": _reading("Cabazon", "CA", "49230"), "tesseract": _reading("Cabazon", "CA", "49230")}
     fields, conf, _ = vote_form(both, params)
@@ -43,9 +43,9 @@ def test_recalibration_only_for_its_engine_set():
     params = vote_params({**VOTE, "recalibration": {"rapidocr+tesseract": {"DATE": model}}})
     readings = {"rapidocr": _reading("Cabazon", "CA", "92230"), "tesseract": _reading("Cabazon", "CA", "92230")}
     _, conf, _ = vote_form(readings, params)
-    assert conf["DATE"] < 0.02 and conf["CITY"] >= params["review_threshold"]
+    assert conf["DATE"] < 0.02 and conf["CITY"] >= params.review_threshold
     _, conf, _ = vote_form({"rapidocr": readings["rapidocr"]}, params)
-    assert conf["DATE"] >= params["review_threshold"]
+    assert conf["DATE"] >= params.review_threshold
 
 
 def test_recalibration_fitted_on_recorded_train_outputs(shared_hsf_top, shared_ocr_outputs):

@@ -12,6 +12,7 @@ train forms): ``benchmarks/review_benchmark.py`` does.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,8 +27,8 @@ from handwriting_pipeline.predictions import readings_by_form
 def feature_rows(labels: pd.DataFrame, tables: Mapping[str, pd.DataFrame], params: Mapping[str, Any]) -> pd.DataFrame:
     """One row per labelled form and field: the features, ``right`` (the vote's value equals the
     label exactly) and ``engines`` (the engine set that read the form)."""
-    params = vote_params({**dict(params), "recalibration": {},
-                          "contradiction": {kind: 1.0 for kind in CONTRADICTION_FIELDS}})  # as vote_form sees them
+    params = dataclasses.replace(vote_params(params), recalibration={},  # the confidence as vote_form sees it
+                                 contradiction={kind: 1.0 for kind in CONTRADICTION_FIELDS})
     gold = {row["file_name"]: clean_fields({k: row[k] for k in KEYS}) for row in labels.to_dict("records")}
     rows = []
     for name, readings in readings_by_form({m: t for m, t in tables.items() if t is not None and len(t)}).items():

@@ -59,5 +59,5 @@ def test_nothing_usable_fails_with_a_clear_error(tmp_path):
 
 
 def test_unknown_source_is_refused(tmp_path):
-    with pytest.raises(Exception, match="choose one of synthetic, sd19_pages, donut_folder, hf_dataset"):
+    with pytest.raises(Exception, match="choose one of synthetic, sd19_pages, donut_folder, hf_dataset, reviewed"):
         run_curation(tmp_path, {"curation.source": "pdfs"})

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -280,6 +281,47 @@ def read_donut_splits(folder: Mapping[str, Callable[[], tuple[LabelledForms, lis
     return out
 
 
+# --------------------------------------------------------------------------- source: reviewed
+def _run_folders(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(";") if v.strip()]
+    return [str(v) for v in value or []]
+
+
+def read_reviewed_runs(folder: Mapping[str, Callable[[], tuple[LabelledForms, list]]],
+                       params: dict[str, Any]) -> Candidates:
+    """Source ``reviewed``: the split folder of ``curation.data_dir`` (as ``donut_folder``) plus the
+    reviewed forms of the digitize runs in ``curation.reviewed_runs`` (folders, ``;``-separated on
+    the command line) added to the train split: every doubtful field decided by a person, labels
+    = the decisions + the machine's confident values (:func:`handwriting_pipeline.review.training.reviewed_forms`)."""
+    from handwriting_pipeline.review.training import reviewed_forms
+
+    out = Candidates("reviewed", presplit=True)
+    if not _selected(params, "reviewed"):
+        return out
+    runs = _run_folders(params.get("reviewed_runs"))
+    if not runs:
+        raise ValueError("curation.source=reviewed but curation.reviewed_runs names no digitize run folder; "
+                         "e.g. --params \"curation.source=reviewed,curation.data_dir=../shared/data/hsf_top,"
+                         "curation.reviewed_runs=data/08_reporting/digitize/latest\"")
+    base = read_donut_splits(folder, {**params, "source": "donut_folder"})
+    out.images, out.dropped, out.notes = base.images, base.dropped, base.notes
+    rows = []
+    for run in runs:
+        added = 0
+        for form in reviewed_forms(run):
+            if form["file_name"] in out.images:
+                out.drop(form["file_name"], "read reviewed", "name already in the folder")
+                continue
+            out.images[form["file_name"]] = PackedImage(form["image"])
+            rows.append({"file_name": form["file_name"], "split": "train", **clean_fields(form["labels"]),
+                         "group": form["file_name"]})
+            added += 1
+        out.notes.append(f"{added} reviewed forms from the digitize run {run} added to train")
+    out.labels = pd.concat([base.labels, _labels_frame(rows)], ignore_index=True)
+    return out
+
+
 class _FolderImage:
     """Opens one image of a lazy folder mapping when called."""
 
@@ -408,4 +450,6 @@ SOURCES: dict[str, Source] = {
                                  "read_donut_splits"),)),
     "hf_dataset": Source((Step(read_hf_dataset, ("hf_forms", "params:curation"), "hf_candidates",
                                "read_hf_dataset"),)),
+    "reviewed": Source((Step(read_reviewed_runs, ("donut_folder", "params:curation"), "reviewed_candidates",
+                             "read_reviewed_runs"),)),
 }
