@@ -67,7 +67,7 @@ def test_ensemble_yaml_maps_to_the_settings_with_the_same_defaults():
     """The vote and LLM blocks are typed too; only the vote's calibration (fitted values) has no default."""
     block = _block("parameters_ensemble.yml", "ensemble")
     _check_block(EnsembleSettings, {k: v for k, v in block.items() if k != "vote"}, "ensemble")
-    _check_block(VoteSettings, block["vote"], "ensemble.vote", free=("calibration",))
+    _check_block(VoteSettings, block["vote"], "ensemble.vote", free=("calibration", "recalibration"))
     settings = EnsembleSettings.from_params(block)
     assert settings.vote.calibration == block["vote"]["calibration"] and settings.llm.hints == {"k": 0}
     with pytest.raises(ValueError, match="unknown key 'treshold' in ensemble.vote"):
