@@ -214,9 +214,11 @@ def review_curves(forms: LabelledForms, params: Mapping[str, Any], **predictions
     return method_curves(labels, tables, threshold=float(params.get("review_threshold", 0.6)))
 
 
-def plot_review_curves(curves: Mapping[str, Any]) -> Figure:
-    """FLA against the share of fields reviewed, one line per method (review_curve.png)."""
-    return plot_curves(curves)
+def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figure:
+    """FLA against the share of fields reviewed, one line per method in the metrics table's order
+    (review_curve.png)."""
+    order = [m for m in metrics["method"] if m in curves] + [m for m in curves if m not in set(metrics["method"])]
+    return plot_curves({m: curves[m] for m in order})
 
 
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any],
