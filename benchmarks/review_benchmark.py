@@ -152,7 +152,7 @@ def main() -> int:
             "vote_recalibrated": {**recal_neutral, "contradiction": factors}}
     result: dict[str, Any] = {
         **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "note": args.note or "2-core CPU shared with a field-reader training run and other developers' jobs",
+        "note": args.note or "2-core CPU shared with other developers' jobs (timings not comparable)",
         "command": "python benchmarks/review_benchmark.py" + (f" --fieldreader {args.fieldreader}" if args.fieldreader else ""),
         "engines": list(engs), "fieldreader": args.fieldreader, "review_threshold": args.threshold,
         "penalty_chosen_on": f"last {args.holdout} shared train forms (held out from the field reader's training)",
