@@ -35,11 +35,12 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.digitize import FILES_KEY, ImageInputs
 from handwriting_pipeline.digitize.inputs import Form, read_forms
@@ -63,6 +64,29 @@ COLUMNS = ["source", "page", "kind", *KEYS, *NORMALIZED, *[f"{k}_conf" for k in 
            "engines", "seconds", "error"]
 REVIEW_COLUMNS = ["source", "page", "field", "chosen", "confidence", "candidates", "crop", "DATE", "CITY", "STATE",
                   "ZIP"]
+
+
+# --------------------------------------------------------------------------- the settings
+@dataclass(frozen=True)
+class DigitizeSettings(Settings):
+    """``digitize`` (``conf/base/parameters_digitize.yml``; defaults = the YAML's)."""
+
+    block: ClassVar[str] = "digitize"
+    source: ClassVar[str] = "conf/base/parameters_digitize.yml"
+    method: str = "vote"                       # vote, llm or one engine name
+    engines: list[str] | str = "default"       # the engines of the vote / llm
+    review_threshold: float | None = None      # None: ensemble.vote.review_threshold
+    partition_size: int = 256
+    workers: int | None = None                 # None: extract.workers
+    progress: bool = True
+    input_checks: dict[str, Any] = field(default_factory=lambda: {
+        "crop_box": [100, 300, 2560, 650], "max_shift": 200, "max_skew": 3.0, "aspect_tolerance": 0.04,
+        "min_ink_share": 0.01, "max_ink_share": 0.6})
+    normalize: dict[str, Any] = field(default_factory=lambda: {"two_digit_year_from": 1900})
+    dask: dict[str, Any] = field(default_factory=lambda: {
+        "scheduler": None, "n_workers": 0, "host": "127.0.0.1", "cache_dir": None, "in_flight": None})
+    input_dir: str | None = None               # read by the catalog's digitize_inputs
+    inputs: str | None = None                  # (a folder and/or a glob, given on the command line)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -110,17 +134,18 @@ class DigitizePlan:
         return self._engines
 
 
-def digitize_engines(params: Mapping[str, Any]) -> tuple[list[str], bool]:
+def digitize_engines(params: Mapping[str, Any] | DigitizeSettings) -> tuple[list[str], bool]:
     """``(engines the method uses, explicitly named?)``: ``digitize.method`` an engine name ->
     that engine; ``vote``/``llm`` -> ``digitize.engines`` (``default``: every registered engine
     with ``default = True`` that reads images - recorded replays of labelled folders do not)."""
-    method = str(params.get("method") or "vote")
+    settings = DigitizeSettings.from_params(params)
+    method = str(settings.method or "vote")
     if method not in ENSEMBLE_METHODS:
         return [method], True
-    return chosen_engines(params.get("engines"), images_only=True)
+    return chosen_engines(settings.engines, images_only=True)
 
 
-def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
+def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
               credentials: Mapping[str, Any] | None = None, cache: ResponseCache | None = None,
               llm_credentials: Mapping[str, Any] | None = None, llm_cache: ResponseCache | None = None,
               datasets: Mapping[str, Any] | None = None) -> DigitizePlan:
@@ -130,7 +155,8 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     cache keys as extract); trained engines their catalog inputs (``datasets``). Raises a
     RuntimeError naming every problem; engines skipped in a default run are logged.
     """
-    method = str(params.get("method") or "vote")
+    params = DigitizeSettings.from_params(params)
+    method = str(params.method or "vote")
     wanted, explicit = digitize_engines(params)
     known = set(engine_methods())
     if method not in known and method not in ENSEMBLE_METHODS:
@@ -152,17 +178,17 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
         llm = ensemble.llm
         api_key = ((llm_credentials or {}).get("openai") or {}).get("api_key")
         LLMMerger(llm, llm_cache, api_key=api_key).check_ready()
-    dask = dict(params.get("dask") or {})
+    dask = dict(params.dask or {})
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
-    threshold = params.get("review_threshold")
+    threshold = params.review_threshold
     plan = DigitizePlan(
-        method=method, specs=specs, cache=cache, workers=int(params.get("workers") or extract_params.get("workers") or 1),
-        partition_size=int(params.get("partition_size") or 256),
+        method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
+        partition_size=int(params.partition_size or 256),
         review_threshold=float(threshold if threshold is not None else vote.review_threshold),
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
-        input_checks=dict(params.get("input_checks") or {}), normalize=dict(params.get("normalize") or {}),
-        dask=dask, progress=bool(params.get("progress", True)),
+        input_checks=dict(params.input_checks or {}), normalize=dict(params.normalize or {}),
+        dask=dask, progress=bool(params.progress),
     )
     logger.info("digitize: method %s over %s", method, ", ".join(plan.methods))
     return plan
