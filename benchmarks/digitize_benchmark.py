@@ -467,8 +467,9 @@ def main() -> int:
         if row and local:
             row["vs_local_pool"] = round(row["forms_per_s"] / local["forms_per_s"], 2)
     if local and result["modes"].get("cascade_small"):
-        result["main_peak_rss_mb_by_pages"] = {len(plans["cascade_small"][1]): result["modes"]["cascade_small"]["peak_rss_mb"]["main"],
-                                               len(plans["cascade"][1]): local["peak_rss_mb"]["main"]}
+        small = result["modes"]["cascade_small"]
+        result["main_peak_rss_mb_by_pages"] = {small["forms"]: small["peak_rss_mb"]["main"],
+                                               local["forms"]: local["peak_rss_mb"]["main"]}
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     save()
     print(f"wrote {out_path}")

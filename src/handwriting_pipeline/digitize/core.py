@@ -118,8 +118,8 @@ class DigitizePlan:
 
     @property
     def token(self) -> str:
-        text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder)], default=str,
-                          sort_keys=True)
+        text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder)],
+                          default=str, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def engines(self) -> dict[str, Engine]:
@@ -335,8 +335,8 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
             doubtful = [k for k in KEYS if conf[k] is None or conf[k] < plan.review_threshold]
         record.update(normalize_record({k: record[k] for k in KEYS}, plan.normalize or None))
         record.update({f"{k}_conf": conf[k] for k in KEYS})
-        record.update({"needs_review": doubtful, "method": plan.method, "engines": ";".join(m for m in engines if form.form_id in read_by.get(m, ()))
-                       or ";".join(engines),
+        read_with = ";".join(m for m in engines if form.form_id in read_by.get(m, ())) or ";".join(engines)
+        record.update({"needs_review": doubtful, "method": plan.method, "engines": read_with,
                        "seconds": round(seconds.get(form.form_id, 0.0), 3), "error": error})
         if doubtful:
             cands = readings.get(form.form_id, {})

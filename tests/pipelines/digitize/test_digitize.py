@@ -32,9 +32,10 @@ def _params():
     return OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")["parameters"]
 
 
-def _plan(tmp_path, log, partition_size=3, **toy):
+def _plan(tmp_path, log, partition_size=3, workers=None, **toy):
     params = _params()
-    digitize = {**params["digitize"], "engines": ["toy"], "progress": False, "partition_size": partition_size}
+    digitize = {**params["digitize"], "engines": ["toy"], "progress": False, "partition_size": partition_size,
+                "workers": workers}
     extract = {**params["extract"], "toy": toy}
     return make_plan(digitize, extract, params["ensemble"], {}, ResponseCache(tmp_path / "cache"),
                      datasets={}) if log is None else make_plan(
@@ -74,8 +75,8 @@ def test_a_killed_run_resumes_without_reading_a_form_twice(toy, tmp_path, mixed_
     folder, expected = mixed_folder
     log = tmp_path / "calls.log"
     inputs = list_images(folder)
-    with pytest.raises(Killed):
-        list(digitize_records(_plan(tmp_path, log, partition_size=2, stop_after=3), inputs))
+    with pytest.raises(Killed):  # one process, so "killed after 3 reads" counts every read of the run
+        list(digitize_records(_plan(tmp_path, log, partition_size=2, workers=1, stop_after=3), inputs))
     first = calls(log)
     assert len(first) == 3
     records = list(digitize_records(_plan(tmp_path, log, partition_size=2), inputs))
