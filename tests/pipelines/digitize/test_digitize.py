@@ -150,3 +150,30 @@ def test_unknown_or_unready_engines_stop_before_any_read(toy, tmp_path):
     plan = make_plan({**params["digitize"], "engines": "default"}, {**params["extract"], "toy": {}}, ensemble,
                      datasets=models)
     assert "toy" in plan.methods and "recorded_textract" not in plan.methods and "donut" not in plan.methods
+
+
+@pytest.mark.parametrize("threshold, slow_reads", [(0.0, 0), (1.01, None)])
+def test_the_cascade_sends_only_doubtful_forms_to_the_slower_engine(monkeypatch, tmp_path, mixed_folder, threshold,
+                                                                    slow_reads):
+    """digitize.method=cascade: the fast reader reads every form; the other engine only those the
+    fast reader is unsure of (none at threshold 0, every one above 1); records name who read them."""
+    from .toy import FastToyEngine
+
+    monkeypatch.setitem(registry.ENGINES, "toy", ToyEngine)
+    monkeypatch.setitem(registry.ENGINES, "fasttoy", FastToyEngine)
+    folder, expected = mixed_folder
+    params = _params()
+    fast_log, slow_log = tmp_path / "fast.log", tmp_path / "slow.log"
+    digitize = {**params["digitize"], "method": "cascade", "engines": ["toy", "fasttoy"], "progress": False,
+                "workers": 1}
+    ensemble = {**params["ensemble"], "cascade": {"threshold": threshold, "escalate_invalid": False}}
+    extract = {**params["extract"], "toy": {"log": str(slow_log)}, "fasttoy": {"log": str(fast_log)}}
+    plan = make_plan(digitize, extract, ensemble, {}, ResponseCache(tmp_path / "cache"), datasets={})
+    records = list(digitize_records(plan, list_images(folder)))
+    readable = sum(1 for e in expected.values() if e is None)
+    assert len(calls(fast_log)) == readable
+    assert len(calls(slow_log)) == (readable if slow_reads is None else slow_reads)
+    read = [r for r in records if not r["error"]]
+    assert len(read) == readable
+    assert {frozenset(r["engines"].split(";")) for r in read} == \
+        ({frozenset({"fasttoy"})} if slow_reads == 0 else {frozenset({"fasttoy", "toy"})})
