@@ -30,13 +30,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handwriting_pipeline.digitize.core import DigitizePlan, read_partition
+if TYPE_CHECKING:
+    from handwriting_pipeline.digitize.core import DigitizePlan
 
 logger = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
+#: reads one partition: (plan, file paths) -> records (``digitize.core.read_partition``; handed
+#: in, so this module does not import the core that calls it)
+ReadPartition = Callable[["DigitizePlan", list[str]], Records]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -59,7 +63,7 @@ def chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
         yield part
 
 
-def one_thread_settings(plan: DigitizePlan) -> DigitizePlan:
+def one_thread_settings(plan: "DigitizePlan") -> "DigitizePlan":
     """The plan as a worker runs it: engines read in turn (``workers=1``) with one compute thread
     each (an engine's ``threads`` setting, where its settings have one), no loaded engines."""
     specs = []
@@ -98,34 +102,36 @@ def in_order(submit: Callable[[list[str]], Future], parts: Iterator[list[str]], 
 
 
 # --------------------------------------------------------------------------- this process
-def serial(plan: DigitizePlan, paths: Iterable[str], size: int) -> Iterator[Records]:
+def serial(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], size: int) -> Iterator[Records]:
     for part in chunks(paths, size):
-        yield read_partition(plan, part)
+        yield read(plan, part)
 
 
 # --------------------------------------------------------------------------- local pool
-_POOL_PLAN: DigitizePlan | None = None
+_POOL: tuple["DigitizePlan", ReadPartition] | None = None
 
 
-def _init_pool_worker(plan: DigitizePlan) -> None:
+def _init_pool_worker(plan: "DigitizePlan", read: ReadPartition) -> None:
     """Pool worker start: one compute thread, engines built now (once per worker)."""
     _one_thread_process()
     logging.disable(logging.WARNING)  # model loading chatter of workers would break the progress bar
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's
-    global _POOL_PLAN
-    _POOL_PLAN = plan
+    global _POOL
+    _POOL = (plan, read)
     plan.engines()
 
 
 def _pool_partition(paths: list[str]) -> Records:
-    assert _POOL_PLAN is not None
-    return read_partition(_POOL_PLAN, paths)
+    assert _POOL is not None
+    plan, read = _POOL
+    return read(plan, paths)
 
 
-def local_pool(plan: DigitizePlan, paths: Iterable[str], size: int, workers: int) -> Iterator[Records]:
+def local_pool(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], size: int,
+               workers: int) -> Iterator[Records]:
     """Partitions read by ``workers`` spawned processes, in input order."""
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_pool_worker, initargs=(one_thread_settings(plan),))
+                               initializer=_init_pool_worker, initargs=(one_thread_settings(plan), read))
     try:
         yield from in_order(lambda part: pool.submit(_pool_partition, part), chunks(paths, size), 2 * workers)
     except BaseException:
@@ -137,18 +143,18 @@ def local_pool(plan: DigitizePlan, paths: Iterable[str], size: int, workers: int
 
 
 # --------------------------------------------------------------------------- Dask
-_WORKER_PLANS: dict[str, DigitizePlan] = {}
+_WORKER_PLANS: dict[str, "DigitizePlan"] = {}
 
 
-def _dask_partition(plan: DigitizePlan, paths: list[str]) -> Records:
+def _dask_partition(plan: "DigitizePlan", read: ReadPartition, paths: list[str]) -> Records:
     """On a Dask worker: the worker's own copy of the plan (engines built once per worker)."""
     if plan.token not in _WORKER_PLANS:
         _one_thread_process()
         _WORKER_PLANS[plan.token] = plan
-    return read_partition(_WORKER_PLANS[plan.token], paths)
+    return read(_WORKER_PLANS[plan.token], paths)
 
 
-def _warm_up(plan: DigitizePlan) -> int:
+def _warm_up(plan: "DigitizePlan") -> int:
     """On every Dask worker before the first partition: build the engines (model loading is not
     timed against the first partition, and a worker that cannot load them fails early)."""
     _one_thread_process()
@@ -172,7 +178,8 @@ def dask_workers(client: Any) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
 
 
-def dask_partitions(plan: DigitizePlan, paths: Iterable[str], n_inputs: int) -> Iterator[Records]:
+def dask_partitions(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str],
+                    n_inputs: int) -> Iterator[Records]:
     """Partitions mapped over a Dask cluster, results in input order (a bounded window)."""
     settings = plan.dask
     client, cluster = dask_client(settings)
@@ -185,7 +192,7 @@ def dask_partitions(plan: DigitizePlan, paths: Iterable[str], n_inputs: int) -> 
         [shared] = client.scatter([worker_plan], broadcast=True)
         client.run(_warm_up, worker_plan)
         window = int(settings.get("in_flight") or 2 * n_workers)
-        yield from in_order(lambda part: client.submit(_dask_partition, shared, part, pure=False),
+        yield from in_order(lambda part: client.submit(_dask_partition, shared, read, part, pure=False),
                             chunks(paths, size), window)
     finally:
         client.close()
@@ -193,12 +200,13 @@ def dask_partitions(plan: DigitizePlan, paths: Iterable[str], n_inputs: int) -> 
             cluster.close()
 
 
-def partitions(plan: DigitizePlan, paths: Iterable[str], n_inputs: int) -> Iterator[Records]:
-    """The records of every partition, in input order, read where the plan says."""
+def partitions(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], n_inputs: int) -> Iterator[Records]:
+    """The records of every partition (``read(plan, paths)``), in input order, read where the
+    plan says."""
     if plan.dask.get("scheduler") or plan.dask.get("n_workers"):
-        return dask_partitions(plan, paths, n_inputs)
+        return dask_partitions(plan, read, paths, n_inputs)
     workers = max(1, int(plan.workers))
     if workers == 1 or n_inputs <= 1 or any(spec.cls.parallel == "thread" for spec in plan.specs):
         # API engines wait on the network: their own threads per partition beat a process pool
-        return serial(plan, paths, plan.partition_size)
-    return local_pool(plan, paths, partition_size(n_inputs, workers, plan.partition_size), workers)
+        return serial(plan, read, paths, plan.partition_size)
+    return local_pool(plan, read, paths, partition_size(n_inputs, workers, plan.partition_size), workers)

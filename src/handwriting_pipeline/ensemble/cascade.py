@@ -19,38 +19,31 @@ vote. ``threshold = 0`` with ``escalate_invalid: false`` is the fast reader alon
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
-from handwriting_pipeline.config import Settings
-from handwriting_pipeline.ensemble.vote import OTHER, gazetteer_factor, row_fields, validator_factor, vote, vote_params
-from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.ensemble.settings import CascadeSettings, VoteSettings
+from handwriting_pipeline.ensemble.vote import OTHER, gazetteer_factor, validator_factor, vote, vote_params
+from handwriting_pipeline.fields import KEYS, NONE, row_fields
 
 #: reads forms with one engine: (engine name, form names) -> its predictions table
 ReadEngine = Callable[[str, list[str]], pd.DataFrame]
 
 
-@dataclass(frozen=True)
-class CascadeSettings(Settings):
-    """``ensemble.cascade``."""
+Params = Mapping[str, Any] | VoteSettings | None
 
-    block: ClassVar[str] = "ensemble.cascade"
-    source: ClassVar[str] = "conf/base/parameters_ensemble.yml"
-    threshold: float = 0.9
-    escalate_invalid: bool = True
+__all__ = ["CascadeSettings", "cascade_tables", "cascade_vote", "escalated", "invalid", "replay", "stages"]
 
 
-def invalid(fields: Mapping[str, str], params: Mapping[str, Any]) -> bool:
+def invalid(fields: Mapping[str, str], params: VoteSettings) -> bool:
     """Whether a reading fails a field validator or ZIP/STATE contradict the gazetteer."""
     if any(validator_factor(key, fields[key], params) < 1.0 for key in KEYS if fields[key] not in (NONE, OTHER)):
         return True
-    gazetteer = params["gazetteer"]
-    return gazetteer_factor(NONE, fields["STATE"], fields["ZIP"], params) == gazetteer["state_mismatch"]
+    return gazetteer_factor(NONE, fields["STATE"], fields["ZIP"], params) == params.gazetteer["state_mismatch"]
 
 
-def escalated(fast: Mapping[str, pd.DataFrame], params: Mapping[str, Any], settings: CascadeSettings) -> list[str]:
+def escalated(fast: Mapping[str, pd.DataFrame], params: Params, settings: CascadeSettings) -> list[str]:
     """The forms the slower engines must read, from the fast readers' tables (``{engine: table}``)."""
     params = vote_params(params)
     merged, _ = vote(dict(fast), params)
@@ -76,7 +69,7 @@ def stages(engines: Sequence[str], is_fast: Callable[[str], bool]) -> tuple[list
 
 
 def cascade_tables(read: ReadEngine, names: Sequence[str], fast: Sequence[str], slow: Sequence[str],
-                   params: Mapping[str, Any], settings: CascadeSettings | Mapping[str, Any] | None = None
+                   params: Params, settings: CascadeSettings | Mapping[str, Any] | None = None
                    ) -> dict[str, pd.DataFrame]:
     """Every engine's predictions table: the ``fast`` readers over ``names``, the ``slow`` ones
     over the forms the fast readers escalate only (tables of the forms each engine read)."""
@@ -101,7 +94,7 @@ def replay(tables: Mapping[str, pd.DataFrame]) -> ReadEngine:
     return read
 
 
-def cascade_vote(tables: Mapping[str, pd.DataFrame], fast: Sequence[str], params: Mapping[str, Any],
+def cascade_vote(tables: Mapping[str, pd.DataFrame], fast: Sequence[str], params: Params,
                  settings: CascadeSettings | Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, float]:
     """The cascade's predictions from full readings (``tables``: every engine read every form;
     ``fast``: the first stage) and the share of forms it escalated to the slower engines."""

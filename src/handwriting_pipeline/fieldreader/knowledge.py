@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.forms.lines import cut_lines
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def choose_lexicon(reader: FieldReader, lines: Sequence[dict[str, np.ndarray]], 
 
 def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
     """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings."""
-    from handwriting_pipeline.ensemble.calibrate import fit_calibration
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in KEYS}}
                           for n, r in zip(names, readings)])
@@ -57,3 +59,22 @@ def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.
     for values in calibration.values():
         values.pop("n", None)
     return calibration
+
+
+def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                  params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
+    """Save with the model what decoding and the vote need, learned on the held-out forms: the
+    lexicon of the fit forms' labels with the decoding settings that read them best, and the
+    per-field confidence calibration. ``train_forms``: labelled forms; ``split``: ``{"fit": [...],
+    "holdout": [...]}`` file names; ``params``: the ``train_fieldreader`` block (its ``lexicon``)."""
+    if not hasattr(reader, "config"):  # NotTrained
+        return reader
+    holdout = train_forms.subset(split["holdout"])
+    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
+    gold = [holdout.fields(n) for n in split["holdout"]]
+    settings = FieldReaderTrainSettings.from_params(params).lexicon
+    lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
+                                       settings.grid, int(settings.max_edits))
+    reader.config.lexicon = lexicon.to_json() if lexicon else {}
+    reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
+    return reader
