@@ -120,7 +120,7 @@ def digitize_engines(params: Mapping[str, Any]) -> tuple[list[str], bool]:
     """``(engines the method uses, explicitly named?)``: ``digitize.method`` an engine name ->
     that engine; ``vote``/``llm`` -> ``digitize.engines`` (``default``: every registered engine
     with ``default = True`` that reads images - recorded replays of labelled folders do not)."""
-    method = str(params.get("method") or "vote")
+    method = str(params.get("method") or CASCADE)
     if method not in COMBINED:
         return [method], True
     return chosen_engines(params.get("engines"), images_only=True)
@@ -136,7 +136,7 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     cache keys as extract); trained engines their catalog inputs (``datasets``). Raises a
     RuntimeError naming every problem; engines skipped in a default run are logged.
     """
-    method = str(params.get("method") or "vote")
+    method = str(params.get("method") or CASCADE)
     wanted, explicit = digitize_engines(params)
     known = set(engine_methods())
     if method not in known and method not in COMBINED:

@@ -29,6 +29,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -129,17 +130,40 @@ def _pool_partition(paths: list[str]) -> Records:
 
 def local_pool(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], size: int,
                workers: int) -> Iterator[Records]:
-    """Partitions read by ``workers`` spawned processes, in input order."""
+    """Partitions read by ``workers`` spawned processes, in input order. Partitions whose worker
+    died (killed, or a script without the ``__main__`` guard) are read in this process."""
+    worker_plan = one_thread_settings(plan)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_pool_worker, initargs=(one_thread_settings(plan), read))
+                               initializer=_init_pool_worker, initargs=(worker_plan, read))
+    parts, pending = chunks(paths, size), deque()
+    broken = False
+
+    def fill() -> None:
+        while len(pending) < 2 * workers:
+            part = next(parts, None)
+            if part is None:
+                return
+            pending.append((part, None if broken else pool.submit(_pool_partition, part)))
+
     try:
-        yield from in_order(lambda part: pool.submit(_pool_partition, part), chunks(paths, size), 2 * workers)
+        fill()
+        while pending:
+            part, future = pending.popleft()
+            try:
+                records = read(worker_plan, part) if future is None else future.result()
+            except BrokenProcessPool:
+                logger.warning("digitize: worker processes failed; reading the remaining partitions in this process")
+                broken = True
+                pending = deque((p, None) for p, _ in pending)
+                records = read(worker_plan, part)
+            yield records
+            fill()
     except BaseException:
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    pool.shutdown(wait=not broken, cancel_futures=broken)
 
 
 # --------------------------------------------------------------------------- Dask

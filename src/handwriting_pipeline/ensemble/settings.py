@@ -104,7 +104,7 @@ class CascadeSettings(Settings):
 
     block: ClassVar[str] = "ensemble.cascade"
     source: ClassVar[str] = ENSEMBLE_YML
-    threshold: float = 0.9
+    threshold: float = 0.3
     escalate_invalid: bool = True
 
 

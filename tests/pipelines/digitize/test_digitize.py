@@ -62,7 +62,7 @@ def test_records_have_fields_confidence_review_and_reasons(toy, tmp_path, mixed_
     assert set(COLUMNS) <= set(good)
     assert (good["CITY"], good["STATE"], good["ZIP"]) == ("Murray", "KY", "42071")
     assert good["STATE_code"] == "KY" and good["ZIP5"] == "42071" and good["CITY_verified"] is True
-    assert good["method"] == "vote" and good["engines"] == "toy" and good["kind"] == "page"
+    assert good["method"] == _params()["digitize"]["method"] and good["engines"] == "toy" and good["kind"] == "page"
     assert good["needs_review"] == ["DATE"]  # the toy's DATE is no date, at confidence 0.3
     [item] = good["review"]
     assert item["field"] == "DATE" and item["candidates"] == {"toy": good["DATE"]}
