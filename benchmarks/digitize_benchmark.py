@@ -327,7 +327,7 @@ STAGES = [  # (label, file suffix, function): cumulative time of each (nested ro
     ("open + decode the file (PIL)", "PIL/ImageFile.py", "load"),
     ("page registration (deskew + box row)", "registration.py|crop.py", "register_page"),
     ("  of which: skew estimate", "registration.py|crop.py", "estimate_skew"),
-    ("  of which: rotating the page", "PIL/Image.py", "rotate"),
+    ("  of which: rotating the band (OpenCV)", "registration.py", "deskewed_rows"),
     ("crop + threshold (incl. registration)", "registration.py|crop.py", "crop_top_section"),
     ("ink checks", "ink.py|select_forms/nodes.py", "ink_problem"),
     ("field reader: whole read_batch", "engines/fieldreader.py", "read_batch"),
@@ -376,6 +376,54 @@ def profile(paths: list[str], model: str, work: Path) -> dict[str, Any]:
             "ms_per_page": round(1000 * total / len(paths), 1), "stages": rows}
 
 
+# --------------------------------------------------------------------------- report
+def estimate_curve_speed(result: dict[str, Any]) -> None:
+    """Pages/s each cascade point would reach with every core its own: ``cores / (CPU s per page of
+    the field reader alone + escalated share x the extra CPU s per page of the full vote)``, from
+    the measured ``fieldreader`` and ``vote`` modes (CPU seconds do not depend on other load)."""
+    modes, cascade = result.get("modes") or {}, result.get("cascade")
+    if not cascade or "fieldreader" not in modes or "vote" not in modes:
+        return
+    fast, full = modes["fieldreader"]["cpu_s_per_form"], modes["vote"]["cpu_s_per_form"]
+    cores = result["workers"]
+    for row in cascade["validation_curve"]:
+        row["estimated_pages_per_s_idle"] = round(cores / (fast + row["escalated_share"] * max(0.0, full - fast)), 2)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as markdown tables (``digitize_benchmark.md``, for the README)."""
+    lines = [f"# Digitize benchmark ({result['date']}, {result['machine']['cpu_count']} CPUs)", "",
+             f"Note: {result.get('note') or '-'}", ""]
+    if result.get("modes"):
+        lines += ["| mode | method | forms | forms/s | CPU s / form | peak RSS main (MB) | peak RSS others (MB) |",
+                  "|---|---|--:|--:|--:|--:|---|"]
+        for name, row in result["modes"].items():
+            others = ", ".join(f"{v:.0f}" for v in row["peak_rss_mb"]["others"].values() if v > 50)
+            lines.append(f"| {name} | {row['method']} | {row['forms']} | {row['forms_per_s']} | {row['cpu_s_per_form']} "
+                         f"| {row['peak_rss_mb']['main']:.0f} | {others} |")
+        lines.append("")
+    if result.get("accuracy_validation"):
+        lines += ["| method (199 validation crops) | FLA | CBA |", "|---|--:|--:|"]
+        lines += [f"| {m} | {r['FLA']} | {r['CBA']} |" for m, r in result["accuracy_validation"].items()]
+        lines.append("")
+    cascade = result.get("cascade")
+    if cascade:
+        val = {(r["escalate_invalid"], r["threshold"]): r for r in cascade["validation_curve"]}
+        lines += ["| escalate invalid | threshold | held-out FLA | held-out escalated | validation FLA | "
+                  "validation escalated | est. pages/s, idle 2 cores |", "|---|--:|--:|--:|--:|--:|--:|"]
+        for r in cascade["heldout_train_curve"]:
+            v = val[(r["escalate_invalid"], r["threshold"])]
+            lines.append(f"| {r['escalate_invalid']} | {r['threshold']} | {r['FLA']} | {r['escalated_share']:.0%} "
+                         f"| {v['FLA']} | {v['escalated_share']:.0%} | {v.get('estimated_pages_per_s_idle', '-')} |")
+        lines.append("")
+    if result.get("profile"):
+        prof = result["profile"]
+        lines += [f"Profile: {prof['pages']} pages, {prof['method']}, one process, {prof['ms_per_page']} ms/page", "",
+                  "| stage | ms / page | share |", "|---|--:|--:|"]
+        lines += [f"| {r['stage']} | {r['ms_per_page']} | {r['share']:.0%} |" for r in prof["stages"]]
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -390,7 +438,14 @@ def main() -> int:
                                            "dask_scheduler,crops")
     parser.add_argument("--note", default="", help="e.g. what else ran on the machine")
     parser.add_argument("--out", default=str(RESULTS / "digitize_benchmark.json"))
+    parser.add_argument("--report", action="store_true", help="only rewrite the .md from the .json")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(Path(args.out).read_text())
+        estimate_curve_speed(result)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        Path(args.out).with_suffix(".md").write_text(markdown(result))
+        return 0
     sys.path.insert(0, str(ROOT / "src"))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     work = Path(args.work)
@@ -470,7 +525,9 @@ def main() -> int:
         result["main_peak_rss_mb_by_pages"] = {small["forms"]: small["peak_rss_mb"]["main"],
                                                local["forms"]: local["peak_rss_mb"]["main"]}
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    estimate_curve_speed(result)
     save()
+    out_path.with_suffix(".md").write_text(markdown(result))
     print(f"wrote {out_path}")
     return 0
 
