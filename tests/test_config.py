@@ -19,6 +19,7 @@ from handwriting_pipeline.config import (
     StageSettings,
     TrainSettings,
 )
+from handwriting_pipeline.digitize.core import DigitizeSettings
 from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
 from handwriting_pipeline.registry import engine_class, engine_methods
 
@@ -74,6 +75,14 @@ def test_ensemble_yaml_maps_to_the_settings_with_the_same_defaults():
         EnsembleSettings.from_params({**block, "vote": {"treshold": 0.5}})
     # a mapping given in part keeps the other keys' defaults
     assert VoteSettings.from_params({"validator_factor": {"DATE": 1.0}}).validator_factor["ZIP"] == 0.1
+
+
+def test_digitize_yaml_maps_to_the_settings_with_the_same_defaults():
+    block = _block("parameters_digitize.yml", "digitize")
+    _check_block(DigitizeSettings, block, "digitize")
+    assert DigitizeSettings.from_params(block) == DigitizeSettings()  # the YAML is the default
+    with pytest.raises(ValueError, match="unknown key 'partition' in digitize"):
+        DigitizeSettings.from_params({"partition": 10})
 
 
 def test_stage_keys_that_differ_between_stages_have_no_default():

@@ -45,6 +45,10 @@ class DonutModelRef:
         self._bundle = None
         self._fingerprint: str | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A reference travels without its loaded model (a worker process loads it from ``path``)."""
+        return {**self.__dict__, "_bundle": None}
+
     @property
     def available(self) -> bool:
         return self.path is not None and not self.reason

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handwriting_pipeline.digitize",
                                      description="Read handwritten HSF forms (full pages or top-section crops) into JSON.")
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF incl. multi-page)")
-    parser.add_argument("--method", help="vote (default), llm, or an engine name (digitize.method)")
+    parser.add_argument("--method", help="cascade (default), vote, llm, or an engine name (digitize.method)")
     parser.add_argument("--engines", help="engines of the vote/llm, e.g. 'rapidocr;textract' (digitize.engines)")
     parser.add_argument("--json-lines", action="store_true", help="one JSON object per line")
     parser.add_argument("--review", action="store_true", help="keep the doubtful fields' candidates ('review')")

@@ -16,9 +16,10 @@ partition (``digitize.partition_size`` files), so memory stays flat for any numb
    each; fields below ``digitize.review_threshold`` are flagged and a PNG of their box is cut;
 4. :func:`~handwriting_pipeline.fields.normalize.normalize_record` adds the normalized columns.
 
-With ``digitize.dask.scheduler`` (or ``digitize.dask.n_workers`` for a local cluster) the
-partitions are mapped over a Dask ``distributed`` cluster instead; each worker builds its
-engines once and shares the cache folder (a path every worker sees).
+Where the partitions are read - this process, a pool of ``digitize.workers`` processes, or a
+Dask ``distributed`` cluster (``digitize.dask.scheduler`` / ``digitize.dask.n_workers``) - is
+:mod:`handwriting_pipeline.digitize.parallel`: each worker builds its engines once and reads
+whole partitions; records come back in input order.
 """
 
 from __future__ import annotations
@@ -28,30 +29,35 @@ import io
 import json
 import logging
 import math
-import os
 import re
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.digitize import FILES_KEY, ImageInputs
 from handwriting_pipeline.digitize.inputs import Form, read_forms
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
-from handwriting_pipeline.ensemble.settings import EnsembleSettings, LLMSettings, VoteSettings
+from handwriting_pipeline.ensemble.settings import CascadeSettings, EnsembleSettings, LLMSettings, VoteSettings
 from handwriting_pipeline.ensemble.vote import default_vote_inputs
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
 from handwriting_pipeline.methods import EngineSpec, chosen_engines, model_calibrations, ready_engines, vote_calibration
 from handwriting_pipeline.predictions import readings_by_form
 from handwriting_pipeline.registry import ENSEMBLE_METHODS, engine_methods
+
+#: ``digitize.method`` values that combine engines: the ensemble methods and the cascade
+#: (:mod:`handwriting_pipeline.ensemble.cascade`: the fast reader reads everything, the others
+#: only the forms it is unsure of, the vote merges)
+CASCADE = "cascade"
+COMBINED = (*ENSEMBLE_METHODS, CASCADE)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,29 @@ COLUMNS = ["source", "page", "kind", *KEYS, *NORMALIZED, *[f"{k}_conf" for k in 
            "engines", "seconds", "error"]
 REVIEW_COLUMNS = ["source", "page", "field", "chosen", "confidence", "candidates", "crop", "DATE", "CITY", "STATE",
                   "ZIP"]
+
+
+# --------------------------------------------------------------------------- the settings
+@dataclass(frozen=True)
+class DigitizeSettings(Settings):
+    """``digitize`` (``conf/base/parameters_digitize.yml``; defaults = the YAML's)."""
+
+    block: ClassVar[str] = "digitize"
+    source: ClassVar[str] = "conf/base/parameters_digitize.yml"
+    method: str = "cascade"                    # cascade, vote, llm or one engine name
+    engines: list[str] | str = "default"       # the engines of the vote / llm
+    review_threshold: float | None = None      # None: ensemble.vote.review_threshold
+    partition_size: int = 256
+    workers: int | None = None                 # None: extract.workers
+    progress: bool = True
+    input_checks: dict[str, Any] = field(default_factory=lambda: {
+        "crop_box": [100, 300, 2560, 650], "max_shift": 200, "max_skew": 3.0, "aspect_tolerance": 0.04,
+        "min_ink_share": 0.01, "max_ink_share": 0.6})
+    normalize: dict[str, Any] = field(default_factory=lambda: {"two_digit_year_from": 1900})
+    dask: dict[str, Any] = field(default_factory=lambda: {
+        "scheduler": None, "n_workers": 0, "host": "127.0.0.1", "cache_dir": None, "in_flight": None})
+    input_dir: str | None = None               # read by the catalog's digitize_inputs
+    inputs: str | None = None                  # (a folder and/or a glob, given on the command line)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -81,6 +110,7 @@ class DigitizePlan:
     llm: LLMSettings | None = None
     llm_api_key: str | None = None
     llm_cache: ResponseCache | None = None
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)
     input_checks: dict[str, Any] = field(default_factory=dict)
     normalize: dict[str, Any] = field(default_factory=dict)
     review_margin: int = 25
@@ -99,8 +129,8 @@ class DigitizePlan:
 
     @property
     def token(self) -> str:
-        text = json.dumps([self.method, self.methods, self.vote, str(self.cache and self.cache.folder)], default=str,
-                          sort_keys=True)
+        text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder)],
+                          default=str, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def engines(self) -> dict[str, Engine]:
@@ -110,17 +140,18 @@ class DigitizePlan:
         return self._engines
 
 
-def digitize_engines(params: Mapping[str, Any]) -> tuple[list[str], bool]:
+def digitize_engines(params: Mapping[str, Any] | DigitizeSettings) -> tuple[list[str], bool]:
     """``(engines the method uses, explicitly named?)``: ``digitize.method`` an engine name ->
     that engine; ``vote``/``llm`` -> ``digitize.engines`` (``default``: every registered engine
     with ``default = True`` that reads images - recorded replays of labelled folders do not)."""
-    method = str(params.get("method") or "vote")
-    if method not in ENSEMBLE_METHODS:
+    settings = DigitizeSettings.from_params(params)
+    method = str(settings.method or CASCADE)
+    if method not in COMBINED:
         return [method], True
-    return chosen_engines(params.get("engines"), images_only=True)
+    return chosen_engines(settings.engines, images_only=True)
 
 
-def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
+def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
               credentials: Mapping[str, Any] | None = None, cache: ResponseCache | None = None,
               llm_credentials: Mapping[str, Any] | None = None, llm_cache: ResponseCache | None = None,
               datasets: Mapping[str, Any] | None = None) -> DigitizePlan:
@@ -130,11 +161,13 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     cache keys as extract); trained engines their catalog inputs (``datasets``). Raises a
     RuntimeError naming every problem; engines skipped in a default run are logged.
     """
-    method = str(params.get("method") or "vote")
+    params = DigitizeSettings.from_params(params)
+    method = str(params.method or CASCADE)
     wanted, explicit = digitize_engines(params)
     known = set(engine_methods())
-    if method not in known and method not in ENSEMBLE_METHODS:
-        raise RuntimeError(f"digitize.method '{method}' is unknown; choose vote, llm or an engine: {sorted(known)}")
+    if method not in known and method not in COMBINED:
+        raise RuntimeError(f"digitize.method '{method}' is unknown; choose vote, cascade, llm or an engine: "
+                           f"{sorted(known)}")
     specs, skipped = ready_engines(wanted, explicit, extract_params, credentials, datasets, where="digitize",
                                    images_only=True)
     if not specs:
@@ -142,7 +175,7 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
                            "set digitize.engines or digitize.method")
     ensemble = EnsembleSettings.from_params(ensemble_params)
     vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, model_calibrations(datasets)))
-    if method == "vote" and not explicit:  # as the ensemble's default vote: calibrated engines only
+    if method in ("vote", CASCADE) and not explicit:  # as the ensemble's default vote: calibrated engines only
         kept = default_vote_inputs({s.method: s for s in specs}, vote.calibration, where="digitize vote")
         specs = list(kept.values())
     llm, api_key = None, None
@@ -152,17 +185,18 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
         llm = ensemble.llm
         api_key = ((llm_credentials or {}).get("openai") or {}).get("api_key")
         LLMMerger(llm, llm_cache, api_key=api_key).check_ready()
-    dask = dict(params.get("dask") or {})
+    dask = dict(params.dask or {})
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
-    threshold = params.get("review_threshold")
+    threshold = params.review_threshold
     plan = DigitizePlan(
-        method=method, specs=specs, cache=cache, workers=int(params.get("workers") or extract_params.get("workers") or 1),
-        partition_size=int(params.get("partition_size") or 256),
+        method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
+        partition_size=int(params.partition_size or 256),
         review_threshold=float(threshold if threshold is not None else vote.review_threshold),
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
-        input_checks=dict(params.get("input_checks") or {}), normalize=dict(params.get("normalize") or {}),
-        dask=dask, progress=bool(params.get("progress", True)),
+        cascade=ensemble.cascade,
+        input_checks=dict(params.input_checks or {}), normalize=dict(params.normalize or {}),
+        dask=dask, progress=bool(params.progress),
     )
     logger.info("digitize: method %s over %s", method, ", ".join(plan.methods))
     return plan
@@ -217,18 +251,31 @@ def _float(value: Any) -> float | None:
     return None if math.isnan(value) else round(value, 4)
 
 
+def read_tables(plan: DigitizePlan, engines: Mapping[str, Engine], images: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Every engine's predictions table of the forms it read: all forms, or with the cascade the
+    slower engines only the forms the fast reader escalates."""
+
+    def read(method: str, names: list[str]) -> pd.DataFrame:
+        engine = engines[method]
+        return run_engine(engine, names, images, cache=plan.cache if engine.cacheable else None,
+                          workers=plan.workers, progress=False)
+
+    wanted = {m: e.forms_to_read(list(images)) for m, e in engines.items()}
+    if plan.method == CASCADE:
+        from handwriting_pipeline.ensemble.cascade import cascade_tables, stages
+
+        fast, slow = stages([m for m in engines if wanted[m]], lambda m: engines[m].fast)
+        return cascade_tables(read, list(images), fast, slow, plan.vote, plan.cascade)
+    return {m: read(m, names) for m, names in wanted.items() if names}
+
+
 def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = True) -> list[dict[str, Any]]:
     """One record per image of ``paths`` (see :data:`COLUMNS`); review crops under ``_files``."""
     forms: list[Form] = [form for path in paths for form in read_forms(path, plan.input_checks)]
     good = {f.form_id: f for f in forms if f.crop is not None}
     images = {name: f.crop for name, f in good.items()}
-    tables: dict[str, pd.DataFrame] = {}
     engines = plan.engines()
-    for method, engine in engines.items():
-        names = engine.forms_to_read(list(images))
-        if names:
-            tables[method] = run_engine(engine, names, images, cache=plan.cache if engine.cacheable else None,
-                                        workers=plan.workers, progress=False)
+    tables = read_tables(plan, engines, images)
     merged = _merge(plan, tables) if tables and images else pd.DataFrame(columns=["file_name"])
     merged = {row["file_name"]: row for row in merged.to_dict("records")}
     readings = readings_by_form(tables) if tables else {}
@@ -237,6 +284,7 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
               for name in images} if any(t["error"].notna().any() for t in tables.values()) else {}
     seconds = {name: sum(float(r.get("seconds") or 0) for t in tables.values()
                          for r in t[t["file_name"] == name].to_dict("records")) for name in images}
+    read_by = {m: set(t["file_name"]) for m, t in tables.items()}
     records = []
     for form in forms:
         record: dict[str, Any] = {"source": form.source, "page": form.page, "kind": form.kind,
@@ -254,7 +302,8 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
             doubtful = [k for k in KEYS if conf[k] is None or conf[k] < plan.review_threshold]
         record.update(normalize_record({k: record[k] for k in KEYS}, plan.normalize or None))
         record.update({f"{k}_conf": conf[k] for k in KEYS})
-        record.update({"needs_review": doubtful, "method": plan.method, "engines": ";".join(engines),
+        read_with = ";".join(m for m in engines if form.form_id in read_by.get(m, ())) or ";".join(engines)
+        record.update({"needs_review": doubtful, "method": plan.method, "engines": read_with,
                        "seconds": round(seconds.get(form.form_id, 0.0), 3), "error": error})
         if doubtful:
             cands = readings.get(form.form_id, {})
@@ -279,60 +328,6 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
 
 
 # --------------------------------------------------------------------------- all partitions
-def _local(plan: DigitizePlan, inputs: ImageInputs) -> Iterator[list[dict[str, Any]]]:
-    for part in inputs.partitions(plan.partition_size):
-        yield read_partition(plan, part)
-
-
-_WORKER_PLANS: dict[str, DigitizePlan] = {}
-
-
-def _dask_partition(plan: DigitizePlan, paths: list[str]) -> list[dict[str, Any]]:
-    """On a Dask worker: the worker's own copy of the plan (engines built once per worker)."""
-    plan = _WORKER_PLANS.setdefault(plan.token, plan)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    return read_partition(plan, paths)
-
-
-def _dask(plan: DigitizePlan, inputs: ImageInputs) -> Iterator[list[dict[str, Any]]]:
-    """Partitions mapped over a Dask cluster, results in input order (a bounded window of
-    partitions in flight, so memory stays flat)."""
-    from distributed import Client, LocalCluster
-
-    settings = plan.dask
-    cluster = None
-    if settings.get("scheduler"):
-        client = Client(settings["scheduler"], timeout=settings.get("timeout", "30s"))
-    else:
-        cluster = LocalCluster(n_workers=int(settings["n_workers"]), threads_per_worker=1, processes=True,
-                               host=settings.get("host", "127.0.0.1"), dashboard_address=settings.get("dashboard", None),
-                               memory_limit=settings.get("memory_limit", "auto"))
-        client = Client(cluster)
-    try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        logger.info("digitize: %d partitions on %s (%d workers)", math.ceil(len(inputs) / plan.partition_size),
-                    settings.get("scheduler") or "a local cluster", n_workers)
-        worker_plan = replace(plan, workers=1, _engines=None)  # one engine per worker process, read in turn
-        [shared] = client.scatter([worker_plan], broadcast=True)
-        window = int(settings.get("in_flight") or 2 * n_workers)
-        pending: deque = deque()
-        parts = inputs.partitions(plan.partition_size)
-        for part in parts:
-            pending.append(client.submit(_dask_partition, shared, part, pure=False))
-            if len(pending) >= window:
-                break
-        while pending:
-            yield pending.popleft().result()
-            nxt = next(parts, None)
-            if nxt is not None:
-                pending.append(client.submit(_dask_partition, shared, nxt, pure=False))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 class DigitizedStream:
     """The records of a digitize run, computed while they are consumed (saved line by line)."""
 
@@ -341,8 +336,9 @@ class DigitizedStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         plan, inputs = self.plan, self.inputs
-        distributed = bool(plan.dask.get("scheduler") or plan.dask.get("n_workers"))
-        batches = _dask(plan, inputs) if distributed else _local(plan, inputs)
+        from handwriting_pipeline.digitize.parallel import partitions
+
+        batches = partitions(plan, read_partition, iter(inputs), len(inputs))
         start, n_forms, n_files = time.perf_counter(), 0, 0
         with tqdm(total=len(inputs), desc="digitize", unit="file", disable=not plan.progress) as bar:
             for records in batches:

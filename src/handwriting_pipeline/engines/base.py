@@ -118,6 +118,9 @@ class Engine(ABC):
     paid: ClassVar[bool] = False
     #: joins ``extract.engines: default`` (trained engines only when their model exists)
     default: ClassVar[bool] = False
+    #: reads a form in a small fraction of the others' time: the cascade's first stage (the
+    #: other engines read only the forms it is unsure of)
+    fast: ClassVar[bool] = False
     #: keyword argument -> catalog dataset the engine is built from (``{"model": "donut_model"}``);
     #: an input with a false ``available`` attribute (no trained model) keeps the engine out of
     #: the default run and stops an explicit one with "train it first"

@@ -103,6 +103,18 @@ class LLMSettings(Settings):
 
 
 @dataclass(frozen=True)
+class CascadeSettings(Settings):
+    """``ensemble.cascade`` (:mod:`handwriting_pipeline.ensemble.cascade`): a form goes on to the
+    slower engines when the fast reader, voted alone, gives some field a confidence below
+    ``threshold`` or (``escalate_invalid``) a field fails its validator / the gazetteer."""
+
+    block: ClassVar[str] = "ensemble.cascade"
+    source: ClassVar[str] = ENSEMBLE_YML
+    threshold: float = 0.3
+    escalate_invalid: bool = True
+
+
+@dataclass(frozen=True)
 class EnsembleSettings(Settings):
     """``ensemble``: which ensembles run, over which engines, with their settings."""
 
@@ -112,3 +124,4 @@ class EnsembleSettings(Settings):
     inputs: list[str] | str = field(default_factory=list)  # [] = every engine that produced output
     vote: VoteSettings = field(default_factory=VoteSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)

@@ -116,3 +116,45 @@ def test_handwriting_touching_the_box_lines_does_not_break_registration(page, pa
     crop, registration = crop_top_section(marked)
     assert box_lines(crop)["city_left"] == pytest.approx(box_lines(page_crop[0])["city_left"], abs=2)
     assert abs(registration.dx - page_crop[1].dx) <= 1 and abs(registration.dy - page_crop[1].dy) <= 1
+
+
+def _rotated_whole_page_crop(page: Image.Image, registration, box=(100, 300, 2560, 650), threshold=128):
+    """How the crop was cut before issue #22: the whole page rotated with PIL, the NAME box
+    blacked out, the shifted box cut and thresholded."""
+    grey = page.convert("L")
+    if abs(registration.angle) > 0.01:
+        grey = grey.rotate(-registration.angle, resample=Image.Resampling.BILINEAR, fillcolor=255)
+    boxes = sorted(registration.boxes)
+    city = max(boxes, key=lambda b: b[1] - b[0])
+    before = [b for b in boxes if b[1] < city[0]]
+    if len(before) >= 2:
+        grey = grey.copy()
+        grey.paste(0, (before[-2][0], registration.top_rule, before[-2][1] + 1, registration.bottom_rule + 8))
+    left, top = box[0] + registration.dx, box[1] + registration.dy
+    right, bottom = box[2] + registration.dx, box[3] + registration.dy
+    canvas = Image.new("L", (right - left, bottom - top), 255)  # white beyond the page's edges
+    canvas.paste(grey.crop((max(left, 0), max(top, 0), min(right, grey.width), min(bottom, grey.height))),
+                 (max(-left, 0), max(-top, 0)))
+    return np.asarray(canvas) < threshold
+
+
+def test_only_the_band_is_rotated_and_the_crops_are_todays(page, synthetic_page_crop):
+    """Issue #22: registration rotates only the rows it needs (OpenCV); the shared page and skewed,
+    shifted synthetic pages crop as the whole-page PIL rotation did (same shift, a handful of
+    pixels differ at stroke edges)."""
+    synthetic = Image.new("L", (2560, 3300), 255)
+    synthetic.paste(synthetic_page_crop.convert("L"), (100, 300))
+    pages = [page, synthetic, *(synthetic.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=255,
+                                                 translate=shift) for angle, shift in ((1.2, (20, -40)), (-2.1, (-35, 15))))]
+    for candidate in pages:
+        crop, registration = crop_top_section(candidate)
+        ink = np.asarray(crop.convert("L")) < 128
+        assert (ink != _rotated_whole_page_crop(candidate, registration)).mean() < 0.001
+    assert abs(crop_top_section(pages[2])[1].angle - 1.2) < 0.1
+
+
+@pytest.fixture(scope="module")
+def synthetic_page_crop():
+    from handwriting_pipeline.synthetic.generator import SyntheticFormGenerator
+
+    return SyntheticFormGenerator(seed=3, blank_rate=0.0, empty_field_rate=0.0).sample(0)[0]

@@ -32,9 +32,10 @@ def _params():
     return OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")["parameters"]
 
 
-def _plan(tmp_path, log, partition_size=3, **toy):
+def _plan(tmp_path, log, partition_size=3, workers=None, **toy):
     params = _params()
-    digitize = {**params["digitize"], "engines": ["toy"], "progress": False, "partition_size": partition_size}
+    digitize = {**params["digitize"], "engines": ["toy"], "progress": False, "partition_size": partition_size,
+                "workers": workers}
     extract = {**params["extract"], "toy": toy}
     return make_plan(digitize, extract, params["ensemble"], {}, ResponseCache(tmp_path / "cache"),
                      datasets={}) if log is None else make_plan(
@@ -61,7 +62,7 @@ def test_records_have_fields_confidence_review_and_reasons(toy, tmp_path, mixed_
     assert set(COLUMNS) <= set(good)
     assert (good["CITY"], good["STATE"], good["ZIP"]) == ("Murray", "KY", "42071")
     assert good["STATE_code"] == "KY" and good["ZIP5"] == "42071" and good["CITY_verified"] is True
-    assert good["method"] == "vote" and good["engines"] == "toy" and good["kind"] == "page"
+    assert good["method"] == _params()["digitize"]["method"] and good["engines"] == "toy" and good["kind"] == "page"
     assert good["needs_review"] == ["DATE"]  # the toy's DATE is no date, at confidence 0.3
     [item] = good["review"]
     assert item["field"] == "DATE" and item["candidates"] == {"toy": good["DATE"]}
@@ -74,8 +75,8 @@ def test_a_killed_run_resumes_without_reading_a_form_twice(toy, tmp_path, mixed_
     folder, expected = mixed_folder
     log = tmp_path / "calls.log"
     inputs = list_images(folder)
-    with pytest.raises(Killed):
-        list(digitize_records(_plan(tmp_path, log, partition_size=2, stop_after=3), inputs))
+    with pytest.raises(Killed):  # one process, so "killed after 3 reads" counts every read of the run
+        list(digitize_records(_plan(tmp_path, log, partition_size=2, workers=1, stop_after=3), inputs))
     first = calls(log)
     assert len(first) == 3
     records = list(digitize_records(_plan(tmp_path, log, partition_size=2), inputs))
@@ -149,3 +150,30 @@ def test_unknown_or_unready_engines_stop_before_any_read(toy, tmp_path):
     plan = make_plan({**params["digitize"], "engines": "default"}, {**params["extract"], "toy": {}}, ensemble,
                      datasets=models)
     assert "toy" in plan.methods and "recorded_textract" not in plan.methods and "donut" not in plan.methods
+
+
+@pytest.mark.parametrize("threshold, slow_reads", [(0.0, 0), (1.01, None)])
+def test_the_cascade_sends_only_doubtful_forms_to_the_slower_engine(monkeypatch, tmp_path, mixed_folder, threshold,
+                                                                    slow_reads):
+    """digitize.method=cascade: the fast reader reads every form; the other engine only those the
+    fast reader is unsure of (none at threshold 0, every one above 1); records name who read them."""
+    from .toy import FastToyEngine
+
+    monkeypatch.setitem(registry.ENGINES, "toy", ToyEngine)
+    monkeypatch.setitem(registry.ENGINES, "fasttoy", FastToyEngine)
+    folder, expected = mixed_folder
+    params = _params()
+    fast_log, slow_log = tmp_path / "fast.log", tmp_path / "slow.log"
+    digitize = {**params["digitize"], "method": "cascade", "engines": ["toy", "fasttoy"], "progress": False,
+                "workers": 1}
+    ensemble = {**params["ensemble"], "cascade": {"threshold": threshold, "escalate_invalid": False}}
+    extract = {**params["extract"], "toy": {"log": str(slow_log)}, "fasttoy": {"log": str(fast_log)}}
+    plan = make_plan(digitize, extract, ensemble, {}, ResponseCache(tmp_path / "cache"), datasets={})
+    records = list(digitize_records(plan, list_images(folder)))
+    readable = sum(1 for e in expected.values() if e is None)
+    assert len(calls(fast_log)) == readable
+    assert len(calls(slow_log)) == (readable if slow_reads is None else slow_reads)
+    read = [r for r in records if not r["error"]]
+    assert len(read) == readable
+    assert {frozenset(r["engines"].split(";")) for r in read} == \
+        ({frozenset({"fasttoy"})} if slow_reads == 0 else {frozenset({"fasttoy", "toy"})})

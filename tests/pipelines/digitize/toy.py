@@ -42,3 +42,10 @@ def calls(log) -> list[str]:
         return [line for line in open(log, encoding="utf-8").read().splitlines() if line]
     except FileNotFoundError:
         return []
+
+
+class FastToyEngine(ToyEngine):
+    """The toy as a cascade's fast reader (``fast = True``)."""
+
+    name = "fasttoy"
+    fast = True

@@ -232,3 +232,20 @@ def test_catalog_entries_save_the_report(tmp_path, params):
     assert list(loaded.columns) == METRIC_COLUMNS and loaded["method"].tolist() == ["rapidocr"]
     assert list((tmp_path / "data/08_reporting/metrics.csv").glob("*/metrics.csv"))
     assert list((tmp_path / "data/08_reporting/accuracy.png").glob("*/accuracy.png"))
+
+
+def test_the_vote_costs_what_the_paid_engines_it_votes_over_cost(params, validation_forms, shared_ocr_outputs):
+    """Issue #22: a vote over recorded paid engines is not free (conf/base: include_cost_of vote: inputs)."""
+    from handwriting_pipeline.ensemble.vote import vote
+
+    names = set(validation_forms.labels["file_name"])
+    tables = {m: read_predictions_csv(shared_ocr_outputs / f).pipe(lambda t: t[t["file_name"].isin(names)])
+              for m, f in (("recorded_textract", "textract.csv"),
+                           ("recorded_azure_form_recognizer", "azure_form_recognizer.csv"))}
+    voted, _ = vote(tables, {})
+    run = {**params, "methods": [*tables, "vote"]}
+    scores, _ = score_predictions(validation_forms, run, vote=voted, **tables)
+    metrics = summarise_metrics(scores, run).set_index("method")["cost_usd"]
+    assert metrics["recorded_textract"] > 0 and metrics["recorded_azure_form_recognizer"] > 0
+    assert metrics["vote"] == pytest.approx(metrics["recorded_textract"] + metrics["recorded_azure_form_recognizer"],
+                                            abs=1e-3)

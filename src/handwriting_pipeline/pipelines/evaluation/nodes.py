@@ -29,7 +29,7 @@ from handwriting_pipeline.metrics import (
     score_forms_normalized,
 )
 from handwriting_pipeline.predictions import normalise_predictions
-from handwriting_pipeline.registry import all_methods, select_methods
+from handwriting_pipeline.registry import all_methods, engine_methods, select_methods
 from handwriting_pipeline.review.curve import curves_markdown, method_curves, plot_curves
 
 from .reliability import failures_markdown, mark_failed_rows, provenance_markdown
@@ -178,9 +178,10 @@ def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: 
 def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
     """One row per method with exactly the metrics.csv columns.
 
-    cost_usd = sum of the per-form costs (plus, for the methods listed in
-    ``cost.include_cost_of``, the costs of the methods they merge); seconds_per_form = mean of
-    ``seconds`` over the forms the method predicted.
+    cost_usd = sum of the per-form costs plus, for the methods listed in ``cost.include_cost_of``,
+    the costs of the methods they merge (``inputs``: every engine scored in this run, what the
+    ensembles merge by default - a vote over paid engines costs what they cost); seconds_per_form
+    = mean of ``seconds`` over the forms the method predicted.
     """
     if form_scores.empty:
         return metrics_table([])
@@ -192,7 +193,10 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> p
     for method in order:
         per_form = form_scores[form_scores["method"] == method]
         total = own_cost[method]
-        for other in upstream.get(method, []) or []:
+        merged = upstream.get(method) or []
+        if merged == "inputs":
+            merged = [m for m in order if m in engine_methods() and m != method]
+        for other in merged:
             if other in own_cost:
                 total += own_cost[other]
             else:

@@ -1,0 +1,106 @@
+"""The cascade: a fast reader reads every form; the slower engines read only the forms it is
+unsure of; the calibrated vote merges what there is.
+
+A form goes on to the slower engines (it *escalates*) when the fast reader's reading, voted
+alone (:func:`~handwriting_pipeline.ensemble.vote.vote`: its calibrated probability times the
+field validators and the offline gazetteer), gives some field a confidence below
+``threshold``, or - with ``escalate_invalid`` - when a field it read fails its validator (a
+STATE that is no state, a ZIP that is not 5 digits, an implausible DATE, a CITY with digits) or
+ZIP and STATE contradict the gazetteer. The vote then merges every engine's reading of each
+form: forms read only by the fast reader get its calibrated reading, escalated forms the full
+vote. ``threshold = 0`` with ``escalate_invalid: false`` is the fast reader alone; ``threshold
+> 1`` the full vote. The threshold is chosen on held-out training forms
+(``benchmarks/digitize_benchmark.py cascade``) and set in ``ensemble.cascade``.
+
+>>> tables = cascade_tables(read, names, ["fieldreader"], ["rapidocr"], vote_params, settings)
+>>> merged, _ = vote(tables, vote_params)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from handwriting_pipeline.ensemble.settings import CascadeSettings, VoteSettings
+from handwriting_pipeline.ensemble.vote import OTHER, gazetteer_factor, validator_factor, vote, vote_params
+from handwriting_pipeline.fields import KEYS, NONE, row_fields
+
+#: reads forms with one engine: (engine name, form names) -> its predictions table
+ReadEngine = Callable[[str, list[str]], pd.DataFrame]
+
+
+Params = Mapping[str, Any] | VoteSettings | None
+
+__all__ = ["CascadeSettings", "cascade_tables", "cascade_vote", "escalated", "invalid", "replay", "stages"]
+
+
+def invalid(fields: Mapping[str, str], params: VoteSettings) -> bool:
+    """Whether a reading fails a field validator or ZIP/STATE contradict the gazetteer."""
+    if any(validator_factor(key, fields[key], params) < 1.0 for key in KEYS if fields[key] not in (NONE, OTHER)):
+        return True
+    return gazetteer_factor(NONE, fields["STATE"], fields["ZIP"], params) == params.gazetteer["state_mismatch"]
+
+
+def escalated(fast: Mapping[str, pd.DataFrame], params: Params, settings: CascadeSettings) -> list[str]:
+    """The forms the slower engines must read, from the fast readers' tables (``{engine: table}``)."""
+    params = vote_params(params)
+    merged, _ = vote(dict(fast), params)
+    rows = {row["file_name"]: row for row in merged.to_dict("records")}
+    names = list(dict.fromkeys(n for table in fast.values() for n in table["file_name"]))
+    out = []
+    for form in names:
+        row = rows.get(form)
+        if row is None or (isinstance(row.get("error"), str) and row["error"]):
+            out.append(form)
+            continue
+        confidence = min(float(row.get(f"{k}_conf") or 0.0) for k in KEYS)
+        if confidence < settings.threshold or (settings.escalate_invalid and invalid(row_fields(row), params)):
+            out.append(form)
+    return out
+
+
+def stages(engines: Sequence[str], is_fast: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """``(fast readers, slower engines)``; without a fast reader every engine reads every form."""
+    fast = [e for e in engines if is_fast(e)]
+    slow = [e for e in engines if e not in fast]
+    return (fast, slow) if fast else (list(engines), [])
+
+
+def cascade_tables(read: ReadEngine, names: Sequence[str], fast: Sequence[str], slow: Sequence[str],
+                   params: Params, settings: CascadeSettings | Mapping[str, Any] | None = None
+                   ) -> dict[str, pd.DataFrame]:
+    """Every engine's predictions table: the ``fast`` readers over ``names``, the ``slow`` ones
+    over the forms the fast readers escalate only (tables of the forms each engine read)."""
+    settings = CascadeSettings.from_params(settings)
+    tables = {engine: read(engine, list(names)) for engine in fast}
+    doubtful = escalated(tables, params, settings) if slow else []
+    for engine in slow:
+        if doubtful:
+            tables[engine] = read(engine, doubtful)
+    return tables
+
+
+def replay(tables: Mapping[str, pd.DataFrame]) -> ReadEngine:
+    """A :data:`ReadEngine` over readings already made (every engine read every form): how a
+    threshold would have done, without reading again."""
+    by_name = {engine: table.set_index("file_name", drop=False) for engine, table in tables.items()}
+
+    def read(engine: str, names: list[str]) -> pd.DataFrame:
+        table = by_name[engine]
+        return table.loc[[n for n in names if n in table.index]].reset_index(drop=True)
+
+    return read
+
+
+def cascade_vote(tables: Mapping[str, pd.DataFrame], fast: Sequence[str], params: Params,
+                 settings: CascadeSettings | Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, float]:
+    """The cascade's predictions from full readings (``tables``: every engine read every form;
+    ``fast``: the first stage) and the share of forms it escalated to the slower engines."""
+    slow = [e for e in tables if e not in fast]
+    names = list(dict.fromkeys(n for e in fast for n in tables[e]["file_name"]))
+    read = cascade_tables(replay(tables), names, fast, slow, params, settings)
+    merged, _ = vote(read, params)
+    share = max((len(read[e]) for e in slow if e in read), default=0) / len(names) if names else 0.0
+    return merged, share
