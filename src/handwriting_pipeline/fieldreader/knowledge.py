@@ -3,7 +3,9 @@
 * the lexicon of the fit forms' labels, with the decoding settings (δ, case prior) that read the
   held-out training forms best (:func:`choose_lexicon`);
 * the calibration of its per-field confidences for the vote, fitted on the same held-out forms
-  (:func:`calibrate`, the vote's own logistic fit).
+  (:func:`calibrate`, the vote's own logistic fit);
+* the style layer (:mod:`.style`): its classifiers trained on the fit forms, its weights chosen on
+  the held-out forms, kept only when it reads them better than the lexicon alone (:func:`fit_style`).
 """
 
 from __future__ import annotations
@@ -57,3 +59,29 @@ def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.
     for values in calibration.values():
         values.pop("n", None)
     return calibration
+
+
+def fit_style(reader: FieldReader, fit_lines: Sequence[Mapping[str, np.ndarray]], fit_texts: Sequence[Mapping[str, str]],
+              lines: Sequence[dict[str, np.ndarray]], gold: Sequence[Mapping[str, str]], lexicon: Lexicon | None,
+              grid: Sequence[float], geometry: bool = True) -> tuple[Any, list[FormReading]]:
+    """The style layer: classifiers fitted on the fit forms' lines (``fit_texts``: each line's true
+    text), weights chosen on the held-out ``lines``. Returns (StyleModel or None when it does not
+    read the held-out forms better than the lexicon alone, the held-out readings as decoded)."""
+    import time
+
+    from handwriting_pipeline.fieldreader.style import StyleModel, StyleReranker, collect_examples, fit_weights, line_choices
+
+    started = time.time()
+    plain = read_lines(reader, lines, rerank=lexicon.rerank if lexicon else None)
+    baseline = exact_share(plain, gold)
+    model = StyleModel.fit(collect_examples(reader, fit_lines, fit_texts), geometry=geometry)
+    choices = line_choices(reader, lines, StyleReranker(reader.config.lines, model, lexicon))
+    weights, score = fit_weights(choices, gold, grid)
+    logger.info("style layer on %d held-out forms: FLA %.1f (lexicon alone %.1f), weights %s", len(gold),
+                100 * score, 100 * baseline, weights)
+    if score <= baseline:
+        return None, plain
+    model.weights = weights
+    model.summary.update({"holdout_fla": round(100 * score, 2), "holdout_fla_without": round(100 * baseline, 2),
+                          "fit_minutes": round((time.time() - started) / 60, 2)})
+    return model, read_lines(reader, lines, rerank=StyleReranker(reader.config.lines, model, lexicon))

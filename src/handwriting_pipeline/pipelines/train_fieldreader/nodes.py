@@ -1,4 +1,5 @@
-"""Nodes of the field reader's training: hold out forms -> fine-tune -> lexicon and calibration.
+"""Nodes of the field reader's training: hold out forms -> fine-tune -> lexicon and calibration
+-> style layer.
 The heavy lifting lives in :mod:`handwriting_pipeline.fieldreader`."""
 
 from __future__ import annotations
@@ -69,4 +70,29 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]], pa
                                        settings.grid, int(settings.max_edits))
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
     reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
+    return reader
+
+
+def fit_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
+    """Fit the style layer (case, dots, spaces from the glyphs) on the fit forms, choose its weights
+    on the held-out forms and keep it only when it reads them better; recalibrate the confidences
+    on the readings as the engine will decode them."""
+    settings = FieldReaderTrainSettings.from_params(params)
+    if not hasattr(reader, "config") or not settings.style.enabled:
+        return reader
+    from handwriting_pipeline.fieldreader.knowledge import calibrate, fit_style
+    from handwriting_pipeline.fieldreader.lexicon import Lexicon
+    from handwriting_pipeline.fieldreader.lines import cut_lines
+    from handwriting_pipeline.fieldreader.text import line_targets
+
+    def cut(names):
+        return [cut_lines(train_forms.images[n], reader.config.lines) for n in names]
+
+    lexicon = Lexicon.from_json(reader.config.lexicon) if reader.config.lexicon else None
+    style, readings = fit_style(reader, cut(split["fit"]), [line_targets(train_forms.fields(n)) for n in split["fit"]],
+                                cut(split["holdout"]), [train_forms.fields(n) for n in split["holdout"]], lexicon,
+                                settings.style.grid, settings.style.geometry)
+    reader.style = style
+    if style is not None:
+        reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels)
     return reader

@@ -1,9 +1,9 @@
 """The 'train_fieldreader' pipeline: ``train_forms`` -> ``fieldreader_model`` (versioned folder:
-torch weights, ONNX export, lexicon, calibration) and ``fieldreader_history``."""
+torch weights, ONNX export, lexicon, calibration, style layer) and ``fieldreader_history``."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import add_knowledge, fine_tune_fieldreader, hold_out_forms
+from .nodes import add_knowledge, fine_tune_fieldreader, fit_style_layer, hold_out_forms
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -16,7 +16,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                                          "params:train_fieldreader"],
                  ["fieldreader_tuned", "fieldreader_history"], name="fine_tune_fieldreader"),
             Node(add_knowledge, ["fieldreader_tuned", "train_forms", "fieldreader_split", "params:train_fieldreader"],
-                 "fieldreader_model", name="add_fieldreader_lexicon_and_calibration"),
+                 "fieldreader_known", name="add_fieldreader_lexicon_and_calibration"),
+            Node(fit_style_layer, ["fieldreader_known", "train_forms", "fieldreader_split", "params:train_fieldreader"],
+                 "fieldreader_model", name="fit_fieldreader_style_layer"),
         ],
         tags="fieldreader",
     )
