@@ -51,19 +51,24 @@ def viterbi_path(log_probs: np.ndarray, text: str) -> np.ndarray | None:
 
 
 def char_spans(path: np.ndarray, n_chars: int) -> np.ndarray:
-    """[n_chars, 2] frame spans [start, stop) tiling the line: a character's emitted frames plus
-    half the blank frames between it and its neighbours (the first and last reach the line ends)."""
+    """[n_chars, 3] per character: a frame span [start, stop) tiling the line (its emitted frames
+    plus half the blank frames between it and its neighbours; the first and last reach the line
+    ends) and the centre of its emitted frames."""
     frames = path.size
-    first = np.array([np.flatnonzero(path == i)[0] for i in range(n_chars)], dtype=float)
-    last = np.array([np.flatnonzero(path == i)[-1] for i in range(n_chars)], dtype=float)
+    emitted = path >= 0
+    index = np.arange(frames)
+    first = np.full(n_chars, frames, dtype=float)
+    last = np.full(n_chars, -1, dtype=float)
+    np.minimum.at(first, path[emitted], index[emitted])
+    np.maximum.at(last, path[emitted], index[emitted])
     bounds = np.concatenate([[0.0], (last[:-1] + 1 + first[1:]) / 2, [frames]])
-    starts, stops = np.floor(bounds[:-1]).astype(int), np.floor(bounds[1:]).astype(int)
+    starts, stops = np.floor(bounds[:-1]), np.floor(bounds[1:])
     stops = np.maximum(stops, starts + 1)
-    return np.stack([starts, stops], axis=1)
+    return np.stack([starts, stops, (first + last + 1) / 2], axis=1)
 
 
 def frame_columns(spans: np.ndarray, line_width: int, settings: LineSettings, line_height: int) -> np.ndarray:
-    """Frame spans -> column spans [x0, x1) of the grey line (of ``line_width`` x ``line_height``)."""
+    """Frame positions (any shape) -> columns of the grey line (of ``line_width`` x ``line_height``)."""
     width = (scaled_width(np.empty((line_height, line_width)), settings) + 7) // 8 * 8
     scale = width / line_width  # the recognizer input is the line resized to HEIGHT x width
     columns = np.round(spans * STRIDE / scale).astype(int)
@@ -72,7 +77,8 @@ def frame_columns(spans: np.ndarray, line_width: int, settings: LineSettings, li
 
 def align(log_probs: np.ndarray, text: str, line_shape: tuple[int, int],
           settings: LineSettings) -> np.ndarray | None:
-    """[len(text), 2] column spans of each character of ``text`` in the grey line, or None."""
+    """[len(text), 3] per character of ``text``: its column span [x0, x1) in the grey line and the
+    column at the centre of its emitted frames (None when the text cannot be aligned)."""
     chars = [c for c in text if encode(c)]
     if len(chars) != len(text):
         raise ValueError(f"{text!r}: characters outside the reader's alphabet")

@@ -81,16 +81,25 @@ class LineInk:
     width: int
     ref: float  # a typical letter component height (75th percentile of the components)
     marks: np.ndarray  # bool per component
+    noise: np.ndarray  # bool per component (and the background): neither letter nor mark
 
     @classmethod
     def of(cls, line: np.ndarray) -> "LineInk":
         ink = (line < 128).astype(np.uint8)
         _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-        heights = stats[1:, 3]
-        ref = float(np.percentile(heights, 75)) if heights.size else float(line.shape[0])
-        marks = (stats[:, 3] < MARK_SHARE * ref) & (stats[:, 2] < MARK_SHARE * ref * 1.6)
-        marks[0] = False
-        return cls(labels, stats, line.shape[0], line.shape[1], max(ref, 1.0), marks)
+        height, width = line.shape
+        x, y, w, h = (stats[:, i] for i in range(4))
+        # what the line cut leaves that is no writing: pieces of the printed rules (long and thin)
+        # and of the printed labels above the box (wholly in the top fifth)
+        noise = ((h <= 4) & (w > 4 * h)) | ((w <= 3) & (h > 4 * w)) | (y + h < 0.2 * height)
+        noise[0] = True
+        if noise.any():
+            stats = stats.copy()
+            stats[noise, 2:] = 0  # no width, height or area: never a letter, never a mark
+        heights = stats[~noise, 3]
+        ref = float(np.percentile(heights, 75)) if heights.size else float(height)
+        marks = (stats[:, 3] < MARK_SHARE * ref) & (stats[:, 2] < MARK_SHARE * ref * 1.6) & ~noise
+        return cls(labels, stats, height, width, max(ref, 1.0), marks, noise)
 
 
 @dataclass
@@ -125,11 +134,12 @@ def _box(ink: LineInk, parts: list[tuple[int, int, int]]) -> tuple[int, int, int
 
 
 def glyph_boxes(ink: LineInk, parsed: Parsed, columns: np.ndarray) -> list[Glyph]:
-    """One box per glyph of ``parsed`` (``columns``: the text's per-character column spans)."""
-    spans = columns[parsed.positions] if parsed.glyphs else np.zeros((0, 2), int)
-    centres = (spans[:, 0] + spans[:, 1]) / 2
+    """One box per glyph of ``parsed`` (``columns``: the text's per-character column spans and
+    centres, :func:`.align.align`)."""
+    spans = columns[parsed.positions, :2] if parsed.glyphs else np.zeros((0, 2), int)
+    centres = columns[parsed.positions, 2] if parsed.glyphs else np.zeros(0)  # where the reader saw them
     parts: list[list[tuple[int, int, int]]] = [[] for _ in parsed.glyphs]
-    letters = np.flatnonzero(~ink.marks)[1:] if len(spans) else np.zeros(0, int)
+    letters = np.flatnonzero(~ink.marks & ~ink.noise) if len(spans) else np.zeros(0, int)
     x0 = ink.stats[letters, 0][:, None]
     x1 = x0 + ink.stats[letters, 2][:, None]
     overlap = np.minimum(spans[None, :, 1], x1) - np.maximum(spans[None, :, 0], x0)  # [components, glyphs]
@@ -147,7 +157,7 @@ def glyph_boxes(ink: LineInk, parsed: Parsed, columns: np.ndarray) -> list[Glyph
         a, b = int(spans[i][0]), int(spans[i][1])
         box = _box(ink, parts[i])
         if box is None:  # no letter component (a hyphen, or letters the alignment put elsewhere)
-            in_span = [(k, a, b) for k in np.unique(ink.labels[:, a:b]) if k]
+            in_span = [(k, a, b) for k in np.unique(ink.labels[:, a:b]) if not ink.noise[k]]
             box = _box(ink, in_span) or (a, b, ink.height // 2, ink.height // 2 + 1)
         glyphs.append(Glyph(char, box[0], box[1], box[2], box[3], (a, b)))
     return glyphs

@@ -305,11 +305,13 @@ class StyleReranker:
                   else None for lp, r, name, image in zip(log_probs, ranked, names, images)]
         found = [s for s in styles if s is not None]
         unit_lps = iter(self.style.log_probs(found) if found else [])
-        return [self._line(lp, r, name, next(unit_lps) if s is not None else None) if r else None
+        return [self.weigh(lp, r, name, next(unit_lps) if s is not None else None) if r else None
                 for lp, r, name, s in zip(log_probs, ranked, names, styles)]
 
-    def _line(self, log_probs: np.ndarray, ranked: list[tuple[str, float]], name: str,
+    def weigh(self, log_probs: np.ndarray, ranked: list[tuple[str, float]], name: str,
               lp: Mapping[str, np.ndarray] | None) -> Choices:
+        """The candidates of one line: ``ranked`` (the lexicon's readings, best first) and the best
+        reading's case/dot/space variants, with the style log-probs ``lp`` of its units (None: none)."""
         base_text = ranked[0][0]
         parsed = Parsed.of(base_text)
         key = parsed.key()
@@ -321,13 +323,12 @@ class StyleReranker:
             other = Parsed.of(text)
             if text not in texts and other.key() == key:
                 texts[text] = base_variant(other)
-        found = dict(ranked)
-        new = [t for t in texts if t not in found]
-        likelihoods = dict(zip(new, text_log_likelihood(log_probs, new)))
+        # every candidate in these letters scored alike: exact likelihood (the beam's is a lower bound) + prior
+        likelihoods = dict(zip(texts, text_log_likelihood(log_probs, list(texts))))
         prior = self.lexicon.prior if self.lexicon else (lambda text, line: 0.0)
         out_texts, scores, styles = [], [], []
         for text, v in texts.items():
-            score = found[text] if text in found else likelihoods[text] + prior(text, name)
+            score = likelihoods[text] + prior(text, name)
             if np.isfinite(score):
                 out_texts.append(text)
                 scores.append(score)
