@@ -190,12 +190,14 @@ def _share_upper(chars: list[str]) -> float:
 
 CASE_FEATURES = ("letter", "h_ref", "h_cap", "h_x", "top_cap", "bottom_cap", "w_cap", "top_line", "bottom_line",
                  "h_line", "cap_line", "x_cap", "word_start", "word_index", "word_length", "date_line", "field",
-                 "word_upper", "line_upper", "same_letter_upper")
+                 "word_upper", "line_upper", "same_letter_upper", "other_line_upper")
 GEOMETRY = set(CASE_FEATURES[1:12])
 
 
-def case_features(parsed: Parsed, glyphs: list[Glyph], scale: LineScale, height: int, date_line: bool) -> np.ndarray:
-    """[letters, len(CASE_FEATURES)] for the letter glyphs (in order of ``letter_indices``)."""
+def case_features(parsed: Parsed, glyphs: list[Glyph], scale: LineScale, height: int, date_line: bool,
+                  other: str = "") -> np.ndarray:
+    """[letters, len(CASE_FEATURES)] for the letter glyphs (in order of ``letter_indices``);
+    ``other``: the reading of the form's other line (the same writer)."""
     rows = []
     word, words = [], []
     for i, (char, gap) in enumerate(zip(parsed.glyphs, parsed.gaps)):
@@ -217,7 +219,8 @@ def case_features(parsed: Parsed, glyphs: list[Glyph], scale: LineScale, height:
                      (g.right - g.left) / scale.cap, g.top / height, g.bottom / height, g.h / height,
                      scale.cap / height, scale.x / scale.cap, float(w[0] == i), float(w.index(i)), float(len(w)),
                      float(date_line), float(fields[i]), _share_upper([chars[j] for j in w if j != i]),
-                     _share_upper(others), float(np.mean([c.isupper() for c in same])) if same else np.nan])
+                     _share_upper(others), float(np.mean([c.isupper() for c in same])) if same else np.nan,
+                     _share_upper(list(other))])
     return np.array(rows, dtype=np.float64).reshape(-1, len(CASE_FEATURES))
 
 
@@ -226,7 +229,7 @@ def letter_indices(parsed: Parsed) -> list[int]:
 
 
 GAP_FEATURES = ("left_kind", "right_kind", "last", "date_line", "field", "sep", "gap_cap", "gap_median", "marks",
-                "mark_h", "mark_w", "mark_area", "mark_bottom", "mark_top", "mark_pos")
+                "mark_h", "mark_w", "mark_area", "mark_bottom", "mark_top", "mark_pos", "other_dots", "other_commas")
 
 
 def _kind(char: str | None) -> float:
@@ -235,8 +238,10 @@ def _kind(char: str | None) -> float:
     return 0.0 if char.isdigit() else 1.0 if char.isupper() else 2.0 if char.islower() else 3.0
 
 
-def gap_features(parsed: Parsed, glyphs: list[Glyph], ink: LineInk, scale: LineScale, date_line: bool) -> np.ndarray:
-    """[glyphs, len(GAP_FEATURES)]: what lies after each glyph (the last one: up to the line's end)."""
+def gap_features(parsed: Parsed, glyphs: list[Glyph], ink: LineInk, scale: LineScale, date_line: bool,
+                 other: str = "") -> np.ndarray:
+    """[glyphs, len(GAP_FEATURES)]: what lies after each glyph (the last one: up to the line's end);
+    ``other``: the reading of the form's other line (a writer who dots the date dots the state)."""
     marks = np.flatnonzero(ink.marks)
     mx = ink.stats[marks, 0] + ink.stats[marks, 2] / 2
     fields = np.cumsum([0] + [gap.count(SEP) for gap in parsed.gaps])[:-1]
@@ -254,7 +259,7 @@ def gap_features(parsed: Parsed, glyphs: list[Glyph], ink: LineInk, scale: LineS
                     (y - scale.baseline) / scale.cap, (x + w / 2 - g.right) / max(1.0, gap)]
         rows.append([_kind(g.char), _kind(nxt.char if nxt else None), float(nxt is None), float(date_line),
                      float(fields[i]), float(SEP in parsed.gaps[i]), gap / scale.cap, gap / max(1.0, scale.gap),
-                     float(inside.size), *mark])
+                     float(inside.size), *mark, float(other.count(".")), float(other.count(","))])
     return np.array(rows, dtype=np.float64).reshape(-1, len(GAP_FEATURES))
 
 
@@ -267,14 +272,15 @@ class LineStyle:
     gaps: np.ndarray  # gap features of the glyphs
 
 
-def line_style(line: np.ndarray, text: str, columns: np.ndarray, date_line: bool) -> LineStyle:
-    """The features of a reading ``text`` of a grey ``line`` (``columns`` from :func:`.align.align`)."""
+def line_style(line: np.ndarray, text: str, columns: np.ndarray, date_line: bool, other: str = "") -> LineStyle:
+    """The features of a reading ``text`` of a grey ``line`` (``columns`` from :func:`.align.align`;
+    ``other``: the reading of the form's other line)."""
     parsed = Parsed.of(text)
     ink = LineInk.of(line)
     glyphs = glyph_boxes(ink, parsed, columns)
     scale = LineScale.of(glyphs, ink)
-    return LineStyle(parsed, case_features(parsed, glyphs, scale, ink.height, date_line),
-                     gap_features(parsed, glyphs, ink, scale, date_line))
+    return LineStyle(parsed, case_features(parsed, glyphs, scale, ink.height, date_line, other),
+                     gap_features(parsed, glyphs, ink, scale, date_line, other))
 
 
 __all__ = ["CASE_FEATURES", "GAP_FEATURES", "GEOMETRY", "LineStyle", "Parsed", "gap_text", "line_style", "split_gap"]

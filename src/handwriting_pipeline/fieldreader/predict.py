@@ -63,7 +63,7 @@ def read_lines(reader: FieldReader, lines_per_form: Sequence[dict[str, np.ndarra
     found = [beam_search(lp, beam) for lp in log_probs]
     names, lines = [name for _, name, _ in items], [line for _, _, line in items]
     if rerank is not None and hasattr(rerank, "batch"):  # a re-ranker that reads all lines at once
-        found = rerank.batch(log_probs, found, names, lines)
+        found = rerank.batch(log_probs, found, names, lines, forms=[i for i, _, _ in items])
     elif rerank is not None:
         found = [rerank(lp, f, name, image=line) for lp, f, name, line in zip(log_probs, found, names, lines)]
     beams: dict[tuple[int, str], list[tuple[str, float]]] = {(i, name): f for (i, name, _), f in zip(items, found)}

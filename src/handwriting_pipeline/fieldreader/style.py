@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 STYLE_FILE = "style.joblib"
 KINDS = ("case", "punct", "space")
 PUNCT_CLASSES = ("", *PUNCT)
+OTHER = {"DATE": "CSZ", "CSZ": "DATE"}  # a form's other line (the same writer)
 
 
 def punct_class(gap: str) -> int:
@@ -114,7 +115,9 @@ class StyleModel:
             model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=15,
                                                    l2_regularization=1.0, categorical_features=categorical,
                                                    random_state=seed)
-            models[kind] = model.fit(x[:, columns], y)
+            x = x[:, columns].copy()
+            x[:, np.isnan(x).all(axis=0)] = 0.0  # a feature never seen (e.g. no other line): one constant bin
+            models[kind] = model.fit(x, y)
         return cls(models, geometry, summary=summary)
 
     def log_probs(self, styles: Sequence[LineStyle]) -> list[dict[str, np.ndarray]]:
@@ -151,15 +154,16 @@ class StyleModel:
 
 # --------------------------------------------------------------------------- training rows
 def style_of(log_probs: np.ndarray, line: np.ndarray, text: str, name: str,
-             settings: LineSettings) -> LineStyle | None:
-    """The style features of reading ``text`` in ``line`` (None when it cannot be aligned)."""
+             settings: LineSettings, other: str = "") -> LineStyle | None:
+    """The style features of reading ``text`` in ``line`` (None when it cannot be aligned);
+    ``other``: the reading of the form's other line."""
     if not text:
         return None
     try:
         columns = align(log_probs, text, line.shape, settings)
     except ValueError:
         return None
-    return None if columns is None else line_style(line, text, columns, name == "DATE")
+    return None if columns is None else line_style(line, text, columns, name == "DATE", other)
 
 
 def collect_examples(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], texts: Sequence[Mapping[str, str]],
@@ -170,12 +174,13 @@ def collect_examples(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], tex
     from handwriting_pipeline.fieldreader.lines import has_ink, to_array
 
     examples = Examples()
-    items = [(lines_[k], t[k], k) for lines_, t in zip(lines, texts) for k in lines_ if t.get(k) and has_ink(lines_[k])]
+    items = [(lines_[k], t[k], k, t.get(OTHER[k], "")) for lines_, t in zip(lines, texts) for k in lines_
+             if t.get(k) and has_ink(lines_[k])]
     for start in tqdm(range(0, len(items), 64), desc="style rows", disable=not progress, leave=False):
         chunk = items[start:start + 64]
-        log_probs = reader.log_probs([to_array(line, reader.config.lines) for line, _, _ in chunk])
-        for (line, text, name), lp in zip(chunk, log_probs):
-            style = style_of(lp, line, text, name, reader.config.lines)
+        log_probs = reader.log_probs([to_array(line, reader.config.lines) for line, _, _, _ in chunk])
+        for (line, text, name, other), lp in zip(chunk, log_probs):
+            style = style_of(lp, line, text, name, reader.config.lines, other)
             if style is not None:
                 examples.add(style)
     return examples
@@ -297,12 +302,16 @@ class StyleReranker:
         self.use_style = use_style and style is not None
 
     def choices(self, log_probs: Sequence[np.ndarray], beams: Sequence[list[tuple[str, float]]], names: Sequence[str],
-                images: Sequence[np.ndarray | None]) -> list[Choices | None]:
-        """Each line's candidates (the base reading's case/dot/space variants and the beam)."""
+                images: Sequence[np.ndarray | None], forms: Sequence[int] | None = None) -> list[Choices | None]:
+        """Each line's candidates (the base reading's case/dot/space variants and the beam);
+        ``forms``: which form each line belongs to (its other line's reading is a writer feature)."""
         ranked = [self.lexicon.rerank(lp, beam, name) if self.lexicon else beam
                   for lp, beam, name in zip(log_probs, beams, names)]
-        styles = [style_of(lp, image, r[0][0], name, self.settings) if (r and image is not None and self.use_style)
-                  else None for lp, r, name, image in zip(log_probs, ranked, names, images)]
+        best = {(f, n): r[0][0] for f, n, r in zip(forms or [], names, ranked) if r}
+        others = [best.get((f, OTHER.get(n)), "") for f, n in zip(forms, names)] if forms else [""] * len(names)
+        styles = [style_of(lp, image, r[0][0], name, self.settings, other)
+                  if (r and image is not None and self.use_style) else None
+                  for lp, r, name, image, other in zip(log_probs, ranked, names, images, others)]
         found = [s for s in styles if s is not None]
         unit_lps = iter(self.style.log_probs(found) if found else [])
         return [self.weigh(lp, r, name, next(unit_lps) if s is not None else None) if r else None
@@ -342,9 +351,9 @@ class StyleReranker:
         return Choices(out_texts, np.array(scores), np.array(styles).reshape(-1, 3))
 
     def batch(self, log_probs: Sequence[np.ndarray], beams: Sequence[list[tuple[str, float]]], names: Sequence[str],
-              images: Sequence[np.ndarray | None]) -> list[list[tuple[str, float]]]:
+              images: Sequence[np.ndarray | None], forms: Sequence[int] | None = None) -> list[list[tuple[str, float]]]:
         return [c.ranked(self.weights) if c else beam
-                for c, beam in zip(self.choices(log_probs, beams, names, images), beams)]
+                for c, beam in zip(self.choices(log_probs, beams, names, images, forms), beams)]
 
     def __call__(self, log_probs: np.ndarray, beam: list[tuple[str, float]], name: str,
                  image: np.ndarray | None = None) -> list[tuple[str, float]]:
@@ -360,7 +369,8 @@ def line_choices(reader: Any, lines_per_form: Sequence[Mapping[str, np.ndarray]]
     items = [(i, name, line) for i, lines in enumerate(lines_per_form) for name, line in lines.items() if has_ink(line)]
     log_probs = reader.log_probs([to_array(line, reader.config.lines) for _, _, line in items])
     beams = [beam_search(lp, beam) for lp in log_probs]
-    found = reranker.choices(log_probs, beams, [n for _, n, _ in items], [line for _, _, line in items])
+    found = reranker.choices(log_probs, beams, [n for _, n, _ in items], [line for _, _, line in items],
+                             [i for i, _, _ in items])
     out: list[dict[str, Choices | None]] = [{} for _ in lines_per_form]
     for (i, name, _), choices in zip(items, found):
         out[i][name] = choices

@@ -9,7 +9,12 @@ from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.datasets.model import FieldReaderModelDataset
 from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
 from handwriting_pipeline.pipelines.train_fieldreader import create_pipeline
-from handwriting_pipeline.pipelines.train_fieldreader.nodes import add_knowledge, fine_tune_fieldreader, hold_out_forms
+from handwriting_pipeline.pipelines.train_fieldreader.nodes import (
+    add_knowledge,
+    fine_tune_fieldreader,
+    fit_style_layer,
+    hold_out_forms,
+)
 from handwriting_pipeline.registry import engine_methods
 from tests.conftest import PROJECT_ROOT
 
@@ -41,6 +46,10 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     assert len(history) == 1 and {"val_cer", "train_loss"} <= set(history.columns)
     reader = add_knowledge(reader, forms, split, params)
     assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
+    # the style layer: fitted on the fit forms, kept only if it reads the held-out form better
+    params["style"]["grid"] = [0.0, 1.0]
+    reader = fit_style_layer(reader, forms, split, params)
+    assert reader.style is None or reader.style.summary["holdout_fla"] > reader.style.summary["holdout_fla_without"]
     dataset = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None)
     dataset.save(reader)
     ref = dataset.load()
@@ -54,6 +63,7 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     # left out of train.models: nothing trained, the saved model stays
     not_trained = fine_tune_fieldreader(forms, split, ["donut"], params)[0]
     assert add_knowledge(not_trained, forms, split, params) is not_trained
+    assert fit_style_layer(not_trained, forms, split, params) is not_trained
     dataset.save(not_trained)
     assert dataset.load().available
 

@@ -171,7 +171,7 @@ def test_style_model_fits_saves_with_the_reader_and_the_engine_uses_it(stock, fo
     from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
 
     examples = Examples()
-    for name in list(forms)[:12]:
+    for name in list(forms)[:6]:
         for key in ("DATE", "CSZ"):
             style = _style(stock, forms, name, key)
             if style is not None:
