@@ -75,7 +75,14 @@ def main() -> int:
     from handwriting_pipeline.fieldreader.lines import cut_lines
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.predict import read_forms, read_lines
-    from handwriting_pipeline.fieldreader.style import StyleModel, StyleReranker, collect_examples, fit_weights, line_choices
+    from handwriting_pipeline.fieldreader.style import (
+        LineBeams,
+        StyleModel,
+        StyleReranker,
+        collect_examples,
+        fit_weights,
+        line_choices,
+    )
     from handwriting_pipeline.fieldreader.text import line_targets
 
     reader = FieldReader.load(args.model, threads=args.threads)
@@ -114,14 +121,15 @@ def main() -> int:
     results["rows"]["reader as today (lexicon)"]["holdout_FLA"] = round(100 * exact_share(
         read_lines(reader, hold_lines, rerank=lexicon.rerank if lexicon else None), hold_gold), 2)
     chosen = {}
+    hold_read, val_read = LineBeams.read(reader, hold_lines), LineBeams.read(reader, val_lines)  # read once
     for name, (reranker, weights) in variants.items():
-        hold_choices = line_choices(reader, hold_lines, reranker)
+        hold_choices = line_choices(reader, hold_read, reranker)
         if weights is None:
             weights, _ = fit_weights(hold_choices, hold_gold)
         chosen[name] = weights
         hold_rows = rows_of([n for n, _, _ in hold], hold_choices, weights)
         hold_fla = sum(all(r[k] == g[k] for k in g) for r, g in zip(hold_rows, hold_gold)) / len(hold_gold)
-        res = score(labels, rows_of(val_names, line_choices(reader, val_lines, reranker), weights))
+        res = score(labels, rows_of(val_names, line_choices(reader, val_read, reranker), weights))
         results["rows"][name] = {**res, "weights": weights, "holdout_FLA": round(100 * hold_fla, 2)}
     for res in results["rows"].values():
         res["style_errors"] = style_errors(res)

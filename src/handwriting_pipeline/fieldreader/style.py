@@ -360,19 +360,35 @@ class StyleReranker:
         return self.batch([log_probs], [beam], [name], [image])[0]
 
 
-def line_choices(reader: Any, lines_per_form: Sequence[Mapping[str, np.ndarray]], reranker: StyleReranker,
-                 beam: int = 8) -> list[dict[str, Choices | None]]:
-    """Per form and line, the candidates the style layer weighs (what :func:`fit_weights` needs)."""
-    from handwriting_pipeline.fieldreader.decode import beam_search
-    from handwriting_pipeline.fieldreader.lines import has_ink, to_array
+@dataclass
+class LineBeams:
+    """The lines of many forms read once: (form index, line name, grey line), log-probs, beams."""
 
-    items = [(i, name, line) for i, lines in enumerate(lines_per_form) for name, line in lines.items() if has_ink(line)]
-    log_probs = reader.log_probs([to_array(line, reader.config.lines) for _, _, line in items])
-    beams = [beam_search(lp, beam) for lp in log_probs]
-    found = reranker.choices(log_probs, beams, [n for _, n, _ in items], [line for _, _, line in items],
-                             [i for i, _, _ in items])
-    out: list[dict[str, Choices | None]] = [{} for _ in lines_per_form]
-    for (i, name, _), choices in zip(items, found):
+    items: list[tuple[int, str, np.ndarray]]
+    log_probs: list[np.ndarray]
+    beams: list[list[tuple[str, float]]]
+    forms: int
+
+    @classmethod
+    def read(cls, reader: Any, lines_per_form: Sequence[Mapping[str, np.ndarray]], beam: int = 8) -> "LineBeams":
+        from handwriting_pipeline.fieldreader.decode import beam_search
+        from handwriting_pipeline.fieldreader.lines import has_ink, to_array
+
+        items = [(i, name, line) for i, lines in enumerate(lines_per_form) for name, line in lines.items()
+                 if has_ink(line)]
+        log_probs = reader.log_probs([to_array(line, reader.config.lines) for _, _, line in items])
+        return cls(items, log_probs, [beam_search(lp, beam) for lp in log_probs], len(lines_per_form))
+
+
+def line_choices(reader: Any, lines_per_form: Sequence[Mapping[str, np.ndarray]] | LineBeams,
+                 reranker: StyleReranker, beam: int = 8) -> list[dict[str, Choices | None]]:
+    """Per form and line, the candidates the style layer weighs (what :func:`fit_weights` needs);
+    ``lines_per_form`` may be lines already read (:class:`LineBeams`)."""
+    read = lines_per_form if isinstance(lines_per_form, LineBeams) else LineBeams.read(reader, lines_per_form, beam)
+    found = reranker.choices(read.log_probs, read.beams, [n for _, n, _ in read.items],
+                             [line for _, _, line in read.items], [i for i, _, _ in read.items])
+    out: list[dict[str, Choices | None]] = [{} for _ in range(read.forms)]
+    for (i, name, _), choices in zip(read.items, found):
         out[i][name] = choices
     return out
 
