@@ -31,15 +31,17 @@ def viterbi_path(log_probs: np.ndarray, text: str) -> np.ndarray | None:
     # a state may be entered from two states back when it is a symbol differing from that one
     skip = np.zeros(states, dtype=bool)
     skip[3::2] = ext[3::2] != ext[1:-2:2]
+    emissions = log_probs[:, ext]
+    options = np.full((3, states + 2), -np.inf)  # rows: stay, from s-1, from s-2 (two columns of padding)
     score = np.full(states, -np.inf)
-    score[:2] = log_probs[0, ext[:2]]
+    score[:2] = emissions[0, :2]
     back = np.zeros((frames, states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
     for t in range(1, frames):
-        stay, prev1 = score, np.concatenate([[-np.inf], score[:-1]])
-        prev2 = np.where(skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
-        options = np.stack([stay, prev1, prev2])
-        back[t] = options.argmax(axis=0)
-        score = options.max(axis=0) + log_probs[t, ext]
+        options[0, 2:] = score
+        options[1, 3:] = score[:-1]
+        options[2, 4:] = np.where(skip[2:], score[:-2], -np.inf)
+        back[t] = options[:, 2:].argmax(axis=0)
+        score = options[np.asarray(back[t], dtype=np.intp), np.arange(2, states + 2)] + emissions[t]
     end = states - 1 if score[-1] >= score[-2] else states - 2
     if not np.isfinite(score[end]):
         return None
