@@ -108,11 +108,11 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from handwriting_pipeline.datasets.forms import read_donut_folder
+    from handwriting_pipeline.donut import recipe
     from handwriting_pipeline.donut.inference import DonutPredictor
     from handwriting_pipeline.donut.model import count_parameters
     from handwriting_pipeline.fields import KEYS
     from handwriting_pipeline.metrics import aggregate, score_forms
-    from handwriting_pipeline.pipelines.train import nodes
 
     started = dt.datetime.now(dt.timezone.utc)
     params = copy.deepcopy(yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"])
@@ -168,8 +168,8 @@ def main() -> int:
     log.info("train %d forms (%d problems), validation %d forms", len(train_forms), len(problems), len(val_forms))
 
     t0 = time.monotonic()
-    tokenizer = nodes.build_tokenizer(train_forms, params)
-    bundle = nodes.build_model(tokenizer, params)
+    tokenizer = recipe.build_tokenizer(train_forms, params)
+    bundle = recipe.build_model(tokenizer, params)
     if args.init_ckpt:
         state = torch.load(args.init_ckpt, map_location="cpu", weights_only=False)["state_dict"]
         # the Lightning module also holds the training-only CTC head ("ctc.*"): keep the model's weights
@@ -177,13 +177,13 @@ def main() -> int:
         log.info("loaded weights from %s", args.init_ckpt)
     n_params = count_parameters(bundle.model)
     t_pre = time.monotonic()
-    bundle, pre_hist = nodes.pretrain_on_synthetic(bundle, val_forms, params)
+    bundle, pre_hist = recipe.pretrain_on_synthetic(bundle, val_forms, params)
     pre_seconds = time.monotonic() - t_pre
     t_ft = time.monotonic()
-    bundle, ft_hist = nodes.fine_tune(bundle, train_forms, val_forms, params)
+    bundle, ft_hist = recipe.fine_tune(bundle, train_forms, val_forms, params)
     ft_seconds = time.monotonic() - t_ft
     train_seconds = time.monotonic() - t0
-    history, figure = nodes.training_report(pre_hist, ft_hist)
+    history, figure = recipe.training_report(pre_hist, ft_hist)
 
     out = Path(args.out or ROOT / "data" / "06_models" / f"benchmark_{args.preset}")
     bundle.save(out)
@@ -307,8 +307,8 @@ def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
 
     from handwriting_pipeline.donut.inference import DonutPredictor
     from handwriting_pipeline.donut.model import save_vote_calibration
-    from handwriting_pipeline.ensemble.calibrate import fit_calibration
     from handwriting_pipeline.fields import KEYS
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     names = holdout.labels["file_name"].tolist()
     predictor = DonutPredictor(bundle, batch_size=args.infer_batch_size, num_beams=1, device="cpu")

@@ -48,12 +48,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from handwriting_pipeline.config import TrainSettings
     from handwriting_pipeline.datasets.forms import read_donut_folder
+    from handwriting_pipeline.donut import recipe
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import freeze_backbone, maybe_cache
     from handwriting_pipeline.donut.inference import generate_fields
     from handwriting_pipeline.donut.training import fit_stage
     from handwriting_pipeline.metrics import aggregate, score_forms
-    from handwriting_pipeline.pipelines.train import nodes
 
     base = yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"]
     base["model"].update(preset="lines_cpu", encoder="text_lines")
@@ -64,9 +64,9 @@ def main() -> int:
     train_forms = train_forms.subset(names[: len(names) - args.holdout][: args.limit_train or None])
     if args.limit_val:
         val_forms = val_forms.subset(val_forms.labels["file_name"].tolist()[: args.limit_val])
-    tokenizer = nodes.build_tokenizer(train_forms, base)
+    tokenizer = recipe.build_tokenizer(train_forms, base)
     cache_started = time.monotonic()
-    bundle = nodes.build_model(tokenizer, base)
+    bundle = recipe.build_model(tokenizer, base)
     train_data = maybe_cache(FormsDataset(train_forms, DonutEncoder(bundle.processor, bundle.preprocessing), train=True),
                              bundle, args.copies, "train", seed=42)
     val_data = maybe_cache(FormsDataset(val_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle, 1,
@@ -79,7 +79,7 @@ def main() -> int:
         if variant == "dropout":
             params["model"]["presets"]["lines_cpu"]["decoder"]["dropout"] = 0.3
         torch.manual_seed(0)
-        fresh = nodes.build_model(tokenizer, params)
+        fresh = recipe.build_model(tokenizer, params)
         freeze_backbone(fresh.model.encoder)  # the cached features are its output
         data, val = train_data, val_data
         if variant == "chars":

@@ -17,43 +17,24 @@ model and writes benchmarks/results/fieldreader_benchmark.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, ROOT, SHARED, load_split, machine  # benchmarks/common.py (benchmarks/ is on sys.path)
+
 # the lexicon settings tried on the held-out train forms (as conf/base/parameters_train_fieldreader.yml)
 KNOWLEDGE = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}}
-
-
-def machine() -> dict:
-    """When and where a result was measured (every results JSON carries it)."""
-    return {"date": dt.date.today().isoformat(),
-            "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-                        "python": platform.python_version(), "gpu": None}}
-
-
-def load_split(folder: Path, limit: int = 0):
-    from handwriting_pipeline.datasets.forms import read_donut_folder
-
-    forms, _ = read_donut_folder(folder)
-    names = forms.labels["file_name"].tolist()[: limit or None]
-    return [(n, forms.images[n], forms.fields(n)) for n in names], forms
 
 
 def train(args: argparse.Namespace) -> int:
     import torch
 
+    from handwriting_pipeline.fieldreader.knowledge import add_knowledge
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import prepare_lines, train_reader
-    from handwriting_pipeline.pipelines.train_fieldreader.nodes import add_knowledge
 
     torch.set_num_threads(args.threads)
     forms, labelled = load_split(Path(args.train_dir), args.limit_train)
@@ -88,8 +69,8 @@ def train(args: argparse.Namespace) -> int:
 
 def knowledge(args: argparse.Namespace) -> int:
     """Lexicon + calibration for an already trained model folder (what ``train`` does at its end)."""
+    from handwriting_pipeline.fieldreader.knowledge import add_knowledge
     from handwriting_pipeline.fieldreader.model import FieldReader
-    from handwriting_pipeline.pipelines.train_fieldreader.nodes import add_knowledge
 
     reader = FieldReader.load(args.model, with_torch=True)
     forms, labelled = load_split(Path(args.train_dir))
@@ -137,7 +118,7 @@ def main() -> int:
         return train(args)
     if args.command == "knowledge":
         return knowledge(args)
-    from fieldreader_eval import evaluate  # benchmarks/fieldreader_eval.py
+    from fieldreader_eval import evaluate  # benchmarks/fieldreader_eval.py (benchmarks/ is on sys.path)
 
     return evaluate(args)
 

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from fieldreader_benchmark import RESULTS, load_split, machine  # noqa: E402 (benchmarks/ is on sys.path)
+from common import RESULTS, load_split, machine  # benchmarks/common.py (benchmarks/ is on sys.path)
 
 
 def error_kind(gold: str, pred: str) -> str:
@@ -74,10 +74,10 @@ def readings_to_rows(names, readings) -> list[dict]:
 
 def evaluate(args) -> int:
     from handwriting_pipeline.fieldreader.lexicon import Lexicon
-    from handwriting_pipeline.fieldreader.lines import cut_lines
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.predict import read_forms, read_lines
     from handwriting_pipeline.fieldreader.text import SEP, fields_from_lines, split_free_text
+    from handwriting_pipeline.forms.lines import cut_lines
 
     reader = FieldReader.load(args.model, threads=args.threads)
     val, val_forms = load_split(Path(args.val_dir), args.limit)

@@ -106,7 +106,7 @@ def score(labels: pd.DataFrame, table: pd.DataFrame) -> dict[str, float]:
 def run_llm(labels: pd.DataFrame, tables: dict[str, pd.DataFrame], params: dict[str, Any],
             llm: dict[str, Any], sources: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     from handwriting_pipeline.datasets.forms import LabelledForms
-    from handwriting_pipeline.pipelines.ensemble.nodes import llm_predictions
+    from handwriting_pipeline.ensemble.llm import llm_predictions
 
     run_params = {**params, "methods": ["llm"], "inputs": ENGINES,
                   "llm": {**params["llm"], **llm}}
@@ -235,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     subset = labels[labels.file_name.isin(names)].reset_index(drop=True)
     tables = {e: t[t.file_name.isin(names)].reset_index(drop=True) for e, t in tables.items()}
 
-    from handwriting_pipeline.pipelines.ensemble.nodes import vote_predictions
+    from handwriting_pipeline.ensemble.vote import vote_predictions
 
-    vote_table, _ = vote_predictions({**params, "methods": ["vote"], "inputs": ENGINES}, **tables)
+    vote_table, _ = vote_predictions({**params, "methods": ["vote"], "inputs": ENGINES},
+                                     (params.get("vote") or {}).get("calibration") or {}, tables)
     if args.base_url:
         info = PackagedModel(args.model, args.model, "?", "?", "-", 0)
     elif args.model in PACKAGED_MODELS:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from fieldreader_benchmark import RESULTS, SHARED, load_split, machine  # noqa: E402
+from common import RESULTS, SHARED, load_split, machine  # noqa: E402 (benchmarks/common.py)
 from fieldreader_eval import score  # noqa: E402
 
 STYLE_KINDS = ("case only", "dots/commas only", "case + dots", "spacing only")
@@ -72,7 +72,6 @@ def main() -> int:
 
     from handwriting_pipeline.fieldreader.knowledge import calibrate, exact_share
     from handwriting_pipeline.fieldreader.lexicon import Lexicon
-    from handwriting_pipeline.fieldreader.lines import cut_lines
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.predict import read_forms, read_lines
     from handwriting_pipeline.fieldreader.style import (
@@ -84,6 +83,7 @@ def main() -> int:
         line_choices,
     )
     from handwriting_pipeline.fieldreader.text import line_targets
+    from handwriting_pipeline.forms.lines import cut_lines
 
     reader = FieldReader.load(args.model, threads=args.threads)
     train, train_forms = load_split(Path(args.train_dir))

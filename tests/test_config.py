@@ -19,6 +19,7 @@ from handwriting_pipeline.config import (
     StageSettings,
     TrainSettings,
 )
+from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
 from handwriting_pipeline.registry import engine_class, engine_methods
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
@@ -60,6 +61,19 @@ def test_fieldreader_yaml_maps_to_the_settings_with_the_same_defaults():
     block = _block("parameters_train_fieldreader.yml", "train_fieldreader")
     _check_block(FieldReaderTrainSettings, block, "train_fieldreader")
     assert FieldReaderTrainSettings.from_params(block) == FieldReaderTrainSettings()  # the YAML is the default
+
+
+def test_ensemble_yaml_maps_to_the_settings_with_the_same_defaults():
+    """The vote and LLM blocks are typed too; only the vote's calibration (fitted values) has no default."""
+    block = _block("parameters_ensemble.yml", "ensemble")
+    _check_block(EnsembleSettings, {k: v for k, v in block.items() if k != "vote"}, "ensemble")
+    _check_block(VoteSettings, block["vote"], "ensemble.vote", free=("calibration",))
+    settings = EnsembleSettings.from_params(block)
+    assert settings.vote.calibration == block["vote"]["calibration"] and settings.llm.hints == {"k": 0}
+    with pytest.raises(ValueError, match="unknown key 'treshold' in ensemble.vote"):
+        EnsembleSettings.from_params({**block, "vote": {"treshold": 0.5}})
+    # a mapping given in part keeps the other keys' defaults
+    assert VoteSettings.from_params({"validator_factor": {"DATE": 1.0}}).validator_factor["ZIP"] == 0.1
 
 
 def test_stage_keys_that_differ_between_stages_have_no_default():

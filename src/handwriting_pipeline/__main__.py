@@ -1,4 +1,7 @@
-"""handwriting_pipeline file for ensuring the package is executable as `python -m handwriting_pipeline`."""
+"""handwriting_pipeline file for ensuring the package is executable as `python -m handwriting_pipeline`.
+
+Floor 9 (Kedro's entry points). May import: anything below (here: nothing of the project).
+"""
 
 import sys
 from pathlib import Path

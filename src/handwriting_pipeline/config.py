@@ -11,6 +11,8 @@ Training settings are here (:class:`TrainSettings`: ``train``, ``parameters_trai
 :class:`FieldReaderTrainSettings`: ``train_fieldreader``, ``parameters_train_fieldreader.yml``);
 each engine declares its ``extract.<method>`` settings next to its class
 (:attr:`~handwriting_pipeline.engines.base.Engine.settings`).
+
+Floor 0 (ground). May import: nothing from this project.
 """
 
 from __future__ import annotations
@@ -220,7 +222,7 @@ class TrainSettings(Settings):
     model: ModelSettings
     pretrain: PretrainSettings
     finetune: StageSettings
-    models: list[str] = field(default_factory=lambda: ["fieldreader", "donut"])
+    models: list[str] | str = "all"  # the trained engines `train` trains (all: every one registered)
     seed: int = 42
     ctc: CtcSettings = field(default_factory=CtcSettings)
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)

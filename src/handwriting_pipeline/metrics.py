@@ -12,6 +12,8 @@ the same cleaning every predictions table and every label goes through.
 This module also holds what the evaluation pipeline and ``python -m handwriting_pipeline.score``
 share: matching predictions to labelled forms
 (:func:`evaluate_method`), the per-field error table and the metrics table (:data:`METRIC_COLUMNS`).
+
+Floor 1. May import: floor 0 (``fields``, ``registry``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Project pipelines.
 
 * ``curation``   raw forms -> labelled, split, versioned form sets
-* ``train``      curation + field reader and Donut training (``train.models``)
+* ``train``      curation + the training of every registered trained engine (field reader,
+                 Donut; ``train.models``)
 * ``extract``    choose the evaluation forms (test split or ``evaluation.data_dir``);
                  every enabled engine reads them
 * ``ensemble``   merges the engines' outputs (offline vote, LLM)
@@ -9,6 +10,9 @@
 * ``evaluate``   extract + ensemble + evaluation
 * ``digitize``   new, unlabelled scans (a folder or glob) -> forms.jsonl / forms.csv / review_queue.csv
 * ``__default__`` everything but digitize (which needs a folder of scans)
+
+Floor 9 (Kedro's entry points). May import: anything below; the only module outside
+``pipelines/`` that imports ``pipelines/``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from handwriting_pipeline.pipelines import (
     extract,
     select_forms,
     train,
-    train_fieldreader,
 )
 
 
@@ -42,8 +45,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation": _group("evaluation", evaluation.create_pipeline()),
         "digitize": _group("digitize", digitize.create_pipeline()),
     }
-    pipelines["train"] = pipelines["curation"] + _group("train", train_fieldreader.create_pipeline()
-                                                        + train.create_pipeline())
+    pipelines["train"] = pipelines["curation"] + _group("train", train.create_pipeline())
     pipelines["evaluate"] = pipelines["extract"] + pipelines["ensemble"] + pipelines["evaluation"]
     pipelines["__default__"] = pipelines["train"] + pipelines["evaluate"]
     return pipelines

@@ -3,6 +3,8 @@
 One row per form: ``file_name``, the four values, a confidence per field (0-1, NaN when the
 method gives none), seconds spent, usage for cost (pages, input/output tokens) and the error
 text when the form failed. Stored as Parquet so ZIPs like "01234" and the string "None" survive.
+
+Floor 1. May import: floor 0 (``fields``, ``config``, ``registry``, ``errors``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Columns: ``image_name`` or ``file_name``, then per key the value and optionally 
 when its value is "None" or its cell is empty or not a number. Read by the recorded engines
 (:mod:`handwriting_pipeline.engines.recorded`), the scorer, the calibration and the catalog's
 LLM hint readings (:class:`handwriting_pipeline.datasets.RecordedOutputsDataset`).
+
+Floor 2. May import: floors 0-1 (``fields``, ``predictions``).
 """
 
 from __future__ import annotations

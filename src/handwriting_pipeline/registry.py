@@ -9,6 +9,9 @@ report and its method order.
 ``ENGINES`` maps a method name to ``"module:Class"`` (or a class); :func:`engine_class` imports
 it only when asked, so a missing optional dependency (boto3, Azure SDK, pytesseract, torch)
 breaks only the engine that needs it.
+
+Floor 0 (ground). May import: nothing from this project (engine classes are named as
+strings and imported only when asked; the ``Engine`` type only under ``TYPE_CHECKING``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ Prints one row per predictions file (method = file stem) with the columns of the
 prediction (scored as all "None") and how many predictions name forms not in LABELS (ignored,
 a few listed; ``--json`` lists them all). Malformed input -> a message naming the file and
 the problem, exit code 2.
+
+Floor 5. May import: floors 0-4 (``datasets``, ``metrics``, ``predictions``, ``recorded_csv``, ``fields``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Project settings. https://docs.kedro.org/en/stable/kedro_project_setup/settings.html"""
+"""Project settings. https://docs.kedro.org/en/stable/kedro_project_setup/settings.html
+
+Floor 9 (Kedro's entry points). May import: anything below (here: ``hooks``).
+"""
 
 from kedro.config import OmegaConfigLoader
 

@@ -16,7 +16,8 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms, LabelledFormsDataset
 from handwriting_pipeline.engines.base import Engine, EngineResult, image_sha256
 from handwriting_pipeline.engines.runner import run_engine
-from handwriting_pipeline.hooks import _is_half_written, failure_message
+from handwriting_pipeline.hooks.reports import failure_message
+from handwriting_pipeline.hooks.versions import _is_half_written
 from handwriting_pipeline.pipelines.evaluation.nodes import render_report
 from handwriting_pipeline.pipelines.evaluation.reliability import collect_failures
 from handwriting_pipeline.pipelines.select_forms.nodes import select_evaluation_forms
@@ -198,7 +199,7 @@ def test_two_runs_started_in_the_same_millisecond_write_their_own_versions(tmp_p
     from kedro.io import Version
     from kedro_datasets.pandas import CSVDataset
 
-    from handwriting_pipeline.hooks import claim_version, release
+    from handwriting_pipeline.hooks.versions import claim_version, release
 
     same = "2026-11-30T06.31.18.775Z"
     path = str(tmp_path / "metrics.csv")
@@ -223,7 +224,7 @@ def test_outputs_sharing_one_run_folder_claim_it_once(tmp_path):
     from kedro.io import Version
 
     from handwriting_pipeline.datasets import RunFileDataset
-    from handwriting_pipeline.hooks import claim_version
+    from handwriting_pipeline.hooks.versions import claim_version
 
     same = "2026-11-30T06.48.18.039Z"
     outputs = [RunFileDataset(folder=str(tmp_path / "digitize"), file=name, version=Version(None, same))

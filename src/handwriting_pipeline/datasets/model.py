@@ -17,23 +17,15 @@ Example::
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, VersionNotFoundError, get_filepath_str
 
+from handwriting_pipeline.training.not_trained import NotTrained
+
 logger = logging.getLogger(__name__)
-
-
-class NotTrained:
-    """What a training node returns for a model it did not train (``train.models``): the model
-    dataset saves nothing and its last saved version stays (Kedro does not save ``None``)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"NotTrained({self.reason!r})"
 
 
 class DonutModelRef:
@@ -202,3 +194,42 @@ class FieldReaderModelDataset(DonutModelDataset):
     """
 
     ref_class = FieldReaderRef
+
+
+class PickledModelRef(DonutModelRef):
+    """Any other trained engine's model, pickled as ``model.pkl`` in its folder (the catalog
+    factory ``{engine}_model``), loaded only when asked for."""
+
+    kind = "trained"
+    FILE = "model.pkl"
+
+    @staticmethod
+    def is_model_folder(path: Path) -> bool:
+        return (Path(path) / PickledModelRef.FILE).is_file()
+
+    @staticmethod
+    def load_folder(path: str) -> Any:
+        with (Path(path) / PickledModelRef.FILE).open("rb") as handle:
+            return pickle.load(handle)  # a model this project trained and saved
+
+    def load(self) -> Any:
+        """The trained model object (loaded once)."""
+        return self.bundle()
+
+
+class PickledModelDataset(DonutModelDataset):
+    """Kedro dataset for a trained engine's model without a format of its own: the object its
+    training step returns, pickled into a versioned folder. Loading gives a lazy
+    :class:`PickledModelRef`; nothing trained yet is not an error (the engine is skipped)."""
+
+    ref_class = PickledModelRef
+
+    def _save(self, data: Any) -> None:
+        if isinstance(data, NotTrained):
+            logger.info("trained model not saved (%s); the last saved version stays", data.reason)
+            return
+        folder = Path(get_filepath_str(self._get_save_path(), "file"))
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / PickledModelRef.FILE).open("wb") as handle:
+            pickle.dump(data, handle)
+        logger.info("Saved trained model to %s", folder)

@@ -2,6 +2,10 @@
 
 ``python -m handwriting_pipeline.digitize IMAGE [IMAGE ...]`` reads single files from the shell
 with the same code, parameters and cache as ``kedro run --pipeline digitize``.
+
+Floor 7: a library below the pipelines; the digitize pipeline's nodes call it, it calls no
+node. May import: floors 0-6 (``methods``, ``engines``, ``ensemble``, ``datasets``, ``forms``,
+``fields`` ...) — never ``pipelines``.
 """
 
 from handwriting_pipeline.digitize.core import (

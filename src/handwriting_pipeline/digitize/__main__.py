@@ -53,7 +53,7 @@ def load_plan(project: Path, overrides: dict[str, Any], verbose: bool = False):
         from kedro.framework.session import KedroSession
         from kedro.framework.startup import bootstrap_project
 
-        from handwriting_pipeline.pipelines.digitize.nodes import plan_digitize
+        from handwriting_pipeline.digitize.core import make_plan
         from handwriting_pipeline.registry import engine_class, engine_methods
 
         bootstrap_project(project)
@@ -64,10 +64,10 @@ def load_plan(project: Path, overrides: dict[str, Any], verbose: bool = False):
     params = dict(catalog.load("params:digitize"))
     params.update({k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("digitize.")})
     params["progress"] = False
-    return plan_digitize(params, catalog.load("params:extract"), catalog.load("params:ensemble"),
-                         catalog.load("extract_credentials"), catalog.load("extract_cache"),
-                         catalog.load("ensemble_credentials"), catalog.load("ensemble_cache"),
-                         **{m: catalog.load(m) for m in models})
+    return make_plan(params, catalog.load("params:extract"), catalog.load("params:ensemble"),
+                     catalog.load("extract_credentials"), catalog.load("extract_cache"),
+                     catalog.load("ensemble_credentials"), catalog.load("ensemble_cache"),
+                     datasets={m: catalog.load(m) for m in models})
 
 
 def main(argv: list[str] | None = None) -> int:

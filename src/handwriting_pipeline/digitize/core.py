@@ -45,15 +45,16 @@ from handwriting_pipeline.datasets.digitize import FILES_KEY, ImageInputs
 from handwriting_pipeline.digitize.inputs import Form, read_forms
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
-from handwriting_pipeline.ensemble.vote import calibration_for
+from handwriting_pipeline.ensemble.settings import EnsembleSettings, LLMSettings, VoteSettings
+from handwriting_pipeline.ensemble.vote import default_vote_inputs
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
+from handwriting_pipeline.methods import EngineSpec, chosen_engines, model_calibrations, ready_engines, vote_calibration
 from handwriting_pipeline.predictions import readings_by_form
-from handwriting_pipeline.registry import ENSEMBLE_METHODS, engine_class, engine_methods, method_list
+from handwriting_pipeline.registry import ENSEMBLE_METHODS, engine_methods
 
 logger = logging.getLogger(__name__)
 
-DEFAULT = "default"
 NORMALIZED = ["DATE_iso", "CITY_name", "STATE_code", "ZIP5", "ZIP4",
               "DATE_verified", "CITY_verified", "STATE_verified", "ZIP_verified"]
 #: columns of forms.jsonl / forms.csv, in order (forms.jsonl adds ``review``: the doubtful
@@ -66,20 +67,6 @@ REVIEW_COLUMNS = ["source", "page", "field", "chosen", "confidence", "candidates
 
 # --------------------------------------------------------------------------- the plan
 @dataclass
-class EngineSpec:
-    """How to build one engine (in this process or on a Dask worker)."""
-
-    method: str
-    cls: type[Engine]
-    settings: dict[str, Any]
-    credentials: dict[str, Any]
-    inputs: dict[str, Any]
-
-    def build(self) -> Engine:
-        return self.cls.from_params(self.method, self.settings, self.credentials, **self.inputs)
-
-
-@dataclass
 class DigitizePlan:
     """Everything a partition needs to be read, anywhere (picklable: engines are rebuilt, once
     per process, from their specs)."""
@@ -90,8 +77,8 @@ class DigitizePlan:
     workers: int = 1
     partition_size: int = 256
     review_threshold: float = 0.6
-    vote: dict[str, Any] = field(default_factory=dict)
-    llm: dict[str, Any] | None = None
+    vote: VoteSettings = field(default_factory=VoteSettings)
+    llm: LLMSettings | None = None
     llm_api_key: str | None = None
     llm_cache: ResponseCache | None = None
     input_checks: dict[str, Any] = field(default_factory=dict)
@@ -130,18 +117,7 @@ def digitize_engines(params: Mapping[str, Any]) -> tuple[list[str], bool]:
     method = str(params.get("method") or "vote")
     if method not in ENSEMBLE_METHODS:
         return [method], True
-    value = params.get("engines")
-    if value is None or method_list(value) == [DEFAULT]:
-        return [m for m in engine_methods() if engine_class(m).default and engine_class(m).needs_image], False
-    return list(dict.fromkeys(method_list(value))), True
-
-
-def _engine_calibration(spec: EngineSpec) -> dict[str, Any]:
-    try:
-        return dict(spec.cls.vote_calibration(**spec.inputs) or {})
-    except Exception as err:  # noqa: BLE001 - no calibration: the vote uses the raw confidence
-        logger.debug("%s: no calibration (%s)", spec.method, err)
-        return {}
+    return chosen_engines(params.get("engines"), images_only=True)
 
 
 def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
@@ -159,58 +135,23 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     known = set(engine_methods())
     if method not in known and method not in ENSEMBLE_METHODS:
         raise RuntimeError(f"digitize.method '{method}' is unknown; choose vote, llm or an engine: {sorted(known)}")
-    specs, problems, skipped = [], [], {}
-    for name in wanted:
-        if name not in known:
-            problems.append(f"unknown engine '{name}' in digitize.engines; known: {sorted(known)}")
-            continue
-        cls = engine_class(name)
-        inputs = {key: (datasets or {}).get(ds) for key, ds in cls.catalog_inputs.items()}
-        missing = cls.unavailable(**inputs)
-        section = (credentials or {}).get(cls.credentials) if cls.credentials else None
-        spec = EngineSpec(name, cls, dict(extract_params.get(name) or {}), dict(section or {}), inputs)
-        why = f"no trained model ({missing}); train it first: kedro run --pipeline train" if missing else None
-        if why is None and not cls.needs_image:
-            why = "it reads no image (a replay of recorded outputs), so it cannot read new scans"
-        if why is None and not cls.requires_training():  # a trained engine loads its model where it reads
-            try:
-                spec.build().check_ready()
-            except Exception as err:  # noqa: BLE001
-                why = str(err)
-        if why is None:
-            specs.append(spec)
-        elif explicit and not (cls.optional and not missing):
-            problems.append(f"{name}: {why}")
-        else:
-            skipped[name] = why
-    for name, why in skipped.items():
-        logger.warning("digitize: engine %s skipped: %s", name, why)
-    if problems:
-        raise RuntimeError("digitize: engines not ready (nothing was read):\n  " + "\n  ".join(problems))
+    specs, skipped = ready_engines(wanted, explicit, extract_params, credentials, datasets, where="digitize",
+                                   images_only=True)
     if not specs:
         raise RuntimeError(f"digitize: no engine can read forms ({skipped or 'none enabled'}); "
                            "set digitize.engines or digitize.method")
-    vote = dict((ensemble_params or {}).get("vote") or {})
-    calibration = dict(vote.get("calibration") or {})
-    for spec in specs:
-        if spec.method not in calibration:
-            own = _engine_calibration(spec)
-            if own:
-                calibration[spec.method] = own
-    vote["calibration"] = calibration
+    ensemble = EnsembleSettings.from_params(ensemble_params)
+    vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, model_calibrations(datasets)))
     if method == "vote" and not explicit:  # as the ensemble's default vote: calibrated engines only
-        left_out = [s.method for s in specs if calibration_for(calibration, s.method) is None]
-        if len(left_out) < len(specs):
-            for name in left_out:
-                logger.warning("digitize: engine %s left out of the default vote (no calibration)", name)
-            specs = [s for s in specs if s.method not in left_out]
+        kept = default_vote_inputs({s.method: s for s in specs}, vote.calibration, where="digitize vote")
+        specs = list(kept.values())
     llm, api_key = None, None
     if method == "llm":
-        from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings
+        from handwriting_pipeline.ensemble.llm import LLMMerger
 
-        llm = dict((ensemble_params or {}).get("llm") or {})
+        llm = ensemble.llm
         api_key = ((llm_credentials or {}).get("openai") or {}).get("api_key")
-        LLMMerger(LLMSettings.from_params(llm), llm_cache, api_key=api_key).check_ready()
+        LLMMerger(llm, llm_cache, api_key=api_key).check_ready()
     dask = dict(params.get("dask") or {})
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
@@ -218,7 +159,7 @@ def make_plan(params: Mapping[str, Any], extract_params: Mapping[str, Any], ense
     plan = DigitizePlan(
         method=method, specs=specs, cache=cache, workers=int(params.get("workers") or extract_params.get("workers") or 1),
         partition_size=int(params.get("partition_size") or 256),
-        review_threshold=float(threshold if threshold is not None else vote.get("review_threshold", 0.6)),
+        review_threshold=float(threshold if threshold is not None else vote.review_threshold),
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
         input_checks=dict(params.get("input_checks") or {}), normalize=dict(params.get("normalize") or {}),
         dask=dask, progress=bool(params.get("progress", True)),
@@ -240,7 +181,7 @@ def _png(image: Any) -> bytes:
 
 def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any]:
     """The box each field is written in (DATE; the shared CITY/STATE/ZIP box), with a margin."""
-    from handwriting_pipeline.engines.layout import find_boxes, to_grey
+    from handwriting_pipeline.forms.boxes import find_boxes, to_grey
 
     date_box, csz_box, _ = find_boxes(to_grey(crop))
     out = {}
@@ -254,13 +195,13 @@ def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any
 def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The ensemble's table (file_name, fields, *_conf, error)."""
     if plan.method == "llm":
-        from handwriting_pipeline.ensemble.llm import LLMMerger, LLMSettings
-        from handwriting_pipeline.pipelines.ensemble.nodes import _merge_forms
+        from handwriting_pipeline.ensemble.llm import LLMMerger, merge_forms, prompt_files, prompt_template
 
-        settings = LLMSettings.from_params({**(plan.llm or {}), "check_server": False})
+        settings = replace(plan.llm or LLMSettings(), check_server=False)
         fallback = settings.fallback if settings.fallback in tables else next(iter(tables))
         merger = LLMMerger(settings, plan.llm_cache, api_key=plan.llm_api_key)
-        table, _ = _merge_forms(merger, settings, tables, fallback)
+        template = prompt_template(prompt_files(settings.prompt_dir), settings.prompt)
+        table, _ = merge_forms(merger, settings, tables, fallback, template, None)
         return table
     from handwriting_pipeline.ensemble.vote import vote
 

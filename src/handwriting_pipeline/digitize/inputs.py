@@ -7,11 +7,11 @@ the reason it cannot be read. What an image is, is decided from the image itself
   resolution (resized, accepted when the printed box row is found on it);
 * a **full HSF page**: portrait with the SD19 page's aspect ratio (2560x3300 at 300 dpi; other
   resolutions are resized to it), registered on its printed box lines and cropped by the
-  curation code (:func:`~handwriting_pipeline.pipelines.curation.crop.crop_top_section`);
+  curation code (:func:`~handwriting_pipeline.forms.registration.crop_top_section`);
 * anything else is rejected: ``"800x600: neither an HSF page nor a top-section crop"``.
 
 Crops then pass the evaluation input checks (share of dark pixels,
-:func:`~handwriting_pipeline.pipelines.select_forms.nodes.ink_problem`): ``"blank form"``.
+:func:`~handwriting_pipeline.forms.ink.ink_problem`): ``"blank form"``.
 Unreadable files: ``"not an image"``, ``"empty file"``, ``"truncated PNG"``.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from handwriting_pipeline.pipelines.curation.crop import RegistrationError, box_lines, crop_top_section
-from handwriting_pipeline.pipelines.select_forms.nodes import DEFAULT_IMAGE_SIZE, ink_problem, ink_share
+from handwriting_pipeline.forms.ink import DEFAULT_IMAGE_SIZE, ink_problem, ink_share
+from handwriting_pipeline.forms.registration import RegistrationError, box_lines, crop_top_section
 
 PAGE_SIZE = (2560, 3300)
 CROP_SIZE = DEFAULT_IMAGE_SIZE

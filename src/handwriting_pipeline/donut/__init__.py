@@ -4,6 +4,10 @@ data, Lightning training and batched inference.
 >>> from handwriting_pipeline.donut import DonutBundle, DonutPredictor
 >>> bundle = DonutBundle.load("data/06_models/benchmark_small")
 >>> DonutPredictor(bundle, batch_size=8).predict([image])[0].fields
+
+Floor 3. May import: floors 0-2: ``fieldreader`` (the text-line encoder is built on the
+field reader; never the other way round), ``forms``, ``training``, ``synthetic``, ``metrics``,
+``fields``, ``config``.
 """
 
 from handwriting_pipeline.donut.inference import DonutPredictor, Prediction, generate_fields

@@ -45,8 +45,8 @@ def line_versions(image: Any, prep: Any, copies: int, rng: np.random.Generator) 
     """A form's encoder input: the plain lines, then ``copies`` augmented versions (the lines are
     cut once; each copy gets the field reader's line augmentation)."""
     from handwriting_pipeline.donut.text_lines import line_settings, lines_to_pixels
-    from handwriting_pipeline.fieldreader.lines import cut_lines
-    from handwriting_pipeline.fieldreader.training import Augment
+    from handwriting_pipeline.forms.lines import cut_lines
+    from handwriting_pipeline.training.augment import Augment
 
     settings = line_settings(prep.lines)
     lines = cut_lines(image, settings)

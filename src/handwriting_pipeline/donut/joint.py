@@ -24,9 +24,9 @@ from handwriting_pipeline.donut.inference import _clean_sequence
 from handwriting_pipeline.donut.model import DonutBundle
 from handwriting_pipeline.donut.text_lines import line_settings, lines_to_pixels
 from handwriting_pipeline.fieldreader.decode import text_log_likelihood
-from handwriting_pipeline.fieldreader.lines import LINES, cut_lines, to_array
 from handwriting_pipeline.fieldreader.text import line_targets
 from handwriting_pipeline.fields import empty_fields
+from handwriting_pipeline.forms.lines import LINES, cut_lines, to_array
 
 
 def ctc_score(fields: dict[str, str], log_probs: dict[str, np.ndarray]) -> float:

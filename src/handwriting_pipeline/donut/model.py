@@ -73,7 +73,7 @@ class Preprocessing:
 
             augment, np_rng = None, None
             if augmenter is not None and rng is not None and self.line_augment > 0:
-                from handwriting_pipeline.fieldreader.training import Augment
+                from handwriting_pipeline.training.augment import Augment
 
                 augment, np_rng = Augment(self.line_augment), np.random.default_rng(rng.getrandbits(64))
             return form_to_pixels(image, line_settings(self.lines), self.line_widths, augment, np_rng)

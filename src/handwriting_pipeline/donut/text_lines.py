@@ -4,7 +4,7 @@
 recognizer's graph (:class:`~handwriting_pipeline.fieldreader.graph.OnnxRecognizer`, stock or
 fine-tuned by the field reader) cut before its CTC head, so it gives per-frame features
 ``[B, W/8, 120]`` of a 48-pixel-high line. A form's two field lines (DATE, CITY/STATE/ZIP, cut by
-:func:`~handwriting_pipeline.fieldreader.lines.cut_lines`, the shared layout code) are each fitted
+:func:`~handwriting_pipeline.forms.lines.cut_lines`, the shared layout code) are each fitted
 into a fixed width and laid side by side: ``pixel_values`` is ``[B, 3, 48, sum(line_widths)]``,
 an ordinary image tensor, so the Donut collate, ``VisionEncoderDecoderModel.generate`` and beam
 search work unchanged. The encoder splits it again, runs the backbone on each line, adds a
@@ -32,8 +32,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
-from handwriting_pipeline.fieldreader.lines import HEIGHT, LINES, LineSettings, cut_lines, to_array
 from handwriting_pipeline.fieldreader.text import ALPHABET
+from handwriting_pipeline.forms.lines import HEIGHT, LINES, LineSettings, cut_lines, to_array
 
 logger = logging.getLogger(__name__)
 

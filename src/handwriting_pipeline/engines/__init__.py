@@ -1,6 +1,10 @@
 """Extraction engines: one interface (:mod:`.base`), one module per engine.
 
 The list of engines is :data:`handwriting_pipeline.registry.ENGINES` (re-exported here).
+
+Floor 5. May import: floors 0-4 (``datasets``, ``donut``, ``fieldreader``, ``forms``,
+``fields``, ``config``, ``registry``, ``predictions``, ``recorded_csv``) — not ``ensemble`` (same
+floor), never ``methods``, ``digitize`` or ``pipelines``.
 """
 
 from __future__ import annotations

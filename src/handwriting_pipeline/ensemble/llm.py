@@ -36,17 +36,21 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from handwriting_pipeline.datasets.cache import ResponseCache
+from handwriting_pipeline.ensemble.settings import CONSTRAINED_MODES, EnsembleSettings, LLMSettings
+from handwriting_pipeline.ensemble.vote import available_inputs
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields, clean_value
 from handwriting_pipeline.metrics import aggregate, score_forms
+from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
+from handwriting_pipeline.registry import method_list
 
 logger = logging.getLogger(__name__)
 
@@ -54,42 +58,6 @@ RETRY_MESSAGE = (
     'That was not valid. Answer with only a JSON object with exactly the keys "DATE", "CITY", '
     '"STATE" and "ZIP", each with a string value ("None" when there is no value).'
 )
-
-
-@dataclass
-class LLMSettings:
-    """``ensemble.llm`` parameters."""
-
-    model: str = "gpt-3.5-turbo"
-    base_url: str | None = None            # None = https://api.openai.com/v1
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    json_mode: bool = True
-    constrained: str = "auto"               # auto | json_schema | json_object_schema | off
-    timeout: float = 60.0
-    max_retries: int = 3
-    max_tokens: int = 200
-    prompt: str = "v1"
-    prompt_dir: str = "conf/base/prompts"   # where the catalog's llm_prompts reads (--params override only)
-    include_confidence: bool = False
-    fallback: str | None = None             # engine whose output is used when the LLM fails
-    repeats: int = 1
-    inputs: list[str] = field(default_factory=list)  # [] = ensemble.inputs
-    hints: dict[str, Any] = field(default_factory=dict)  # k (sources: catalog llm_hint_forms / llm_hint_readings)
-    check_server: bool = True
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> "LLMSettings":
-        params = dict(params or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown ensemble.llm parameters {unknown}; known: {sorted(known)}")
-        settings = cls(**params)
-        if settings.constrained not in CONSTRAINED_MODES:
-            raise ValueError(f"ensemble.llm.constrained must be one of {list(CONSTRAINED_MODES)}, "
-                             f"not {settings.constrained!r}")
-        return settings
 
 
 # --------------------------------------------------------------------------- output formats
@@ -111,15 +79,6 @@ RESPONSE_FORMATS: dict[str, dict[str, Any] | None] = {
     "json_object": {"type": "json_object"},
     "none": None,
 }
-
-#: ``constrained`` setting -> formats tried in order until the server accepts one.
-CONSTRAINED_MODES: dict[str, list[str]] = {
-    "auto": ["json_schema", "json_object_schema", "json_object"],
-    "json_schema": ["json_schema"],
-    "json_object_schema": ["json_object_schema"],
-    "off": ["json_object"],
-}
-
 
 def format_candidates(settings: LLMSettings) -> list[str]:
     """The ``response_format`` names to try, in order (``["none"]`` when ``json_mode`` is off)."""
@@ -441,3 +400,90 @@ def merge_form(merger: LLMMerger, prompt: str, repeats: int, fallback: tuple[str
               **{f"{k}_conf": chosen[k][1] if repeats > 1 else math.nan for k in KEYS},
               "seconds": seconds, **usage, "error": " | ".join(errors) or None}
     return record, answers
+
+
+# --------------------------------------------------------------------------- the merge over all forms
+def llm_report(merger: LLMMerger, settings: LLMSettings, table: pd.DataFrame, per_repeat: list[list[dict]],
+               forms: Any, inputs: list[str], cache: ResponseCache | None) -> dict[str, Any]:
+    report = variability_report([predictions_from_records(r) for r in per_repeat],
+                                forms.labels if forms is not None else None)
+    report.update({
+        "model": settings.model, "base_url": settings.base_url or "https://api.openai.com/v1",
+        "prompt": settings.prompt, "inputs": inputs, "hints_k": int(settings.hints.get("k", 0) or 0),
+        "response_format": merger.response_format, "rejected_response_formats": merger.rejected_formats,
+        "api_calls": merger.calls, "cache_hits": cache.hits if cache is not None else 0,
+        "input_tokens": int(table["input_tokens"].sum()), "output_tokens": int(table["output_tokens"].sum()),
+        "fallbacks": int(table["error"].notna().sum()),
+    })
+    return report
+
+
+def hint_index(settings: LLMSettings, hint_forms: Callable[[], Any] | None,
+               hint_readings: Callable[[], pd.DataFrame] | None) -> HintIndex | None:
+    """The hint index from the catalog's lazy hint sources, read only when hints are on."""
+    if int(settings.hints.get("k", 0) or 0) <= 0:
+        return None
+    if hint_forms is None or hint_readings is None:
+        raise ValueError("ensemble.llm.hints.k > 0 needs the hint sources (catalog: llm_hint_forms, llm_hint_readings)")
+    return HintIndex.from_tables(hint_forms().labels, hint_readings())
+
+
+def merge_forms(merger: LLMMerger, settings: LLMSettings, tables: dict[str, pd.DataFrame], fallback: str,
+                template: Template, hints: HintIndex | None) -> tuple[pd.DataFrame, list[list[dict]]]:
+    k = int(settings.hints.get("k", 0) or 0)
+    repeats = max(1, int(settings.repeats))
+    records, per_repeat = [], [[] for _ in range(repeats)]
+    for name, readings in tqdm(readings_by_form(tables).items(), desc=f"llm {settings.model}", mininterval=5):
+        if not readings:
+            records.append({"file_name": name, "error": "no engine read this form"})
+            continue
+        shown = [(f, c if settings.include_confidence else None) for f, c in readings.values()]
+        near = hints.nearest(shown[0][0], k) if hints is not None else None
+        back = readings.get(fallback, (clean_fields({}), None))[0]
+        record, answers = merge_form(merger, render_prompt(template, shown, near), repeats, (fallback, back))
+        records.append({"file_name": name, **record})
+        for r, fields in enumerate(answers):
+            per_repeat[r].append({"file_name": name, **fields})
+    return predictions_from_records(records), per_repeat
+
+
+def llm_predictions(forms: Any, cache: ResponseCache, params: Mapping[str, Any] | EnsembleSettings,
+                    prompts: Mapping[str, Callable[[], str]] | Callable[[], Mapping] | None = None,
+                    hint_forms: Callable[[], Any] | None = None,
+                    hint_readings: Callable[[], pd.DataFrame] | None = None,
+                    credentials: dict[str, Any] | None = None,
+                    **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """LLM merge of the engines' readings (see :mod:`handwriting_pipeline.ensemble.llm`).
+
+    Same readings as the vote (:func:`~handwriting_pipeline.predictions.readings_by_form`).
+    Runs ``ensemble.llm.repeats`` times per form; each field is the majority over repeats and
+    its confidence the share of repeats that gave it. Forms the model fails on fall back to
+    ``llm.fallback``'s reading (default: the first input) with the reason in ``error``.
+    ``credentials`` is ``{"openai": {"api_key": ...}}`` ({} when absent: ``llm.api_key_env``).
+    ``prompts``, ``hint_forms`` and ``hint_readings`` are the catalog's lazy loaders
+    (``llm_prompts``: ``{version: text loader}``; the hint sources are read only when
+    ``llm.hints.k > 0``).
+
+    Returns:
+        ``predictions_llm`` and the repeat-variability report.
+    """
+    ensemble = EnsembleSettings.from_params(params)
+    if "llm" not in method_list(ensemble.methods):
+        logger.info("ensemble: 'llm' not in ensemble.methods; predictions_llm is empty")
+        return empty_predictions(), {"status": "disabled (add 'llm' to ensemble.methods)"}
+    settings = ensemble.llm
+    tables = available_inputs(predictions, method_list(settings.inputs) or method_list(ensemble.inputs))
+    if not tables:
+        logger.warning("ensemble llm: no engine produced predictions; nothing to merge")
+        return empty_predictions(), {"status": "no inputs"}
+    fallback = settings.fallback or next(iter(tables))
+    if fallback not in tables:
+        raise ValueError(f"ensemble.llm.fallback '{fallback}' has no predictions; available: {sorted(tables)}")
+    merger = LLMMerger(settings, cache, api_key=((credentials or {}).get("openai") or {}).get("api_key"))
+    template = prompt_template((prompts() if callable(prompts) else prompts) or {}, settings.prompt)
+    hints = hint_index(settings, hint_forms, hint_readings)
+    merger.check_ready()  # before any work: key present, server answering
+    table, per_repeat = merge_forms(merger, settings, tables, fallback, template, hints)
+    report = llm_report(merger, settings, table, per_repeat, forms, list(tables), cache)
+    logger.info("ensemble llm: %d forms, %d API calls, %d fallbacks", len(table), merger.calls, report["fallbacks"])
+    return table, report

@@ -6,7 +6,7 @@ Per form and field every engine proposes a value with a confidence. The vote
    swallowed STATE/ZIP, digits in STATE) without touching letters or case;
 2. turns each engine's confidence into a probability of being right apart from letter case,
    with a per-engine, per-field logistic calibration learned on labelled forms
-   (:func:`handwriting_pipeline.ensemble.calibrate.fit_calibration`; engines without one use
+   (:func:`handwriting_pipeline.training.calibration.fit_calibration`; engines without one use
    ``weight * confidence``);
 3. scores every candidate value, case-folded so that "DETROIT" and "DETROiT" vote together,
    with a naive-Bayes vote (engines that agree multiply their probabilities, engines that
@@ -27,6 +27,7 @@ reviewer (:func:`review_queue`).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from handwriting_pipeline.ensemble.align import align_vote
+from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
 from handwriting_pipeline.fields import (
     KEYS,
     NONE,
@@ -50,46 +52,18 @@ from handwriting_pipeline.fields import (
     zip_places,
 )
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
-from handwriting_pipeline.registry import select_methods
+from handwriting_pipeline.registry import method_list, select_methods
 
 logger = logging.getLogger(__name__)
 
 OTHER = "\x00other"  # the "none of the candidates is right" hypothesis
 
-DEFAULTS: dict[str, Any] = {
-    "review_threshold": 0.6,
-    "repair": True,
-    "city_alignment": True,
-    "default_confidence": 0.5,   # engines that give no confidence
-    "default_p_none": 0.1,       # P(right) of an uncalibrated engine that says "None"
-    "default_case_trust": 0.5,   # P(case kept | right apart from case) of an uncalibrated engine
-    "weights": {},               # {engine: weight} for uncalibrated engines (default 1)
-    "calibration": {},           # {engine: {KEY: {a, b, p_none}}} from calibrate.fit_calibration
-    "validator_factor": {"DATE": 0.3, "CITY": 0.1, "STATE": 0.1, "ZIP": 0.1},
-    "gazetteer": {"state_match": 4.0, "state_mismatch": 0.7, "city_match": 4.0},
-    "alignment_weight": 0.5,
-    "p_clip": [0.02, 0.98],
-}
-
-
-def vote_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``ensemble.vote`` parameters merged over :data:`DEFAULTS` (one level deep)."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    for key, value in (params or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key].update(value)
-        else:
-            out[key] = value
-    return out
+def vote_params(params: Mapping[str, Any] | VoteSettings | None) -> VoteSettings:
+    """``ensemble.vote`` parameters as :class:`VoteSettings` (a mapping is merged over the defaults)."""
+    return VoteSettings.from_params(params)
 
 
 # --------------------------------------------------------------------------- inputs
-def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
-    """The four fields of a predictions/labels row (only the KEYS columns: ``clean_fields`` on a
-    whole row would let ``CITY_conf`` stand in for a missing CITY)."""
-    return clean_fields({k: row.get(k) for k in KEYS})
-
-
 def available_inputs(predictions: Mapping[str, pd.DataFrame], wanted: Any) -> dict[str, pd.DataFrame]:
     """The non-empty predictions tables among ``wanted`` (None or [] = every engine)."""
     names = select_methods(wanted or None, list(predictions), "ensemble.inputs", noun="engines")
@@ -105,10 +79,10 @@ def calibration_for(cal: Mapping[str, Any], engine: str) -> Mapping[str, Any] | 
     return None
 
 
-def engine_probability(engine: str, key: str, value: str, conf: float, params: Mapping[str, Any]) -> float:
+def engine_probability(engine: str, key: str, value: str, conf: float, params: VoteSettings) -> float:
     """P(this engine's value for this field is right apart from letter case), clipped to ``p_clip``."""
-    lo, hi = params["p_clip"]
-    cal = calibration_for(params["calibration"], engine)
+    lo, hi = params.p_clip
+    cal = calibration_for(params.calibration, engine)
     if cal is not None and key in cal:
         c = cal[key]
         if value == NONE:
@@ -117,19 +91,19 @@ def engine_probability(engine: str, key: str, value: str, conf: float, params: M
             x = conf if conf == conf else 0.5  # NaN -> middle
             p = 1.0 / (1.0 + math.exp(-(c["a"] + c["b"] * x)))
     else:
-        weight = float(params["weights"].get(engine, 1.0))
+        weight = float(params.weights.get(engine, 1.0))
         if value == NONE:
-            p = params["default_p_none"]
+            p = params.default_p_none
         else:
-            p = weight * (conf if conf == conf else params["default_confidence"])
+            p = weight * (conf if conf == conf else params.default_confidence)
     return min(hi, max(lo, float(p)))
 
 
-def case_trust(engine: str, key: str, params: Mapping[str, Any]) -> float:
+def case_trust(engine: str, key: str, params: VoteSettings) -> float:
     """P(the engine kept the writer's letter case | it read the value right apart from case)."""
-    lo, hi = params["p_clip"]
-    cal = calibration_for(params["calibration"], engine)
-    value = cal[key].get("case", 0.5) if cal is not None and key in cal else params["default_case_trust"]
+    lo, hi = params.p_clip
+    cal = calibration_for(params.calibration, engine)
+    value = cal[key].get("case", 0.5) if cal is not None and key in cal else params.default_case_trust
     return min(hi, max(lo, float(value)))
 
 
@@ -139,7 +113,7 @@ def strict_state_code(value: str) -> str | None:
     return None if re.search(r"\d", value) else state_code(value)
 
 
-def validator_factor(key: str, value: str, params: Mapping[str, Any]) -> float:
+def validator_factor(key: str, value: str, params: VoteSettings) -> float:
     """1 for a value that passes its field's validator (or "None"), the penalty otherwise."""
     if value in (NONE, OTHER):
         return 1.0
@@ -149,10 +123,10 @@ def validator_factor(key: str, value: str, params: Mapping[str, Any]) -> float:
         "STATE": lambda v: strict_state_code(v) is not None,
         "ZIP": lambda v: is_valid_zip(v),
     }[key](value)
-    return 1.0 if ok else float(params["validator_factor"][key])
+    return 1.0 if ok else float(params.validator_factor[key])
 
 
-def gazetteer_factor(city: str, state: str, zip_code: str, params: Mapping[str, Any]) -> float:
+def gazetteer_factor(city: str, state: str, zip_code: str, params: VoteSettings) -> float:
     """Bonus when ZIP and STATE (and CITY) agree in the offline gazetteer, penalty when
     ZIP and STATE contradict it, 1 when it cannot tell. Reads only; never rewrites."""
     if OTHER in (city, state, zip_code) or not is_valid_zip(zip_code):
@@ -160,7 +134,7 @@ def gazetteer_factor(city: str, state: str, zip_code: str, params: Mapping[str, 
     places = zip_places(zip_code)
     if not places:
         return 1.0
-    g = params["gazetteer"]
+    g = params.gazetteer
     factor = 1.0
     code = strict_state_code(state) if state != NONE else None
     if code is not None:
@@ -172,7 +146,7 @@ def gazetteer_factor(city: str, state: str, zip_code: str, params: Mapping[str, 
     return factor
 
 
-def field_likelihoods(readings: list[tuple[str, float]], key: str, params: Mapping[str, Any]) -> dict[str, float]:
+def field_likelihoods(readings: list[tuple[str, float]], key: str, params: VoteSettings) -> dict[str, float]:
     """Unnormalised score of each distinct value (+ :data:`OTHER`) from ``[(value, p), ...]``.
 
     score(v) = validator(v) * prod_{engines saying v} p * prod_{others} (1 - p);
@@ -190,7 +164,7 @@ def field_likelihoods(readings: list[tuple[str, float]], key: str, params: Mappi
 
 
 def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
-              params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
+              params: VoteSettings) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
     """Vote one form.
 
     Args:
@@ -201,7 +175,7 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
         ``(fields, confidence per field, candidates per field {engine: value})``.
     """
     fields_by_engine = {
-        e: (repair_fields(f) if params["repair"] else clean_fields(f)) for e, (f, _) in readings.items()
+        e: (repair_fields(f) if params.repair else clean_fields(f)) for e, (f, _) in readings.items()
     }
     candidates = {k: {e: fields_by_engine[e][k] for e in readings} for k in KEYS}
     scores: dict[str, dict[str, float]] = {}      # per field: case-folded value -> score
@@ -214,13 +188,13 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
             obs.append((value, p, case_trust(e, key, params)))
         surfaces[key] = [(fold(v), v, p, t) for v, p, t in obs]
         scores[key] = field_likelihoods([(fold(v), p) for v, p, _ in obs], key, params)
-        if key == "CITY" and params["city_alignment"]:
+        if key == "CITY" and params.city_alignment:
             named = [(v, p) for v, p, _ in obs if v != NONE]
             if len(named) >= 3 and len({fold(v) for v, _ in named}) == len(named):
                 consensus = align_vote(named)
                 if consensus and fold(consensus) not in scores[key]:
                     best = max(sc for v, sc in scores[key].items() if v != OTHER)
-                    scores[key][fold(consensus)] = params["alignment_weight"] * best * validator_factor(key, consensus, params)
+                    scores[key][fold(consensus)] = params.alignment_weight * best * validator_factor(key, consensus, params)
                     surfaces[key].append((fold(consensus), consensus, 0.5, 1.0))
                     candidates[key]["alignment"] = consensus
     chosen: dict[str, str] = {}
@@ -277,12 +251,13 @@ def choose_surface(folded: str, readings: list[tuple[str, str, float, float]]) -
     return best, (score[best] / total if total else 1.0 / len(forms))
 
 
-def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def vote(predictions: Mapping[str, pd.DataFrame],
+         params: Mapping[str, Any] | VoteSettings | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Vote every form seen by at least one engine.
 
     Args:
         predictions: ``{engine: predictions table}`` (empty tables are skipped).
-        params: ``ensemble.vote`` parameters (see :data:`DEFAULTS`).
+        params: ``ensemble.vote`` parameters (:class:`VoteSettings` or its mapping).
 
     Returns:
         ``(predictions table, review queue)``.
@@ -290,13 +265,13 @@ def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | No
     params = vote_params(params)
     tables = {e: t for e, t in predictions.items() if t is not None and len(t)}
     if not tables:
-        return empty_predictions(), review_queue([], params["review_threshold"])
+        return empty_predictions(), review_queue([], params.review_threshold)
     for engine in tables:
-        if calibration_for(params["calibration"], engine) is None:
+        if calibration_for(params.calibration, engine) is None:
             logger.warning(
                 "vote: no calibration for engine '%s'; using %.2f x its confidence. Learn one on train forms "
                 "(python -m handwriting_pipeline.ensemble.calibrate) and add it to ensemble.vote.calibration",
-                engine, float(params["weights"].get(engine, 1.0)))
+                engine, float(params.weights.get(engine, 1.0)))
     records, reviews = [], []
     for name, readings in readings_by_form(tables).items():
         if not readings:
@@ -309,7 +284,7 @@ def vote(predictions: Mapping[str, pd.DataFrame], params: Mapping[str, Any] | No
              "chosen": fields[k], "confidence": conf[k]}
             for k in KEYS
         )
-    return predictions_from_records(records), review_queue(reviews, params["review_threshold"])
+    return predictions_from_records(records), review_queue(reviews, params.review_threshold)
 
 
 def review_queue(rows: list[dict[str, Any]], threshold: float) -> pd.DataFrame:
@@ -317,3 +292,41 @@ def review_queue(rows: list[dict[str, Any]], threshold: float) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["form", "field", "candidates", "chosen", "confidence"])
     frame = frame[frame["confidence"] < threshold]
     return frame.sort_values(["confidence", "form", "field"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the vote over all forms
+def default_vote_inputs(tables: Mapping[str, pd.DataFrame], calibration: Mapping[str, Any],
+                        where: str = "ensemble vote") -> dict[str, pd.DataFrame]:
+    """Without ``ensemble.inputs`` the vote takes the engines it has a calibration for (an
+    uncalibrated engine's raw confidence would outvote calibrated ones); all of them when none is."""
+    left_out = [e for e in tables if calibration_for(calibration, e) is None]
+    if left_out:
+        logger.info("%s: %s left out (no calibration; name them in ensemble.inputs to force)", where,
+                    ", ".join(left_out))
+    kept = {e: t for e, t in tables.items() if e not in left_out}
+    return kept or dict(tables)
+
+
+def vote_predictions(params: Mapping[str, Any] | EnsembleSettings, calibration: Mapping[str, Any],
+                     predictions: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The vote of the ``ensemble`` block (``methods``, ``inputs``, ``vote``) over the engines'
+    predictions with ``calibration`` (:func:`handwriting_pipeline.methods.vote_calibration`).
+
+    Returns ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
+    """
+    ensemble = EnsembleSettings.from_params(params)
+    settings = dataclasses.replace(ensemble.vote, calibration=dict(calibration))
+    if "vote" not in method_list(ensemble.methods):
+        logger.info("ensemble: 'vote' not in ensemble.methods; predictions_vote is empty")
+        return empty_predictions(), review_queue([], settings.review_threshold)
+    wanted = method_list(ensemble.inputs)
+    tables = available_inputs(predictions, wanted)
+    if not tables:
+        logger.warning("ensemble vote: no engine produced predictions (all inputs empty); nothing to vote")
+        return empty_predictions(), review_queue([], settings.review_threshold)
+    if not wanted:
+        tables = default_vote_inputs(tables, settings.calibration)
+    logger.info("ensemble vote over %s", ", ".join(f"{e} ({len(t)} forms)" for e, t in tables.items()))
+    table, queue = vote(tables, settings)
+    logger.info("ensemble vote: %d forms, %d fields sent to review", len(table), len(queue))
+    return table, queue

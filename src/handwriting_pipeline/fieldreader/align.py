@@ -5,15 +5,15 @@ log-probabilities (the blank-interleaved state chain of CTC, max instead of sum)
 turns it into one frame span per character: each character owns the frames it is emitted on plus
 half of the blank frames on either side, so the spans tile the line. :func:`frame_columns` maps a
 frame span back to columns of the grey line that was fed to the recognizer (the recognizer's frame
-stride is 8 input pixels; see :func:`~handwriting_pipeline.fieldreader.lines.to_array`).
+stride is 8 input pixels; see :func:`~handwriting_pipeline.forms.lines.to_array`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from handwriting_pipeline.fieldreader.lines import HEIGHT, LineSettings, scaled_width
 from handwriting_pipeline.fieldreader.text import encode
+from handwriting_pipeline.forms.lines import HEIGHT, LineSettings, scaled_width
 
 STRIDE = 8  # input columns per CTC frame
 

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.forms.lines import cut_lines
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def choose_lexicon(reader: FieldReader, lines: Sequence[dict[str, np.ndarray]], 
 
 def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
     """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings."""
-    from handwriting_pipeline.ensemble.calibrate import fit_calibration
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in KEYS}}
                           for n, r in zip(names, readings)])
@@ -59,6 +61,25 @@ def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.
     for values in calibration.values():
         values.pop("n", None)
     return calibration
+
+
+def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                  params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
+    """Save with the model what decoding and the vote need, learned on the held-out forms: the
+    lexicon of the fit forms' labels with the decoding settings that read them best, and the
+    per-field confidence calibration. ``train_forms``: labelled forms; ``split``: ``{"fit": [...],
+    "holdout": [...]}`` file names; ``params``: the ``train_fieldreader`` block (its ``lexicon``)."""
+    if not hasattr(reader, "config"):  # NotTrained
+        return reader
+    holdout = train_forms.subset(split["holdout"])
+    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
+    gold = [holdout.fields(n) for n in split["holdout"]]
+    settings = FieldReaderTrainSettings.from_params(params).lexicon
+    lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
+                                       settings.grid, int(settings.max_edits))
+    reader.config.lexicon = lexicon.to_json() if lexicon else {}
+    reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
+    return reader
 
 
 def fit_style(reader: FieldReader, fit_lines: Sequence[Mapping[str, np.ndarray]], fit_texts: Sequence[Mapping[str, str]],
@@ -85,3 +106,26 @@ def fit_style(reader: FieldReader, fit_lines: Sequence[Mapping[str, np.ndarray]]
     model.summary.update({"holdout_fla": round(100 * score, 2), "holdout_fla_without": round(100 * baseline, 2),
                           "fit_minutes": round((time.time() - started) / 60, 2)})
     return model, read_lines(reader, lines, rerank=StyleReranker(reader.config.lines, model, lexicon))
+
+
+def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                    params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
+    """Fit the style layer (case, dots, spaces from the glyphs) on the fit forms, choose its weights
+    on the held-out forms and keep it only when it reads them better than the lexicon alone; then
+    recalibrate the confidences on the readings as the engine will decode them."""
+    settings = FieldReaderTrainSettings.from_params(params)
+    if not hasattr(reader, "config") or not settings.style.enabled:  # NotTrained, or switched off
+        return reader
+    from handwriting_pipeline.fieldreader.text import line_targets
+
+    def cut(names):
+        return [cut_lines(train_forms.images[n], reader.config.lines) for n in names]
+
+    lexicon = Lexicon.from_json(reader.config.lexicon) if reader.config.lexicon else None
+    style, readings = fit_style(reader, cut(split["fit"]), [line_targets(train_forms.fields(n)) for n in split["fit"]],
+                                cut(split["holdout"]), [train_forms.fields(n) for n in split["holdout"]], lexicon,
+                                settings.style.grid, settings.style.geometry)
+    reader.style = style
+    if style is not None:
+        reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels)
+    return reader

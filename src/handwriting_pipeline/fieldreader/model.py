@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from handwriting_pipeline.fieldreader.graph import OnnxRecognizer, export_onnx, onnx_dictionary, stock_onnx_path
-from handwriting_pipeline.fieldreader.lines import LineSettings, batch_arrays
 from handwriting_pipeline.fieldreader.text import ALPHABET
+from handwriting_pipeline.forms.lines import LineSettings, batch_arrays
 
 CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE = "fieldreader.json", "weights.pt", "model.onnx"
 

@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 
 from handwriting_pipeline.fieldreader.decode import beam_search
-from handwriting_pipeline.fieldreader.lines import cut_lines, has_ink, to_array
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.text import fields_from_lines
 from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.forms.lines import cut_lines, has_ink, to_array
 
 # a re-ranker: (line log-probabilities, beam of (text, log-likelihood), line name, image=the grey
 # line) -> beam (the lexicon's :meth:`~.lexicon.Lexicon.rerank`, the style layer's :class:`~.style.StyleReranker`)

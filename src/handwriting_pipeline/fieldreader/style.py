@@ -41,8 +41,8 @@ from handwriting_pipeline.fieldreader.glyphs import (
     line_style,
     split_gap,
 )
-from handwriting_pipeline.fieldreader.lines import LineSettings
 from handwriting_pipeline.fieldreader.text import fields_from_lines
+from handwriting_pipeline.forms.lines import LineSettings
 
 logger = logging.getLogger(__name__)
 STYLE_FILE = "style.joblib"
@@ -171,7 +171,7 @@ def collect_examples(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], tex
     """Training rows of the style model: each line's true text aligned to the line."""
     from tqdm.auto import tqdm
 
-    from handwriting_pipeline.fieldreader.lines import has_ink, to_array
+    from handwriting_pipeline.forms.lines import has_ink, to_array
 
     examples = Examples()
     items = [(lines_[k], t[k], k, t.get(OTHER[k], "")) for lines_, t in zip(lines, texts) for k in lines_
@@ -372,7 +372,7 @@ class LineBeams:
     @classmethod
     def read(cls, reader: Any, lines_per_form: Sequence[Mapping[str, np.ndarray]], beam: int = 8) -> "LineBeams":
         from handwriting_pipeline.fieldreader.decode import beam_search
-        from handwriting_pipeline.fieldreader.lines import has_ink, to_array
+        from handwriting_pipeline.forms.lines import has_ink, to_array
 
         items = [(i, name, line) for i, lines in enumerate(lines_per_form) for name, line in lines.items()
                  if has_ink(line)]

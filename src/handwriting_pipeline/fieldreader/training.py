@@ -1,7 +1,8 @@
 """Fine-tuning the field reader on form lines with PyTorch Lightning and a CTC loss.
 
-* Lines are cut once (:func:`prepare_lines`), augmented on the fly (:class:`Augment`: affine,
-  stroke width, blur, noise — never a vertical squeeze that would hide a letter's height).
+* Lines are cut once (:func:`prepare_lines`), augmented on the fly
+  (:class:`~handwriting_pipeline.training.augment.Augment`: affine, stroke width, blur, noise —
+  never a vertical squeeze that would hide a letter's height).
 * AdamW with warmup + cosine (``transformers.get_cosine_schedule_with_warmup``), gradient
   clipping, BatchNorm frozen.
 * Validation every epoch on held-out forms: ``val_cer`` (character error rate of greedy
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -29,11 +29,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from handwriting_pipeline.config import ReaderTrainerSettings
-from handwriting_pipeline.donut.training import resolve_hardware, stop_reason
 from handwriting_pipeline.fieldreader.decode import greedy
-from handwriting_pipeline.fieldreader.lines import LineSettings, batch_arrays, cut_lines, to_array
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.text import encode, line_targets
+from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, cut_lines, to_array
+from handwriting_pipeline.training.augment import Augment
+from handwriting_pipeline.training.lightning import resolve_hardware, stop_reason
 
 logger = logging.getLogger(__name__)
 MONITOR = "val_cer"
@@ -58,35 +59,6 @@ def prepare_lines(forms: Iterable[tuple[str, Any, dict[str, str]]], settings: Li
         for key, line in cut_lines(image, settings).items():
             out.append(Line(line, targets[key], key, name))
     return out
-
-
-class Augment:
-    """Random, label-preserving distortions of a grey line (seeded per call by the caller's rng)."""
-
-    def __init__(self, strength: float = 1.0) -> None:
-        self.s = float(strength)
-
-    def __call__(self, line: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        s = self.s
-        h, w = line.shape
-        sx = 1 + rng.uniform(-0.12, 0.12) * s
-        sy = 1 + rng.uniform(-0.05, 0.05) * s
-        shear = rng.uniform(-0.25, 0.25) * s
-        angle = np.deg2rad(rng.uniform(-1.5, 1.5) * s)
-        a = np.array([[sx * np.cos(angle), shear - np.sin(angle), 0], [np.sin(angle), sy * np.cos(angle), 0]])
-        a[:, 2] = [w / 2, h / 2] - a[:, :2] @ [w / 2, h / 2] + rng.uniform(-4, 4, 2) * s
-        out = cv2.warpAffine(line, a, (int(w * max(1, sx)) + 2, h), borderValue=255, flags=cv2.INTER_LINEAR)
-        r = rng.random()
-        if r < 0.25 * s:
-            out = cv2.erode(out, np.ones((2, 2), np.uint8))  # thicker strokes (ink is dark)
-        elif r < 0.5 * s:
-            out = cv2.dilate(out, np.ones((2, 2), np.uint8))  # thinner strokes
-        if rng.random() < 0.2 * s:
-            out = cv2.GaussianBlur(out, (3, 3), 0)
-        if rng.random() < 0.2 * s:
-            flip = rng.random(out.shape) < 0.004
-            out = np.where(flip, 255 - out, out).astype(np.uint8)
-        return out
 
 
 class LineDataset(Dataset):

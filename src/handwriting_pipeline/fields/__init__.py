@@ -11,6 +11,8 @@ looks like lives here, so engines, ensembles, training and evaluation agree on o
 * :mod:`.normalize` canonical values beside the written ones (DATE_iso, STATE_code, CITY_name, ZIP5)
 
 Donut's token grammar lives in :mod:`handwriting_pipeline.donut.grammar`.
+
+Floor 0 (ground). May import: nothing from this project.
 """
 
 from handwriting_pipeline.fields.dates import MONTHS, is_plausible_date, parse_date, repair_date, respell_months
@@ -25,6 +27,7 @@ from handwriting_pipeline.fields.schema import (
     empty_fields,
     is_missing,
     normalize_key,
+    row_fields,
 )
 from handwriting_pipeline.fields.states import (
     STATE_ABBREVIATIONS,
@@ -43,6 +46,6 @@ __all__ = [
     "ALLOWED_CHARS", "KEYS", "MONTHS", "NONE", "STATE_ABBREVIATIONS", "STATE_NAMES", "clean_fields", "clean_value",
     "empty_fields", "filter_chars", "gazetteer_check", "is_missing", "is_plausible_date", "is_valid_state",
     "is_valid_zip", "move_state_digits_to_zip", "normalize_key", "parse_date", "repair_date", "repair_fields",
-    "respell", "respell_months", "settle_case", "state_code", "state_variant", "zip_consistent", "zip_places",
+    "respell", "respell_months", "row_fields", "settle_case", "state_code", "state_variant", "zip_consistent", "zip_places",
     "zips_for_place",
 ]

@@ -89,3 +89,9 @@ def normalize_key(raw: str) -> str | None:
             if pattern.fullmatch(word) or (len(word) > 2 and pattern.search(word)):
                 return key
     return None
+
+
+def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
+    """The four fields of a predictions/labels row (only the KEYS columns: ``clean_fields`` on a
+    whole row would let ``CITY_conf`` stand in for a missing CITY)."""
+    return clean_fields({k: row.get(k) for k in KEYS})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handwriting_pipeline.pipelines.curation.crop import (
+from handwriting_pipeline.forms.registration import (
     REFERENCE,
     RegistrationError,
     box_lines,

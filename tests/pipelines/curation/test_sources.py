@@ -134,7 +134,7 @@ def test_sd19_pages_every_bad_input_is_dropped_with_its_reason(sd19_curated, sd1
 def test_sd19_pages_crops_are_the_registered_top_section(sd19_curated):
     """The shifted/rotated page f0002_02 and the straight f0001_01 share the template: their
     crops' box lines coincide."""
-    from handwriting_pipeline.pipelines.curation.crop import box_lines
+    from handwriting_pipeline.forms.registration import box_lines
 
     labels = sd19_curated["curated_labels"].set_index("file_name")
     images = {}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from handwriting_pipeline.pipelines.curation.candidates import Candidates, _labels_frame
 from handwriting_pipeline.pipelines.curation.nodes import (
-    Candidates,
-    _labels_frame,
     assign_splits,
     split_forms,
     split_sizes,

@@ -133,7 +133,7 @@ def test_the_run_fails_only_when_nothing_could_be_read():
 
 def test_unknown_or_unready_engines_stop_before_any_read(toy, tmp_path):
     params = _params()
-    with pytest.raises(RuntimeError, match="unknown engine 'nope'"):
+    with pytest.raises(RuntimeError, match="Unknown engine 'nope'"):
         make_plan({**params["digitize"], "engines": ["nope"]}, params["extract"], params["ensemble"])
     with pytest.raises(RuntimeError, match="fieldreader: no trained model"):
         make_plan({**params["digitize"], "method": "fieldreader"}, params["extract"], params["ensemble"],

@@ -7,7 +7,7 @@ from PIL import Image
 
 from handwriting_pipeline.datasets.digitize import list_images
 from handwriting_pipeline.digitize.inputs import read_forms, to_crop
-from handwriting_pipeline.pipelines.curation.crop import crop_top_section
+from handwriting_pipeline.forms.registration import crop_top_section
 
 from .conftest import synthetic_page
 

@@ -16,7 +16,7 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.digitize import ImageInputs
 from handwriting_pipeline.digitize.core import digitize_records, make_plan
 from handwriting_pipeline.fields import KEYS
-from handwriting_pipeline.pipelines.curation.crop import crop_top_section
+from handwriting_pipeline.forms.registration import crop_top_section
 
 from .test_digitize import PROJECT, _params
 

@@ -11,8 +11,8 @@ import yaml
 
 from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.ensemble import align_vote, repair_fields, vote_form
-from handwriting_pipeline.ensemble.vote import gazetteer_factor, row_fields, vote, vote_params
-from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.ensemble.vote import gazetteer_factor, vote, vote_params
+from handwriting_pipeline.fields import KEYS, NONE, row_fields
 from handwriting_pipeline.metrics import aggregate, score_forms
 from handwriting_pipeline.predictions import COLUMNS, predictions_from_records
 
@@ -181,7 +181,7 @@ def test_case_variants_vote_together_and_case_comes_from_the_trusted_engine():
 
 
 def test_calibration_in_parameters_is_reproducible_from_the_shared_train_split(shared_hsf_top, shared_ocr_outputs):
-    from handwriting_pipeline.ensemble import fit_calibration
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     forms, _ = read_donut_folder(shared_hsf_top / "train")
     names = set(forms.labels.file_name)

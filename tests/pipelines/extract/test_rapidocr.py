@@ -7,9 +7,9 @@ import pytest
 
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import read_donut_folder
-from handwriting_pipeline.engines import layout
 from handwriting_pipeline.engines.rapidocr_engine import RapidOCREngine
 from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.forms import boxes as layout
 from handwriting_pipeline.metrics import aggregate, score_forms
 
 N_FORMS = 20

@@ -45,7 +45,7 @@ def real_forms(shared_validation):
 @pytest.fixture()
 def tiny_bundle(real_forms, train_params):
     """A fresh tiny Donut (tiny preset) with a tokenizer trained on the real labels."""
-    from handwriting_pipeline.pipelines.train.nodes import build_model, build_tokenizer
+    from handwriting_pipeline.donut.recipe import build_model, build_tokenizer
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer(real_forms, train_params)

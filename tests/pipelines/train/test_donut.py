@@ -216,7 +216,7 @@ def test_retraining_into_the_same_folder_changes_the_engine_cache_key(tiny_bundl
 def test_pretrained_path_loader_works_on_a_locally_saved_model(tiny_bundle, real_forms, train_params, tmp_path):
     """init=pretrained with a local folder: field tokens present, input size/ROI set, trains."""
     folder = tiny_bundle.save(tmp_path / "local_donut")
-    from handwriting_pipeline.pipelines.train.nodes import build_model, build_tokenizer
+    from handwriting_pipeline.donut.recipe import build_model, build_tokenizer
 
     params = {**train_params, "model": {**train_params["model"], "init": "pretrained",
                                         "pretrained_name_or_path": str(folder)}}

@@ -28,7 +28,7 @@ def lines_params(train_params):
 
 @pytest.fixture()
 def lines_bundle(real_forms, lines_params):
-    from handwriting_pipeline.pipelines.train.nodes import build_model, build_tokenizer
+    from handwriting_pipeline.donut.recipe import build_model, build_tokenizer
 
     torch.manual_seed(0)
     return build_model(build_tokenizer(real_forms, lines_params), lines_params)
@@ -140,8 +140,8 @@ def test_encoder_is_frozen_first_then_trains_at_a_lower_learning_rate(lines_bund
 
 def test_joint_decoding_rescoring_with_the_field_reader(lines_bundle, real_forms):
     from handwriting_pipeline.donut.joint import JointPredictor, ctc_score
-    from handwriting_pipeline.fieldreader.lines import LINES, cut_lines, to_array
     from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.forms.lines import LINES, cut_lines, to_array
 
     reader = FieldReader.stock()
     names = real_forms.labels["file_name"][:3].tolist()

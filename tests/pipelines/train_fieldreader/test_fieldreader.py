@@ -13,11 +13,11 @@ from PIL import Image
 from handwriting_pipeline.fieldreader.decode import beam_search, greedy, text_log_likelihood
 from handwriting_pipeline.fieldreader.graph import stock_onnx_path
 from handwriting_pipeline.fieldreader.lexicon import Lexicon, case_pattern
-from handwriting_pipeline.fieldreader.lines import LineSettings, batch_arrays, cut_lines, to_array
 from handwriting_pipeline.fieldreader.model import FieldReader, build_network
 from handwriting_pipeline.fieldreader.predict import read_forms
 from handwriting_pipeline.fieldreader.text import ALPHABET, SEP, fields_from_lines, line_targets
 from handwriting_pipeline.fieldreader.training import Line, LineDataset, collate, train_reader
+from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, cut_lines, to_array
 from tests.conftest import SHARED as SHARED_DATA
 
 SHARED = SHARED_DATA / "hsf_top"

@@ -1,4 +1,4 @@
-"""The train_fieldreader nodes end to end on a few shared crops, the model dataset and the engine."""
+"""The field reader's training steps end to end on a few shared crops, the model dataset and the engine."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import yaml
 from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.datasets.model import FieldReaderModelDataset
 from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
-from handwriting_pipeline.pipelines.train_fieldreader import create_pipeline
-from handwriting_pipeline.pipelines.train_fieldreader.nodes import (
-    add_knowledge,
-    fine_tune_fieldreader,
-    fit_style_layer,
-    hold_out_forms,
-)
+from handwriting_pipeline.fieldreader.knowledge import add_knowledge, add_style_layer
+from handwriting_pipeline.fieldreader.recipe import fine_tune, hold_out_forms
+from handwriting_pipeline.pipelines.train import create_pipeline
 from handwriting_pipeline.registry import engine_methods
 from tests.conftest import PROJECT_ROOT
 
@@ -42,13 +38,13 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     params = _params(tmp_path)
     split = hold_out_forms(forms, params)
     assert len(split["holdout"]) == 1 and len(split["fit"]) == 9
-    reader, history = fine_tune_fieldreader(forms, split, ["fieldreader"], params)
+    reader, history = fine_tune(forms, split, params)
     assert len(history) == 1 and {"val_cer", "train_loss"} <= set(history.columns)
     reader = add_knowledge(reader, forms, split, params)
     assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
     # the style layer: fitted on the fit forms, kept only if it reads the held-out form better
     params["style"]["grid"] = [0.0, 1.0]
-    reader = fit_style_layer(reader, forms, split, params)
+    reader = add_style_layer(reader, forms, split, params)
     assert reader.style is None or reader.style.summary["holdout_fla"] > reader.style.summary["holdout_fla_without"]
     dataset = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None)
     dataset.save(reader)
@@ -61,12 +57,13 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     assert result.error is None and set(result.fields) == {"DATE", "CITY", "STATE", "ZIP"}
     assert FieldReaderEngine.vote_calibration(model=ref) == reader.config.calibration
     # left out of train.models: nothing trained, the saved model stays
-    not_trained = fine_tune_fieldreader(forms, split, ["donut"], params)[0]
+    step = next(n for n in create_pipeline().nodes if n.name == "fine_tune_fieldreader")
+    not_trained = step.func(models=["donut"], train_forms=forms, split=split, params=params)[0]
     assert add_knowledge(not_trained, forms, split, params) is not_trained
-    assert fit_style_layer(not_trained, forms, split, params) is not_trained
+    assert add_style_layer(not_trained, forms, split, params) is not_trained
     dataset.save(not_trained)
     assert dataset.load().available
 
 
 def test_pipeline_outputs():
-    assert create_pipeline().outputs() == {"fieldreader_model", "fieldreader_history"}
+    assert create_pipeline().only_nodes_with_tags("fieldreader").outputs() == {"fieldreader_model", "fieldreader_history"}

@@ -14,10 +14,10 @@ from handwriting_pipeline.fieldreader.align import align, viterbi_path
 from handwriting_pipeline.fieldreader.decode import beam_search
 from handwriting_pipeline.fieldreader.glyphs import CASE_FEATURES, GAP_FEATURES, Parsed, letter_indices
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
-from handwriting_pipeline.fieldreader.lines import LineSettings, cut_lines, to_array
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.style import Examples, StyleModel, StyleReranker, base_variant, fit_weights, style_of
 from handwriting_pipeline.fieldreader.text import ALPHABET, SEP, line_targets
+from handwriting_pipeline.forms.lines import LineSettings, cut_lines, to_array
 from tests.conftest import SHARED as SHARED_DATA
 
 SHARED = SHARED_DATA / "hsf_top"

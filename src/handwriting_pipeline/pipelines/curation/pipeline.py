@@ -1,8 +1,8 @@
 """The 'curation' pipeline: raw forms -> labelled, validated, split, versioned form sets.
 
-One DAG for all sources; ``curation.source`` (synthetic | sd19_pages | donut_folder |
-hf_dataset) says which source node does the work, the others pass an empty set through
-without opening their (lazy) raw inputs::
+One DAG for all sources, built from the registry :data:`.sources.SOURCES`; ``curation.source``
+(synthetic | sd19_pages | donut_folder | hf_dataset) says which source node does the work, the
+others pass an empty set through without opening their (lazy) raw inputs::
 
     params:curation ───────────────► generate_synthetic_forms ─► synthetic_candidates ─┐
     sd19_pages ─► crop_pages ─► sd19_crops ─► annotate_forms ◄─ sd19_labels            │
@@ -17,35 +17,18 @@ without opening their (lazy) raw inputs::
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import (
-    annotate_forms,
-    crop_pages,
-    export_splits,
-    generate_synthetic_forms,
-    read_donut_splits,
-    read_hf_dataset,
-    select_source,
-    split_forms,
-    validate_forms,
-)
+from .nodes import export_splits, select_source, split_forms, validate_forms
+from .sources import SOURCES
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Create the 'curation' pipeline."""
+    """Create the 'curation' pipeline: every registered source's reader nodes, then the common steps."""
+    readers = [node(step.func, list(step.inputs), step.output, name=step.name, tags=[f"source_{name}"])
+               for name, source in SOURCES.items() for step in source.steps]
     return Pipeline(
         [
-            node(generate_synthetic_forms, "params:curation", "synthetic_candidates",
-                 name="generate_synthetic_forms", tags=["source_synthetic"]),
-            node(crop_pages, ["sd19_pages", "params:curation"], "sd19_crops",
-                 name="crop_pages", tags=["source_sd19_pages"]),
-            node(annotate_forms, ["sd19_crops", "sd19_labels", "params:curation"], "sd19_candidates",
-                 name="annotate_forms", tags=["source_sd19_pages"]),
-            node(read_donut_splits, ["donut_folder", "params:curation"], "donut_candidates",
-                 name="read_donut_splits", tags=["source_donut_folder"]),
-            node(read_hf_dataset, ["hf_forms", "params:curation"], "hf_candidates",
-                 name="read_hf_dataset", tags=["source_hf_dataset"]),
-            node(select_source,
-                 ["params:curation", "synthetic_candidates", "sd19_candidates", "donut_candidates", "hf_candidates"],
+            *readers,
+            node(select_source, {"params": "params:curation", **{name: s.output for name, s in SOURCES.items()}},
                  "selected_candidates", name="select_source"),
             node(validate_forms, ["selected_candidates", "params:curation"], "valid_candidates",
                  name="validate_forms"),

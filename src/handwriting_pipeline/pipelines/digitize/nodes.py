@@ -82,7 +82,7 @@ def digitize_summary(forms: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def check_digitized(summary: dict[str, Any]) -> None:
     """Fail the run (after everything is written) only when no input could be read at all."""
     if summary.get("forms") and not summary.get("read"):
-        from handwriting_pipeline.hooks import RunFailed
+        from handwriting_pipeline.errors import RunFailed
 
         first = next(iter(summary.get("rejected_by_reason") or {}), "?")
         raise RunFailed(f"digitize: none of the {summary['forms']} input images could be read (first reason: "

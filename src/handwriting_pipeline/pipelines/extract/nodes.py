@@ -17,92 +17,24 @@ from typing import Any
 import pandas as pd
 
 from handwriting_pipeline.datasets.forms import LabelledForms
-from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.methods import READY, build_engine, chosen_engines, ready_engines
 from handwriting_pipeline.predictions import empty_predictions
-from handwriting_pipeline.registry import engine_class, engine_methods, method_list
 
 logger = logging.getLogger(__name__)
 
-READY = "ready"
-DEFAULT = "default"
-
-
-def default_engines() -> list[str]:
-    """``extract.engines: default``: every registered engine whose class says ``default = True``."""
-    return [m for m in engine_methods() if engine_class(m).default]
-
-
-def enabled_engines(params: Mapping[str, Any]) -> list[str]:
-    """``extract.engines`` as a list: ``default`` (or nothing) -> :func:`default_engines`; a list,
-    or from the command line a string separated by ``;``, ``+``, ``,`` or spaces:
-    ``--params "extract.engines=rapidocr;recorded_textract"``."""
-    value = params.get("engines")
-    if value is None or method_list(value) == [DEFAULT]:
-        return default_engines()
-    return list(dict.fromkeys(method_list(value)))
-
-
-def is_default_run(params: Mapping[str, Any]) -> bool:
-    value = params.get("engines")
-    return value is None or method_list(value) == [DEFAULT]
-
-
-def engine_inputs(cls: type[Engine], datasets: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine's :attr:`~Engine.catalog_inputs` (keyword -> dataset) filled from ``datasets``."""
-    return {keyword: datasets.get(dataset) for keyword, dataset in cls.catalog_inputs.items()}
-
-
-def build_engine(method: str, params: Mapping[str, Any], credentials: Mapping[str, Any] | None = None,
-                 **inputs: Any) -> Engine:
-    """The engine for ``method`` with its ``extract.<method>`` settings, its credentials section
-    and its catalog inputs (keyword arguments named as in ``catalog_inputs``)."""
-    cls = engine_class(method)
-    section = (credentials or {}).get(cls.credentials) if cls.credentials else None
-    return cls.from_params(method, params.get(method) or {}, section or {}, **inputs)
-
-
-def engine_status(method: str, params: Mapping[str, Any], credentials: Mapping[str, Any],
-                  datasets: Mapping[str, Any], explicit: bool) -> str:
-    """"ready" or why the engine is skipped; raises when it must stop the run."""
-    cls = engine_class(method)
-    missing = cls.unavailable(**engine_inputs(cls, datasets))
-    if missing:
-        if explicit:
-            raise RuntimeError(f"{method}: no trained model ({missing}); train it first: kedro run --pipeline "
-                               f"train, or remove {method} from extract.engines")
-        logger.warning("extract %s: skipped, no trained model (%s); train it: kedro run --pipeline train",
-                       method, missing)
-        return f"skipped: no trained model ({missing})"
-    if cls.requires_training():
-        return READY  # its node loads the model
-    try:
-        build_engine(method, params, credentials).check_ready()
-    except Exception as err:  # noqa: BLE001
-        if cls.optional:
-            logger.warning("extract %s skipped (empty predictions): %s", method, err)
-            return f"skipped: {err}"
-        raise RuntimeError(f"{method}: {err}") from err
-    return READY
-
 
 def check_engines(params: dict[str, Any], credentials: dict[str, Any], **datasets: Any) -> dict[str, str]:
-    """Before any form is read: which enabled engines run.
+    """Before any form is read: which enabled engines run (:func:`~handwriting_pipeline.methods.ready_engines`).
 
     ``datasets`` are the catalog inputs the engines declare (``donut_model``). Raises a
     RuntimeError naming every problem (paid engine without credentials, unknown engine, an
     explicitly requested engine without its trained model). Returns method -> "ready" / why it
     is skipped, for the log (secrets never appear).
     """
-    status, problems = {}, []
-    explicit = not is_default_run(params)
-    for method in enabled_engines(params):
-        try:
-            status[method] = engine_status(method, params, credentials or {}, datasets, explicit)
-        except (KeyError, RuntimeError) as err:
-            problems.append(str(err.args[0]) if err.args else str(err))
-    if problems:
-        raise RuntimeError("extract: enabled engines are not ready (nothing was read):\n  " + "\n  ".join(problems))
+    wanted, explicit = chosen_engines(params.get("engines"))
+    specs, skipped = ready_engines(wanted, explicit, params, credentials, datasets, where="extract")
+    status = {m: READY if m in {s.method for s in specs} else f"skipped: {skipped[m]}" for m in wanted}
     logger.info("extract engines: %s", status)
     return status
 

@@ -1,26 +1,24 @@
-"""The 'train' pipeline: tokenizer -> Donut -> synthetic pretraining -> fine-tuning -> outputs.
+"""The 'train' pipeline, generated from the registry: every registered engine that declares
+:meth:`~handwriting_pipeline.engines.base.Engine.training_steps` (today the field reader and
+Donut) gets its steps as nodes; ``train.models`` says which of them train in a run.
 
-Inputs: ``train_forms``, ``validation_forms`` (from curation), ``params:train``.
-Outputs: ``donut_model`` (versioned save_pretrained folder), ``training_history`` (CSV),
-``training_history_plot`` (PNG).
+Inputs: ``train_forms``, ``validation_forms`` (from curation) and each engine's parameter block.
+Outputs: the engines' model datasets (``fieldreader_model``, ``donut_model``) and their reports
+(``fieldreader_history``, ``training_history``, ``training_history_plot``).
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_model, build_tokenizer, fine_tune, pretrain_on_synthetic, training_report
+from handwriting_pipeline.pipelines.train.nodes import train_step
+from handwriting_pipeline.registry import engine_class, engine_methods
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'train' pipeline."""
-    return Pipeline(
-        [
-            Node(build_tokenizer, ["train_forms", "params:train"], "donut_tokenizer", name="build_donut_tokenizer"),
-            Node(build_model, ["donut_tokenizer", "params:train"], "donut_initial_model", name="build_donut_model"),
-            Node(pretrain_on_synthetic, ["donut_initial_model", "validation_forms", "params:train"],
-                 ["donut_pretrained_model", "donut_pretrain_history"], name="pretrain_donut_on_synthetic"),
-            Node(fine_tune, ["donut_pretrained_model", "train_forms", "validation_forms", "params:train"],
-                 ["donut_model", "donut_finetune_history"], name="fine_tune_donut"),
-            Node(training_report, ["donut_pretrain_history", "donut_finetune_history"],
-                 ["training_history", "training_history_plot"], name="report_donut_training"),
-        ]
-    )
+    nodes = []
+    for method in engine_methods():
+        for step in engine_class(method).training_steps():
+            models = {"models": "params:train.models"} if step.not_trained is not None else {}
+            nodes.append(Node(train_step(method, step), {**models, **step.inputs}, step.outputs, name=step.name,
+                              tags=[method]))
+    return Pipeline(nodes)

@@ -1,7 +1,7 @@
 """The two handwritten lines of a form, cut for the recognizer.
 
-The boxes come from the shared layout code (:func:`handwriting_pipeline.engines.layout.find_boxes`,
-the same boxes the RapidOCR engine reads). Each box is cut with a margin (writing crosses the
+The boxes come from :func:`handwriting_pipeline.forms.boxes.find_boxes` (the same boxes the
+RapidOCR engine reads). Each box is cut with a margin (writing crosses the
 outline), its printed rule lines are whitened, small specks are dropped, and the region is
 trimmed left and right to the ink. Vertically the cut keeps the whole box, not just the ink:
 how tall a letter is against the box is what tells ``o`` from ``O`` and ``s`` from ``S``.
@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from handwriting_pipeline.engines.layout import box_region, find_boxes, to_grey
+from handwriting_pipeline.forms.boxes import box_region, find_boxes, to_grey
 
 HEIGHT = 48
 LINES = ("DATE", "CSZ")  # the DATE box and the shared CITY/STATE/ZIP box

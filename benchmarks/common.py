@@ -1,0 +1,35 @@
+"""What the benchmark scripts share: where things are, when and where a result was measured, and
+a labelled split as (name, image, fields) triples.
+
+The scripts put ``benchmarks/`` on ``sys.path`` (they are run as ``python benchmarks/<script>.py``)
+and import this module as ``common``. It imports the project only inside its functions, and never
+``handwriting_pipeline.pipelines`` (benchmarks call the library, not Kedro nodes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict:
+    """When and where a result was measured (every results JSON carries it)."""
+    return {"date": dt.date.today().isoformat(),
+            "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
+                        "python": platform.python_version(), "gpu": None}}
+
+
+def load_split(folder: Path, limit: int = 0):
+    """The first ``limit`` (0: all) forms of a labelled Donut-layout folder as (name, image,
+    fields) triples, and the folder's :class:`~handwriting_pipeline.datasets.forms.LabelledForms`."""
+    from handwriting_pipeline.datasets.forms import read_donut_folder
+
+    forms, _ = read_donut_folder(folder)
+    names = forms.labels["file_name"].tolist()[: limit or None]
+    return [(n, forms.images[n], forms.fields(n)) for n in names], forms

@@ -1,0 +1,54 @@
+"""The field reader's training recipe from the ``train_fieldreader`` parameters: hold out forms ->
+fine-tune -> lexicon and calibration (:func:`~handwriting_pipeline.fieldreader.knowledge.add_knowledge`).
+The steps the ``train`` pipeline runs are declared by the engine
+(:meth:`handwriting_pipeline.engines.fieldreader.FieldReaderEngine.training_steps`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from handwriting_pipeline.config import FieldReaderTrainSettings
+from handwriting_pipeline.training.not_trained import NotTrained
+
+logger = logging.getLogger(__name__)
+
+
+def hold_out_forms(train_forms: Any, params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Split the train forms into forms to learn from and held-out forms (early stopping and
+    confidence calibration): the last ``holdout_share`` of them, at most ``holdout_forms``."""
+    settings = FieldReaderTrainSettings.from_params(params)
+    names = train_forms.labels["file_name"].tolist()
+    n = min(int(settings.holdout_forms), max(1, round(len(names) * float(settings.holdout_share))))
+    return {"fit": names[: len(names) - n], "holdout": names[len(names) - n:]}
+
+
+def _lines(forms: Any, names: list[str], reader: Any) -> list:
+    from handwriting_pipeline.fieldreader.training import prepare_lines
+
+    return prepare_lines(((n, forms.images[n], forms.fields(n)) for n in names), reader.config.lines)
+
+
+def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """The stock recognizer fine-tuned on the fit forms' lines, validated on the held-out ones."""
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.fieldreader.training import train_reader
+
+    settings = FieldReaderTrainSettings.from_params(params)
+    reader = FieldReader.stock()
+    reader.net.freeze_before(float(settings.freeze))
+    history, reason = train_reader(reader, _lines(train_forms, split["fit"], reader),
+                                   _lines(train_forms, split["holdout"], reader), settings.trainer,
+                                   checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
+    reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
+                             "epochs": len(history), "stop_reason": reason}
+    return reader, pd.DataFrame(history)
+
+
+def not_trained() -> tuple[NotTrained, pd.DataFrame]:
+    """What :func:`fine_tune` gives when ``train.models`` leaves the field reader out: the saved
+    model stays as it is."""
+    return NotTrained("fieldreader not in train.models"), pd.DataFrame()

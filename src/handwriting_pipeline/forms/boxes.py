@@ -1,0 +1,129 @@
+"""Where the handwriting boxes are on an HSF top-section crop: pure geometry, no text.
+
+:func:`find_boxes` finds the DATE box and the shared CITY/STATE/ZIP box from their printed
+outlines (long thin horizontal and vertical ink runs, :func:`line_masks`), so a crop shifted by
+the scanner still works; the template positions are only the fallback. :func:`box_region` cuts
+a box with a margin and whitens its rule lines. Used by the layout engines (RapidOCR,
+Tesseract), the field reader's line cutting (:mod:`handwriting_pipeline.forms.lines`) and the
+review crops of digitize.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
+
+# Template geometry of the 2460x350 crop (measured on real SD19 crops); used only when the
+# outlines cannot be found, scaled to the image size.
+TEMPLATE_SIZE = (2460, 350)
+TEMPLATE_DATE_BOX: Box = (770, 188, 1135, 295)
+TEMPLATE_CSZ_BOX: Box = (1185, 188, 2143, 295)
+
+
+def to_grey(image: Image.Image) -> np.ndarray:
+    """Any PIL image -> 8-bit grey array (ink dark)."""
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _runs(mask: np.ndarray, min_len: int, gap: int = 0) -> list[tuple[int, int]]:
+    """Start/end of True runs in a 1-D mask at least ``min_len`` long (gaps <= ``gap`` bridged)."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return []
+    runs, start, prev = [], idx[0], idx[0]
+    for i in idx[1:]:
+        if i - prev > gap + 1:
+            runs.append((start, prev + 1))
+            start = i
+        prev = i
+    runs.append((start, prev + 1))
+    return [(int(a), int(b)) for a, b in runs if b - a >= min_len]
+
+
+def line_masks(grey: np.ndarray, min_h: int = 120, min_v: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of thin horizontal and vertical rule lines (solid blocks such as the blacked-out
+    NAME box are removed: they are long in both directions)."""
+    ink = (grey < 128).astype(np.uint8)
+    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, min_h), np.uint8))
+    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((min_v, 1), np.uint8))
+    solid = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((25, 25), np.uint8))
+    solid = cv2.dilate(solid, np.ones((9, 9), np.uint8))
+    return (horiz & (1 - solid)).astype(bool), (vert & (1 - solid)).astype(bool)
+
+
+def _scale(box: Box, size: tuple[int, int]) -> Box:
+    sx, sy = size[0] / TEMPLATE_SIZE[0], size[1] / TEMPLATE_SIZE[1]
+    return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
+
+
+def find_boxes(grey: np.ndarray) -> tuple[Box, Box, bool]:
+    """The DATE box and the shared CITY/STATE/ZIP box from their outlines.
+
+    Returns ``(date_box, csz_box, found)``; ``found`` is False when the template was used.
+    """
+    height, width = grey.shape
+    default = (_scale(TEMPLATE_DATE_BOX, (width, height)), _scale(TEMPLATE_CSZ_BOX, (width, height)), False)
+    horiz, _ = line_masks(grey)
+    counts = horiz.sum(axis=1)
+    lo, hi = int(height * 0.3), int(height * 0.97)
+    # rule rows: rows with horizontal line pixels; a (slightly skewed) rule spans a few rows,
+    # so neighbouring rows are grouped and a group weighs the columns it covers
+    strong = counts >= width * 0.04
+    strong[:lo] = False
+    strong[hi:] = False
+    groups = _runs(strong, 1, gap=4)
+    if len(groups) < 2:
+        return default
+
+    def weight(g: tuple[int, int]) -> int:
+        return int(horiz[g[0]:g[1]].any(axis=0).sum())
+
+    groups = [g for g in groups if weight(g) >= width * 0.2]
+    best = None
+    for i, top in enumerate(groups):
+        for bottom in groups[i + 1:]:
+            gap = (bottom[0] + bottom[1]) / 2 - (top[0] + top[1]) / 2
+            if 0.15 * height <= gap <= 0.5 * height:
+                score = min(weight(top), weight(bottom))
+                if best is None or score > best[0]:
+                    best = (score, top, bottom)
+    if best is None:
+        return default
+    _, top, bottom = best
+    y0, y1 = top[0], bottom[1]
+    # horizontal extents of the boxes: union of the top and bottom rules' segments
+    cols = horiz[top[0]:top[1]].any(axis=0) | horiz[bottom[0]:bottom[1]].any(axis=0)
+    segments = [s for s in _runs(cols, int(width * 0.08), gap=int(width * 0.012))]
+    if len(segments) < 2:
+        return default
+    date_seg, csz_seg = sorted(segments[-2:])
+    if csz_seg[1] - csz_seg[0] < date_seg[1] - date_seg[0]:  # the shared box is the wider one
+        return default
+    return (date_seg[0], y0, date_seg[1], y1), (csz_seg[0], y0, csz_seg[1], y1), True
+
+
+def label_strip(layout_boxes: tuple[Box, Box], shape: tuple[int, int]) -> Box:
+    """The strip above both boxes where the printed labels are."""
+    date_box, csz_box = layout_boxes
+    height, width = shape
+    top = max(0, date_box[1] - round(0.22 * height))
+    return (max(0, date_box[0] - 40), top, min(width, csz_box[2] + 20), max(top + 1, date_box[1] - 1))
+
+
+def box_region(grey: np.ndarray, box: Box, pad_x: int = 25, pad_top: int = 18, pad_bottom: int = 12,
+               erase_rules: bool = True) -> tuple[np.ndarray, int, int]:
+    """The pixels of a box (with a margin: writing crosses the outline), rule lines whitened.
+
+    Returns the region and its page offset (x, y).
+    """
+    height, width = grey.shape
+    x0, y0 = max(0, box[0] - pad_x), max(0, box[1] - pad_top)
+    x1, y1 = min(width, box[2] + pad_x), min(height, box[3] + pad_bottom)
+    region = grey[y0:y1, x0:x1].copy()
+    if erase_rules:
+        horiz, vert = line_masks(region, min_h=max(60, (x1 - x0) // 4), min_v=max(30, (y1 - y0) // 2))
+        region[horiz | vert] = 255
+    return region, x0, y0

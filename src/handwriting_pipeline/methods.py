@@ -1,0 +1,153 @@
+"""From a method choice to ready engines: the one set-up that extract, ensemble and digitize share.
+
+Floor 6. May import: floors 0-5 (``engines``, ``ensemble`` and everything below them:
+``registry``, ``config``, ``datasets`` ...) — never ``digitize`` or ``pipelines``.
+
+* :func:`chosen_engines` reads an engines parameter (``extract.engines``, ``digitize.engines``):
+  ``default`` -> every registered engine whose class says ``default = True`` (for new scans:
+  only those that read images), otherwise the names given (explicit).
+* :func:`ready_engines` decides, before any form is read, which of them run: one rule for every
+  caller. An engine without its trained model is skipped in a default run and stops an explicit
+  one ("train it first"); an engine that cannot read images is skipped / stops the same way where
+  images are read (digitize); an engine whose :meth:`~Engine.check_ready` fails is skipped when it
+  is ``optional`` and stops the run otherwise. It returns :class:`EngineSpec` s: how to build each
+  engine (its ``extract.<method>`` settings, credentials section and catalog inputs), picklable.
+* :func:`model_calibrations` and :func:`vote_calibration`: the vote's calibration of every
+  engine, with **one precedence**: the calibration that comes with a trained model (fitted on
+  that model's held-out training forms) wins over ``ensemble.vote.calibration`` in the
+  parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from handwriting_pipeline.engines.base import Engine
+from handwriting_pipeline.registry import engine_class, engine_methods, method_list
+
+logger = logging.getLogger(__name__)
+
+#: the value of an engines parameter that means "every default engine"
+DEFAULT = "default"
+READY = "ready"
+TRAIN_HINT = "train it first: kedro run --pipeline train"
+
+
+def default_engines(images_only: bool = False) -> list[str]:
+    """Every registered engine whose class says ``default = True`` (``images_only``: that reads
+    images - recorded replays of labelled folders cannot read new scans)."""
+    return [m for m in engine_methods() if engine_class(m).default and (engine_class(m).needs_image or not images_only)]
+
+
+def chosen_engines(value: Any, images_only: bool = False) -> tuple[list[str], bool]:
+    """``(engines, explicitly named?)`` of an engines parameter: ``default`` or nothing ->
+    :func:`default_engines`; a list, or from the command line a string separated by ``;``,
+    ``+``, ``,`` or spaces: ``--params "extract.engines=rapidocr;recorded_textract"``."""
+    if value is None or method_list(value) == [DEFAULT]:
+        return default_engines(images_only), False
+    return list(dict.fromkeys(method_list(value))), True
+
+
+def engine_inputs(cls: type[Engine], datasets: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The engine's :attr:`~Engine.catalog_inputs` (keyword -> dataset) filled from ``datasets``."""
+    return {keyword: (datasets or {}).get(dataset) for keyword, dataset in cls.catalog_inputs.items()}
+
+
+@dataclass
+class EngineSpec:
+    """How to build one engine, in this process or another one (a Dask worker)."""
+
+    method: str
+    cls: type[Engine]
+    settings: dict[str, Any]
+    credentials: dict[str, Any]
+    inputs: dict[str, Any]
+
+    def build(self) -> Engine:
+        return self.cls.from_params(self.method, self.settings, self.credentials, **self.inputs)
+
+
+def engine_spec(method: str, settings: Mapping[str, Any], credentials: Mapping[str, Any] | None = None,
+                datasets: Mapping[str, Any] | None = None) -> EngineSpec:
+    """The spec of ``method``: its ``extract.<method>`` block (``settings`` is the whole
+    ``extract`` block), its credentials section and its catalog inputs from ``datasets``."""
+    cls = engine_class(method)
+    section = (credentials or {}).get(cls.credentials) if cls.credentials else None
+    return EngineSpec(method, cls, dict(settings.get(method) or {}), dict(section or {}), engine_inputs(cls, datasets))
+
+
+def build_engine(method: str, settings: Mapping[str, Any], credentials: Mapping[str, Any] | None = None,
+                 **inputs: Any) -> Engine:
+    """The engine for ``method`` built now (``inputs``: its catalog inputs by keyword)."""
+    spec = engine_spec(method, settings, credentials)
+    spec.inputs = inputs
+    return spec.build()
+
+
+def _why_not(spec: EngineSpec, explicit: bool, images_only: bool) -> tuple[str | None, bool]:
+    """``(why the engine cannot run, does that stop the run?)``; ``(None, False)`` when it can."""
+    cls = spec.cls
+    missing = cls.unavailable(**spec.inputs)
+    if missing:
+        return f"no trained model ({missing}); {TRAIN_HINT}", explicit
+    if images_only and not cls.needs_image:
+        return "it reads no image (a replay of recorded outputs), so it cannot read new scans", explicit
+    if cls.requires_training():
+        return None, False  # a trained engine loads its model where it reads
+    try:
+        spec.build().check_ready()
+    except Exception as err:  # noqa: BLE001
+        return str(err), not cls.optional
+    return None, False
+
+
+def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any],
+                  credentials: Mapping[str, Any] | None, datasets: Mapping[str, Any] | None, *, where: str,
+                  images_only: bool = False) -> tuple[list[EngineSpec], dict[str, str]]:
+    """The engines among ``wanted`` that run, and why each other one is skipped (logged).
+
+    Raises a RuntimeError naming every problem (unknown engine, an explicitly named engine
+    without its model, a paid engine without credentials) before any form is read; ``where``
+    (``extract``, ``digitize``) opens the message.
+    """
+    specs, skipped, problems = [], {}, []
+    for method in wanted:
+        try:
+            spec = engine_spec(method, settings, credentials, datasets)
+        except KeyError as err:
+            problems.append(str(err.args[0]) if err.args else str(err))
+            continue
+        why, fatal = _why_not(spec, explicit, images_only)
+        if why is None:
+            specs.append(spec)
+        elif fatal:
+            problems.append(f"{method}: {why}")
+        else:
+            skipped[method] = why
+            logger.warning("%s: engine %s skipped: %s", where, method, why)
+    if problems:
+        raise RuntimeError(f"{where}: enabled engines are not ready (nothing was read):\n  " + "\n  ".join(problems))
+    return specs, skipped
+
+
+# --------------------------------------------------------------------------- calibration
+def model_calibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{engine: calibration}`` that trained engines carry with their models (``datasets``:
+    catalog inputs by dataset name, e.g. ``fieldreader_model``)."""
+    out = {}
+    for method in engine_methods():
+        cls = engine_class(method)
+        if cls.catalog_inputs:
+            calibration = cls.vote_calibration(**engine_inputs(cls, datasets))
+            if calibration:
+                out[method] = dict(calibration)
+    return out
+
+
+def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The vote's calibration: ``ensemble.vote.calibration`` with the trained models' own
+    calibrations on top (a model's calibration wins: it was fitted for that very model)."""
+    return {**dict(params_calibration or {}), **dict(models or {})}
