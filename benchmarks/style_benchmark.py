@@ -65,6 +65,7 @@ def main() -> int:
     parser.add_argument("--limit-fit", type=int, default=0, help="fit forms used (0: all; for a quick check)")
     parser.add_argument("--limit-val", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--speed-forms", type=int, default=100, help="validation forms timed as the engine reads")
     parser.add_argument("--note", default="", help="e.g. what else ran on the machine")
     parser.add_argument("--out", default="", help="save a copy of the model folder with its style layer here")
     args = parser.parse_args()
@@ -136,7 +137,7 @@ def main() -> int:
     # reading speed as the engine reads (layout + lines + decoding), without and with the style layer
     full = variants["levers 1+2+3 (style layer)"][0]
     full.weights = chosen["levers 1+2+3 (style layer)"]
-    images = [image for _, image, _ in val]
+    images = [image for _, image, _ in val][: args.speed_forms or None]
     for label, rerank in (("lexicon", lexicon.rerank if lexicon else None), ("style layer", full)):
         t0 = time.time()
         read_forms(reader, images, rerank=rerank)
