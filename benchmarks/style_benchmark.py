@@ -16,7 +16,10 @@ choose the weights; validation is only reported. Rows (each scored on the same v
 * ``levers 1+2 decide``: the style model's own choice among the variants (weights 100: the image
   likelihood only breaks ties);
 * ``lever 2 without glyph geometry + 3``: the style model on the writer/position features only;
-* ``levers 1+2+3``: the whole style layer (glyph geometry + writer features + decoding).
+* ``levers 1+2 without writer features + 3``: glyph geometry and position, not the other letters' case;
+* ``levers 1+2+3``: glyph geometry + writer features + decoding;
+* ``style layer``: the feature set of the three above that reads the held-out train forms best
+  (what the train pipeline keeps, ``train_fieldreader.style.features``).
 
 Writes benchmarks/results/fieldreader_style_ablation.{json,md}; with ``--out`` also a copy of the
 model folder with the whole style layer (and the confidence calibration refitted on its readings).
@@ -76,6 +79,7 @@ def main() -> int:
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.predict import read_forms, read_lines
     from handwriting_pipeline.fieldreader.style import (
+        FEATURE_SETS,
         LineBeams,
         StyleModel,
         StyleReranker,
@@ -99,7 +103,7 @@ def main() -> int:
     started = time.time()
     fit_lines, hold_lines, val_lines = cut(fit), cut(hold), cut(val)
     examples = collect_examples(reader, fit_lines, [line_targets(f) for _, _, f in fit])
-    models = {True: StyleModel.fit(examples, geometry=True), False: StyleModel.fit(examples, geometry=False)}
+    models = {name: StyleModel.fit(examples, *FEATURE_SETS[name]) for name in FEATURE_SETS}
     fit_minutes = (time.time() - started) / 60
     hold_gold = [f for _, _, f in hold]
     val_names = [n for n, _, _ in val]
@@ -107,10 +111,13 @@ def main() -> int:
     big = {"case": 100.0, "punct": 100.0, "space": 100.0}
     variants = {  # name -> (reranker, weights: None = fitted on the held-out forms)
         "levers 3 alone (variants, CTC + lexicon prior)": (StyleReranker(reader.config.lines, None, lexicon), {}),
-        "levers 1+2 decide (style model's choice)": (StyleReranker(reader.config.lines, models[True], lexicon), big),
-        "lever 2 without glyph geometry + 3": (StyleReranker(reader.config.lines, models[False], lexicon), None),
-        "levers 1+2+3 (style layer)": (StyleReranker(reader.config.lines, models[True], lexicon), None),
+        "levers 1+2 decide (style model's choice)": (StyleReranker(reader.config.lines, models["all"], lexicon), big),
+        "lever 2 without glyph geometry + 3": (StyleReranker(reader.config.lines, models["writer"], lexicon), None),
+        "levers 1+2 without writer features + 3": (StyleReranker(reader.config.lines, models["glyphs"], lexicon), None),
+        "levers 1+2+3": (StyleReranker(reader.config.lines, models["all"], lexicon), None),
     }
+    by_features = {"writer": "lever 2 without glyph geometry + 3", "glyphs": "levers 1+2 without writer features + 3",
+                   "all": "levers 1+2+3"}
     results = {**machine(), "model": str(args.model), "training": reader.config.summary, "n": len(val),
                "fit_forms": len(fit), "holdout_forms": len(hold), "style_rows": models[True].summary,
                "style_fit_minutes": round(fit_minutes, 2), "rows": {}}
@@ -132,11 +139,15 @@ def main() -> int:
         hold_fla = sum(all(r[k] == g[k] for k in g) for r, g in zip(hold_rows, hold_gold)) / len(hold_gold)
         res = score(labels, rows_of(val_names, line_choices(reader, val_read, reranker), weights))
         results["rows"][name] = {**res, "weights": weights, "holdout_FLA": round(100 * hold_fla, 2)}
+    # the style layer as the train pipeline keeps it: the feature set best on the held-out train forms
+    best = max(by_features, key=lambda k: results["rows"][by_features[k]]["holdout_FLA"])
+    results["rows"]["style layer (features chosen on held-out train forms)"] = {
+        **results["rows"][by_features[best]], "features": best}
     for res in results["rows"].values():
         res["style_errors"] = style_errors(res)
     # reading speed as the engine reads (layout + lines + decoding), without and with the style layer
-    full = variants["levers 1+2+3 (style layer)"][0]
-    full.weights = chosen["levers 1+2+3 (style layer)"]
+    full = variants[by_features[best]][0]
+    full.weights = chosen[by_features[best]]
     images = [image for _, image, _ in val][: args.speed_forms or None]
     for label, rerank in (("lexicon", lexicon.rerank if lexicon else None), ("style layer", full)):
         t0 = time.time()
@@ -146,7 +157,7 @@ def main() -> int:
     (RESULTS / "fieldreader_style_ablation.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     write_markdown(results)
     if args.out:
-        save_copy(args, reader, models[True], full.weights, hold, hold_lines, train_forms, calibrate)
+        save_copy(args, reader, models[best], full.weights, hold, hold_lines, train_forms, calibrate)
     for name, res in results["rows"].items():
         print(f"{name:48s} FLA {res['FLA']:6.2f} CBA {res['CBA']:6.2f} nocase {res['FLA_ignoring_case']:6.2f} "
               f"style errors {res['style_errors']:3d} holdout {res['holdout_FLA']:6.2f}")
@@ -180,7 +191,7 @@ def write_markdown(results: dict) -> None:
         rows.append(f"| {name} | {r['FLA']:.2f} | {r['CBA']:.2f} | {r['FLA_ignoring_case']:.2f} | {r['style_errors']} | "
                     f"{r['holdout_FLA']:.2f} | {weights} |")
     host = results["machine"]
-    full = results["rows"]["levers 1+2+3 (style layer)"]
+    full = results["rows"]["style layer (features chosen on held-out train forms)"]
     errors = "\n".join(f"- {kind}: {count}" for kind, count in full["errors"].items())
     text = f"""# Field reader style layer: ablation ({results['date']}, {host['cpu_count']} CPUs, {host['platform']})
 

@@ -282,7 +282,7 @@ class StyleSettings(Settings):
     block: ClassVar[str] = "train_fieldreader.style"
     source: ClassVar[str] = FIELDREADER_YML
     enabled: bool = True
-    geometry: bool = True  # False: the writer/position features only (ablation)
+    features: list[str] = field(default_factory=lambda: ["all", "writer", "glyphs"])  # feature sets tried
     grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])  # weights tried per kind
 
 

@@ -84,23 +84,37 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
 
 def fit_style(reader: FieldReader, fit_lines: Sequence[Mapping[str, np.ndarray]], fit_texts: Sequence[Mapping[str, str]],
               lines: Sequence[dict[str, np.ndarray]], gold: Sequence[Mapping[str, str]], lexicon: Lexicon | None,
-              grid: Sequence[float], geometry: bool = True) -> tuple[Any, list[FormReading]]:
+              grid: Sequence[float], features: Sequence[str] = ("all",)) -> tuple[Any, list[FormReading]]:
     """The style layer: classifiers fitted on the fit forms' lines (``fit_texts``: each line's true
-    text), weights chosen on the held-out ``lines``. Returns (StyleModel or None when it does not
-    read the held-out forms better than the lexicon alone, the held-out readings as decoded)."""
+    text) on each feature set of ``features`` (:data:`~.style.FEATURE_SETS`), the feature set and
+    weights that read the held-out ``lines`` best. Returns (StyleModel or None when none reads the
+    held-out forms better than the lexicon alone, the held-out readings as decoded)."""
     import time
 
-    from handwriting_pipeline.fieldreader.style import StyleModel, StyleReranker, collect_examples, fit_weights, line_choices
+    from handwriting_pipeline.fieldreader.style import (
+        FEATURE_SETS,
+        LineBeams,
+        StyleModel,
+        StyleReranker,
+        collect_examples,
+        fit_weights,
+        line_choices,
+    )
 
     started = time.time()
     plain = read_lines(reader, lines, rerank=lexicon.rerank if lexicon else None)
     baseline = exact_share(plain, gold)
-    model = StyleModel.fit(collect_examples(reader, fit_lines, fit_texts), geometry=geometry)
-    choices = line_choices(reader, lines, StyleReranker(reader.config.lines, model, lexicon))
-    weights, score = fit_weights(choices, gold, grid)
-    logger.info("style layer on %d held-out forms: FLA %.1f (lexicon alone %.1f), weights %s", len(gold),
-                100 * score, 100 * baseline, weights)
-    if score <= baseline:
+    examples, read = collect_examples(reader, fit_lines, fit_texts), LineBeams.read(reader, lines)
+    model, weights, score = None, {}, baseline
+    for name in features:
+        candidate = StyleModel.fit(examples, *FEATURE_SETS[name])
+        found, share = fit_weights(line_choices(reader, read, StyleReranker(reader.config.lines, candidate, lexicon)),
+                                   gold, grid)
+        logger.info("style layer (%s features) on %d held-out forms: FLA %.1f (lexicon alone %.1f), weights %s",
+                    name, len(gold), 100 * share, 100 * baseline, found)
+        if share > score:
+            model, weights, score = candidate, found, share
+    if model is None:
         return None, plain
     model.weights = weights
     model.summary.update({"holdout_fla": round(100 * score, 2), "holdout_fla_without": round(100 * baseline, 2),
@@ -124,7 +138,7 @@ def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
     lexicon = Lexicon.from_json(reader.config.lexicon) if reader.config.lexicon else None
     style, readings = fit_style(reader, cut(split["fit"]), [line_targets(train_forms.fields(n)) for n in split["fit"]],
                                 cut(split["holdout"]), [train_forms.fields(n) for n in split["holdout"]], lexicon,
-                                settings.style.grid, settings.style.geometry)
+                                settings.style.grid, settings.style.features)
     reader.style = style
     if style is not None:
         reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels)

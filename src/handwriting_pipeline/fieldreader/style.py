@@ -85,10 +85,15 @@ class Examples:
                 "space": (gap_x[space_y >= 0], space_y[space_y >= 0])}
 
 
-def _columns(kind: str, geometry: bool) -> list[int]:
+# the writer's other letters and lines (their case and dots as read)
+WRITER = {"word_upper", "line_upper", "same_letter_upper", "other_line_upper", "other_dots", "other_commas"}
+FEATURE_SETS = {"all": (True, True), "writer": (False, True), "glyphs": (True, False)}  # (geometry, writer)
+
+
+def _columns(kind: str, geometry: bool, writer: bool = True) -> list[int]:
     names = CASE_FEATURES if kind == "case" else GAP_FEATURES
     geometric = GEOMETRY | {n for n in GAP_FEATURES if n.startswith(("gap_", "mark"))}
-    return [i for i, n in enumerate(names) if geometry or n not in geometric]
+    return [i for i, n in enumerate(names) if (geometry or n not in geometric) and (writer or n not in WRITER)]
 
 
 @dataclass
@@ -96,12 +101,13 @@ class StyleModel:
     """Per letter P(upper), per gap P(none / . / ,) and P(space), from glyph geometry and the writer."""
 
     models: dict[str, Any] = field(default_factory=dict)  # kind -> fitted classifier (absent: no opinion)
-    geometry: bool = True  # False: the writer/position features only (ablation)
+    geometry: bool = True  # False: without the glyph geometry features (ablation)
+    writer: bool = True  # False: without the writer features (the other letters' case and dots as read)
     weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 1.0))
     summary: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, examples: Examples, geometry: bool = True, seed: int = 0) -> "StyleModel":
+    def fit(cls, examples: Examples, geometry: bool = True, writer: bool = True, seed: int = 0) -> "StyleModel":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         models, summary = {}, {}
@@ -109,7 +115,7 @@ class StyleModel:
             summary[kind] = {"rows": int(len(y)), "classes": np.bincount(y).tolist() if len(y) else []}
             if len(y) < 20 or len(set(y.tolist())) < 2:
                 continue
-            columns = _columns(kind, geometry)
+            columns = _columns(kind, geometry, writer)
             names = [(CASE_FEATURES if kind == "case" else GAP_FEATURES)[i] for i in columns]
             categorical = [n in ("letter", "left_kind", "right_kind") for n in names]
             model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, max_leaf_nodes=15,
@@ -118,7 +124,7 @@ class StyleModel:
             x = x[:, columns].copy()
             x[:, np.isnan(x).all(axis=0)] = 0.0  # a feature never seen (e.g. no other line): one constant bin
             models[kind] = model.fit(x, y)
-        return cls(models, geometry, summary=summary)
+        return cls(models, geometry, writer, summary=summary)
 
     def log_probs(self, styles: Sequence[LineStyle]) -> list[dict[str, np.ndarray]]:
         """Per line and unit log-probabilities: case [letters, 2] (lower, upper), punct [gaps, 3]
@@ -131,7 +137,7 @@ class StyleModel:
             model = self.models.get(kind)
             if model is not None and len(x):
                 probs[:] = 0.0
-                probs[:, model.classes_] = model.predict_proba(x[:, _columns(kind, self.geometry)])
+                probs[:, model.classes_] = model.predict_proba(x[:, _columns(kind, self.geometry, self.writer)])
             logs = np.log(np.clip(probs, 1e-4, None))
             for i, part in enumerate(np.split(logs, np.cumsum([len(b) for b in blocks])[:-1])):
                 out[i][kind] = part

@@ -43,7 +43,7 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     reader = add_knowledge(reader, forms, split, params)
     assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
     # the style layer: fitted on the fit forms, kept only if it reads the held-out form better
-    params["style"]["grid"] = [0.0, 1.0]
+    params["style"].update(grid=[0.0, 1.0], features=["all"])
     reader = add_style_layer(reader, forms, split, params)
     assert reader.style is None or reader.style.summary["holdout_fla"] > reader.style.summary["holdout_fla_without"]
     dataset = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None)
