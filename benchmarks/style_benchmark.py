@@ -119,7 +119,7 @@ def main() -> int:
     by_features = {"writer": "lever 2 without glyph geometry + 3", "glyphs": "levers 1+2 without writer features + 3",
                    "all": "levers 1+2+3"}
     results = {**machine(), "model": str(args.model), "training": reader.config.summary, "n": len(val),
-               "fit_forms": len(fit), "holdout_forms": len(hold), "style_rows": models[True].summary,
+               "fit_forms": len(fit), "holdout_forms": len(hold), "style_rows": models["all"].summary,
                "style_fit_minutes": round(fit_minutes, 2), "rows": {}}
     if args.note:
         results["machine"]["note"] = args.note
@@ -197,7 +197,7 @@ def write_markdown(results: dict) -> None:
 
 Model: `{results['model']}`. Style classifiers fitted on {results['fit_forms']} train forms, weights chosen on the
 last {results['holdout_forms']} train forms; validation ({results['n']} forms, one form = {100 / results['n']:.2f}
-FLA points, 95 % interval about ±7) only reported. Style fit (cutting lines, reading them, two
+FLA points, 95 % interval about ±7) only reported. Style fit (cutting lines, reading them, three
 models): {results['style_fit_minutes']} min. Reading speed (layout + lines + decoding, 2 threads):
 {results['forms_per_s (lexicon)']} forms/s with the lexicon, {results['forms_per_s (style layer)']} forms/s with the
 style layer.{(' Note: ' + host['note']) if host.get('note') else ''}
