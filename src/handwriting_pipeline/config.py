@@ -276,6 +276,17 @@ class LexiconSettings(Settings):
 
 
 @dataclass(frozen=True)
+class StyleSettings(Settings):
+    """``train_fieldreader.style``: the style layer (case, dots, spaces from the glyphs; issue #20)."""
+
+    block: ClassVar[str] = "train_fieldreader.style"
+    source: ClassVar[str] = FIELDREADER_YML
+    enabled: bool = True
+    features: list[str] = field(default_factory=lambda: ["all", "writer", "glyphs"])  # feature sets tried
+    grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])  # weights tried per kind
+
+
+@dataclass(frozen=True)
 class FieldReaderTrainSettings(Settings):
     """``train_fieldreader`` (``parameters_train_fieldreader.yml``)."""
 
@@ -288,3 +299,4 @@ class FieldReaderTrainSettings(Settings):
     resume: bool = False
     trainer: ReaderTrainerSettings = field(default_factory=ReaderTrainerSettings)
     lexicon: LexiconSettings = field(default_factory=LexiconSettings)
+    style: StyleSettings = field(default_factory=StyleSettings)

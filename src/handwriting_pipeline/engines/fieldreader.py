@@ -29,12 +29,14 @@ class FieldReaderSettings(Settings):
     source: ClassVar[str] = "conf/base/parameters_extract.yml"
     beam: int = 8
     lexicon: bool = True
+    style: bool = True
     batch_size: int = 64
     threads: int = 2
 
 
 class FieldReaderEngine(Engine):
-    """Beam search per line, optionally re-ranked with the lexicon saved with the model.
+    """Beam search per line, optionally re-ranked with the lexicon and the style layer (case, dots,
+    spaces from the glyphs) saved with the model.
 
     Confidences are the beam posterior of each field's value (raw); the model folder carries
     their calibration (fitted on held-out training forms) for the vote.
@@ -50,17 +52,19 @@ class FieldReaderEngine(Engine):
     settings_class = FieldReaderSettings
 
     def __init__(self, model_ref: Any = None, beam: int = 8, lexicon: bool = True, batch_size: int = 64,
-                 threads: int = 2, **config: Any) -> None:
+                 threads: int = 2, style: bool = True, **config: Any) -> None:
         # the weights' fingerprint is part of the cache key: a retrained model must not reuse answers
         super().__init__(model=getattr(model_ref, "path", None), weights=getattr(model_ref, "fingerprint", None),
-                         beam=int(beam), lexicon=bool(lexicon), **config)
+                         beam=int(beam), lexicon=bool(lexicon), style=bool(style), **config)
         self.model_ref = model_ref
         self.beam, self.use_lexicon, self.batch_size, self.threads = int(beam), bool(lexicon), int(batch_size), int(threads)
+        self.use_style = bool(style)
 
     @classmethod
     def training_steps(cls) -> list[TrainingStep]:
         """hold out train forms -> fine-tune on the fit forms' lines -> lexicon and calibration on
-        the held-out ones -> ``fieldreader_model`` (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
+        the held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) ->
+        ``fieldreader_model`` (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
         recipe, params = "handwriting_pipeline.fieldreader.recipe:", "params:train_fieldreader"
         return [
             TrainingStep(recipe + "hold_out_forms", {"train_forms": "train_forms", "params": params},
@@ -70,7 +74,10 @@ class FieldReaderEngine(Engine):
                          not_trained=recipe + "not_trained"),
             TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_knowledge",
                          {"reader": "fieldreader_tuned", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_model", "add_fieldreader_lexicon_and_calibration"),
+                          "params": params}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
+            TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_style_layer",
+                         {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
+                          "params": params}, "fieldreader_model", "fit_fieldreader_style_layer"),
         ]
 
     @classmethod
@@ -114,6 +121,16 @@ class FieldReaderEngine(Engine):
         data = self.reader.config.lexicon
         return Lexicon.from_json(data) if (self.use_lexicon and data) else None
 
+    @cached_property
+    def rerank(self):
+        """The style layer over the lexicon when the model has one (and ``style`` is on), else the lexicon."""
+        from handwriting_pipeline.fieldreader.style import StyleReranker
+
+        reader, lexicon = self.reader, self.lexicon
+        if self.use_style and reader.style is not None:
+            return StyleReranker(reader.config.lines, reader.style, lexicon)
+        return lexicon.rerank if lexicon else None
+
     def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
         return self.read_batch([image], [file_name])[0]
 
@@ -122,8 +139,7 @@ class FieldReaderEngine(Engine):
 
         started = time.perf_counter()
         try:
-            lexicon = self.lexicon
-            readings = read_forms(self.reader, images, beam=self.beam, rerank=lexicon.rerank if lexicon else None)
+            readings = read_forms(self.reader, images, beam=self.beam, rerank=self.rerank)
         except Exception as err:  # noqa: BLE001 - e.g. the model cannot be loaded: every form gets the error
             logger.warning("field reader failed: %s", err)
             return [EngineResult(error=f"fieldreader failed: {type(err).__name__}: {err}") for _ in images]

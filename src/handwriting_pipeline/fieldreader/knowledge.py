@@ -3,7 +3,9 @@
 * the lexicon of the fit forms' labels, with the decoding settings (δ, case prior) that read the
   held-out training forms best (:func:`choose_lexicon`);
 * the calibration of its per-field confidences for the vote, fitted on the same held-out forms
-  (:func:`calibrate`, the vote's own logistic fit).
+  (:func:`calibrate`, the vote's own logistic fit);
+* the style layer (:mod:`.style`): its classifiers trained on the fit forms, its weights chosen on
+  the held-out forms, kept only when it reads them better than the lexicon alone (:func:`fit_style`).
 """
 
 from __future__ import annotations
@@ -77,4 +79,67 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
                                        settings.grid, int(settings.max_edits))
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
     reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
+    return reader
+
+
+def fit_style(reader: FieldReader, fit_lines: Sequence[Mapping[str, np.ndarray]], fit_texts: Sequence[Mapping[str, str]],
+              lines: Sequence[dict[str, np.ndarray]], gold: Sequence[Mapping[str, str]], lexicon: Lexicon | None,
+              grid: Sequence[float], features: Sequence[str] = ("all",)) -> tuple[Any, list[FormReading]]:
+    """The style layer: classifiers fitted on the fit forms' lines (``fit_texts``: each line's true
+    text) on each feature set of ``features`` (:data:`~.style.FEATURE_SETS`), the feature set and
+    weights that read the held-out ``lines`` best. Returns (StyleModel or None when none reads the
+    held-out forms better than the lexicon alone, the held-out readings as decoded)."""
+    import time
+
+    from handwriting_pipeline.fieldreader.style import (
+        FEATURE_SETS,
+        LineBeams,
+        StyleModel,
+        StyleReranker,
+        collect_examples,
+        fit_weights,
+        line_choices,
+    )
+
+    started = time.time()
+    plain = read_lines(reader, lines, rerank=lexicon.rerank if lexicon else None)
+    baseline = exact_share(plain, gold)
+    examples, read = collect_examples(reader, fit_lines, fit_texts), LineBeams.read(reader, lines)
+    model, weights, score = None, {}, baseline
+    for name in features:
+        candidate = StyleModel.fit(examples, *FEATURE_SETS[name])
+        found, share = fit_weights(line_choices(reader, read, StyleReranker(reader.config.lines, candidate, lexicon)),
+                                   gold, grid)
+        logger.info("style layer (%s features) on %d held-out forms: FLA %.1f (lexicon alone %.1f), weights %s",
+                    name, len(gold), 100 * share, 100 * baseline, found)
+        if share > score:
+            model, weights, score = candidate, found, share
+    if model is None:
+        return None, plain
+    model.weights = weights
+    model.summary.update({"holdout_fla": round(100 * score, 2), "holdout_fla_without": round(100 * baseline, 2),
+                          "fit_minutes": round((time.time() - started) / 60, 2)})
+    return model, read_lines(reader, lines, rerank=StyleReranker(reader.config.lines, model, lexicon))
+
+
+def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                    params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
+    """Fit the style layer (case, dots, spaces from the glyphs) on the fit forms, choose its weights
+    on the held-out forms and keep it only when it reads them better than the lexicon alone; then
+    recalibrate the confidences on the readings as the engine will decode them."""
+    settings = FieldReaderTrainSettings.from_params(params)
+    if not hasattr(reader, "config") or not settings.style.enabled:  # NotTrained, or switched off
+        return reader
+    from handwriting_pipeline.fieldreader.text import line_targets
+
+    def cut(names):
+        return [cut_lines(train_forms.images[n], reader.config.lines) for n in names]
+
+    lexicon = Lexicon.from_json(reader.config.lexicon) if reader.config.lexicon else None
+    style, readings = fit_style(reader, cut(split["fit"]), [line_targets(train_forms.fields(n)) for n in split["fit"]],
+                                cut(split["holdout"]), [train_forms.fields(n) for n in split["holdout"]], lexicon,
+                                settings.style.grid, settings.style.features)
+    reader.style = style
+    if style is not None:
+        reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels)
     return reader

@@ -132,10 +132,10 @@ class Lexicon:
         return out
 
     def rerank(self, log_probs: np.ndarray, beam: list[tuple[str, float]], line: str,
-               expand: int = 3) -> list[tuple[str, float]]:
+               expand: int = 3, image: np.ndarray | None = None) -> list[tuple[str, float]]:
         """The beam re-ranked by likelihood + prior (new candidates scored against the image).
 
-        Returned scores are ``log P(text | image) + prior``.
+        Returned scores are ``log P(text | image) + prior`` (``image``, the grey line, is not needed).
         """
         if not beam:
             return beam

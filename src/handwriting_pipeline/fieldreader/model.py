@@ -4,7 +4,8 @@ A saved model is a folder:
 
 - ``weights.pt``: the torch parameters (for further training);
 - ``model.onnx``: the same weights in the stock ONNX graph (fast inference with ONNX Runtime);
-- ``fieldreader.json``: alphabet, line settings, training summary and calibration.
+- ``fieldreader.json``: alphabet, line settings, training summary and calibration;
+- ``style.joblib`` (when fitted): the style layer (:mod:`.style`: case, dots and spaces from the glyphs).
 
 :class:`FieldReader` runs inference on line arrays with ONNX Runtime when the folder has it,
 otherwise with torch. Outputs are per-frame log-probabilities over blank + :data:`ALPHABET`.
@@ -68,6 +69,7 @@ class FieldReader:
     def __init__(self, net: OnnxRecognizer | None, config: FieldReaderConfig, onnx_file: Path | None = None,
                  threads: int = 1) -> None:
         self.net, self.config, self.onnx_file, self.threads = net, config, onnx_file, threads
+        self.style = None  # a fitted style.StyleModel (saved with the model when set)
         self._session = None
 
     @classmethod
@@ -80,6 +82,12 @@ class FieldReader:
         torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, folder / WEIGHTS_FILE)
         export_onnx(self.net, folder / ONNX_FILE)
         (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
+        from handwriting_pipeline.fieldreader.style import STYLE_FILE
+
+        if self.style is not None:
+            self.style.save(folder)
+        elif (folder / STYLE_FILE).is_file():  # a style layer of older weights must not stay
+            (folder / STYLE_FILE).unlink()
         return folder
 
     @classmethod
@@ -95,7 +103,11 @@ class FieldReader:
             net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu"))
             net.eval()
         onnx_file = folder / ONNX_FILE if (folder / ONNX_FILE).is_file() else None
-        return cls(net, config, onnx_file, threads)
+        from handwriting_pipeline.fieldreader.style import StyleModel
+
+        reader = cls(net, config, onnx_file, threads)
+        reader.style = StyleModel.load(folder)
+        return reader
 
     @property
     def session(self):

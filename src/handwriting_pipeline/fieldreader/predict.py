@@ -21,8 +21,9 @@ from handwriting_pipeline.fieldreader.text import fields_from_lines
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.forms.lines import cut_lines, has_ink, to_array
 
-# a re-ranker: (line log-probabilities, beam of (text, log-likelihood), line name) -> beam
-Reranker = Callable[[np.ndarray, list[tuple[str, float]], str], list[tuple[str, float]]]
+# a re-ranker: (line log-probabilities, beam of (text, log-likelihood), line name, image=the grey
+# line) -> beam (the lexicon's :meth:`~.lexicon.Lexicon.rerank`, the style layer's :class:`~.style.StyleReranker`)
+Reranker = Callable[..., list[tuple[str, float]]]
 
 
 @dataclass
@@ -59,10 +60,13 @@ def read_lines(reader: FieldReader, lines_per_form: Sequence[dict[str, np.ndarra
     items = [(i, name, line) for i, lines in enumerate(lines_per_form) for name, line in lines.items()
              if has_ink(line)]
     log_probs = reader.log_probs([to_array(line, reader.config.lines) for _, _, line in items])
-    beams: dict[tuple[int, str], list[tuple[str, float]]] = {}
-    for (i, name, _), lp in zip(items, log_probs):
-        found = beam_search(lp, beam)
-        beams[i, name] = rerank(lp, found, name) if rerank else found
+    found = [beam_search(lp, beam) for lp in log_probs]
+    names, lines = [name for _, name, _ in items], [line for _, _, line in items]
+    if rerank is not None and hasattr(rerank, "batch"):  # a re-ranker that reads all lines at once
+        found = rerank.batch(log_probs, found, names, lines, forms=[i for i, _, _ in items])
+    elif rerank is not None:
+        found = [rerank(lp, f, name, image=line) for lp, f, name, line in zip(log_probs, found, names, lines)]
+    beams: dict[tuple[int, str], list[tuple[str, float]]] = {(i, name): f for (i, name, _), f in zip(items, found)}
     out = []
     for i in range(len(lines_per_form)):
         date_beam, csz_beam = beams.get((i, "DATE"), []), beams.get((i, "CSZ"), [])

@@ -8,7 +8,7 @@ import yaml
 from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.datasets.model import FieldReaderModelDataset
 from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
-from handwriting_pipeline.fieldreader.knowledge import add_knowledge
+from handwriting_pipeline.fieldreader.knowledge import add_knowledge, add_style_layer
 from handwriting_pipeline.fieldreader.recipe import fine_tune, hold_out_forms
 from handwriting_pipeline.pipelines.train import create_pipeline
 from handwriting_pipeline.registry import engine_methods
@@ -42,6 +42,10 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     assert len(history) == 1 and {"val_cer", "train_loss"} <= set(history.columns)
     reader = add_knowledge(reader, forms, split, params)
     assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
+    # the style layer: fitted on the fit forms, kept only if it reads the held-out form better
+    params["style"].update(grid=[0.0, 1.0], features=["all"])
+    reader = add_style_layer(reader, forms, split, params)
+    assert reader.style is None or reader.style.summary["holdout_fla"] > reader.style.summary["holdout_fla_without"]
     dataset = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None)
     dataset.save(reader)
     ref = dataset.load()
@@ -56,6 +60,7 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     step = next(n for n in create_pipeline().nodes if n.name == "fine_tune_fieldreader")
     not_trained = step.func(models=["donut"], train_forms=forms, split=split, params=params)[0]
     assert add_knowledge(not_trained, forms, split, params) is not_trained
+    assert add_style_layer(not_trained, forms, split, params) is not_trained
     dataset.save(not_trained)
     assert dataset.load().available
 
