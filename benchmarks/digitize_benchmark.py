@@ -3,7 +3,7 @@
 One command (from the repository root)::
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/digitize_benchmark.py --pages 1000 \\
-        --model /root/hp_models/fieldreader
+        --model data/06_models/benchmark_fieldreader
 
 writes ``benchmarks/results/digitize_benchmark.json`` (with ``date`` and ``machine``) and prints
 a summary. What it measures:
@@ -432,7 +432,7 @@ def main() -> int:
     parser.add_argument("--small-pages", type=int, default=100, help="the cascade again at this N (memory flat in N?)")
     parser.add_argument("--profile-pages", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--model", default="/root/hp_models/fieldreader", help="a trained field reader folder")
+    parser.add_argument("--model", default="data/06_models/benchmark_fieldreader", help="a trained field reader folder")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "digitize_benchmark"))
     parser.add_argument("--modes", default="profile,accuracy,vote,fieldreader,cascade,cascade_small,dask_local,"
                                            "dask_scheduler,crops")

@@ -19,7 +19,7 @@ For each: the review curve (FLA/CBA after fixing the k % least-confident fields)
 fields to review for FLA 90 / 95 / 99, and what the 0.6 threshold sends to review. Writes
 ``benchmarks/results/review_curve.json`` (date, machine) and prints the markdown tables.
 
-    .venv/bin/python benchmarks/review_benchmark.py --fieldreader /root/hp_models/fieldreader
+    .venv/bin/python benchmarks/review_benchmark.py --fieldreader data/06_models/benchmark_fieldreader
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def fit(labels: pd.DataFrame, table: pd.DataFrame) -> tuple[dict[str, float], li
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fieldreader", default=None, help="a trained field reader folder (e.g. /root/hp_models/fieldreader)")
+    parser.add_argument("--fieldreader", default=None, help="a trained field reader folder (e.g. data/06_models/benchmark_fieldreader)")
     parser.add_argument("--holdout", type=int, default=100, help="last N train forms: where the penalty is chosen")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)

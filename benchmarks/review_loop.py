@@ -10,7 +10,7 @@ between the two on half B (never reviewed, never trained on) is what the reviewe
 Early stopping watches the 100 held-out train forms (never validation). Writes
 ``benchmarks/results/review_loop.json`` (date, machine).
 
-    .venv/bin/python benchmarks/review_loop.py --fieldreader /root/hp_models/fieldreader --epochs 1
+    .venv/bin/python benchmarks/review_loop.py --fieldreader data/06_models/benchmark_fieldreader --epochs 1
 """
 
 from __future__ import annotations
