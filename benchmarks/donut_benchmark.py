@@ -114,11 +114,11 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from handwriting_pipeline.datasets.forms import read_donut_folder
     from handwriting_pipeline.donut import recipe
-    from handwriting_pipeline.selection import split_for_selection
     from handwriting_pipeline.donut.inference import DonutPredictor
     from handwriting_pipeline.donut.model import count_parameters
     from handwriting_pipeline.fields import KEYS
     from handwriting_pipeline.metrics import aggregate, score_forms
+    from handwriting_pipeline.selection import split_for_selection
 
     started = dt.datetime.now(dt.timezone.utc)
     params = copy.deepcopy(yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"])

@@ -108,7 +108,7 @@ def choose_views(reader, selection, candidates, threads: int) -> tuple[str, dict
     """The view set chosen on the held-out train forms: (views text, scores per candidate, seconds)."""
     from handwriting_pipeline.fieldreader import views as views_module
     from handwriting_pipeline.fieldreader.lexicon import Lexicon
-    from handwriting_pipeline.fieldreader.lines import cut_lines
+    from handwriting_pipeline.forms.lines import cut_lines
 
     names = selection.choose.labels["file_name"].tolist()
     lines = [cut_lines(selection.choose.images[n], reader.config.lines) for n in names]
@@ -163,9 +163,9 @@ def main() -> int:
     from handwriting_pipeline.datasets.forms import read_donut_folder
     from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
     from handwriting_pipeline.engines.fieldreader_views import FieldReaderViewsEngine
-    from handwriting_pipeline.ensemble.calibrate import fit_calibration
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.selection import split_for_selection
+    from handwriting_pipeline.training.calibration import fit_calibration
 
     started = dt.datetime.now(dt.timezone.utc)
     selection = split_for_selection(read_donut_folder(args.train_dir, split="train")[0],

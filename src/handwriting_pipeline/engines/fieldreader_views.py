@@ -7,6 +7,8 @@ The views and the calibration of this reading for the vote are chosen and fitted
 held-out train forms and saved with the model (``fieldreader.json`` ``views``:
 ``benchmarks/vote_benchmark.py --save-model``); a model without them keeps this engine out of the
 default run, and the engine joins the vote as its own reader with its own calibration.
+
+Floor 5 (engines). May import: floors 0-4 (the field reader, its views, the model datasets).
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class FieldReaderViewsEngine(FieldReaderEngine):
     def __init__(self, model_ref: Any = None, views: str = CHOSEN, **settings: Any) -> None:
         super().__init__(model_ref, views=str(views), **settings)
         self.views_spec = str(views)
+
+    @classmethod
+    def training_steps(cls) -> list:
+        """None of its own: the field reader's training chooses the views and fits their
+        calibration (``train_fieldreader.views``, :func:`~handwriting_pipeline.fieldreader.knowledge.add_knowledge`)."""
+        return []
 
     @classmethod
     def unavailable(cls, **inputs: Any) -> str | None:

@@ -14,10 +14,10 @@ from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 
 from handwriting_pipeline.datasets import DonutModelDataset
+from handwriting_pipeline.donut import recipe
 from handwriting_pipeline.donut.data import synthetic_available
 from handwriting_pipeline.engines.donut import DonutEngine
 from handwriting_pipeline.fields import KEYS
-from handwriting_pipeline.donut import recipe
 from handwriting_pipeline.pipelines.train import create_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

@@ -10,7 +10,6 @@ import pytest
 
 from handwriting_pipeline.datasets.model import FieldReaderRef
 from handwriting_pipeline.engines.fieldreader_views import FieldReaderViewsEngine
-from handwriting_pipeline.fieldreader.lines import LineSettings, cut_lines, to_array
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import read_lines
 from handwriting_pipeline.fieldreader.views import (
@@ -22,6 +21,7 @@ from handwriting_pipeline.fieldreader.views import (
     views_text,
 )
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.forms.lines import LineSettings, cut_lines, to_array
 from handwriting_pipeline.registry import engine_class
 
 
