@@ -66,7 +66,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="smoke runs: N validation forms")
     parser.add_argument("--cache", default=str(ROOT / "data" / "02_intermediate" / "vote_benchmark_cache"),
-                        help="response cache of RapidOCR (and Donut) readings")
+                        help="response cache of the engines' readings and of the views' held-out scores (keyed by "
+                             "engine, settings, model weights and image)")
     parser.add_argument("--save-model", default=None,
                         help="copy the model here with the chosen views and their calibration (fieldreader_tta)")
     parser.add_argument("--note", default="2-core CPU shared with other helpers' jobs and a training run")
@@ -104,20 +105,30 @@ def scores(labels, table, method: str) -> tuple[dict, dict]:
     return row, clean(normalized_metrics_row(method, score_forms_normalized(labels, table)))
 
 
-def choose_views(reader, selection, candidates, threads: int) -> tuple[str, dict, float]:
-    """The view set chosen on the held-out train forms: (views text, scores per candidate, seconds)."""
+def choose_views(reader, selection, candidates, cache, model: str) -> tuple[str, dict, float]:
+    """The view set chosen on the held-out train forms: (views text, scores per candidate, seconds);
+    cached by the model's weights, the candidates and the held-out forms."""
+    import hashlib
+
     from handwriting_pipeline.fieldreader import views as views_module
     from handwriting_pipeline.fieldreader.lexicon import Lexicon
     from handwriting_pipeline.forms.lines import cut_lines
 
     names = selection.choose.labels["file_name"].tolist()
+    candidates = list(candidates or views_module.CANDIDATES)
+    weights = hashlib.sha256((Path(model) / "model.onnx").read_bytes()).hexdigest()[:16]
+    key = "views-" + hashlib.sha256(json.dumps([weights, candidates, names]).encode()).hexdigest()[:24]
+    if cache.get(key):
+        return tuple(cache.get(key))
     lines = [cut_lines(selection.choose.images[n], reader.config.lines) for n in names]
     gold = [selection.choose.fields(n) for n in names]
     lexicon = Lexicon.from_json(reader.config.lexicon) if reader.config.lexicon else None
     started = time.perf_counter()
-    best, table, _ = views_module.choose_views(reader, lines, gold, candidates or views_module.CANDIDATES,
+    best, table, _ = views_module.choose_views(reader, lines, gold, candidates,
                                                rerank=lexicon.rerank if lexicon else None)
-    return views_module.views_text(best), table, time.perf_counter() - started
+    chosen = (views_module.views_text(best), table, time.perf_counter() - started)
+    cache.put(key, list(chosen))
+    return chosen
 
 
 def vote_rows(tables: dict, calibration: dict, params: dict, choose_labels, report_labels) -> dict:
@@ -185,7 +196,7 @@ def main() -> int:
         logging.warning("the model held out %d train forms, this run chooses on the last %d", holdout_n, args.holdout)
 
     views, view_scores, views_seconds = choose_views(reader, selection, args.views and args.views.split("|"),
-                                                     args.threads)
+                                                     cache, args.model)
     tables, seconds = {}, {}
     engines = {
         "fieldreader": FieldReaderEngine.from_model(args.model, threads=args.threads),
@@ -198,8 +209,7 @@ def main() -> int:
 
         engines["donut"] = DonutEngine.from_model(args.donut, batch_size=16, device="cpu")
     for method, engine in engines.items():
-        use_cache = cache if method in ("rapidocr", "donut") else None
-        tables[method], seconds[method] = read_with(engine, names, images, use_cache)
+        tables[method], seconds[method] = read_with(engine, names, images, cache)
 
     # every engine's vote calibration, fitted on the held-out train forms only
     calibration = fit_calibration(selection.choose.labels, {
