@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
                              "engine, settings, model weights and image)")
     parser.add_argument("--save-model", default=None,
                         help="copy the model here with the chosen views and their calibration (fieldreader_tta)")
-    parser.add_argument("--note", default="2-core CPU shared with other helpers' jobs and a training run")
+    parser.add_argument("--note", default="2-core CPU shared with other jobs (say which)")
     parser.add_argument("--results", default=str(RESULTS / "fieldreader_votes"))
     return parser.parse_args()
 
