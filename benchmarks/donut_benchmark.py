@@ -12,6 +12,10 @@ With ``--encoder text_lines`` the preset defaults to ``lines_cpu``, the encoder 
 benchmarks/results/donut_text_lines_benchmark.*, and the validation forms are also read with
 joint decoding (beam + field reader CTC rescoring, ``--joint-weights``).
 
+Honest selection: the last ``--holdout`` (100) train forms are never trained on; the best
+checkpoint (early stopping on ``val_ned``), the joint-decoding weight and the vote calibration are
+chosen on them (:mod:`handwriting_pipeline.selection`). The validation forms are only reported.
+
 Reads ../shared/data/hsf_top/{train,validation}; uses the ``train`` parameters of
 conf/base/parameters_train.yml with the overrides given here. Writes
 benchmarks/results/donut_benchmark.{json,md} + the per-epoch history (CSV), and saves the model
@@ -74,9 +78,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers (render synthetic forms)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--infer-batch-size", type=int, default=16)
-    parser.add_argument("--holdout", type=int, default=0,
-                        help="leave the last N train forms out of training (the field reader's held-out forms: "
-                             "100) and fit the Donut's vote calibration on them (saved in the model folder)")
+    parser.add_argument("--holdout", type=int, default=100,
+                        help="the last N train forms (the field reader's held-out forms: 100) are left out of "
+                             "training; the checkpoint, the joint weight and the Donut's vote calibration (saved "
+                             "in the model folder) are chosen on them, never on validation (N >= 1)")
     parser.add_argument("--limit-train", type=int, default=0, help="use only N training forms (smoke runs)")
     parser.add_argument("--limit-val", type=int, default=0, help="use only N validation forms (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default data/06_models/benchmark_<preset>)")
@@ -113,6 +118,7 @@ def main() -> int:
     from handwriting_pipeline.donut.model import count_parameters
     from handwriting_pipeline.fields import KEYS
     from handwriting_pipeline.metrics import aggregate, score_forms
+    from handwriting_pipeline.selection import split_for_selection
 
     started = dt.datetime.now(dt.timezone.utc)
     params = copy.deepcopy(yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"])
@@ -154,18 +160,13 @@ def main() -> int:
                               max_minutes=args.max_minutes - pre_minutes, warmup_ratio=0.05,
                               schedule_by_time=args.schedule_by_time)
 
-    train_forms, problems = read_donut_folder(args.train_dir, split="train")
-    val_forms, _ = read_donut_folder(args.val_dir, split="validation")
-    if args.limit_train:
-        train_forms = train_forms.subset(train_forms.labels["file_name"].tolist()[: args.limit_train])
-    holdout = None
-    if args.holdout:
-        train_names = train_forms.labels["file_name"].tolist()
-        holdout = train_forms.subset(train_names[-args.holdout:])
-        train_forms = train_forms.subset(train_names[: -args.holdout])
-    if args.limit_val:
-        val_forms = val_forms.subset(val_forms.labels["file_name"].tolist()[: args.limit_val])
-    log.info("train %d forms (%d problems), validation %d forms", len(train_forms), len(problems), len(val_forms))
+    all_train, problems = read_donut_folder(args.train_dir, split="train")
+    all_val, _ = read_donut_folder(args.val_dir, split="validation")
+    # fit on the train forms, choose on the held-out train forms, report on validation
+    selection = split_for_selection(all_train, all_val, args.holdout, args.limit_train, args.limit_val)
+    train_forms, holdout, val_forms = selection.fit, selection.choose, selection.report
+    log.info("train %d forms (%d problems), held out to choose %d, validation (reported only) %d forms",
+             len(train_forms), len(problems), len(holdout), len(val_forms))
 
     t0 = time.monotonic()
     tokenizer = recipe.build_tokenizer(train_forms, params)
@@ -177,10 +178,10 @@ def main() -> int:
         log.info("loaded weights from %s", args.init_ckpt)
     n_params = count_parameters(bundle.model)
     t_pre = time.monotonic()
-    bundle, pre_hist = recipe.pretrain_on_synthetic(bundle, val_forms, params)
+    bundle, pre_hist = recipe.pretrain_on_synthetic(bundle, holdout, params)
     pre_seconds = time.monotonic() - t_pre
     t_ft = time.monotonic()
-    bundle, ft_hist = recipe.fine_tune(bundle, train_forms, val_forms, params)
+    bundle, ft_hist = recipe.fine_tune(bundle, train_forms, holdout, params)
     ft_seconds = time.monotonic() - t_ft
     train_seconds = time.monotonic() - t0
     history, figure = recipe.training_report(pre_hist, ft_hist)
@@ -205,7 +206,7 @@ def main() -> int:
     exact_per_key = {f"exact_{k}": float(100.0 * (table.set_index("file_name")[k] == gold.loc[names, k]).mean())
                      for k in KEYS}
 
-    calibration = fit_vote_calibration(bundle, holdout, out, args) if holdout is not None else None
+    calibration = fit_vote_calibration(bundle, holdout, out, args)
     gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     result = {
         "benchmark": Path(args.results).name,
@@ -217,7 +218,9 @@ def main() -> int:
         "data": {"train": os.path.relpath(args.train_dir, ROOT), "validation": os.path.relpath(args.val_dir, ROOT),
                  "n_train": len(train_forms),
                  "n_validation": len(val_forms), "synthetic_pretraining_forms": args.synthetic_forms,
-                 "n_holdout": len(holdout) if holdout is not None else 0},
+                 "n_holdout": len(holdout),
+                 "selection": "checkpoint (val_ned), joint weight and vote calibration chosen on the held-out train "
+                              "forms; validation only reported"},
         "model": {"preset": args.preset, "encoder": args.encoder, "fieldreader_dir": fieldreader_dir,
                   "parameters": n_params, "init": params["model"]["init"],
                   "image_size": bundle.preprocessing.image_size, "roi": bundle.preprocessing.roi,
@@ -286,12 +289,13 @@ def main() -> int:
     results.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     log.info("\n%s", "\n".join(md))
     # joint decoding last (slowest): the results above are already on disk if it is cut short
-    joint = evaluate_joint(args, bundle, fieldreader_dir, names, images, val_forms.labels) if lines else None
+    joint = evaluate_joint(args, bundle, fieldreader_dir, names, images, val_forms.labels, holdout) if lines else None
     if joint:
         result["joint_decoding"] = joint
         results.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
         md += ["", f"Joint decoding (beam {joint['num_beams']} rescored with the field reader's CTC score; "
-               f"{joint['forms_per_second']:.2f} forms/s):", "",
+               f"{joint['forms_per_second']:.2f} forms/s; weight chosen on the {len(holdout)} held-out train "
+               f"forms: {joint['chosen']}):", "",
                "| decoding | FLA | CBA | CBA DATE | CBA CITY | CBA STATE | CBA ZIP |", "|---|---|---|---|---|---|---|"]
         md += [f"| {name} | {r['FLA']:.1f} | {r['CBA']:.1f} | {r['CBA_DATE']:.1f} | {r['CBA_CITY']:.1f} | "
                f"{r['CBA_STATE']:.1f} | {r['CBA_ZIP']:.1f} |" for name, r in joint["variants"].items()]
@@ -319,8 +323,9 @@ def fit_vote_calibration(bundle, holdout, out: Path, args) -> dict:
     return calibration
 
 
-def evaluate_joint(args, bundle, fieldreader_dir, names, images, labels) -> dict | None:
-    """Validation read with beam search rescored by the field reader's CTC score, per weight."""
+def evaluate_joint(args, bundle, fieldreader_dir, names, images, labels, holdout) -> dict | None:
+    """Validation read with beam search rescored by the field reader's CTC score, per weight; the
+    weight is chosen on the held-out train forms (best FLA, then CBA), all are reported."""
     if args.joint_beams <= 0:
         return None
     import pandas as pd
@@ -333,17 +338,24 @@ def evaluate_joint(args, bundle, fieldreader_dir, names, images, labels) -> dict
     weights = [float(w) for w in args.joint_weights.split(",") if w.strip()]
     predictor = JointPredictor(bundle, reader, num_beams=args.joint_beams, weights=weights,
                                batch_size=args.infer_batch_size)
+    def scores(forms_names, forms_images, forms_labels) -> dict:
+        out = {}
+        for weight, fields in predictor.predict(forms_images).items():
+            table = pd.DataFrame([{"file_name": n, **f} for n, f in zip(forms_names, fields)])
+            agg = aggregate(score_forms(forms_labels, table))
+            name = f"beam {args.joint_beams}" + (f" + CTC x{weight:g}" if weight else " (decoder only)")
+            out[name] = {k: round(float(v), 2) for k, v in agg.items() if isinstance(v, (int, float))}
+        return out
+
+    held_names = holdout.labels["file_name"].tolist()
+    on_holdout = scores(held_names, [holdout.images[n] for n in held_names], holdout.labels)
+    chosen = max(on_holdout, key=lambda name: (on_holdout[name]["FLA"], on_holdout[name]["CBA"]))
     started = time.perf_counter()
-    answers = predictor.predict(images)
+    variants = scores(names, images, labels)
     seconds = time.perf_counter() - started
-    variants = {}
-    for weight, fields in answers.items():
-        table = pd.DataFrame([{"file_name": n, **f} for n, f in zip(names, fields)])
-        agg = aggregate(score_forms(labels, table))
-        name = f"beam {args.joint_beams}" + (f" + CTC x{weight:g}" if weight else " (decoder only)")
-        variants[name] = {k: round(float(v), 2) for k, v in agg.items() if isinstance(v, (int, float))}
     return {"num_beams": args.joint_beams, "weights": weights, "fieldreader": fieldreader_dir or "stock",
-            "seconds": round(seconds, 2), "forms_per_second": round(len(images) / seconds, 2), "variants": variants}
+            "seconds": round(seconds, 2), "forms_per_second": round(len(images) / seconds, 2), "variants": variants,
+            "chosen": chosen, "holdout_variants": on_holdout}
 
 
 if __name__ == "__main__":

@@ -95,8 +95,8 @@ case $MODE in
         export DATA=${DATA:-$ROOT/../shared/data/hsf_top} SWIN_PRESET=tiny LINES_PRESET=lines_tiny SYNTHETIC=16 WORKERS=0
         export SWIN_MINUTES=0.3 LINES_MINUTES=0.3 TAG="CPU check of the GPU recipe (tiny presets)"
         export RESULTS=${RESULTS_CHECK:-/tmp/donut_gpu_check}
-        export EXTRA_SWIN="--limit-train 16 --limit-val 8 --finetune-epochs 1 --threads 1 --infer-batch-size 8"
-        export EXTRA_LINES="--limit-train 16 --limit-val 8 --finetune-epochs 1 --threads 1 --infer-batch-size 8"
+        export EXTRA_SWIN="--limit-train 16 --limit-val 8 --holdout 8 --finetune-epochs 1 --threads 1 --infer-batch-size 8"
+        export EXTRA_LINES="--limit-train 16 --limit-val 8 --holdout 8 --finetune-epochs 1 --threads 1 --infer-batch-size 8"
         run ;;
     *) echo "usage: $0 prepare|run|check" >&2; exit 2 ;;
 esac

@@ -1,8 +1,10 @@
 """Text-line Donut ablation on cached backbone features (not a test; issue #14).
 
 Caches the frozen backbone's features once (train forms minus the field reader's 100 held-out
-ones, ``--copies`` augmented versions each; the validation forms plain), then trains the
-``lines_cpu`` decoder for the same wall-clock budget per variant and reports validation FLA/CBA:
+ones, ``--copies`` augmented versions each; the held-out and the validation forms plain), then
+trains the ``lines_cpu`` decoder for the same wall-clock budget per variant — the best epoch
+(``val_ned``) is chosen on the 100 held-out train forms, never on validation — and reports
+validation FLA/CBA:
 
 - ``both``: backbone features + CTC log-probabilities (the default encoder output);
 - ``chars``: only the CTC log-probabilities (the backbone feature part zeroed);
@@ -58,19 +60,21 @@ def main() -> int:
     base = yaml.safe_load((ROOT / "conf/base/parameters_train.yml").read_text())["train"]
     base["model"].update(preset="lines_cpu", encoder="text_lines")
     base["model"]["text_lines"]["fieldreader_dir"] = args.fieldreader_dir
-    train_forms, _ = read_donut_folder(SHARED / "train", split="train")
-    val_forms, _ = read_donut_folder(SHARED / "validation", split="validation")
-    names = train_forms.labels["file_name"].tolist()
-    train_forms = train_forms.subset(names[: len(names) - args.holdout][: args.limit_train or None])
-    if args.limit_val:
-        val_forms = val_forms.subset(val_forms.labels["file_name"].tolist()[: args.limit_val])
+    from handwriting_pipeline.selection import split_for_selection
+
+    selection = split_for_selection(read_donut_folder(SHARED / "train", split="train")[0],
+                                    read_donut_folder(SHARED / "validation", split="validation")[0],
+                                    args.holdout, args.limit_train, args.limit_val)
+    train_forms, holdout_forms, val_forms = selection.fit, selection.choose, selection.report
     tokenizer = recipe.build_tokenizer(train_forms, base)
     cache_started = time.monotonic()
     bundle = recipe.build_model(tokenizer, base)
     train_data = maybe_cache(FormsDataset(train_forms, DonutEncoder(bundle.processor, bundle.preprocessing), train=True),
                              bundle, args.copies, "train", seed=42)
+    held_data = maybe_cache(FormsDataset(holdout_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle,
+                            1, "holdout")  # chooses the best epoch
     val_data = maybe_cache(FormsDataset(val_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle, 1,
-                           "validation")
+                           "validation")  # only reported
     cache_seconds = time.monotonic() - cache_started
     feature_size = bundle.model.encoder.config.feature_size
     results = {}
@@ -81,9 +85,9 @@ def main() -> int:
         torch.manual_seed(0)
         fresh = recipe.build_model(tokenizer, params)
         freeze_backbone(fresh.model.encoder)  # the cached features are its output
-        data, val = train_data, val_data
+        data, held, val = train_data, held_data, val_data
         if variant == "chars":
-            data, val = (BackboneZeroed(d, feature_size) for d in (train_data, val_data))
+            data, held, val = (BackboneZeroed(d, feature_size) for d in (train_data, held_data, val_data))
         train = TrainSettings.from_params(params)
         stage = train.finetune.__class__(**{**train.finetune.to_dict(), "epochs": 500, "batch_size": 16,
                                             "learning_rate": 7e-4, "warmup_ratio": 0.05,
@@ -93,7 +97,7 @@ def main() -> int:
         trainer = train.trainer.__class__(**{**train.trainer.to_dict(), "progress_bar": False, "num_workers": 0,
                                              "val_batch_size": 64})
         started = time.monotonic()
-        rows, reason = fit_stage(fresh, data, val, f"ablation_{variant}", stage, trainer, early, seed=42)
+        rows, reason = fit_stage(fresh, data, held, f"ablation_{variant}", stage, trainer, early, seed=42)
         seconds = time.monotonic() - started
         fresh.model.eval()
         preds = []
@@ -105,20 +109,23 @@ def main() -> int:
         agg = aggregate(score_forms(val_forms.labels, pd.DataFrame(preds)))
         results[variant] = {"FLA": round(float(agg["FLA"]), 2), "CBA": round(float(agg["CBA"]), 2),
                             "epochs": len(rows), "train_seconds": round(seconds, 1), "stop": reason,
-                            "best_val_ned": min(r["val_ned"] for r in rows) if rows else None}
+                            "best_holdout_val_ned": min(r["val_ned"] for r in rows) if rows else None}
         print(variant, results[variant], flush=True)
     out = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": f"{os.cpu_count()}-core CPU, {platform.platform()}, torch threads {args.threads}",
            "train_forms": len(train_forms), "copies": args.copies, "cache_seconds": round(cache_seconds, 1),
-           "minutes_per_variant": args.minutes, "validation_forms": len(val_forms), "variants": results}
+           "minutes_per_variant": args.minutes, "holdout_forms": len(holdout_forms),
+           "selection": "best epoch (val_ned) chosen on the held-out train forms; validation only reported",
+           "validation_forms": len(val_forms), "variants": results}
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     md = [f"# Text-line Donut ablation ({out['date']}, {out['machine'].split(',')[0]})", "",
           f"{len(train_forms)} train forms x {args.copies + 1} cached versions, {args.minutes:g} min of training "
-          f"per variant, validation {len(val_forms)} forms, greedy.", "",
-          "| variant | FLA | CBA | epochs | best val_ned |", "|---|--:|--:|--:|--:|"]
-    md += [f"| {k} | {v['FLA']:.1f} | {v['CBA']:.1f} | {v['epochs']} | {v['best_val_ned']:.4f} |"
+          f"per variant, best epoch chosen on {len(holdout_forms)} held-out train forms, validation "
+          f"{len(val_forms)} forms (reported only), greedy.", "",
+          "| variant | FLA | CBA | epochs | best held-out val_ned |", "|---|--:|--:|--:|--:|"]
+    md += [f"| {k} | {v['FLA']:.1f} | {v['CBA']:.1f} | {v['epochs']} | {v['best_holdout_val_ned']:.4f} |"
            for k, v in results.items()]
     path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     print("\n".join(md))

@@ -120,7 +120,7 @@ def fit(labels: pd.DataFrame, table: pd.DataFrame) -> tuple[dict[str, float], li
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fieldreader", default=None, help="a trained field reader folder (e.g. data/06_models/benchmark_fieldreader)")
+    parser.add_argument("--fieldreader", default=None, help="a trained field reader folder")
     parser.add_argument("--holdout", type=int, default=100, help="last N train forms: where the penalty is chosen")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)

@@ -21,7 +21,7 @@ BENCHMARKS = ROOT / "benchmarks"
 #: (and itself). A room is a sub-package or a top-level module of ``handwriting_pipeline``.
 FLOORS: dict[str, int] = {
     # 0: field rules, typed-settings base, the method registry (names only), errors
-    "fields": 0, "config": 0, "registry": 0, "errors": 0,
+    "fields": 0, "config": 0, "registry": 0, "errors": 0, "selection": 0,
     # 1: form geometry, shared training pieces, prediction tables, synthetic forms, scores
     "forms": 1, "training": 1, "predictions": 1, "synthetic": 1, "metrics": 1,
     # 2: recorded outputs, the field reader

@@ -287,6 +287,16 @@ class StyleSettings(Settings):
 
 
 @dataclass(frozen=True)
+class ViewsSettings(Settings):
+    """``train_fieldreader.views``: the test-time view sets tried on the held-out forms; the best
+    is saved with the model with its vote calibration (the ``fieldreader_tta`` engine)."""
+
+    block: ClassVar[str] = "train_fieldreader.views"
+    source: ClassVar[str] = FIELDREADER_YML
+    candidates: list[str] = field(default_factory=list)  # [] = none chosen: fieldreader_tta stays off
+
+
+@dataclass(frozen=True)
 class FieldReaderTrainSettings(Settings):
     """``train_fieldreader`` (``parameters_train_fieldreader.yml``)."""
 
@@ -300,3 +310,4 @@ class FieldReaderTrainSettings(Settings):
     trainer: ReaderTrainerSettings = field(default_factory=ReaderTrainerSettings)
     lexicon: LexiconSettings = field(default_factory=LexiconSettings)
     style: StyleSettings = field(default_factory=StyleSettings)
+    views: ViewsSettings = field(default_factory=ViewsSettings)

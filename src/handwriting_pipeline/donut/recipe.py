@@ -115,16 +115,16 @@ def _augmenter(train: TrainSettings):
     return Augmenter(**train.augment.to_dict())
 
 
-def _validation_data(bundle: Any, validation_forms: Any, train: TrainSettings, stage: StageSettings):
+def _validation_data(bundle: Any, holdout_forms: Any, train: TrainSettings, stage: StageSettings):
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import maybe_cache
 
-    if validation_forms is None or len(validation_forms) == 0:
+    if holdout_forms is None or len(holdout_forms) == 0:
         return None
     limit = stage.val_max_forms if stage.val_max_forms is not None else train.trainer.val_max_forms
     if limit:
-        validation_forms = validation_forms.subset(validation_forms.labels["file_name"].tolist()[: int(limit)])
-    return maybe_cache(FormsDataset(validation_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle,
+        holdout_forms = holdout_forms.subset(holdout_forms.labels["file_name"].tolist()[: int(limit)])
+    return maybe_cache(FormsDataset(holdout_forms, DonutEncoder(bundle.processor, bundle.preprocessing)), bundle,
                        train.model.text_lines.cache_copies, "validation")
 
 
@@ -146,11 +146,11 @@ def stage_settings(train: TrainSettings, name: str, encoder: str) -> tuple[Stage
     return stage, early
 
 
-def _fit(bundle: Any, train_data: Any, validation_forms: Any, name: str, train: TrainSettings) -> pd.DataFrame:
+def _fit(bundle: Any, train_data: Any, holdout_forms: Any, name: str, train: TrainSettings) -> pd.DataFrame:
     from handwriting_pipeline.donut.training import fit_stage
 
     stage, early = stage_settings(train, name, getattr(bundle.preprocessing, "encoder", "donut_swin"))
-    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, validation_forms, train, stage), name,
+    rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, holdout_forms, train, stage), name,
                         stage, train.trainer, early, seed=int(train.seed),
                         checkpoint_dir=train.trainer.checkpoint_dir, resume=bool(train.trainer.resume))
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
@@ -170,10 +170,17 @@ def _synthetic_skipped(train: TrainSettings) -> str | None:
     return None
 
 
-def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+def split_forms(train_forms: Any, split: Mapping[str, list[str]]) -> tuple[Any, Any]:
+    """The train forms Donut learns from and the held-out train forms it is checked on (early
+    stopping, best checkpoint): the field reader's split (``fieldreader_split``), so both models
+    hold out the same forms and the validation forms choose nothing (issue #20)."""
+    return train_forms.subset(list(split["fit"])), train_forms.subset(list(split["holdout"]))
+
+
+def pretrain_on_synthetic(bundle: Any, holdout_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
     """Stage 1: train on ``train.pretrain.num_forms`` synthetic forms generated on the fly
     (seed ``train.pretrain.seed``, distinct from the curation's synthetic seed so no test form
-    is seen), validating on the real validation forms. Skipped (logged) when disabled or when
+    is seen), checked on the real held-out train forms. Skipped (logged) when disabled or when
     the generator is not importable."""
     from handwriting_pipeline.donut.data import DonutEncoder, SyntheticFormsDataset
 
@@ -184,12 +191,13 @@ def pretrain_on_synthetic(bundle: Any, validation_forms: Any, params: Mapping[st
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
     data = SyntheticFormsDataset(int(pre.num_forms), encoder, seed=int(pre.seed), options=pre.generator,
                                  augment=bool(pre.augment))
-    return bundle, _fit(bundle, data, validation_forms, "pretrain", train)
+    return bundle, _fit(bundle, data, holdout_forms, "pretrain", train)
 
 
-def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
-    """Stage 2: train on the curated real training forms (augmented), validate every epoch;
-    the returned model has the best validation ``val_ned`` weights."""
+def fine_tune(bundle: Any, train_forms: Any, holdout_forms: Any, params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
+    """Stage 2: train on the real training forms (augmented), check every epoch on the held-out
+    train forms (:func:`split_forms`); the returned model has the best held-out ``val_ned``
+    weights. The validation split is only reported on (evaluate pipeline, benchmarks)."""
     from handwriting_pipeline.donut.data import DonutEncoder, FormsDataset
     from handwriting_pipeline.donut.feature_cache import maybe_cache
 
@@ -199,7 +207,7 @@ def fine_tune(bundle: Any, train_forms: Any, validation_forms: Any, params: Mapp
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
     data = maybe_cache(FormsDataset(train_forms, encoder, train=True), bundle, train.model.text_lines.cache_copies,
                        "train", seed=int(train.seed))
-    history = _fit(bundle, data, validation_forms, "finetune", train)
+    history = _fit(bundle, data, holdout_forms, "finetune", train)
     return bundle, history
 
 

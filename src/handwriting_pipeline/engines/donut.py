@@ -68,18 +68,21 @@ class DonutEngine(Engine):
     def training_steps(cls) -> list[TrainingStep]:
         """tokenizer -> model -> synthetic pretraining -> fine-tuning -> ``donut_model`` and the
         history (:mod:`handwriting_pipeline.donut.recipe`, parameters ``train``)."""
-        recipe, params, forms = "handwriting_pipeline.donut.recipe:", "params:train", "validation_forms"
+        recipe, params, forms = "handwriting_pipeline.donut.recipe:", "params:train", "donut_holdout_forms"
         return [
-            TrainingStep(recipe + "build_tokenizer", {"train_forms": "train_forms", "params": params},
+            # checkpoints are chosen on the field reader's held-out train forms, never on validation
+            TrainingStep(recipe + "split_forms", {"train_forms": "train_forms", "split": "fieldreader_split"},
+                         ["donut_fit_forms", "donut_holdout_forms"], "split_donut_forms"),
+            TrainingStep(recipe + "build_tokenizer", {"train_forms": "donut_fit_forms", "params": params},
                          "donut_tokenizer", "build_donut_tokenizer"),
             TrainingStep(recipe + "build_model", {"tokenizer": "donut_tokenizer", "params": params},
                          "donut_initial_model", "build_donut_model"),
             TrainingStep(recipe + "pretrain_on_synthetic",
-                         {"bundle": "donut_initial_model", "validation_forms": forms, "params": params},
+                         {"bundle": "donut_initial_model", "holdout_forms": forms, "params": params},
                          ["donut_pretrained_model", "donut_pretrain_history"], "pretrain_donut_on_synthetic",
                          not_trained=recipe + "not_trained"),
-            TrainingStep(recipe + "fine_tune", {"bundle": "donut_pretrained_model", "train_forms": "train_forms",
-                                                "validation_forms": forms, "params": params},
+            TrainingStep(recipe + "fine_tune", {"bundle": "donut_pretrained_model", "train_forms": "donut_fit_forms",
+                                                "holdout_forms": forms, "params": params},
                          ["donut_model", "donut_finetune_history"], "fine_tune_donut", not_trained=recipe + "not_trained"),
             TrainingStep(recipe + "training_report", {"pretrain_history": "donut_pretrain_history",
                                                       "finetune_history": "donut_finetune_history"},

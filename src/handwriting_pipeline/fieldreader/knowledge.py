@@ -22,6 +22,7 @@ from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
+from handwriting_pipeline.fieldreader.views import choose_views, views_text
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.forms.lines import cut_lines
 
@@ -67,18 +68,22 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
                   params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
     """Save with the model what decoding and the vote need, learned on the held-out forms: the
     lexicon of the fit forms' labels with the decoding settings that read them best, and the
-    per-field confidence calibration. ``train_forms``: labelled forms; ``split``: ``{"fit": [...],
-    "holdout": [...]}`` file names; ``params``: the ``train_fieldreader`` block (its ``lexicon``)."""
+    per-field confidence calibration, and the test-time views (``views.candidates``) with the
+    calibration of their averaged reading (the ``fieldreader_tta`` engine). ``train_forms``:
+    labelled forms; ``split``: ``{"fit": [...], "holdout": [...]}`` file names; ``params``: the
+    ``train_fieldreader`` block (its ``lexicon`` and ``views``)."""
     if not hasattr(reader, "config"):  # NotTrained
         return reader
     holdout = train_forms.subset(split["holdout"])
     lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
     gold = [holdout.fields(n) for n in split["holdout"]]
-    settings = FieldReaderTrainSettings.from_params(params).lexicon
+    settings = FieldReaderTrainSettings.from_params(params)
     lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
-                                       settings.grid, int(settings.max_edits))
+                                       settings.lexicon.grid, int(settings.lexicon.max_edits))
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
     reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
+    reader.config.views = views_knowledge(reader, lines, gold, split["holdout"], holdout.labels,
+                                          settings.views.candidates, lexicon.rerank if lexicon else None)
     return reader
 
 
@@ -143,3 +148,17 @@ def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
     if style is not None:
         reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels)
     return reader
+
+
+def views_knowledge(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], gold: Sequence[Mapping[str, str]],
+                    names: Sequence[str], labels: pd.DataFrame, candidates: Sequence[str],
+                    rerank: Any = None) -> dict[str, Any]:
+    """What the ``fieldreader_tta`` engine needs, learned on held-out train forms (their cut
+    ``lines``, ``gold`` fields, ``names`` and ``labels`` table): the chosen views
+    (:func:`~handwriting_pipeline.fieldreader.views.choose_views`), the vote calibration of their
+    averaged reading and every candidate's score. ``{}`` without candidates."""
+    if not candidates:
+        return {}
+    best, table, readings = choose_views(reader, lines, gold, candidates, rerank=rerank)
+    return {"views": views_text(best), "calibration": calibrate(readings, names, labels), "holdout_scores": table,
+            "chosen_on": f"{len(names)} held-out train forms"}

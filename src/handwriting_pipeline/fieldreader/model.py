@@ -50,6 +50,9 @@ class FieldReaderConfig:
     summary: dict[str, Any] = field(default_factory=dict)  # training data, epochs, val_cer, stop reason
     calibration: dict[str, Any] = field(default_factory=dict)  # per-field confidence calibration (vote format)
     lexicon: dict[str, Any] = field(default_factory=dict)  # Lexicon.to_json() of the training labels
+    # test-time views chosen on the held-out train forms and the calibration of their averaged
+    # reading (fieldreader/views.py; the fieldreader_tta engine): {"views": "dx=4;dy=-2", "calibration": ...}
+    views: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "lines": asdict(self.lines)}

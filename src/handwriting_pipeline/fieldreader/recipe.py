@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from handwriting_pipeline.config import FieldReaderTrainSettings
+from handwriting_pipeline.selection import holdout_names
 from handwriting_pipeline.training.not_trained import NotTrained
 
 logger = logging.getLogger(__name__)
@@ -21,9 +22,8 @@ def hold_out_forms(train_forms: Any, params: Mapping[str, Any]) -> dict[str, lis
     """Split the train forms into forms to learn from and held-out forms (early stopping and
     confidence calibration): the last ``holdout_share`` of them, at most ``holdout_forms``."""
     settings = FieldReaderTrainSettings.from_params(params)
-    names = train_forms.labels["file_name"].tolist()
-    n = min(int(settings.holdout_forms), max(1, round(len(names) * float(settings.holdout_share))))
-    return {"fit": names[: len(names) - n], "holdout": names[len(names) - n:]}
+    return holdout_names(train_forms.labels["file_name"].tolist(), int(settings.holdout_forms),
+                         float(settings.holdout_share))
 
 
 def _lines(forms: Any, names: list[str], reader: Any) -> list:

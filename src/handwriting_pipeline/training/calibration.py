@@ -25,6 +25,9 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[float
     """
     from sklearn.linear_model import LogisticRegression
 
+    if len(np.unique(y)) < 2:  # every reading right (or every one wrong): sklearn cannot fit that
+        p = (float(np.sum(y)) + 1.0) / (len(y) + 2.0)  # the smoothed rate, independent of the confidence
+        return float(np.log(p / (1.0 - p))), 0.0
     X = np.column_stack([np.ones_like(x), x])
     model = LogisticRegression(C=1.0 / l2, fit_intercept=False, tol=1e-12, max_iter=1000).fit(X, y)
     return float(model.coef_[0, 0]), float(model.coef_[0, 1])

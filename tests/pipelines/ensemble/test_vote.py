@@ -3,6 +3,7 @@ voting, and the vote against each single engine on the shared validation crops."
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -226,3 +227,17 @@ def test_blank_form_reading_survives_a_parquet_round_trip(tmp_path):
     by_name = table.set_index("file_name")
     assert pd.isna(by_name.loc["blank.png", "error"]) and by_name.loc["blank.png", "DATE"] == "None"
     assert by_name.loc["bad.png", "error"] == "no engine read this form"
+
+
+def test_calibration_of_a_field_an_engine_always_reads_right_on_held_out_forms(shared_hsf_top):
+    """100 held-out forms on which a reader gets every ZIP right (seen with the field reader's
+    test-time views): the fit gives a high, confidence-independent probability instead of failing."""
+    from handwriting_pipeline.training.calibration import fit_calibration
+
+    forms, _ = read_donut_folder(shared_hsf_top / "train")
+    labels = forms.labels.tail(100)
+    table = labels.assign(**{f"{k}_conf": 0.9 for k in ("DATE", "CITY", "STATE", "ZIP")})
+    fitted = fit_calibration(labels, {"reader": table})["reader"]
+    for key in ("DATE", "CITY", "STATE", "ZIP"):
+        p = 1 / (1 + math.exp(-(fitted[key]["a"] + fitted[key]["b"] * 0.9)))
+        assert fitted[key]["b"] == 0.0 and 0.95 < p < 1.0

@@ -1,5 +1,6 @@
 """The 'train' pipeline end to end through Kedro with the tiny preset, on real shared crops:
-tokenizer -> model -> synthetic pretraining -> fine-tuning -> donut_model / history / plot."""
+tokenizer -> model -> synthetic pretraining -> fine-tuning -> donut_model / history / plot.
+Checkpoints are chosen on the held-out train forms (``fieldreader_split``), never on validation."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 
 from handwriting_pipeline.datasets import DonutModelDataset
+from handwriting_pipeline.donut import recipe
 from handwriting_pipeline.donut.data import synthetic_available
 from handwriting_pipeline.engines.donut import DonutEngine
 from handwriting_pipeline.fields import KEYS
@@ -21,7 +23,7 @@ from handwriting_pipeline.pipelines.train import create_pipeline
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
-def _catalog(tmp_path: Path, train_forms, validation_forms, params) -> DataCatalog:
+def _catalog(tmp_path: Path, train_forms, split, params) -> DataCatalog:
     """The project's catalog_train.yml entries, with their paths moved under tmp_path."""
     loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local")
     names = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_train.yml").read_text())
@@ -32,17 +34,28 @@ def _catalog(tmp_path: Path, train_forms, validation_forms, params) -> DataCatal
                 entry[key] = str(tmp_path / entry[key])
     catalog = DataCatalog.from_config(config)
     catalog["train_forms"] = MemoryDataset(train_forms, copy_mode="assign")
-    catalog["validation_forms"] = MemoryDataset(validation_forms, copy_mode="assign")
+    catalog["fieldreader_split"] = MemoryDataset(split)
     catalog["params:train"] = MemoryDataset(params)
     catalog["params:train.models"] = MemoryDataset(["donut"])
     return catalog
 
 
-def test_train_pipeline_runs_and_saves_a_usable_model(tmp_path, real_forms, train_params):
+def test_train_pipeline_runs_and_saves_a_usable_model(tmp_path, real_forms, train_params, monkeypatch):
     names = real_forms.labels["file_name"].tolist()
     params = {**train_params, "trainer": {**train_params["trainer"], "checkpoint_dir": str(tmp_path / "ckpt")}}
-    catalog = _catalog(tmp_path, real_forms.subset(names[:8]), real_forms.subset(names[8:12]), params)
+    split = {"fit": names[:8], "holdout": names[8:10]}
+    checked_on, validation_data = [], recipe._validation_data
+
+    def recording(bundle, forms, train, stage):
+        checked_on.append(forms.labels["file_name"].tolist())
+        return validation_data(bundle, forms, train, stage)
+
+    monkeypatch.setattr(recipe, "_validation_data", recording)
+    catalog = _catalog(tmp_path, real_forms.subset(names[:10]), split, params)
     SequentialRunner().run(create_pipeline().only_nodes_with_tags("donut"), catalog)  # Donut's steps
+    # both stages chose their weights on the held-out train forms; no step reads the validation split
+    assert checked_on and all(seen == split["holdout"] for seen in checked_on)
+    assert "validation_forms" not in create_pipeline().inputs()
 
     history = catalog.load("training_history")
     stages = history["stage"].tolist()

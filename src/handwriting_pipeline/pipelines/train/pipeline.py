@@ -2,7 +2,9 @@
 :meth:`~handwriting_pipeline.engines.base.Engine.training_steps` (today the field reader and
 Donut) gets its steps as nodes; ``train.models`` says which of them train in a run.
 
-Inputs: ``train_forms``, ``validation_forms`` (from curation) and each engine's parameter block.
+Inputs: ``train_forms`` (from curation) and each engine's parameter block. No step reads
+``validation_forms``: every engine chooses its checkpoints and settings on held-out *train* forms
+(the field reader's ``fieldreader_split``; issue #20).
 Outputs: the engines' model datasets (``fieldreader_model``, ``donut_model``) and their reports
 (``fieldreader_history``, ``training_history``, ``training_history_plot``).
 """
