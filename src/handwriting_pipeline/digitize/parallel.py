@@ -31,17 +31,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from handwriting_pipeline.digitize.core import DigitizePlan
+# a digitize.core.DigitizePlan; not imported, not even for type checking: core imports this module
+DigitizePlan = Any
 
 logger = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
 #: reads one partition: (plan, file paths) -> records (``digitize.core.read_partition``; handed
 #: in, so this module does not import the core that calls it)
-ReadPartition = Callable[["DigitizePlan", list[str]], Records]
+ReadPartition = Callable[[DigitizePlan, list[str]], Records]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -64,7 +64,7 @@ def chunks(paths: Iterable[str], size: int) -> Iterator[list[str]]:
         yield part
 
 
-def one_thread_settings(plan: "DigitizePlan") -> "DigitizePlan":
+def one_thread_settings(plan: DigitizePlan) -> DigitizePlan:
     """The plan as a worker runs it: engines read in turn (``workers=1``) with one compute thread
     each (an engine's ``threads`` setting, where its settings have one), no loaded engines."""
     specs = []
@@ -103,16 +103,16 @@ def in_order(submit: Callable[[list[str]], Future], parts: Iterator[list[str]], 
 
 
 # --------------------------------------------------------------------------- this process
-def serial(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], size: int) -> Iterator[Records]:
+def serial(plan: DigitizePlan, read: ReadPartition, paths: Iterable[str], size: int) -> Iterator[Records]:
     for part in chunks(paths, size):
         yield read(plan, part)
 
 
 # --------------------------------------------------------------------------- local pool
-_POOL: tuple["DigitizePlan", ReadPartition] | None = None
+_POOL: tuple[DigitizePlan, ReadPartition] | None = None
 
 
-def _init_pool_worker(plan: "DigitizePlan", read: ReadPartition) -> None:
+def _init_pool_worker(plan: DigitizePlan, read: ReadPartition) -> None:
     """Pool worker start: one compute thread, engines built now (once per worker)."""
     _one_thread_process()
     logging.disable(logging.WARNING)  # model loading chatter of workers would break the progress bar
@@ -128,7 +128,7 @@ def _pool_partition(paths: list[str]) -> Records:
     return read(plan, paths)
 
 
-def local_pool(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], size: int,
+def local_pool(plan: DigitizePlan, read: ReadPartition, paths: Iterable[str], size: int,
                workers: int) -> Iterator[Records]:
     """Partitions read by ``workers`` spawned processes, in input order. Partitions whose worker
     died (killed, or a script without the ``__main__`` guard) are read in this process."""
@@ -167,10 +167,10 @@ def local_pool(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], 
 
 
 # --------------------------------------------------------------------------- Dask
-_WORKER_PLANS: dict[str, "DigitizePlan"] = {}
+_WORKER_PLANS: dict[str, DigitizePlan] = {}
 
 
-def _dask_partition(plan: "DigitizePlan", read: ReadPartition, paths: list[str]) -> Records:
+def _dask_partition(plan: DigitizePlan, read: ReadPartition, paths: list[str]) -> Records:
     """On a Dask worker: the worker's own copy of the plan (engines built once per worker)."""
     if plan.token not in _WORKER_PLANS:
         _one_thread_process()
@@ -178,7 +178,7 @@ def _dask_partition(plan: "DigitizePlan", read: ReadPartition, paths: list[str])
     return read(_WORKER_PLANS[plan.token], paths)
 
 
-def _warm_up(plan: "DigitizePlan") -> int:
+def _warm_up(plan: DigitizePlan) -> int:
     """On every Dask worker before the first partition: build the engines (model loading is not
     timed against the first partition, and a worker that cannot load them fails early)."""
     _one_thread_process()
@@ -202,7 +202,7 @@ def dask_workers(client: Any) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
 
 
-def dask_partitions(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str],
+def dask_partitions(plan: DigitizePlan, read: ReadPartition, paths: Iterable[str],
                     n_inputs: int) -> Iterator[Records]:
     """Partitions mapped over a Dask cluster, results in input order (a bounded window)."""
     settings = plan.dask
@@ -224,7 +224,7 @@ def dask_partitions(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[s
             cluster.close()
 
 
-def partitions(plan: "DigitizePlan", read: ReadPartition, paths: Iterable[str], n_inputs: int) -> Iterator[Records]:
+def partitions(plan: DigitizePlan, read: ReadPartition, paths: Iterable[str], n_inputs: int) -> Iterator[Records]:
     """The records of every partition (``read(plan, paths)``), in input order, read where the
     plan says."""
     if plan.dask.get("scheduler") or plan.dask.get("n_workers"):
