@@ -19,13 +19,13 @@ annotations back into the same corrections store.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from handwriting_pipeline.datasets.forms import write_atomic
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
 from handwriting_pipeline.review.run import ReviewRun
@@ -71,17 +71,11 @@ def reviewed_records(run: ReviewRun, store: CorrectionStore) -> list[dict[str, A
 
 
 def _write_atomic(path: Path, write: Any) -> None:
+    """``write(handle)`` into memory, then the file at once (:func:`datasets.forms.write_atomic`)."""
+    buffer = io.StringIO(newline="")
+    write(buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buffer.getvalue())
 
 
 def export_reviewed(run: ReviewRun, store: CorrectionStore, out_dir: str | Path | None = None) -> dict[str, Any]:
