@@ -297,6 +297,24 @@ class ViewsSettings(Settings):
 
 
 @dataclass(frozen=True)
+class MembersSettings(Settings):
+    """``train_fieldreader.members``: the ensemble members (copies of the trained reader
+    fine-tuned further with other seeds / augmentation; the ``fieldreader_ensemble`` engine
+    averages their CTC posteriors with the reader's). Member ``i`` uses ``seeds[i]`` and
+    ``augment[i % len(augment)]``."""
+
+    block: ClassVar[str] = "train_fieldreader.members"
+    source: ClassVar[str] = FIELDREADER_YML
+    count: int = 0                      # 0 = no members: fieldreader_ensemble stays off
+    epochs: int = 2
+    learning_rate: float = 2.0e-4
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    augment: list[float] = field(default_factory=lambda: [1.0, 1.5])
+    freeze: float = 0.4
+    max_minutes: float | None = 12
+
+
+@dataclass(frozen=True)
 class FieldReaderTrainSettings(Settings):
     """``train_fieldreader`` (``parameters_train_fieldreader.yml``)."""
 
@@ -311,3 +329,4 @@ class FieldReaderTrainSettings(Settings):
     lexicon: LexiconSettings = field(default_factory=LexiconSettings)
     style: StyleSettings = field(default_factory=StyleSettings)
     views: ViewsSettings = field(default_factory=ViewsSettings)
+    members: MembersSettings = field(default_factory=MembersSettings)
