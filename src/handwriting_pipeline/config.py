@@ -308,10 +308,10 @@ class MembersSettings(Settings):
     count: int = 0                      # 0 = no members: fieldreader_ensemble stays off
     epochs: int = 2
     learning_rate: float = 2.0e-4
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    augment: list[float] = field(default_factory=lambda: [1.0, 1.5])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    augment: list[float] = field(default_factory=lambda: [1.0, 1.5, 1.5, 1.5])
     freeze: float = 0.4
-    max_minutes: float | None = 12
+    max_minutes: float | None = 15
 
 
 @dataclass(frozen=True)
