@@ -5,6 +5,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/ensemble_benchmark.py train --count 4 --epochs 2   # -> data/06_models/ensemble_members/<k>
     .venv/bin/python benchmarks/ensemble_benchmark.py measure   # -> benchmarks/results/fieldreader_ensemble.{json,md}
+    .venv/bin/python benchmarks/ensemble_benchmark.py report    # rewrite the .md from the .json
 
 ``train`` copies the trained reader (``--base``, never written), fine-tunes ``--count`` members
 on the first train forms (the last ``--holdout`` held out: each member's best epoch is chosen
@@ -182,6 +183,8 @@ def measure(args: argparse.Namespace) -> int:
         voted, _ = vote({e: tables[e] for e in combo}, {**vote_params, "calibration": calibration})
         row = both(voted)
         best = {s: max(combo, key=lambda e: readings[e][s]["FLA"]) for s in ("holdout", "validation")}
+        for split, labels in (("holdout", selection.choose.labels), ("validation", selection.report.labels)):
+            row[split]["fields_fixed_broken"] = fixed_broken(labels, tables[best[split]], voted)
         row.update({"inputs": list(combo), "calibration": label, "best_single": best,
                     "gain_over_best_single": {s: round(row[s]["FLA"] - readings[best[s]][s]["FLA"], 2)
                                               for s in ("holdout", "validation")}})
@@ -201,6 +204,21 @@ def measure(args: argparse.Namespace) -> int:
         v.pop("history", None)
     write_results(args.results, result, markdown(result))
     return 0
+
+
+def fixed_broken(labels, single, voted) -> list[int]:
+    """[fields the vote reads right that the single reader got wrong, fields it breaks]."""
+    from handwriting_pipeline.fields import KEYS
+
+    gold = labels.set_index("file_name")
+    one, both = single.set_index("file_name"), voted.set_index("file_name")
+    fixed = broken = 0
+    for name in gold.index:
+        for key in KEYS:
+            right_one = str(one.loc[name, key]) == str(gold.loc[name, key])
+            right_vote = str(both.loc[name, key]) == str(gold.loc[name, key])
+            fixed, broken = fixed + (right_vote and not right_one), broken + (right_one and not right_vote)
+    return [fixed, broken]
 
 
 def calibration_check(tables: dict, selection, vote_params: dict) -> dict:
@@ -238,15 +256,18 @@ def markdown(result: dict) -> str:
     for name, r in result["readings"].items():
         mark = " **(chosen)**" if name == result["chosen_ensemble"] else ""
         speed = (f"≈ 1/{name.split('_')[1]} of fieldreader" if name.startswith("ensemble_")
-                 else f"{1 / r['seconds_per_form']:.1f}" if r["seconds_per_form"] > 1e-3 else "cached")
+                 else f"{1 / r['seconds_per_form']:.1f}" if r["seconds_per_form"] > 0.01 else "cached")
         rows.append(line(name + mark, r, speed=speed))
     for name, r in result["votes"].items():
         g = r["gain_over_best_single"]
         b = r["best_single"]
-        rows.append(line(f"vote: {name}", r, f"{g['holdout']:+.1f} (vs {b['holdout']}) / {g['validation']:+.2f} "
-                                             f"(vs {b['validation']})"))
-    members = "; ".join(f"member_{k}: seed {m.get('seed')}, augment {m.get('augment')}, lr {m.get('learning_rate')}, "
-                        f"{m.get('epochs')} epochs, {m.get('minutes')} min" for k, m in enumerate(result["member_training"]))
+        fb = {k: "{}+/{}-".format(*r[k]["fields_fixed_broken"]) for k in ("holdout", "validation")}
+        rows.append(line(f"vote: {name}", r, f"{g['holdout']:+.1f} (vs {b['holdout']}; fields {fb['holdout']}) / "
+                                             f"{g['validation']:+.2f} (vs {b['validation']}; fields {fb['validation']})"))
+    members = "; ".join(
+        f"member_{k}: seed {m['seed']}, augment {m['augment']}, lr {m['learning_rate']}, {m['epochs']} epochs, "
+        f"{m['minutes']} min" if "seed" in m else f"member_{k}: `{result['members'][k]}`"
+        for k, m in enumerate(result["member_training"]))
     n = result["selection"]["validation_forms"]
     check = "; ".join(f"{e} " + ", ".join(f"{k} {v['predicted']:.2f}/{v['right']:.2f}" for k, v in per.items())
                       for e, per in result["saved_calibration_check"].items())
@@ -262,6 +283,7 @@ points; 95 % interval about ±7 points).
 
 {chr(10).join(rows)}
 
+Fields `a+/b-`: the vote reads a fields right that its best single input got wrong, and b fields wrong that it got right.
 Saved vote calibration (`parameters_ensemble.yml`) against the held-out train forms, per field mean predicted
 P(right apart from case) / share right: {check}.
 """
@@ -298,11 +320,17 @@ def main() -> int:
     m.add_argument("--cache", default=str(ROOT / "data" / "02_intermediate" / "vote_benchmark_cache"))
     m.add_argument("--note", default="2-core CPU shared with other helpers' training jobs")
     m.add_argument("--results", default=str(RESULTS / "fieldreader_ensemble"))
+    r = sub.add_parser("report", help="rewrite the .md of a measured .json (after a change of the table's layout)")
+    r.add_argument("--results", default=str(RESULTS / "fieldreader_ensemble"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT / "src"))
     if args.command == "train":
         return train(args)
+    if args.command == "report":
+        result = json.loads(Path(args.results).with_suffix(".json").read_text())
+        Path(args.results).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+        return 0
     return measure(args)
 
 
