@@ -122,3 +122,23 @@ def test_the_synthetic_block_is_a_typed_setting():
     assert settings.synthetic.enabled and settings.synthetic.per_line == 1.0
     with pytest.raises(ValueError, match="unknown key 'ratio'"):
         FieldReaderTrainSettings.from_params({"synthetic": {"ratio": 1.0}})
+
+
+def test_the_synthetic_stage_trains_on_real_and_synthetic_lines(real_lines, tmp_path):
+    import torch
+
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.fieldreader.recipe import with_synthetic_lines
+
+    torch.manual_seed(0)
+    reader = FieldReader.stock()
+    reader.net.freeze_before(0.6)
+    reader.config.summary = {}
+    settings = FieldReaderTrainSettings.from_params({
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "trainer": {"epochs": 5, "batch_size": 4, "progress_bar": False, "accelerator": "cpu"},
+        "synthetic": {"enabled": True, "per_line": 0.5, "epochs": 1}})
+    fit = [ln for ln in real_lines if ln.key == "DATE"][:8]
+    history, _ = with_synthetic_lines(reader, fit, fit[:2], settings)
+    assert len(history) == 1, "synthetic.epochs, not trainer.epochs"
+    assert isinstance(reader.config.summary["synthetic_lines"], int)  # what the reader's check let through
