@@ -23,7 +23,8 @@ case (and the text says so: a writer of capitals writes capitals); a character t
 wrote comes from another writer, scaled by the two writers' cap heights, and a text that would need
 more than half its characters lent is drawn again. A case is never made by scaling the other case
 of the same letter: in handprint case *is* size, so a scaled ``O`` is not an honest ``o``. Gaps are
-drawn from the writer's measured gaps (the writers' median, in cap heights, where it has none). The canvas has the height and baseline of the writer's own line of that kind, and the ink is
+drawn from the writer's measured gaps (the writers' median, in cap heights, where it has none).
+The canvas has the height and baseline of the writer's own line of that kind, and the ink is
 binary (0 / 255) like the scans. Everything is drawn from one ``numpy`` generator: the same seed
 gives the same pixels and texts.
 """
