@@ -32,6 +32,8 @@ gives the same pixels and texts.
 from __future__ import annotations
 
 import calendar
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,7 @@ from handwriting_pipeline.fieldreader.training import Line
 from handwriting_pipeline.forms.lines import has_ink, to_array, trim_horizontally
 from handwriting_pipeline.synthetic.values import MONTH_SHORT, sample_date, sample_place, style_state
 
+logger = logging.getLogger(__name__)
 # letters whose capital is the small letter drawn bigger: the case a writer mixes inside words
 SIZE_PAIRS = set("ckmnopsuvwxz")
 
@@ -424,8 +427,14 @@ def synthetic_lines(reader: Any, lines: Sequence[Line], settings: SyntheticLines
     settings = SyntheticLinesSettings.from_params(settings)
     writers = glyph_bank(reader, lines, progress=progress)
     if not writers:
+        logger.info("[fieldreader] no glyph bank: no line matched its label piece by piece")
         return []
-    return synthesize(writers, Vocabulary.of(lines), int(round(float(settings.per_line) * len(lines))), settings)
+    out = synthesize(writers, Vocabulary.of(lines), int(round(float(settings.per_line) * len(lines))), settings)
+    logger.info("[fieldreader] glyph bank of %d writers (%d glyphs; lines banked: %s); %d synthetic lines (%s)",
+                len(writers), sum(len(v) for w in writers.values() for v in w.glyphs.values()),
+                dict(Counter(k for w in writers.values() for k in w.lines)), len(out),
+                dict(Counter(line.key for line in out)))
+    return out
 
 
 __all__ = ["Ink", "Placed", "Vocabulary", "Writer", "add_line", "compose", "donors_of", "gap_ratios", "glyph_bank", "line_text",
