@@ -6,7 +6,10 @@ two arms can run side by side)::
 
     .venv/bin/python benchmarks/synth_benchmark.py train --arm A    # real lines only
     .venv/bin/python benchmarks/synth_benchmark.py train --arm B    # real + synthetic lines
-    .venv/bin/python benchmarks/synth_benchmark.py score --note "..."
+    # a second pair at a lower learning rate
+    .venv/bin/python benchmarks/synth_benchmark.py train --arm A --lr 5e-5 --tag _lr5e-05
+    .venv/bin/python benchmarks/synth_benchmark.py train --arm B --lr 5e-5 --tag _lr5e-05
+    .venv/bin/python benchmarks/synth_benchmark.py score --tags "" _lr5e-05 --note "..."
 
 Both arms start from a copy of the trained reader (``--base``, never written) and run the same
 number of optimizer steps: arm A ``--epochs`` epochs over the fit forms' real lines; arm B the real
@@ -17,9 +20,11 @@ train forms are held out (early stopping inside each arm, and the choice of the 
 (199 forms) is only reported. Arms are saved to data/06_models/synth_armA and synth_armB with the
 base model's lexicon and calibration (all three read with the same decoding settings).
 
-``score`` reads the held-out train forms and validation with the base model and both arms (beam
-search + the lexicon saved with the model, as the engine reads) and writes
-benchmarks/results/fieldreader_synth.{json,md}.
+``score`` reads the held-out train forms and validation with the base model and each pair of arms
+(beam search + the lexicon saved with the model, as the engine reads; each model's scores are
+cached in data/07_model_output/synth_scores/ until its model changes, ``--models`` fills that cache
+for some models only) and writes benchmarks/results/fieldreader_synth.{json,md}. Synthetic lines
+are on by default only if arm B reads the held-out train forms better than arm A in every pair.
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ from style_benchmark import style_errors  # noqa: E402
 
 BASE = Path("/root/hp_models/fieldreader")
 MODELS = ROOT / "data" / "06_models"
+CACHE = ROOT / "data" / "07_model_output" / "synth_scores"
 
 
 def arm_dir(arm: str) -> Path:
+    """``A``, ``B``, or with a tag (``A_lr5e-05``): where an arm's model is saved."""
     return MODELS / f"synth_arm{arm}"
 
 
@@ -78,13 +85,13 @@ def train(args: argparse.Namespace) -> int:
     trainer = {"epochs": epochs, "batch_size": 16, "learning_rate": args.lr, "weight_decay": 0.01, "warmup_ratio": 0.05,
                "augment": 1.0, "max_minutes": args.max_minutes, "patience": 3, "min_delta": 0.0,
                "gradient_clip_val": 1.0, "seed": args.seed, "progress_bar": False}
-    history, reason = train_reader(reader, lines, held, trainer, checkpoint_dir=MODELS / f"synth_arm{args.arm}_ckpt")
+    history, reason = train_reader(reader, lines, held, trainer, checkpoint_dir=MODELS / f"synth_arm{args.arm}{args.tag}_ckpt")
     summary = {"arm": args.arm, "base": str(args.base), "real_lines": len(real), "train_lines": len(lines),
                "epochs": len(history), "stop_reason": reason, "minutes": round((time.time() - started) / 60, 1),
                "trainer": trainer, "freeze": args.freeze, "threads": args.threads, **synth_info, **machine()}
     reader.config.summary = {**reader.config.summary, "holdout_forms": n_hold, "synth_benchmark": summary}
-    reader.save(arm_dir(args.arm))
-    (arm_dir(args.arm) / "synth_history.json").write_text(json.dumps({**summary, "history": history}, indent=2))
+    reader.save(arm_dir(args.arm + args.tag))
+    (arm_dir(args.arm + args.tag) / "synth_history.json").write_text(json.dumps({**summary, "history": history}, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -108,28 +115,44 @@ def read_scores(model: Path, forms: list, labels, threads: int) -> dict:
 def score_arms(args: argparse.Namespace) -> int:
     train_forms, train_labelled = load_split(Path(args.train_dir))
     val, val_labelled = load_split(Path(args.val_dir))
-    models = {"base (trained reader, unchanged)": Path(args.base),
-              "A: real lines only": arm_dir("A"), "B: real + synthetic lines": arm_dir("B")}
-    summaries = {}
-    for name, folder in models.items():
-        if not (folder / "fieldreader.json").is_file():
-            raise SystemExit(f"{folder} holds no model: run `synth_benchmark.py train --arm {name[0]}` first")
-        config = json.loads((folder / "fieldreader.json").read_text())
-        summaries[name] = config.get("summary", {}).get("synth_benchmark", {})
+    models = {"base": ("base (trained reader, unchanged)", Path(args.base))}
+    for tag in args.tags:
+        lr = f" (lr {tag.split('_lr', 1)[1]})" if "_lr" in tag else ""
+        models[f"A{tag}"] = (f"A{tag}: real lines only{lr}", arm_dir(f"A{tag}"))
+        models[f"B{tag}"] = (f"B{tag}: real + synthetic lines{lr}", arm_dir(f"B{tag}"))
+    keys = args.models or list(models)
     n_hold = int(json.loads((Path(args.base) / "fieldreader.json").read_text())["summary"].get("holdout_forms", 100))
     _, hold = split(train_forms, n_hold)
     results = {**machine(), "base": str(args.base), "holdout_forms": len(hold), "n": len(val), "rows": {}}
     if args.note:
         results["machine"]["note"] = args.note
-    for name, folder in models.items():
-        held = read_scores(folder, hold, train_labelled.labels, args.threads)
-        valid = read_scores(folder, val, val_labelled.labels, args.threads)
-        results["rows"][name] = {"holdout": held, "validation": valid, "training": summaries[name]}
+    for key in keys:
+        name, folder = models[key]
+        if not (folder / "fieldreader.json").is_file():
+            raise SystemExit(f"{folder} holds no model: run `synth_benchmark.py train --arm {key}` first")
+        config = json.loads((folder / "fieldreader.json").read_text())
+        # readings of one saved model are scored once (a later `score` of the other models reuses them)
+        cache = CACHE / f"{key}.json"
+        stamp = (folder / "model.onnx").stat().st_mtime
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        if cached.get("stamp") != stamp:
+            cached = {"stamp": stamp, "holdout": read_scores(folder, hold, train_labelled.labels, args.threads),
+                      "validation": read_scores(folder, val, val_labelled.labels, args.threads)}
+            CACHE.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(cached))
+        held, valid = cached["holdout"], cached["validation"]
+        results["rows"][name] = {"holdout": held, "validation": valid,
+                                 "training": config.get("summary", {}).get("synth_benchmark", {})}
         print(f"{name:34s} held-out FLA {held['FLA']:6.2f} | validation FLA {valid['FLA']:6.2f} CBA {valid['CBA']:6.2f}"
               f" nocase {valid['FLA_ignoring_case']:6.2f} style errors {valid['style_errors']}")
-    a, b = (results["rows"][k]["holdout"]["FLA"] for k in ("A: real lines only", "B: real + synthetic lines"))
-    results["decision"] = (f"synthetic lines {'on' if b > a else 'off'} by default: held-out train FLA "
-                           f"{b:.2f} with vs {a:.2f} without")
+    if set(keys) != set(models):
+        return 0  # a partial run only fills the cache
+    pairs = {tag: (results["rows"][models[f"A{tag}"][0]]["holdout"]["FLA"],
+                   results["rows"][models[f"B{tag}"][0]]["holdout"]["FLA"]) for tag in args.tags}
+    helps = all(b > a for a, b in pairs.values())
+    results["decision"] = (f"synthetic lines {'on' if helps else 'off'} by default: held-out train FLA with vs without "
+                           + "; ".join(f"{b:.2f} vs {a:.2f}{(' (' + tag.lstrip('_') + ')') if tag else ''}"
+                                       for tag, (a, b) in pairs.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "fieldreader_synth.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     (RESULTS / "fieldreader_synth.md").write_text(markdown(results))
@@ -178,8 +201,12 @@ def main() -> int:
     t.add_argument("--freeze", type=float, default=0.4)
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--max-minutes", type=float, default=60)
+    t.add_argument("--tag", default="", help="suffix of the arm's folder (a second pair of arms, e.g. _lr5e-05)")
     s = sub.add_parser("score")
     s.add_argument("--note", default="", help="e.g. what else ran on the machine")
+    s.add_argument("--tags", nargs="+", default=[""], help="arm pairs to score (train --tag), e.g. '' _lr5e-05")
+    s.add_argument("--models", nargs="+", default=None,
+                   help="score only these (base, A, B, A_lr5e-05 ...); the results files are written when all are scored")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return train(args) if args.command == "train" else score_arms(args)
