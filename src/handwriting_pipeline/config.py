@@ -297,6 +297,24 @@ class ViewsSettings(Settings):
 
 
 @dataclass(frozen=True)
+class SyntheticLinesSettings(Settings):
+    """``train_fieldreader.synthetic``: real-glyph synthetic lines (fieldreader/synthlines.py, issue
+    #20): after the fine-tuning, glyphs cut from the fit forms (forced-aligned by the fine-tuned
+    reader) are reassembled into new lines, and the reader trains ``epochs`` more epochs on the real
+    lines plus ``per_line`` synthetic lines per real line."""
+
+    block: ClassVar[str] = "train_fieldreader.synthetic"
+    source: ClassVar[str] = FIELDREADER_YML
+    enabled: bool = False
+    per_line: float = 0.5  # synthetic lines per real line
+    date_share: float = 0.5  # share of DATE lines (the rest CITY|STATE|ZIP)
+    labels_share: float = 0.5  # texts from the fit labels' own values (the rest fresh values, synthetic/values.py)
+    epochs: int = 2
+    learning_rate: float = 2.0e-4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class MembersSettings(Settings):
     """``train_fieldreader.members``: the ensemble members (copies of the trained reader
     fine-tuned further with other seeds / augmentation; the ``fieldreader_ensemble`` engine
@@ -329,4 +347,5 @@ class FieldReaderTrainSettings(Settings):
     lexicon: LexiconSettings = field(default_factory=LexiconSettings)
     style: StyleSettings = field(default_factory=StyleSettings)
     views: ViewsSettings = field(default_factory=ViewsSettings)
+    synthetic: SyntheticLinesSettings = field(default_factory=SyntheticLinesSettings)
     members: MembersSettings = field(default_factory=MembersSettings)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from functools import wraps
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -136,6 +137,22 @@ class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._filepath), "version": self._version}
 
+    @classmethod
+    def _save_wrapper(cls, save_func: Any) -> Any:
+        """Kedro's versioned save, except for :class:`NotTrained`: nothing is written, so there is
+        no new version to check (Kedro's check after a save would fail with VersionNotFoundError
+        when no model was ever saved, e.g. a fresh checkout training only some ``train.models``)."""
+        versioned_save = super()._save_wrapper(save_func)
+
+        @wraps(save_func)
+        def save(self: Any, data: Any) -> None:
+            if isinstance(data, NotTrained):
+                logger.info("%s not saved (%s); the last saved version stays", self, data.reason)
+                return
+            versioned_save(self, data)
+
+        return save
+
     def _load(self) -> DonutModelRef:
         try:
             load_path = Path(get_filepath_str(self._get_load_path(), "file"))
@@ -151,9 +168,6 @@ class DonutModelDataset(AbstractVersionedDataset[Any, DonutModelRef]):
         return ref
 
     def _save(self, data: Any) -> None:
-        if isinstance(data, NotTrained):  # not trained in this run (train.models): keep the saved one
-            logger.info("%s model not saved (%s); the last saved version stays", self.ref_class.kind, data.reason)
-            return
         folder = Path(get_filepath_str(self._get_save_path(), "file"))
         if not hasattr(data, "save"):
             raise DatasetError(f"{type(self).__name__} saves a model with a save() method, got {type(data).__name__}")
@@ -229,9 +243,6 @@ class PickledModelDataset(DonutModelDataset):
     ref_class = PickledModelRef
 
     def _save(self, data: Any) -> None:
-        if isinstance(data, NotTrained):
-            logger.info("trained model not saved (%s); the last saved version stays", data.reason)
-            return
         folder = Path(get_filepath_str(self._get_save_path(), "file"))
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / PickledModelRef.FILE).open("wb") as handle:

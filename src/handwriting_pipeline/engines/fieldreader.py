@@ -44,7 +44,7 @@ class FieldReaderEngine(Engine):
 
     name: ClassVar[str] = "fieldreader"
     packages = ("rapidocr", "onnxruntime", "torch")
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: lines padded by width bucket (reading independent of the batch)
     parallel: ClassVar[str] = "batch"
     default: ClassVar[bool] = True  # when a trained model exists
     fast: ClassVar[bool] = True  # ~30 forms/s: the cascade's first stage

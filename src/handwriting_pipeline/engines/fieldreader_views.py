@@ -47,7 +47,7 @@ class FieldReaderViewsEngine(FieldReaderEngine):
     """The field reader reading each line in several views, posteriors averaged."""
 
     name: ClassVar[str] = "fieldreader_tta"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: lines padded by width bucket (reading independent of the batch)
     default: ClassVar[bool] = False  # measured: see README "Field reader" / benchmarks/vote_benchmark.py
     settings_class = FieldReaderViewsSettings
 

@@ -25,7 +25,7 @@ import torch
 
 from handwriting_pipeline.fieldreader.graph import OnnxRecognizer, export_onnx, onnx_dictionary, stock_onnx_path
 from handwriting_pipeline.fieldreader.text import ALPHABET
-from handwriting_pipeline.forms.lines import LineSettings, batch_arrays
+from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, padded_width
 
 CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE = "fieldreader.json", "weights.pt", "model.onnx"
 MEMBERS_DIR = "members"  # ensemble members, each a saved FieldReader (members/<k>/; fieldreader/members.py)
@@ -71,9 +71,13 @@ class FieldReaderConfig:
 class FieldReader:
     """A trained (or stock) field reader: line arrays in, log-probabilities out."""
 
-    #: lines per forward pass (memory stays bounded however many lines are read at once); lines
-    #: are sorted by width first, so a batch pads little when many forms are read at once
+    #: lines per forward pass (memory stays bounded however many lines are read at once)
     batch_size: int = 16
+    #: each line is right-padded to a multiple of this many columns and batched only with lines of
+    #: the same padded width, so a line reads the same whatever else is read with it (the recognizer
+    #: mixes the whole width; padding to a batch's widest line changed readings). Chosen on the
+    #: held-out train forms: benchmarks/padding_benchmark.py
+    pad_multiple: int = 64
 
     def __init__(self, net: OnnxRecognizer | None, config: FieldReaderConfig, onnx_file: Path | None = None,
                  threads: int = 1) -> None:
@@ -142,19 +146,23 @@ class FieldReader:
 
     def log_probs(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """Per-line [frames, 1 + len(ALPHABET)] log-probabilities of a list of [3, 48, W] arrays."""
-        out: list[np.ndarray] = []
-        order = sorted(range(len(arrays)), key=lambda i: arrays[i].shape[2])  # similar widths together
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            batch, frames = batch_arrays([arrays[i] for i in chunk])
-            if self.onnx_file is not None:
-                probs = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
-                lp = np.log(np.clip(probs, 1e-12, None))
-            else:
-                with torch.no_grad():
-                    lp = torch.log_softmax(self.net(torch.from_numpy(batch), softmax=False), -1).numpy()
-            out.extend(lp[j, : frames[j]] for j in range(len(chunk)))
+        groups: dict[int, list[int]] = {}
+        for i, array in enumerate(arrays):
+            groups.setdefault(padded_width(array.shape[2], self.pad_multiple), []).append(i)
         result: list[np.ndarray] = [np.empty(0)] * len(arrays)
-        for i, lp in zip(order, out):
-            result[i] = lp
+        for width, members in sorted(groups.items()):
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                batch, frames = batch_arrays([arrays[i] for i in chunk], width)
+                lp = self._forward(batch)
+                for j, i in enumerate(chunk):
+                    result[i] = lp[j, : frames[j]]
         return result
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """[N, 3, 48, W] -> [N, W / 8, 1 + len(ALPHABET)] log-probabilities."""
+        if self.onnx_file is not None:
+            probs = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+            return np.log(np.clip(probs, 1e-12, None))
+        with torch.no_grad():
+            return torch.log_softmax(self.net(torch.from_numpy(batch), softmax=False), -1).numpy()

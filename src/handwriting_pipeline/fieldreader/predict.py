@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from handwriting_pipeline.fieldreader.decode import beam_search
+from handwriting_pipeline.fieldreader.decode import beam_search, one_thread
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.text import fields_from_lines
 from handwriting_pipeline.fields import KEYS, NONE
@@ -62,10 +62,11 @@ def read_lines(reader: FieldReader, lines_per_form: Sequence[dict[str, np.ndarra
     log_probs = reader.log_probs([to_array(line, reader.config.lines) for _, _, line in items])
     found = [beam_search(lp, beam) for lp in log_probs]
     names, lines = [name for _, name, _ in items], [line for _, _, line in items]
-    if rerank is not None and hasattr(rerank, "batch"):  # a re-ranker that reads all lines at once
-        found = rerank.batch(log_probs, found, names, lines, forms=[i for i, _, _ in items])
-    elif rerank is not None:
-        found = [rerank(lp, f, name, image=line) for lp, f, name, line in zip(log_probs, found, names, lines)]
+    with one_thread():
+        if rerank is not None and hasattr(rerank, "batch"):  # a re-ranker that reads all lines at once
+            found = rerank.batch(log_probs, found, names, lines, forms=[i for i, _, _ in items])
+        elif rerank is not None:
+            found = [rerank(lp, f, name, image=line) for lp, f, name, line in zip(log_probs, found, names, lines)]
     beams: dict[tuple[int, str], list[tuple[str, float]]] = {(i, name): f for (i, name, _), f in zip(items, found)}
     out = []
     for i in range(len(lines_per_form)):

@@ -40,12 +40,37 @@ def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str
     settings = FieldReaderTrainSettings.from_params(params)
     reader = FieldReader.stock()
     reader.net.freeze_before(float(settings.freeze))
-    history, reason = train_reader(reader, _lines(train_forms, split["fit"], reader),
-                                   _lines(train_forms, split["holdout"], reader), settings.trainer,
+    fit_lines, held_lines = _lines(train_forms, split["fit"], reader), _lines(train_forms, split["holdout"], reader)
+    history, reason = train_reader(reader, fit_lines, held_lines, settings.trainer,
                                    checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
     reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
                              "epochs": len(history), "stop_reason": reason}
+    if settings.synthetic.enabled:
+        more, synth_reason = with_synthetic_lines(reader, fit_lines, held_lines, settings)
+        history += [{**row, "stage": "synthetic"} for row in more]
+        reader.config.summary.update(epochs=len(history), synthetic_stop_reason=synth_reason)
     return reader, pd.DataFrame(history)
+
+
+def with_synthetic_lines(reader: Any, fit_lines: list, held_lines: list,
+                         settings: FieldReaderTrainSettings) -> tuple[list[dict[str, Any]], str]:
+    """The fine-tuned reader trained further on its fit lines plus real-glyph synthetic lines
+    (:mod:`~handwriting_pipeline.fieldreader.synthlines`: glyphs of the fit forms only, aligned by the
+    reader itself), ``train_fieldreader.synthetic.epochs`` epochs at its learning rate."""
+    from dataclasses import replace
+
+    from handwriting_pipeline.fieldreader.synthlines import synthetic_lines
+    from handwriting_pipeline.fieldreader.training import train_reader
+
+    reader.net.eval()
+    synth = synthetic_lines(reader, fit_lines, settings.synthetic)
+    logger.info("[fieldreader] %d synthetic lines from the fit forms' glyphs", len(synth))
+    trainer = replace(settings.trainer, epochs=int(settings.synthetic.epochs),
+                      learning_rate=float(settings.synthetic.learning_rate))
+    folder = f"{settings.checkpoint_dir}/synthetic" if settings.checkpoint_dir else None
+    history, reason = train_reader(reader, fit_lines + synth, held_lines, trainer, checkpoint_dir=folder)
+    reader.config.summary["synthetic_lines"] = len(synth)
+    return history, reason
 
 
 def not_trained() -> tuple[NotTrained, pd.DataFrame]:

@@ -95,9 +95,15 @@ def to_array(line: np.ndarray, settings: LineSettings) -> np.ndarray:
     return np.repeat(normed[None], 3, axis=0)
 
 
-def batch_arrays(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad [3, 48, W] arrays with white to one batch; returns (batch, frames per item)."""
-    width = max(a.shape[2] for a in arrays)
+def padded_width(width: int, multiple: int) -> int:
+    """``width`` rounded up to a multiple of ``multiple`` columns (0 or 1: unchanged)."""
+    return -(-width // multiple) * multiple if multiple > 1 else width
+
+
+def batch_arrays(arrays: list[np.ndarray], width: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad [3, 48, W] arrays with white to one batch ``width`` columns wide (default: the
+    widest array's); returns (batch, frames per item)."""
+    width = max(width, *(a.shape[2] for a in arrays))
     batch = np.ones((len(arrays), 3, HEIGHT, width), dtype=np.float32)  # +1 = white
     for i, array in enumerate(arrays):
         batch[i, :, :, : array.shape[2]] = array

@@ -72,6 +72,19 @@ def test_stock_reader_reads_a_real_date_line(stock):
 
 
 @needs_shared
+def test_a_line_reads_the_same_whatever_is_read_with_it(stock):
+    """Padding to a multiple of pad_multiple columns, batched by padded width: a line's
+    log-probabilities alone equal those read among wider and narrower lines of other forms."""
+    lines = [to_array(line, stock.config.lines) for _, image, _ in _shared_forms(4) for line in cut_lines(image).values()]
+    alone = [stock.log_probs([array])[0] for array in lines]
+    together = stock.log_probs(lines)
+    assert len({a.shape[2] for a in lines}) > 2  # the lines really differ in width
+    for a, b, array in zip(alone, together, lines):
+        assert a.shape == b.shape == (array.shape[2] // 8, 1 + len(ALPHABET))
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@needs_shared
 def test_a_few_fine_tune_steps_lower_the_ctc_loss(tmp_path):
     torch.manual_seed(0)
     reader = FieldReader.stock()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from kedro.io.core import Version
 
 from handwriting_pipeline.datasets.forms import read_donut_folder
-from handwriting_pipeline.datasets.model import FieldReaderModelDataset
+from handwriting_pipeline.datasets.model import DonutModelDataset, FieldReaderModelDataset, PickledModelDataset
 from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
 from handwriting_pipeline.engines.fieldreader_ensemble import FieldReaderEnsembleEngine
 from handwriting_pipeline.engines.fieldreader_views import FieldReaderViewsEngine
@@ -15,6 +16,7 @@ from handwriting_pipeline.fieldreader.recipe import add_members, fine_tune, hold
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.pipelines.train import create_pipeline
 from handwriting_pipeline.registry import engine_methods
+from handwriting_pipeline.training.not_trained import NotTrained
 from tests.conftest import PROJECT_ROOT
 
 
@@ -83,6 +85,17 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     assert add_members(not_trained, forms, split, params) is not_trained
     dataset.save(not_trained)
     assert dataset.load().available
+
+
+@pytest.mark.parametrize("dataset_class", [DonutModelDataset, FieldReaderModelDataset, PickledModelDataset])
+def test_a_model_left_out_of_training_saves_nothing_on_a_fresh_checkout(tmp_path, dataset_class):
+    """Versioned as in the catalog, with no version saved yet: NotTrained writes nothing and does
+    not fail (it used to: Kedro's check after a save found no version)."""
+    dataset = dataset_class(path=str(tmp_path / "model"), version=Version(None, None))
+    dataset.save(NotTrained("not in train.models"))
+    assert not (tmp_path / "model").exists()
+    ref = dataset.load()
+    assert not ref.available and "kedro run --pipeline train" in ref.reason
 
 
 def test_pipeline_outputs():
