@@ -92,8 +92,8 @@ def build_model(base: Path, members: list[Path], out: Path, selection) -> Any:
 
 def memoize_log_probs(reader: Any) -> None:
     """Keep each line's log-probabilities (by its pixels): the ensembles of 2, 3 ... members read
-    every line once per reader, not once per ensemble (a benchmark's shortcut: the same numbers up
-    to the padding of the batch a line was read in, which varies between engine runs anyway)."""
+    every line once per reader, not once per ensemble (a benchmark's shortcut, same numbers: a
+    line's reading does not depend on its batch)."""
     import hashlib
 
     memo, compute = {}, reader.log_probs
@@ -317,7 +317,7 @@ def main() -> int:
     m.add_argument("--limit", type=int, default=0, help="smoke runs: N validation forms")
     m.add_argument("--style", action=argparse.BooleanOptionalAction, default=True)
     m.add_argument("--threads", type=int, default=1)
-    m.add_argument("--cache", default=str(ROOT / "data" / "02_intermediate" / "vote_benchmark_cache"))
+    m.add_argument("--cache", default=str(ROOT / "data" / "02_intermediate" / "ensemble_benchmark_cache"))
     m.add_argument("--note", default="2-core CPU shared with other helpers' training jobs")
     m.add_argument("--results", default=str(RESULTS / "fieldreader_ensemble"))
     r = sub.add_parser("report", help="rewrite the .md of a measured .json (after a change of the table's layout)")
