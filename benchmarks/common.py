@@ -33,3 +33,14 @@ def load_split(folder: Path, limit: int = 0):
     forms, _ = read_donut_folder(folder)
     names = forms.labels["file_name"].tolist()[: limit or None]
     return [(n, forms.images[n], forms.fields(n)) for n in names], forms
+
+
+def write_results(path: str | Path, result: dict, markdown: str) -> None:
+    """``path``.json (the result) and ``path``.md (its table), and the table printed."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    path.with_suffix(".md").write_text(markdown, encoding="utf-8")
+    print(markdown)

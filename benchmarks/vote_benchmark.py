@@ -36,6 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import write_results  # noqa: E402 (benchmarks/common.py)
+
 DEFAULT_MODEL = Path("/root/hp_models/fieldreader")
 OFFLINE = ("fieldreader", "fieldreader_tta", "rapidocr", "donut")
 PAID = ("recorded_textract", "recorded_azure_form_recognizer")
@@ -247,11 +250,7 @@ def main() -> int:
                      "normalized": [*(scores(selection.report.labels, report[e], e)[1] for e in k.split(";")),
                                     v["normalized"]]} for k, v in votes.items()},
     }
-    path = Path(args.results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
-    path.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    write_results(args.results, result, markdown(result))
     return 0
 
 

@@ -315,6 +315,24 @@ class SyntheticLinesSettings(Settings):
 
 
 @dataclass(frozen=True)
+class MembersSettings(Settings):
+    """``train_fieldreader.members``: the ensemble members (copies of the trained reader
+    fine-tuned further with other seeds / augmentation; the ``fieldreader_ensemble`` engine
+    averages their CTC posteriors with the reader's). Member ``i`` uses ``seeds[i]`` and
+    ``augment[i % len(augment)]``."""
+
+    block: ClassVar[str] = "train_fieldreader.members"
+    source: ClassVar[str] = FIELDREADER_YML
+    count: int = 0                      # 0 = no members: fieldreader_ensemble stays off
+    epochs: int = 2
+    learning_rate: float = 2.0e-4
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    augment: list[float] = field(default_factory=lambda: [1.0, 1.5, 1.5, 1.5])
+    freeze: float = 0.4
+    max_minutes: float | None = 15
+
+
+@dataclass(frozen=True)
 class FieldReaderTrainSettings(Settings):
     """``train_fieldreader`` (``parameters_train_fieldreader.yml``)."""
 
@@ -330,3 +348,4 @@ class FieldReaderTrainSettings(Settings):
     style: StyleSettings = field(default_factory=StyleSettings)
     views: ViewsSettings = field(default_factory=ViewsSettings)
     synthetic: SyntheticLinesSettings = field(default_factory=SyntheticLinesSettings)
+    members: MembersSettings = field(default_factory=MembersSettings)

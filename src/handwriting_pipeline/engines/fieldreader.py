@@ -64,7 +64,8 @@ class FieldReaderEngine(Engine):
     def training_steps(cls) -> list[TrainingStep]:
         """hold out train forms -> fine-tune on the fit forms' lines -> lexicon and calibration on
         the held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) ->
-        ``fieldreader_model`` (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
+        ensemble members (``train_fieldreader.members``; none by default) -> ``fieldreader_model``
+        (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
         recipe, params = "handwriting_pipeline.fieldreader.recipe:", "params:train_fieldreader"
         return [
             TrainingStep(recipe + "hold_out_forms", {"train_forms": "train_forms", "params": params},
@@ -77,7 +78,10 @@ class FieldReaderEngine(Engine):
                           "params": params}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
             TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_style_layer",
                          {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_model", "fit_fieldreader_style_layer"),
+                          "params": params}, "fieldreader_styled", "fit_fieldreader_style_layer"),
+            TrainingStep(recipe + "add_members",
+                         {"reader": "fieldreader_styled", "train_forms": "train_forms", "split": "fieldreader_split",
+                          "params": params}, "fieldreader_model", "fine_tune_fieldreader_members"),
         ]
 
     @classmethod
@@ -115,21 +119,11 @@ class FieldReaderEngine(Engine):
         return reader
 
     @cached_property
-    def lexicon(self):
-        from handwriting_pipeline.fieldreader.lexicon import Lexicon
-
-        data = self.reader.config.lexicon
-        return Lexicon.from_json(data) if (self.use_lexicon and data) else None
-
-    @cached_property
     def rerank(self):
         """The style layer over the lexicon when the model has one (and ``style`` is on), else the lexicon."""
-        from handwriting_pipeline.fieldreader.style import StyleReranker
+        from handwriting_pipeline.fieldreader.knowledge import saved_rerank
 
-        reader, lexicon = self.reader, self.lexicon
-        if self.use_style and reader.style is not None:
-            return StyleReranker(reader.config.lines, reader.style, lexicon)
-        return lexicon.rerank if lexicon else None
+        return saved_rerank(self.reader, lexicon=self.use_lexicon, style=self.use_style)
 
     def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
         return self.read_batch([image], [file_name])[0]

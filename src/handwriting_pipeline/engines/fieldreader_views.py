@@ -30,11 +30,17 @@ class FieldReaderViewsSettings(FieldReaderSettings):
     views: str = CHOSEN
 
 
-def saved_views(model: Any) -> dict[str, Any]:
-    """The ``views`` block a field reader model carries ({} when none or no model)."""
+def saved_knowledge(model: Any, block: str) -> dict[str, Any]:
+    """A block of what a field reader model carries besides its weights (``views``, ``members``:
+    fitted on its held-out train forms); {} when none or no model."""
     if model is None or not getattr(model, "available", False):
         return {}
-    return dict(getattr(model.bundle().config, "views", {}) or {})
+    return dict(getattr(model.bundle().config, block, {}) or {})
+
+
+def saved_views(model: Any) -> dict[str, Any]:
+    """The ``views`` block a field reader model carries ({} when none or no model)."""
+    return saved_knowledge(model, "views")
 
 
 class FieldReaderViewsEngine(FieldReaderEngine):

@@ -162,3 +162,37 @@ def views_knowledge(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], gold
     best, table, readings = choose_views(reader, lines, gold, candidates, rerank=rerank)
     return {"views": views_text(best), "calibration": calibrate(readings, names, labels), "holdout_scores": table,
             "chosen_on": f"{len(names)} held-out train forms"}
+
+
+def saved_rerank(reader: Any, lexicon: bool = True, style: bool = True) -> Any:
+    """The re-ranker a saved reader decodes with: its style layer over its lexicon when it has one
+    (and ``style``), else its lexicon's (when it has one and ``lexicon``), else None."""
+    from handwriting_pipeline.fieldreader.style import StyleReranker
+
+    data = reader.config.lexicon
+    known = Lexicon.from_json(data) if (lexicon and data) else None
+    if style and getattr(reader, "style", None) is not None:
+        return StyleReranker(reader.config.lines, reader.style, known)
+    return known.rerank if known else None
+
+
+def members_knowledge(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], gold: Sequence[Mapping[str, str]],
+                      names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
+    """What the ``fieldreader_ensemble`` engine needs, learned on held-out train forms: the vote
+    calibration of the reading averaged over the reader and its members (decoded with the
+    reader's lexicon and style layer), the held-out FLA of that reading and of the reader alone,
+    and each member's training summary. ``{}`` when the reader has no members."""
+    from handwriting_pipeline.fieldreader.members import ensemble_of
+
+    if not getattr(reader, "members", None):
+        return {}
+    rerank = saved_rerank(reader)
+    alone = read_lines(reader, lines, rerank=rerank)
+    readings = read_lines(ensemble_of(reader), lines, rerank=rerank)
+    logger.info("ensemble of the reader + %d members on %d held-out forms: FLA %.1f (reader alone %.1f)",
+                len(reader.members), len(gold), 100 * exact_share(readings, gold), 100 * exact_share(alone, gold))
+    return {"count": len(reader.members), "members": [m.config.summary for m in reader.members],
+            "calibration": calibrate(readings, names, labels),
+            "holdout_fla": round(100 * exact_share(readings, gold), 2),
+            "holdout_fla_reader": round(100 * exact_share(alone, gold), 2),
+            "chosen_on": f"{len(names)} held-out train forms"}

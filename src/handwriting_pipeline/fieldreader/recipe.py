@@ -77,3 +77,28 @@ def not_trained() -> tuple[NotTrained, pd.DataFrame]:
     """What :func:`fine_tune` gives when ``train.models`` leaves the field reader out: the saved
     model stays as it is."""
     return NotTrained("fieldreader not in train.models"), pd.DataFrame()
+
+
+def add_members(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
+    """``members.count`` copies of the trained reader fine-tuned a few epochs more (other seeds and
+    augmentation; best epoch on the held-out forms), saved with it, and the vote calibration of
+    their averaged reading fitted on the held-out forms (the ``fieldreader_ensemble`` engine)."""
+    from handwriting_pipeline.fieldreader.knowledge import members_knowledge
+    from handwriting_pipeline.fieldreader.members import fine_tune_member
+
+    settings = FieldReaderTrainSettings.from_params(params)
+    count = int(settings.members.count)
+    if not hasattr(reader, "config") or count <= 0:  # NotTrained, or no members asked for
+        return reader
+    train_lines, held_lines = _lines(train_forms, split["fit"], reader), _lines(train_forms, split["holdout"], reader)
+    folder = settings.checkpoint_dir
+    reader.members = [fine_tune_member(reader, train_lines, held_lines, settings.members, k, settings.trainer,
+                                       checkpoint_dir=f"{folder}/member_{k}" if folder else None)[0]
+                      for k in range(count)]
+    holdout = train_forms.subset(split["holdout"])
+    from handwriting_pipeline.forms.lines import cut_lines
+
+    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
+    reader.config.members = members_knowledge(reader, lines, [holdout.fields(n) for n in split["holdout"]],
+                                              split["holdout"], holdout.labels)
+    return reader

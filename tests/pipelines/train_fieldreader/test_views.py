@@ -21,17 +21,8 @@ from handwriting_pipeline.fieldreader.views import (
     views_text,
 )
 from handwriting_pipeline.fields import KEYS
-from handwriting_pipeline.forms.lines import LineSettings, cut_lines, to_array
+from handwriting_pipeline.forms.lines import LineSettings, to_array
 from handwriting_pipeline.registry import engine_class
-
-
-@pytest.fixture(scope="module")
-def shared_lines(shared_hsf_top):
-    from handwriting_pipeline.datasets.forms import read_donut_folder
-
-    forms, _ = read_donut_folder(shared_hsf_top / "train")
-    names = forms.labels["file_name"].tolist()[-4:]  # held-out train forms
-    return names, [cut_lines(forms.images[n]) for n in names], [forms.fields(n) for n in names], forms
 
 
 @pytest.fixture(scope="module")
