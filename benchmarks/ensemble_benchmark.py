@@ -27,7 +27,7 @@ from typing import Any
 
 from common import RESULTS, ROOT, SHARED, load_split, machine, write_results  # benchmarks/common.py (benchmarks/ is on sys.path)
 
-BASE = Path("/root/hp_models/fieldreader")
+BASE = ROOT / "data" / "06_models" / "benchmark_fieldreader"  # what fieldreader_benchmark.py train writes
 MEMBERS = ROOT / "data" / "06_models" / "ensemble_members"
 
 
@@ -318,7 +318,7 @@ def main() -> int:
     m.add_argument("--style", action=argparse.BooleanOptionalAction, default=True)
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--cache", default=str(ROOT / "data" / "02_intermediate" / "ensemble_benchmark_cache"))
-    m.add_argument("--note", default="2-core CPU shared with other helpers' training jobs")
+    m.add_argument("--note", default="", help="e.g. what else ran on the machine")
     m.add_argument("--results", default=str(RESULTS / "fieldreader_ensemble"))
     r = sub.add_parser("report", help="rewrite the .md of a measured .json (after a change of the table's layout)")
     r.add_argument("--results", default=str(RESULTS / "fieldreader_ensemble"))

@@ -50,19 +50,21 @@ def train(args: argparse.Namespace) -> int:
                 "patience": args.patience, "min_delta": 0.0, "gradient_clip_val": 1.0, "seed": args.seed,
                 "progress_bar": True}
     history, reason = train_reader(reader, train_lines, held_lines, settings,
-                                   checkpoint_dir=ROOT / "data" / "06_models" / "benchmark_fieldreader_ckpt",
+                                   checkpoint_dir=Path(f"{args.out}_ckpt"),
                                    resume=args.resume)
     minutes = (time.time() - started) / 60
     reader.config.summary = {"train_forms": len(train_forms), "holdout_forms": len(holdout), "epochs": len(history),
                              "stop_reason": reason, "minutes": round(minutes, 1), "trainable_parameters": trainable,
                              "settings": settings, "freeze": args.freeze, **machine()}
+    if args.note:
+        reader.config.summary["machine"]["note"] = args.note
     knowledge_started = time.time()
     add_knowledge(reader, labelled, {"fit": [n for n, _, _ in train_forms], "holdout": [n for n, _, _ in holdout]},
                   KNOWLEDGE)
     reader.config.summary["lexicon_and_calibration_minutes"] = round((time.time() - knowledge_started) / 60, 1)
     reader.save(args.out)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fieldreader_train.json").write_text(json.dumps({**reader.config.summary, "history": history}, indent=2))
+    (RESULTS / args.results).write_text(json.dumps({**reader.config.summary, "history": history}, indent=2))
     print(json.dumps(reader.config.summary, indent=2))
     return 0
 
@@ -102,6 +104,8 @@ def main() -> int:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--resume", action="store_true")
     t.add_argument("--out", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
+    t.add_argument("--results", default="fieldreader_train.json", help="results file name (benchmarks/results/)")
+    t.add_argument("--note", default="", help="e.g. what else ran on the machine")
     k = sub.add_parser("knowledge")
     k.add_argument("--model", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
     k.add_argument("--train-dir", default=str(SHARED / "train"))

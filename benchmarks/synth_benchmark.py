@@ -42,7 +42,7 @@ from common import RESULTS, SHARED, load_split, machine  # noqa: E402 (benchmark
 from fieldreader_eval import readings_to_rows, score  # noqa: E402
 from style_benchmark import style_errors  # noqa: E402
 
-BASE = Path("/root/hp_models/fieldreader")
+BASE = ROOT / "data" / "06_models" / "benchmark_fieldreader"  # what fieldreader_benchmark.py train writes
 MODELS = ROOT / "data" / "06_models"
 CACHE = ROOT / "data" / "07_model_output" / "synth_scores"
 

@@ -4,7 +4,7 @@ outputs as separate rows — every choice made on held-out train forms, validati
 
 Usage (from the repository root; ~15 min on a loaded 2-core CPU, RapidOCR cached after the first run)::
 
-    .venv/bin/python benchmarks/vote_benchmark.py --model /root/hp_models/fieldreader
+    .venv/bin/python benchmarks/vote_benchmark.py --model data/06_models/benchmark_fieldreader
     .venv/bin/python benchmarks/vote_benchmark.py --model data/06_models/benchmark_fieldreader \\
         --save-model data/06_models/fieldreader_tta   # a copy that carries the chosen views
 
@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import write_results  # noqa: E402 (benchmarks/common.py)
 
-DEFAULT_MODEL = Path("/root/hp_models/fieldreader")
+DEFAULT_MODEL = ROOT / "data" / "06_models" / "benchmark_fieldreader"  # what fieldreader_benchmark.py train writes
 OFFLINE = ("fieldreader", "fieldreader_tta", "rapidocr", "donut")
 PAID = ("recorded_textract", "recorded_azure_form_recognizer")
 # the votes reported (inputs present only); the old rows of fieldreader_votes.json first
