@@ -20,7 +20,6 @@ Writes benchmarks/results/fieldreader_padding.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import RESULTS, SHARED, load_split, machine  # noqa: E402 (benchmarks/common.py)
+from common import RESULTS, SHARED, load_split, machine, write_results  # noqa: E402 (benchmarks/common.py)
 from fieldreader_eval import score  # noqa: E402
 from style_benchmark import style_errors  # noqa: E402
 
@@ -114,13 +113,11 @@ def main() -> int:
     chosen = max((r for r in results["rows"].values() if r["pad_multiple"] != BEFORE),
                  key=lambda r: (r["holdout_FLA"], r["holdout_CBA"], -r["pad_multiple"]))
     results["chosen_pad_multiple"] = chosen["pad_multiple"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fieldreader_padding.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    write_markdown(results)
+    write_results(RESULTS / "fieldreader_padding", results, markdown(results))
     return 0
 
 
-def write_markdown(results: dict) -> None:
+def markdown(results: dict) -> str:
     table = ["| padding | held-out train FLA / CBA | FLA | CBA | FLA ignoring case | case/dots/spacing-only errors "
              "| forms/s (decoding incl.) |",
              "|---|--:|--:|--:|--:|--:|--:|"]
@@ -129,7 +126,7 @@ def write_markdown(results: dict) -> None:
                      f"{r['FLA_ignoring_case']:.2f} | {r['style_errors']} | {r['holdout_forms_per_s']} |")
     host = results["machine"]
     note = f" Note: {host['note']}" if host.get("note") else ""
-    text = f"""# Field reader padding ({results['date']}, {host['cpu_count']} CPUs, {host['platform']})
+    return f"""# Field reader padding ({results['date']}, {host['cpu_count']} CPUs, {host['platform']})
 
 Model: `{results['model']}` ({results['decoding']} decoding). Each line padded to a multiple of N columns and
 batched only with lines of equal padded width (its reading no longer depends on the other lines), vs the
@@ -139,7 +136,6 @@ train forms (FLA, then CBA, then the smaller multiple): **{results['chosen_pad_m
 
 {chr(10).join(table)}
 """
-    (RESULTS / "fieldreader_padding.md").write_text(text)
 
 
 if __name__ == "__main__":

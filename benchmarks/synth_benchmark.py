@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import RESULTS, SHARED, load_split, machine  # noqa: E402 (benchmarks/common.py)
+from common import RESULTS, SHARED, load_split, machine, write_results  # noqa: E402 (benchmarks/common.py)
 from fieldreader_eval import readings_to_rows, score  # noqa: E402
 from style_benchmark import style_errors  # noqa: E402
 
@@ -153,9 +153,7 @@ def score_arms(args: argparse.Namespace) -> int:
     results["decision"] = (f"synthetic lines {'on' if helps else 'off'} by default: held-out train FLA with vs without "
                            + "; ".join(f"{b:.2f} vs {a:.2f}{(' (' + tag.lstrip('_') + ')') if tag else ''}"
                                        for tag, (a, b) in pairs.items()))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fieldreader_synth.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    (RESULTS / "fieldreader_synth.md").write_text(markdown(results))
+    write_results(RESULTS / "fieldreader_synth", results, markdown(results))
     print(results["decision"])
     return 0
 
