@@ -19,6 +19,7 @@ from handwriting_pipeline.fieldreader.text import ALPHABET, SEP, fields_from_lin
 from handwriting_pipeline.fieldreader.training import Line, LineDataset, collate, train_reader
 from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, cut_lines, to_array
 from tests.conftest import SHARED as SHARED_DATA
+from tests.pipelines.train_fieldreader.conftest import ctc_matrix
 
 SHARED = SHARED_DATA / "hsf_top"
 needs_shared = pytest.mark.skipif(not (SHARED / "train").is_dir(),
@@ -124,26 +125,8 @@ def test_save_load_gives_identical_predictions_in_torch_and_onnx(stock, tmp_path
         assert x.confidence == pytest.approx(y.confidence, abs=1e-3)
 
 
-def _ctc_matrix(text: str, frames_per_char: int = 3, sure: float = 0.9, alternatives: dict | None = None) -> np.ndarray:
-    """A hand-made [frames, symbols] log-probability matrix that spells ``text``."""
-    symbols = 1 + len(ALPHABET)
-    rows = []
-    for i, ch in enumerate(text):
-        for f in range(frames_per_char):
-            p = np.full(symbols, (1 - sure) / (symbols - 1))
-            if f == frames_per_char - 1:
-                p[0] = sure  # blank between characters
-            else:
-                p[ALPHABET.index(ch) + 1] = sure
-                for alt, share in (alternatives or {}).get(i, {}).items():
-                    p[ALPHABET.index(alt) + 1] = share
-                    p[ALPHABET.index(ch) + 1] = sure - share
-            rows.append(p / p.sum())
-    return np.log(np.array(rows))
-
-
 def test_beam_search_and_likelihood_on_a_hand_made_matrix():
-    lp = _ctc_matrix("Ky.")
+    lp = ctc_matrix("Ky.")
     assert greedy(lp) == "Ky."
     best, score = beam_search(lp)[0]
     assert best == "Ky."
@@ -156,17 +139,17 @@ def test_beam_search_and_likelihood_on_a_hand_made_matrix():
 def test_lexicon_keeps_the_writers_case_and_fixes_a_supported_city():
     lexicon = Lexicon.from_labels([{"DATE": "None", "CITY": "Garland", "STATE": "TX", "ZIP": "75040"}], penalty=2.0)
     # the image reads "GARLANd" (the writer's own case): a known city, nothing to change
-    lp = _ctc_matrix(f"GARLANd{SEP}TX{SEP}75040")
+    lp = ctc_matrix(f"GARLANd{SEP}TX{SEP}75040")
     assert lexicon.rerank(lp, beam_search(lp), "CSZ")[0][0] == f"GARLANd{SEP}TX{SEP}75040"
     # "Garlamd" with an ambiguous 4th-from-last letter: the known city wins, in the writer's case
-    lp = _ctc_matrix(f"Garlamd{SEP}TX{SEP}75040", alternatives={5: {"n": 0.35}})
+    lp = ctc_matrix(f"Garlamd{SEP}TX{SEP}75040", alternatives={5: {"n": 0.35}})
     assert lexicon.rerank(lp, beam_search(lp), "CSZ")[0][0] == f"Garland{SEP}TX{SEP}75040"
 
 
 def test_lexicon_rejects_a_city_the_image_does_not_support():
     lexicon = Lexicon.from_labels([{"DATE": "None", "CITY": "Garland", "STATE": "TX", "ZIP": "75040"}], penalty=2.0)
     # "Garlomd" read with certainty: two letters off a known city, the image wins
-    lp = _ctc_matrix(f"Garlomd{SEP}TX{SEP}75040", sure=0.99)
+    lp = ctc_matrix(f"Garlomd{SEP}TX{SEP}75040", sure=0.99)
     assert lexicon.rerank(lp, beam_search(lp), "CSZ")[0][0] == f"Garlomd{SEP}TX{SEP}75040"
 
 

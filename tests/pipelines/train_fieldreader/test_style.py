@@ -16,34 +16,16 @@ from handwriting_pipeline.fieldreader.glyphs import CASE_FEATURES, GAP_FEATURES,
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.style import Examples, StyleModel, StyleReranker, base_variant, fit_weights, style_of
-from handwriting_pipeline.fieldreader.text import ALPHABET, SEP, line_targets
+from handwriting_pipeline.fieldreader.text import SEP, line_targets
 from handwriting_pipeline.forms.lines import LineSettings, cut_lines, to_array
 from tests.conftest import SHARED as SHARED_DATA
+from tests.pipelines.train_fieldreader.conftest import ctc_matrix
 
 SHARED = SHARED_DATA / "hsf_top"
 needs_shared = pytest.mark.skipif(not (SHARED / "train").is_dir(),
                                   reason=f"shared data not found at {SHARED} (tests that need ../shared/data skip without it)")
 H_X, TOP_CAP = CASE_FEATURES.index("h_x"), CASE_FEATURES.index("top_cap")
 MARKS, MARK_BOTTOM = GAP_FEATURES.index("marks"), GAP_FEATURES.index("mark_bottom")
-
-
-def _matrix(text: str, sure: float = 0.9, alternatives: dict | None = None) -> np.ndarray:
-    """A hand-made [frames, symbols] log-probability matrix spelling ``text``: per character two
-    frames of it, then a blank (``alternatives``: {position: {other symbol: share}})."""
-    symbols = 1 + len(ALPHABET)
-    rows = []
-    for i, ch in enumerate(text):
-        for f in range(3):
-            p = np.full(symbols, (1 - sure) / (symbols - 1))
-            if f == 2:
-                p[0] = sure
-            else:
-                p[ALPHABET.index(ch) + 1] = sure
-                for alt, share in (alternatives or {}).get(i, {}).items():
-                    p[ALPHABET.index(alt) + 1] = share
-                    p[ALPHABET.index(ch) + 1] = sure - share
-            rows.append(p / p.sum())
-    return np.log(np.array(rows))
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +51,10 @@ def _style(reader: FieldReader, forms, name: str, key: str = "CSZ"):
 
 def test_viterbi_alignment_of_a_hand_made_matrix():
     text = f"GA.{SEP}30134"
-    path = viterbi_path(_matrix(text), text)
+    path = viterbi_path(ctc_matrix(text), text)
     # each character is emitted on its own two frames, the blanks in between
     assert path.tolist() == [v for i in range(len(text)) for v in (i, i, -1)]
-    assert viterbi_path(_matrix("GA"), "GAAAA") is None  # more characters than frames can hold
+    assert viterbi_path(ctc_matrix("GA"), "GAAAA") is None  # more characters than frames can hold
 
 
 @needs_shared
@@ -150,11 +132,11 @@ def test_decoding_keeps_a_spelling_the_image_supports_and_lets_the_glyphs_decide
     text = f"LebaNoN{SEP}PA{SEP}17042"
     reranker = StyleReranker(LineSettings(), None, lexicon, weights={"case": 1.0, "punct": 1.0, "space": 1.0})
     # the image reads the writer's capitals surely: the style layer keeps them, even told otherwise
-    lp = _matrix(text, sure=0.95)
+    lp = ctc_matrix(text, sure=0.95)
     choices = reranker.weigh(lp, lexicon.rerank(lp, beam_search(lp), "CSZ"), "CSZ", _units(text, {5: 0.1}))
     assert choices.ranked(reranker.weights)[0][0] == text
     # the 6th letter is o or O to the reader alike: the glyph (P(upper) 0.9) decides
-    lp = _matrix(text, alternatives={5: {"O": 0.44}})
+    lp = ctc_matrix(text, alternatives={5: {"O": 0.44}})
     beam = lexicon.rerank(lp, beam_search(lp), "CSZ")
     assert beam[0][0] == text
     choices = reranker.weigh(lp, beam, "CSZ", _units(text, {5: 0.9}))
