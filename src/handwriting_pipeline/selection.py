@@ -7,13 +7,22 @@ weights, test-time views), a vote calibration — is chosen on **held-out train 
 :func:`holdout_names` / :func:`split_for_selection`, so they hold out the same forms (the last
 100 of the shared train split).
 
+A choice is worth making only when it carries to new forms: :func:`paired_bootstrap` gives the
+mean difference of two methods' per-form scores on the same forms (e.g. the out-of-fold readings
+of all train forms, :mod:`handwriting_pipeline.fieldreader.crossfit`) with its 95 % percentile
+interval over resamples of the forms, and :func:`switch_on` says yes only when its lower bound
+is above 0.
+
 Floor 0 (ground). May import: nothing from this project (any room may use it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 #: held-out train forms (the field reader's 100; ``train_fieldreader.holdout_forms``)
 HOLDOUT_FORMS = 100
@@ -81,4 +90,61 @@ def split_for_selection(train_forms: Any, report_forms: Any, holdout_forms: int 
                      report_forms.subset(report)).check()
 
 
-__all__ = ["HOLDOUT_FORMS", "Selection", "holdout_count", "holdout_names", "split_for_selection"]
+@dataclass(frozen=True)
+class PairedInterval:
+    """Mean per-form difference (candidate - baseline) and its bootstrap percentile interval."""
+
+    mean: float
+    low: float
+    high: float
+    forms: int
+    resamples: int
+    level: float = 0.95
+
+    @property
+    def better(self) -> bool:
+        """The candidate is better on new forms with confidence ``level``: the lower bound is > 0."""
+        return self.low > 0
+
+    def __str__(self) -> str:
+        return (f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] ({100 * self.level:.0f} % interval, "
+                f"{self.forms} forms, {self.resamples} resamples)")
+
+
+def _paired(candidate: Sequence[float] | Any, baseline: Sequence[float] | Any) -> np.ndarray:
+    """candidate - baseline per form; two pandas Series are matched by their index (form names)."""
+    if hasattr(candidate, "index") and hasattr(baseline, "index"):
+        if set(candidate.index) != set(baseline.index) or len(candidate) != len(baseline):
+            raise ValueError("the two methods' scores are not on the same forms")
+        baseline = baseline.loc[candidate.index]
+    a, b = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired per-form scores expected, got shapes {a.shape} and {b.shape}")
+    if not len(a) or np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError("per-form scores must be given for every form (no NaN, at least one form)")
+    return a - b
+
+
+def paired_bootstrap(candidate: Sequence[float] | Any, baseline: Sequence[float] | Any, resamples: int = 10_000,
+                     level: float = 0.95, seed: int = 0, chunk: int = 1000) -> PairedInterval:
+    """The mean difference of two methods' per-form scores on the same forms (e.g. fields right
+    per form, or 1 for a form read exactly right) and its ``level`` percentile interval over
+    ``resamples`` resamples of the forms with replacement (seeded: the same inputs give the same
+    interval). Two pandas Series are paired by their index; sequences by position."""
+    diff = _paired(candidate, baseline)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([diff[rng.integers(0, len(diff), size=(min(chunk, resamples - start), len(diff)))].mean(axis=1)
+                            for start in range(0, int(resamples), chunk)])
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return PairedInterval(float(diff.mean()), float(low), float(high), len(diff), int(resamples), float(level))
+
+
+def switch_on(candidate: Sequence[float] | Any, baseline: Sequence[float] | Any, **bootstrap: Any) -> bool:
+    """Whether to switch a choice on: only when the lower bound of the paired bootstrap interval of
+    (candidate - baseline) per form is above 0 (``bootstrap``: :func:`paired_bootstrap` options)."""
+    return paired_bootstrap(candidate, baseline, **bootstrap).better
+
+
+__all__ = ["HOLDOUT_FORMS", "PairedInterval", "Selection", "holdout_count", "holdout_names", "paired_bootstrap",
+           "split_for_selection", "switch_on"]
