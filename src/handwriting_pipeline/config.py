@@ -349,3 +349,8 @@ class FieldReaderTrainSettings(Settings):
     views: ViewsSettings = field(default_factory=ViewsSettings)
     synthetic: SyntheticLinesSettings = field(default_factory=SyntheticLinesSettings)
     members: MembersSettings = field(default_factory=MembersSettings)
+    # which labels the fit lines train on (fieldreader/labels.py): first (metadata.jsonl only),
+    # drop_disagreements (lines whose second annotation differs are left out) or both (their CTC
+    # loss is the mean over the two labels); ``second_annotation`` is read only when not "first"
+    labels: str = "first"
+    second_annotation: str = "../shared/data/hsf_top/second_annotation.csv"

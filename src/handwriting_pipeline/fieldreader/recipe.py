@@ -26,10 +26,18 @@ def hold_out_forms(train_forms: Any, params: Mapping[str, Any]) -> dict[str, lis
                          float(settings.holdout_share))
 
 
-def _lines(forms: Any, names: list[str], reader: Any) -> list:
+def _lines(forms: Any, names: list[str], reader: Any, second: Mapping[str, Any] | None = None) -> list:
     from handwriting_pipeline.fieldreader.training import prepare_lines
 
-    return prepare_lines(((n, forms.images[n], forms.fields(n)) for n in names), reader.config.lines)
+    return prepare_lines(((n, forms.images[n], forms.fields(n)) for n in names), reader.config.lines, second=second)
+
+
+def _fit_lines(forms: Any, names: list[str], reader: Any, settings: FieldReaderTrainSettings) -> list:
+    """The fit lines with the labels ``train_fieldreader.labels`` asks for (fieldreader/labels.py)."""
+    from handwriting_pipeline.fieldreader.labels import second_labels, use_labels
+
+    second = second_labels(settings.labels, settings.second_annotation)
+    return use_labels(_lines(forms, names, reader, second), settings.labels)
 
 
 def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
@@ -40,7 +48,7 @@ def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str
     settings = FieldReaderTrainSettings.from_params(params)
     reader = FieldReader.stock()
     reader.net.freeze_before(float(settings.freeze))
-    fit_lines, held_lines = _lines(train_forms, split["fit"], reader), _lines(train_forms, split["holdout"], reader)
+    fit_lines, held_lines = _fit_lines(train_forms, split["fit"], reader, settings), _lines(train_forms, split["holdout"], reader)
     history, reason = train_reader(reader, fit_lines, held_lines, settings.trainer,
                                    checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
     reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),

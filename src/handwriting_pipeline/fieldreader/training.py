@@ -5,6 +5,9 @@
   never a vertical squeeze that would hide a letter's height).
 * AdamW with warmup + cosine (``transformers.get_cosine_schedule_with_warmup``), gradient
   clipping, BatchNorm frozen.
+* A line may carry a second label (the authors' second annotation, :mod:`.labels`): its loss is
+  then the mean of the CTC losses over the two labels (:func:`ctc_loss_two_labels`); a batch
+  without one trains exactly as before.
 * Validation every epoch on held-out forms: ``val_cer`` (character error rate of greedy
   decoding, lower is better) and ``val_line_acc``; ``EarlyStopping(monitor="val_cer",
   mode="min")`` and ``ModelCheckpoint`` on the same metric; ``last.ckpt`` after every validation
@@ -48,16 +51,19 @@ class Line:
     text: str
     key: str  # DATE or CSZ
     form: str
+    second: str | None = None  # a second label that differs from ``text`` (fieldreader/labels.py)
 
 
 def prepare_lines(forms: Iterable[tuple[str, Any, dict[str, str]]], settings: LineSettings,
-                  progress: bool = True) -> list[Line]:
-    """(file name, PIL image, labels) -> both lines of every form."""
+                  progress: bool = True, second: Mapping[str, Mapping[str, str]] | None = None) -> list[Line]:
+    """(file name, PIL image, labels) -> both lines of every form. ``second``: second labels
+    by file name; a line whose second target differs from its first carries it as ``second``."""
     out = []
     for name, image, fields in tqdm(list(forms), desc="cutting lines", disable=not progress, leave=False):
         targets = line_targets(fields)
+        others = line_targets(dict(second[name])) if second and name in second else targets
         for key, line in cut_lines(image, settings).items():
-            out.append(Line(line, targets[key], key, name))
+            out.append(Line(line, targets[key], key, name, others[key] if others[key] != targets[key] else None))
     return out
 
 
@@ -72,19 +78,43 @@ class LineDataset(Dataset):
     def width(self, i: int) -> int:
         return self.lines[i].image.shape[1]
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, list[int], str]:
+    def __getitem__(self, i: int) -> tuple:
+        """(array, targets, text), and the second label's targets when the line has one."""
         line = self.lines[i]
         image = self.augment(line.image, self.rng) if self.augment else line.image
-        return to_array(image, self.settings), encode(line.text), line.text
+        item = (to_array(image, self.settings), encode(line.text), line.text)
+        return item if line.second is None else (*item, encode(line.second))
 
 
-def collate(items: list[tuple[np.ndarray, list[int], str]]) -> dict[str, Any]:
+def _flat(targets: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.tensor([t for target in targets for t in target], dtype=torch.long),
+            torch.tensor([len(t) for t in targets], dtype=torch.long))
+
+
+def collate(items: list[tuple]) -> dict[str, Any]:
+    """A batch; when a line in it has a second label, also ``second_targets`` /
+    ``second_lengths`` (the first label for the lines without one)."""
     batch, frames = batch_arrays([i[0] for i in items])
-    targets = [i[1] for i in items]
-    return {"x": torch.from_numpy(batch), "frames": torch.from_numpy(frames),
-            "targets": torch.tensor([t for target in targets for t in target], dtype=torch.long),
-            "target_lengths": torch.tensor([len(t) for t in targets], dtype=torch.long),
-            "texts": [i[2] for i in items]}
+    targets, lengths = _flat([i[1] for i in items])
+    out = {"x": torch.from_numpy(batch), "frames": torch.from_numpy(frames), "targets": targets,
+           "target_lengths": lengths, "texts": [i[2] for i in items]}
+    if any(len(i) > 3 for i in items):
+        out["second_targets"], out["second_lengths"] = _flat([i[3] if len(i) > 3 else i[1] for i in items])
+    return out
+
+
+def ctc_loss_two_labels(log_probs: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+                        second_targets: torch.Tensor | None = None,
+                        second_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """The batch's CTC loss (``log_probs``: [N, T, C]; mean over lines of the loss per target
+    character); with second labels, the mean of the losses over the first and the second labels
+    (per line: the mean of its two losses; equal to the one-label loss where the labels agree)."""
+    def loss(flat: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        return F.ctc_loss(log_probs.transpose(0, 1), flat, frames, length, blank=0, reduction="mean",
+                          zero_infinity=True)
+
+    first = loss(targets, lengths)
+    return first if second_targets is None else (first + loss(second_targets, second_lengths)) / 2
 
 
 class WidthBucketSampler(Sampler[list[int]]):
@@ -120,8 +150,8 @@ class FieldReaderModule(pl.LightningModule):
     def ctc_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         log_probs = torch.log_softmax(self.net(batch["x"], softmax=False), -1)
         frames = batch["frames"].clamp(max=log_probs.shape[1])
-        loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"], frames, batch["target_lengths"],
-                          blank=0, reduction="mean", zero_infinity=True)
+        loss = ctc_loss_two_labels(log_probs, frames, batch["targets"], batch["target_lengths"],
+                                   batch.get("second_targets"), batch.get("second_lengths"))
         return loss, log_probs
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
