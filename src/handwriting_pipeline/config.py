@@ -333,6 +333,22 @@ class MembersSettings(Settings):
 
 
 @dataclass(frozen=True)
+class CrossfitSettings(Settings):
+    """``train_fieldreader.crossfit``: out-of-fold readings of the train forms
+    (:mod:`~handwriting_pipeline.fieldreader.crossfit`). The train forms are split into ``folds``
+    folds (a writer's forms stay together; ``seed``); per fold, a reader is fine-tuned as the
+    main one on the forms outside it and reads the fold. The fold readers are saved under
+    ``model_dir`` (``fold_<k>/model``); a fold already complete there is loaded, not retrained."""
+
+    block: ClassVar[str] = "train_fieldreader.crossfit"
+    source: ClassVar[str] = FIELDREADER_YML
+    folds: int = 0                      # 0 = off; else K >= 2
+    seed: int = 0                       # fold assignment
+    model_dir: str = "data/06_models/fieldreader_crossfit"
+    beam: int = 8                       # beam width of the fold readers' reading (no lexicon)
+
+
+@dataclass(frozen=True)
 class FieldReaderTrainSettings(Settings):
     """``train_fieldreader`` (``parameters_train_fieldreader.yml``)."""
 
@@ -349,6 +365,7 @@ class FieldReaderTrainSettings(Settings):
     views: ViewsSettings = field(default_factory=ViewsSettings)
     synthetic: SyntheticLinesSettings = field(default_factory=SyntheticLinesSettings)
     members: MembersSettings = field(default_factory=MembersSettings)
+    crossfit: CrossfitSettings = field(default_factory=CrossfitSettings)
     # which labels the fit lines train on (fieldreader/labels.py): first (metadata.jsonl only),
     # drop_disagreements (lines whose second annotation differs are left out) or both (their CTC
     # loss is the mean over the two labels); ``second_annotation`` is read only when not "first"

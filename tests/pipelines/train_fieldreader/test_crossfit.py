@@ -1,0 +1,138 @@
+"""Out-of-fold readings (fieldreader/crossfit.py): folds disjoint and covering, a writer's forms in
+one fold, no form read by a reader that saw it, resumable fold by fold, the Kedro node off by default."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from handwriting_pipeline.config import CrossfitSettings, FieldReaderTrainSettings
+from handwriting_pipeline.fieldreader import recipe
+from handwriting_pipeline.fieldreader.crossfit import (
+    DONE_FILE,
+    READING_COLUMNS,
+    assign_folds,
+    crossfit_readings,
+    fields_right,
+    fit_folds,
+    fold_dir,
+    fold_plan,
+    fold_split,
+    is_complete,
+    load_fold_readers,
+    oof_predictions,
+)
+from handwriting_pipeline.fields import KEYS
+from tests.conftest import PROJECT_ROOT
+
+NAMES = [f"f{i:04d}_{i % 50:02d}.png" for i in range(1, 41)] + [f"f0067_25_N{c}.png" for c in "abcde"]
+
+
+def test_folds_are_disjoint_covering_seeded_and_keep_a_writer_together():
+    folds = assign_folds(NAMES, 3, seed=0)
+    assert set(folds) == set(NAMES) and set(folds.values()) == {0, 1, 2}  # every form in exactly one fold
+    assert len({folds[n] for n in NAMES if n.startswith("f0067")}) == 1  # the blank form's copies together
+    assert assign_folds(list(reversed(NAMES)), 3, seed=0) == folds  # not the forms' order
+    assert assign_folds(NAMES, 3, seed=1) != folds
+    sizes = pd.Series(folds).value_counts()
+    assert sizes.max() - sizes.min() <= 6
+    with pytest.raises(ValueError, match="folds"):
+        assign_folds(NAMES, 1)
+    for k in range(3):
+        split = fold_split(NAMES, folds, k, holdout_forms=5, holdout_share=0.1)
+        assert set(split["fold"]) == {n for n in NAMES if folds[n] == k}
+        assert not (set(split["fit"]) | set(split["holdout"])) & set(split["fold"])
+        assert not set(split["fit"]) & set(split["holdout"]) and len(split["holdout"]) == 3
+        assert set(split["fit"]) | set(split["holdout"]) | set(split["fold"]) == set(NAMES)
+
+
+def test_settings_block_and_the_node_off_by_default():
+    block = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    assert CrossfitSettings.from_params(block["crossfit"]) == CrossfitSettings() and CrossfitSettings().folds == 0
+    readings, folds = crossfit_readings(None, block)  # off: no forms read, nothing trained
+    assert readings.empty and list(readings.columns) == READING_COLUMNS and folds.empty
+
+
+def test_oof_predictions_and_fields_right():
+    rows = [{"file_name": n, "field": k, "reading": "x", "confidence": 0.5, "fold": f, "gold": "x" if k != "ZIP" or f else "y"}
+            for n, f in (("b.png", 0), ("a.png", 1)) for k in KEYS]
+    readings = pd.DataFrame(rows, columns=READING_COLUMNS)
+    table = oof_predictions(readings)
+    assert table["file_name"].tolist() == ["b.png", "a.png"] and table["fold"].tolist() == [0, 1]
+    assert {*KEYS, *(f"{k}_conf" for k in KEYS)} <= set(table.columns)
+    assert fields_right(readings).to_dict() == {"b.png": 3, "a.png": 4}
+
+
+def _params(tmp_path) -> dict:
+    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    params["checkpoint_dir"] = str(tmp_path / "main_ckpt")  # the main reader's: crossfit uses its own per fold
+    params["trainer"].update(epochs=1, batch_size=4, progress_bar=False, accelerator="cpu", learning_rate=2e-4,
+                             augment=0.0, max_minutes=2)
+    params["crossfit"].update(folds=3, seed=0, model_dir=str(tmp_path / "crossfit"), beam=2)
+    return params
+
+
+def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resume(shared_hsf_top, tmp_path,
+                                                                                   monkeypatch):
+    from handwriting_pipeline.datasets.forms import read_donut_folder
+
+    forms, _ = read_donut_folder(shared_hsf_top / "train")
+    forms = forms.subset(forms.labels["file_name"].tolist()[:6])
+    names = forms.labels["file_name"].tolist()
+    params = _params(tmp_path)
+    calls: list[dict] = []
+    original = recipe.fine_tune
+
+    def spy(train_forms, split, params):
+        calls.append({"split": split, "checkpoint_dir": FieldReaderTrainSettings.from_params(params).checkpoint_dir})
+        return original(train_forms, split, params)
+
+    monkeypatch.setattr(recipe, "fine_tune", spy)
+    result = fit_folds(forms, params)
+    folds = assign_folds(names, 3, seed=0)
+    assert len(calls) == 3 and len(result.readers) == 3 and result.folds["trained"].all()
+    for k, call in enumerate(calls):
+        seen = set(call["split"]["fit"]) | set(call["split"]["holdout"])
+        read = {n for n in names if folds[n] == k}
+        assert read and not seen & read and seen | read == set(names)  # trained on everything but its fold
+        assert call["checkpoint_dir"] == str(fold_dir(params["crossfit"]["model_dir"], k) / "checkpoints")
+    readings = result.readings
+    assert list(readings.columns) == READING_COLUMNS and len(readings) == 4 * len(names)
+    assert readings.groupby("file_name")["fold"].nunique().eq(1).all()
+    assert {n: int(f) for n, f in readings.groupby("file_name")["fold"].first().items()} == folds  # its own fold's reader
+    assert set(readings["field"]) == set(KEYS) and readings["confidence"].between(0, 1).all()
+    assert (readings["gold"] == [forms.fields(n)[k] for n, k in zip(readings["file_name"], readings["field"])]).all()
+    assert (result.folds["wall_s"] > 0).all() and result.folds["read_forms"].sum() == len(names)
+    summary = json.loads((fold_dir(tmp_path / "crossfit", 1) / "model" / "fieldreader.json").read_text())["summary"]
+    assert summary["crossfit"]["fold"] == 1 and summary["fit_forms"] == result.folds["fit_forms"][1]
+
+    # the same call again: every fold is complete, nothing trains, the same readings come back
+    calls.clear()
+    again = fit_folds(forms, params)
+    assert not calls and not again.folds["trained"].any()
+    pd.testing.assert_frame_equal(again.readings, readings)
+    assert len(load_fold_readers(tmp_path / "crossfit")) == 3
+
+    # a crash in fold 1 (no done.json): only fold 1 trains again
+    (fold_dir(tmp_path / "crossfit", 1) / DONE_FILE).unlink()
+    assert not is_complete(fold_dir(tmp_path / "crossfit", 1))
+    resumed = fit_folds(forms, params)
+    assert len(calls) == 1 and not set(calls[0]["split"]["fit"]) & {n for n in names if folds[n] == 1}
+    assert resumed.folds["trained"].tolist() == [False, True, False]
+    # its plan was the same: it went on from its last checkpoint (all epochs done) and reads as before
+    assert json.loads((fold_dir(tmp_path / "crossfit", 1) / DONE_FILE).read_text())["resumed"] is True
+    pd.testing.assert_frame_equal(resumed.readings, readings)
+    assert len(load_fold_readers(tmp_path / "crossfit")) == 3
+
+    # other training settings: a complete fold no longer counts as done for them
+    settings = FieldReaderTrainSettings.from_params(params)
+    split = fold_split(names, folds, 0, settings.holdout_forms, settings.holdout_share)
+    here = fold_dir(tmp_path / "crossfit", 0)
+    assert is_complete(here, fold_plan(settings, split, 0))
+    other = FieldReaderTrainSettings.from_params({**params, "trainer": {**params["trainer"], "seed": 7}})
+    assert not is_complete(here, fold_plan(other, split, 0))
+    decoding = FieldReaderTrainSettings.from_params({**params, "lexicon": {"grid": {"penalty": [1.0], "case_weight": [0.0]}}})
+    assert is_complete(here, fold_plan(decoding, split, 0))  # what only the main reader's decoding uses: still done
