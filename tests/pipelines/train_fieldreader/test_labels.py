@@ -126,3 +126,24 @@ def test_fine_tune_trains_on_the_labels_asked_for(shared_hsf_top, tmp_path, monk
     else:
         assert len(seen["fit"]) == 3 and first_form == [("DATE", None)]
     assert len(seen["held"]) == 2 and all(line.second is None for line in seen["held"])  # chosen on first labels
+
+
+def test_the_lightning_module_trains_on_the_mean_of_the_two_labels():
+    from handwriting_pipeline.fieldreader.model import FieldReader
+
+    torch.manual_seed(0)
+    reader = FieldReader.stock()
+    module = training.FieldReaderModule(reader, 1e-4, 0.0, 0.0)
+    rng = np.random.default_rng(0)
+    image = np.where(rng.random((48, 320)) < 0.05, 0, 255).astype(np.uint8)
+    lines = [Line(image, "Ga.", "CSZ", "a.png", second="GA"), Line(image, "8/4/89", "DATE", "b.png")]
+    firsts = [Line(image, "Ga.", "CSZ", "a.png"), lines[1]]
+    seconds = [Line(image, "GA", "CSZ", "a.png"), lines[1]]
+
+    def loss(items: list[Line]) -> torch.Tensor:
+        data = LineDataset(items, reader.config.lines)
+        with torch.no_grad():
+            return module.ctc_loss(collate([data[i] for i in range(len(items))]))[0]
+
+    assert torch.isclose(loss(lines), (loss(firsts) + loss(seconds)) / 2, atol=1e-5)
+    assert not torch.isclose(loss(firsts), loss(seconds))
