@@ -17,7 +17,9 @@ The output folder (``crossfit.model_dir``) holds per fold ``fold_<k>/``:
 - ``model/``: the fold reader, a normal field reader folder (:class:`~.model.FieldReader`);
 - ``history.csv``, ``readings.csv``: its training history and its out-of-fold readings;
 - ``done.json``: the plan, wall times and stop reason, written last: a fold whose ``done.json``
-  has the same plan is complete and is loaded, never retrained (nothing is lost on a crash).
+  has the same plan is complete and is loaded, never retrained (nothing is lost on a crash);
+
+and, once every fold is there, ``readings.csv`` (all out-of-fold readings) and ``folds.csv``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_DIR, CHECKPOINT_DIR = "model", "checkpoints"
 PLAN_FILE, DONE_FILE, READINGS_FILE, HISTORY_FILE = "plan.json", "done.json", "readings.csv", "history.csv"
+FOLDS_FILE = "folds.csv"
 #: one row per form and field of the out-of-fold readings
 READING_COLUMNS = ["file_name", "field", "reading", "confidence", "fold", "gold"]
 #: one row per fold
@@ -136,8 +139,9 @@ def read_fold(reader: Any, train_forms: Any, names: Sequence[str], fold: int, be
     from handwriting_pipeline.fieldreader.predict import read_forms
 
     readings = read_forms(reader, [train_forms.images[n] for n in names], beam=int(beam))
+    gold = train_forms.labels.set_index("file_name").loc[list(names), list(KEYS)].to_dict("index")
     rows = [{"file_name": n, "field": k, "reading": r.fields[k], "confidence": r.confidence[k], "fold": int(fold),
-             "gold": train_forms.fields(n)[k]} for n, r in zip(names, readings) for k in KEYS]
+             "gold": gold[n][k]} for n, r in zip(names, readings) for k in KEYS]
     return pd.DataFrame(rows, columns=READING_COLUMNS)
 
 
@@ -221,7 +225,10 @@ def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSett
                     len(split["holdout"]), len(split["fold"]), float(done.get("wall_s") or 0) / 60,
                     done.get("stop_reason", ""))
         bar.set_postfix(fold=fold, minutes=round(float(done.get("wall_s") or 0) / 60, 1))
-    return Crossfit(readers, pd.concat(readings, ignore_index=True), pd.DataFrame(rows, columns=FOLD_COLUMNS))
+    result = Crossfit(readers, pd.concat(readings, ignore_index=True), pd.DataFrame(rows, columns=FOLD_COLUMNS))
+    result.readings.to_csv(folder / READINGS_FILE, index=False)
+    result.folds.to_csv(folder / FOLDS_FILE, index=False)
+    return result
 
 
 def crossfit_readings(train_forms: Any, params: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -23,6 +23,7 @@ from handwriting_pipeline.fieldreader.crossfit import (
     fold_split,
     is_complete,
     load_fold_readers,
+    load_readings,
     oof_predictions,
 )
 from handwriting_pipeline.fields import KEYS
@@ -106,6 +107,8 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     assert set(readings["field"]) == set(KEYS) and readings["confidence"].between(0, 1).all()
     assert (readings["gold"] == [forms.fields(n)[k] for n, k in zip(readings["file_name"], readings["field"])]).all()
     assert (result.folds["wall_s"] > 0).all() and result.folds["read_forms"].sum() == len(names)
+    pd.testing.assert_frame_equal(load_readings(tmp_path / "crossfit" / "readings.csv"), readings)
+    assert len(pd.read_csv(tmp_path / "crossfit" / "folds.csv")) == 3
     summary = json.loads((fold_dir(tmp_path / "crossfit", 1) / "model" / "fieldreader.json").read_text())["summary"]
     assert summary["crossfit"]["fold"] == 1 and summary["fit_forms"] == result.folds["fit_forms"][1]
 
