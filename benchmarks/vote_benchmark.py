@@ -1,34 +1,30 @@
-"""Vote benchmark (not a test): the offline vote of the field reader, its test-time views and
+"""Vote benchmark (not a test): the offline vote of the field reader and
 RapidOCR (+ a saved Donut when one is given), and the vote with the recorded Textract / Azure
 outputs as separate rows — every choice made on held-out train forms, validation only reported.
 
 Usage (from the repository root; ~15 min on a loaded 2-core CPU, RapidOCR cached after the first run)::
 
     .venv/bin/python benchmarks/vote_benchmark.py --model data/06_models/benchmark_fieldreader
-    .venv/bin/python benchmarks/vote_benchmark.py --model data/06_models/benchmark_fieldreader \\
-        --save-model data/06_models/fieldreader_tta   # a copy that carries the chosen views
 
 Selection (:mod:`handwriting_pipeline.selection`): the last ``--holdout`` (100) train forms —
-the field reader's held-out forms, never trained on — choose the test-time views
-(:func:`handwriting_pipeline.fieldreader.views.choose_views` over ``--views`` candidates), fit
-every engine's vote calibration (:func:`handwriting_pipeline.ensemble.calibrate.fit_calibration`)
+the field reader's held-out forms, never trained on — fit every engine's vote calibration
+(:func:`handwriting_pipeline.ensemble.calibrate.fit_calibration`)
 and choose which offline vote is "the" offline vote. The 199 validation forms are then read and
 reported (one form = 0.5 FLA point; the 95 % interval of a rate near 55 % is about ±7 points).
 
 Writes benchmarks/results/fieldreader_votes.{json,md}: per engine and per vote FLA / CBA (per key),
 coverage, FLA ignoring case, normalized metrics, each vote's gain over its best single reader,
-the views' scores on the held-out forms, speed, date and machine.
+speed, date and machine. (Earlier runs also chose and measured test-time views of the field reader;
+that experiment is retired: docs/results/dead-ends.md.)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,18 +36,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import write_results  # noqa: E402 (benchmarks/common.py)
 
 DEFAULT_MODEL = ROOT / "data" / "06_models" / "benchmark_fieldreader"  # what fieldreader_benchmark.py train writes
-OFFLINE = ("fieldreader", "fieldreader_tta", "rapidocr", "donut")
+OFFLINE = ("fieldreader", "rapidocr", "donut")
 PAID = ("recorded_textract", "recorded_azure_form_recognizer")
 # the votes reported (inputs present only); the old rows of fieldreader_votes.json first
 VOTES = (
     ("rapidocr", "fieldreader"),
     ("rapidocr", "fieldreader", "recorded_textract", "recorded_azure_form_recognizer"),
-    ("rapidocr", "fieldreader_tta"),
-    ("fieldreader", "fieldreader_tta"),
-    ("rapidocr", "fieldreader", "fieldreader_tta"),
-    ("rapidocr", "fieldreader_tta", "recorded_textract", "recorded_azure_form_recognizer"),
     ("rapidocr", "fieldreader", "donut"),
-    ("rapidocr", "fieldreader_tta", "donut"),
     ("fieldreader", "donut"),
 )
 
@@ -64,15 +55,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-dir", default=str(SHARED / "train"))
     parser.add_argument("--val-dir", default=str(SHARED / "validation"))
     parser.add_argument("--holdout", type=int, default=100, help="last N train forms: choose and calibrate on them")
-    parser.add_argument("--views", default=None,
-                        help="candidate view sets, '|' between sets (default fieldreader.views.CANDIDATES)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="smoke runs: N validation forms")
     parser.add_argument("--cache", default=str(ROOT / "data" / "02_intermediate" / "vote_benchmark_cache"),
-                        help="response cache of the engines' readings and of the views' held-out scores (keyed by "
-                             "engine, settings, model weights and image)")
-    parser.add_argument("--save-model", default=None,
-                        help="copy the model here with the chosen views and their calibration (fieldreader_tta)")
+                        help="response cache of the engines' readings (keyed by engine, settings, model weights "
+                             "and image)")
     parser.add_argument("--note", default="2-core CPU shared with other jobs (say which)")
     parser.add_argument("--results", default=str(RESULTS / "fieldreader_votes"))
     return parser.parse_args()
@@ -108,32 +95,6 @@ def scores(labels, table, method: str) -> tuple[dict, dict]:
     return row, clean(normalized_metrics_row(method, score_forms_normalized(labels, table)))
 
 
-def choose_views(reader, selection, candidates, cache, model: str) -> tuple[str, dict, float]:
-    """The view set chosen on the held-out train forms: (views text, scores per candidate, seconds);
-    cached by the model's weights, the candidates and the held-out forms."""
-    import hashlib
-
-    from handwriting_pipeline.fieldreader import views as views_module
-    from handwriting_pipeline.fieldreader.lexicon import Lexicon
-    from handwriting_pipeline.forms.lines import cut_lines
-
-    names = selection.choose.labels["file_name"].tolist()
-    candidates = list(candidates or views_module.CANDIDATES)
-    weights = hashlib.sha256((Path(model) / "model.onnx").read_bytes()).hexdigest()[:16]
-    key = "views-" + hashlib.sha256(json.dumps([weights, candidates, names]).encode()).hexdigest()[:24]
-    if cache.get(key):
-        return tuple(cache.get(key))
-    lines = [cut_lines(selection.choose.images[n], reader.config.lines) for n in names]
-    gold = [selection.choose.fields(n) for n in names]
-    lexicon = Lexicon.from_json(reader.config.lexicon) if reader.config.lexicon else None
-    started = time.perf_counter()
-    best, table, _ = views_module.choose_views(reader, lines, gold, candidates,
-                                               rerank=lexicon.rerank if lexicon else None)
-    chosen = (views_module.views_text(best), table, time.perf_counter() - started)
-    cache.put(key, list(chosen))
-    return chosen
-
-
 def vote_rows(tables: dict, calibration: dict, params: dict, choose_labels, report_labels) -> dict:
     """Every vote of :data:`VOTES` whose inputs are all present, on the held-out and the reported forms."""
     from handwriting_pipeline.ensemble.vote import vote
@@ -154,20 +115,6 @@ def vote_rows(tables: dict, calibration: dict, params: dict, choose_labels, repo
     return out
 
 
-def save_model(model: str, target: str, views: str, calibration: dict, table: dict) -> None:
-    """A copy of the model folder carrying the chosen views and their calibration."""
-    from handwriting_pipeline.fieldreader.model import CONFIG_FILE
-
-    target_path = Path(target)
-    if target_path.resolve() == Path(model).resolve():
-        raise ValueError("--save-model must be a new folder, not the model itself")
-    shutil.copytree(model, target_path, dirs_exist_ok=True)
-    config = json.loads((target_path / CONFIG_FILE).read_text())
-    config["views"] = {"views": views, "calibration": calibration, "holdout_scores": table,
-                       "chosen_on": "the model's held-out train forms"}
-    (target_path / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-
-
 def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -176,7 +123,6 @@ def main() -> int:
     from handwriting_pipeline.datasets.cache import ResponseCache
     from handwriting_pipeline.datasets.forms import read_donut_folder
     from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
-    from handwriting_pipeline.engines.fieldreader_views import FieldReaderViewsEngine
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.selection import split_for_selection
     from handwriting_pipeline.training.calibration import fit_calibration
@@ -198,12 +144,9 @@ def main() -> int:
     if holdout_n != args.holdout:
         logging.warning("the model held out %d train forms, this run chooses on the last %d", holdout_n, args.holdout)
 
-    views, view_scores, views_seconds = choose_views(reader, selection, args.views and args.views.split("|"),
-                                                     cache, args.model)
     tables, seconds = {}, {}
     engines = {
         "fieldreader": FieldReaderEngine.from_model(args.model, threads=args.threads),
-        "fieldreader_tta": FieldReaderViewsEngine.from_model(args.model, views=views, threads=args.threads),
         "rapidocr": registry_engine("rapidocr", extract),
         **{m: registry_engine(m, extract) for m in PAID},
     }
@@ -222,8 +165,6 @@ def main() -> int:
     votes = vote_rows(tables, calibration, params, selection.choose.labels, selection.report.labels)
     offline = {k: v for k, v in votes.items() if v["offline"]}
     chosen_vote = max(offline, key=lambda k: (offline[k]["holdout"]["FLA"], offline[k]["holdout"]["CBA"]))
-    if args.save_model:
-        save_model(args.model, args.save_model, views, calibration.get("fieldreader_tta", {}), view_scores)
 
     result = {
         "benchmark": "vote_benchmark",
@@ -233,11 +174,10 @@ def main() -> int:
         "command": "python benchmarks/vote_benchmark.py " + " ".join(sys.argv[1:]),
         "model": args.model, "model_training": reader.config.summary,
         "selection": {"holdout_train_forms": len(choose_names), "validation_forms": len(report_names),
-                      "chosen_on_holdout": ["test-time views", "every engine's vote calibration",
+                      "chosen_on_holdout": ["every engine's vote calibration",
                                             "the offline vote reported as 'the' offline vote"],
                       "vote_parameters": "conf/base/parameters_ensemble.yml ensemble.vote (validators, "
                                          "gazetteer: chosen on train forms), calibration replaced by the held-out fit"},
-        "views": {"chosen": views, "holdout_scores": view_scores, "choose_seconds": round(views_seconds, 1)},
         "engines": {e: {"validation": scores(selection.report.labels, report[e], e)[0],
                         "normalized": scores(selection.report.labels, report[e], e)[1],
                         "holdout": scores(selection.choose.labels, choose[e], e)[0],
@@ -275,26 +215,17 @@ def markdown(result: dict) -> str:
                                                        else "")
         rows.append(line(name, v["metrics"], v["normalized"], v["holdout"],
                          f"{v['gain_over_best_single_FLA']:+.2f} (vs {v['best_single']})"))
-    views = result["views"]
-    view_rows = ["| views (plain view always included) | held-out FLA | held-out fields right % | views |",
-                 "|---|--:|--:|--:|"]
-    view_rows += [f"| {k} | {v['FLA']:.1f} | {v['fields_right']:.2f} | {v['views']} |"
-                  for k, v in views["holdout_scores"].items()]
     speed = ", ".join(f"{e} {1 / r['seconds_per_form']:.1f}" for e, r in result["engines"].items()
                       if r["seconds_per_form"] > 0.001)
     return f"""# Vote benchmark ({result['date']}, {result['machine']['cpu_count']}-core CPU, no GPU)
 
 `{result['command']}` — model `{result['model']}`. {result['machine']['note']}.
-Chosen on the last {result['selection']['holdout_train_forms']} train forms (held out from training): the
-test-time views (**{views['chosen']}**), every engine's vote calibration, and the offline vote to report
+Chosen on the last {result['selection']['holdout_train_forms']} train forms (held out from training):
+every engine's vote calibration and the offline vote to report
 (**{result['chosen_offline_vote'].replace(';', ' + ')}**). Validation: {n} forms, only reported (one form =
 {100 / max(1, n):.2f} FLA points; 95 % interval of a rate near 55 % about ±{interval(n):.0f} points).
 
 {chr(10).join(rows)}
-
-Test-time views tried on the held-out train forms ({views['choose_seconds']:.0f} s):
-
-{chr(10).join(view_rows)}
 
 Forms/s as measured here (held-out + validation forms, cached readings excluded): {speed}.
 """

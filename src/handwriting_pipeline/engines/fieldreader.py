@@ -64,7 +64,7 @@ class FieldReaderEngine(Engine):
     def training_steps(cls) -> list[TrainingStep]:
         """hold out train forms -> fine-tune on the fit forms' lines -> lexicon and calibration on
         the held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) ->
-        ensemble members (``train_fieldreader.members``; none by default) -> ``fieldreader_model``
+        ``fieldreader_model``
         (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
         recipe, params = "handwriting_pipeline.fieldreader.recipe:", "params:train_fieldreader"
         return [
@@ -78,10 +78,7 @@ class FieldReaderEngine(Engine):
                           "params": params}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
             TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_style_layer",
                          {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_styled", "fit_fieldreader_style_layer"),
-            TrainingStep(recipe + "add_members",
-                         {"reader": "fieldreader_styled", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_model", "fine_tune_fieldreader_members"),
+                          "params": params}, "fieldreader_model", "fit_fieldreader_style_layer"),
         ]
 
     @classmethod

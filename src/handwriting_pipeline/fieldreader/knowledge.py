@@ -22,7 +22,6 @@ from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
-from handwriting_pipeline.fieldreader.views import choose_views, views_text
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.forms.lines import cut_lines
 
@@ -68,10 +67,9 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
                   params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
     """Save with the model what decoding and the vote need, learned on the held-out forms: the
     lexicon of the fit forms' labels with the decoding settings that read them best, and the
-    per-field confidence calibration, and the test-time views (``views.candidates``) with the
-    calibration of their averaged reading (the ``fieldreader_tta`` engine). ``train_forms``:
-    labelled forms; ``split``: ``{"fit": [...], "holdout": [...]}`` file names; ``params``: the
-    ``train_fieldreader`` block (its ``lexicon`` and ``views``)."""
+    per-field confidence calibration. ``train_forms``: labelled forms; ``split``:
+    ``{"fit": [...], "holdout": [...]}`` file names; ``params``: the ``train_fieldreader`` block
+    (its ``lexicon``)."""
     if not hasattr(reader, "config"):  # NotTrained
         return reader
     holdout = train_forms.subset(split["holdout"])
@@ -82,8 +80,6 @@ def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
                                        settings.lexicon.grid, int(settings.lexicon.max_edits))
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
     reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
-    reader.config.views = views_knowledge(reader, lines, gold, split["holdout"], holdout.labels,
-                                          settings.views.candidates, lexicon.rerank if lexicon else None)
     return reader
 
 
@@ -150,20 +146,6 @@ def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
     return reader
 
 
-def views_knowledge(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], gold: Sequence[Mapping[str, str]],
-                    names: Sequence[str], labels: pd.DataFrame, candidates: Sequence[str],
-                    rerank: Any = None) -> dict[str, Any]:
-    """What the ``fieldreader_tta`` engine needs, learned on held-out train forms (their cut
-    ``lines``, ``gold`` fields, ``names`` and ``labels`` table): the chosen views
-    (:func:`~handwriting_pipeline.fieldreader.views.choose_views`), the vote calibration of their
-    averaged reading and every candidate's score. ``{}`` without candidates."""
-    if not candidates:
-        return {}
-    best, table, readings = choose_views(reader, lines, gold, candidates, rerank=rerank)
-    return {"views": views_text(best), "calibration": calibrate(readings, names, labels), "holdout_scores": table,
-            "chosen_on": f"{len(names)} held-out train forms"}
-
-
 def saved_rerank(reader: Any, lexicon: bool = True, style: bool = True) -> Any:
     """The re-ranker a saved reader decodes with: its style layer over its lexicon when it has one
     (and ``style``), else its lexicon's (when it has one and ``lexicon``), else None."""
@@ -174,25 +156,3 @@ def saved_rerank(reader: Any, lexicon: bool = True, style: bool = True) -> Any:
     if style and getattr(reader, "style", None) is not None:
         return StyleReranker(reader.config.lines, reader.style, known)
     return known.rerank if known else None
-
-
-def members_knowledge(reader: Any, lines: Sequence[Mapping[str, np.ndarray]], gold: Sequence[Mapping[str, str]],
-                      names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
-    """What the ``fieldreader_ensemble`` engine needs, learned on held-out train forms: the vote
-    calibration of the reading averaged over the reader and its members (decoded with the
-    reader's lexicon and style layer), the held-out FLA of that reading and of the reader alone,
-    and each member's training summary. ``{}`` when the reader has no members."""
-    from handwriting_pipeline.fieldreader.members import ensemble_of
-
-    if not getattr(reader, "members", None):
-        return {}
-    rerank = saved_rerank(reader)
-    alone = read_lines(reader, lines, rerank=rerank)
-    readings = read_lines(ensemble_of(reader), lines, rerank=rerank)
-    logger.info("ensemble of the reader + %d members on %d held-out forms: FLA %.1f (reader alone %.1f)",
-                len(reader.members), len(gold), 100 * exact_share(readings, gold), 100 * exact_share(alone, gold))
-    return {"count": len(reader.members), "members": [m.config.summary for m in reader.members],
-            "calibration": calibrate(readings, names, labels),
-            "holdout_fla": round(100 * exact_share(readings, gold), 2),
-            "holdout_fla_reader": round(100 * exact_share(alone, gold), 2),
-            "chosen_on": f"{len(names)} held-out train forms"}

@@ -45,60 +45,10 @@ def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str
                                    checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
     reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
                              "epochs": len(history), "stop_reason": reason}
-    if settings.synthetic.enabled:
-        more, synth_reason = with_synthetic_lines(reader, fit_lines, held_lines, settings)
-        history += [{**row, "stage": "synthetic"} for row in more]
-        reader.config.summary.update(epochs=len(history), synthetic_stop_reason=synth_reason)
     return reader, pd.DataFrame(history)
-
-
-def with_synthetic_lines(reader: Any, fit_lines: list, held_lines: list,
-                         settings: FieldReaderTrainSettings) -> tuple[list[dict[str, Any]], str]:
-    """The fine-tuned reader trained further on its fit lines plus real-glyph synthetic lines
-    (:mod:`~handwriting_pipeline.fieldreader.synthlines`: glyphs of the fit forms only, aligned by the
-    reader itself), ``train_fieldreader.synthetic.epochs`` epochs at its learning rate."""
-    from dataclasses import replace
-
-    from handwriting_pipeline.fieldreader.synthlines import synthetic_lines
-    from handwriting_pipeline.fieldreader.training import train_reader
-
-    reader.net.eval()
-    synth = synthetic_lines(reader, fit_lines, settings.synthetic)
-    logger.info("[fieldreader] %d synthetic lines from the fit forms' glyphs", len(synth))
-    trainer = replace(settings.trainer, epochs=int(settings.synthetic.epochs),
-                      learning_rate=float(settings.synthetic.learning_rate))
-    folder = f"{settings.checkpoint_dir}/synthetic" if settings.checkpoint_dir else None
-    history, reason = train_reader(reader, fit_lines + synth, held_lines, trainer, checkpoint_dir=folder)
-    reader.config.summary["synthetic_lines"] = len(synth)
-    return history, reason
 
 
 def not_trained() -> tuple[NotTrained, pd.DataFrame]:
     """What :func:`fine_tune` gives when ``train.models`` leaves the field reader out: the saved
     model stays as it is."""
     return NotTrained("fieldreader not in train.models"), pd.DataFrame()
-
-
-def add_members(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
-    """``members.count`` copies of the trained reader fine-tuned a few epochs more (other seeds and
-    augmentation; best epoch on the held-out forms), saved with it, and the vote calibration of
-    their averaged reading fitted on the held-out forms (the ``fieldreader_ensemble`` engine)."""
-    from handwriting_pipeline.fieldreader.knowledge import members_knowledge
-    from handwriting_pipeline.fieldreader.members import fine_tune_member
-
-    settings = FieldReaderTrainSettings.from_params(params)
-    count = int(settings.members.count)
-    if not hasattr(reader, "config") or count <= 0:  # NotTrained, or no members asked for
-        return reader
-    train_lines, held_lines = _lines(train_forms, split["fit"], reader), _lines(train_forms, split["holdout"], reader)
-    folder = settings.checkpoint_dir
-    reader.members = [fine_tune_member(reader, train_lines, held_lines, settings.members, k, settings.trainer,
-                                       checkpoint_dir=f"{folder}/member_{k}" if folder else None)[0]
-                      for k in range(count)]
-    holdout = train_forms.subset(split["holdout"])
-    from handwriting_pipeline.forms.lines import cut_lines
-
-    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
-    reader.config.members = members_knowledge(reader, lines, [holdout.fields(n) for n in split["holdout"]],
-                                              split["holdout"], holdout.labels)
-    return reader
