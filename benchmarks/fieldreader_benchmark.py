@@ -26,15 +26,15 @@ from pathlib import Path
 from common import RESULTS, ROOT, SHARED, load_split, machine  # benchmarks/common.py (benchmarks/ is on sys.path)
 
 # the lexicon settings tried on the held-out train forms (as conf/base/parameters_train_fieldreader.yml)
-KNOWLEDGE = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}}
+TUNING = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}}
 
 
 def train(args: argparse.Namespace) -> int:
     import torch
 
-    from handwriting_pipeline.fieldreader.knowledge import add_knowledge
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import prepare_lines, train_reader
+    from handwriting_pipeline.fieldreader.tuning import add_lexicon_and_calibration
 
     torch.set_num_threads(args.threads)
     forms, labelled = load_split(Path(args.train_dir), args.limit_train)
@@ -58,10 +58,10 @@ def train(args: argparse.Namespace) -> int:
                              "settings": settings, "freeze": args.freeze, **machine()}
     if args.note:
         reader.config.summary["machine"]["note"] = args.note
-    knowledge_started = time.time()
-    add_knowledge(reader, labelled, {"fit": [n for n, _, _ in train_forms], "holdout": [n for n, _, _ in holdout]},
-                  KNOWLEDGE)
-    reader.config.summary["lexicon_and_calibration_minutes"] = round((time.time() - knowledge_started) / 60, 1)
+    tuning_started = time.time()
+    add_lexicon_and_calibration(reader, labelled, {"fit": [n for n, _, _ in train_forms],
+                                                   "holdout": [n for n, _, _ in holdout]}, TUNING)
+    reader.config.summary["lexicon_and_calibration_minutes"] = round((time.time() - tuning_started) / 60, 1)
     reader.save(args.out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.results).write_text(json.dumps({**reader.config.summary, "history": history}, indent=2))
@@ -69,17 +69,17 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def knowledge(args: argparse.Namespace) -> int:
+def lexicon_and_calibration(args: argparse.Namespace) -> int:
     """Lexicon + calibration for an already trained model folder (what ``train`` does at its end)."""
-    from handwriting_pipeline.fieldreader.knowledge import add_knowledge
     from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.fieldreader.tuning import add_lexicon_and_calibration
 
     reader = FieldReader.load(args.model, with_torch=True)
     forms, labelled = load_split(Path(args.train_dir))
     n = int(reader.config.summary.get("holdout_forms", 100))
     names = [f for f, _, _ in forms]
-    add_knowledge(reader, labelled, {"fit": names[: len(names) - n], "holdout": names[len(names) - n:]},
-                  KNOWLEDGE)
+    add_lexicon_and_calibration(reader, labelled, {"fit": names[: len(names) - n],
+                                                   "holdout": names[len(names) - n:]}, TUNING)
     reader.save(args.model)
     print(json.dumps({"lexicon": {k: v for k, v in reader.config.lexicon.items() if k != "cities"},
                       "calibration": reader.config.calibration}, indent=2))
@@ -106,7 +106,7 @@ def main() -> int:
     t.add_argument("--out", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
     t.add_argument("--results", default="fieldreader_train.json", help="results file name (benchmarks/results/)")
     t.add_argument("--note", default="", help="e.g. what else ran on the machine")
-    k = sub.add_parser("knowledge")
+    k = sub.add_parser("lexicon-and-calibration", aliases=["knowledge"])
     k.add_argument("--model", default=str(ROOT / "data" / "06_models" / "benchmark_fieldreader"))
     k.add_argument("--train-dir", default=str(SHARED / "train"))
     e = sub.add_parser("evaluate")
@@ -120,8 +120,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     if args.command == "train":
         return train(args)
-    if args.command == "knowledge":
-        return knowledge(args)
+    if args.command in ("lexicon-and-calibration", "knowledge"):
+        return lexicon_and_calibration(args)
     from fieldreader_eval import evaluate  # benchmarks/fieldreader_eval.py (benchmarks/ is on sys.path)
 
     return evaluate(args)

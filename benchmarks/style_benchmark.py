@@ -74,7 +74,6 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from handwriting_pipeline.fieldreader.knowledge import calibrate, exact_share
     from handwriting_pipeline.fieldreader.lexicon import Lexicon
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.predict import read_forms, read_lines
@@ -88,6 +87,7 @@ def main() -> int:
         line_choices,
     )
     from handwriting_pipeline.fieldreader.text import line_targets
+    from handwriting_pipeline.fieldreader.tuning import calibrate, exact_share
     from handwriting_pipeline.forms.lines import cut_lines
 
     reader = FieldReader.load(args.model, threads=args.threads)

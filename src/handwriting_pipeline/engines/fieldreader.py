@@ -73,10 +73,10 @@ class FieldReaderEngine(Engine):
             TrainingStep(recipe + "fine_tune", {"train_forms": "train_forms", "split": "fieldreader_split", "params": params},
                          ["fieldreader_tuned", "fieldreader_history"], "fine_tune_fieldreader",
                          not_trained=recipe + "not_trained"),
-            TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_knowledge",
+            TrainingStep("handwriting_pipeline.fieldreader.tuning:add_lexicon_and_calibration",
                          {"reader": "fieldreader_tuned", "train_forms": "train_forms", "split": "fieldreader_split",
                           "params": params}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
-            TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_style_layer",
+            TrainingStep("handwriting_pipeline.fieldreader.tuning:add_style_layer",
                          {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
                           "params": params}, "fieldreader_model", "fit_fieldreader_style_layer"),
         ]
@@ -118,7 +118,7 @@ class FieldReaderEngine(Engine):
     @cached_property
     def rerank(self):
         """The style layer over the lexicon when the model has one (and ``style`` is on), else the lexicon."""
-        from handwriting_pipeline.fieldreader.knowledge import saved_rerank
+        from handwriting_pipeline.fieldreader.tuning import saved_rerank
 
         return saved_rerank(self.reader, lexicon=self.use_lexicon, style=self.use_style)
 

@@ -4,7 +4,7 @@ two handwritten lines (CTC), with lexicon-aware beam search and its own vote cal
 :mod:`.graph` runs the ONNX graph with torch ops, :mod:`.model` is the saved model
 (:class:`~.model.FieldReader`), :mod:`.training` fine-tunes it with Lightning, :mod:`.decode` /
 :mod:`.lexicon` / :mod:`.predict` read with it, :mod:`.ensemble` reads with several readers
-at once (posteriors averaged), :mod:`.knowledge` fits the lexicon settings, the style layer and
+at once (posteriors averaged), :mod:`.tuning` fits the lexicon settings, the style layer and
 the calibration on held-out training forms. The lines it reads are cut by
 :mod:`handwriting_pipeline.forms.lines`.
 

@@ -1,5 +1,5 @@
 """The field reader's training recipe from the ``train_fieldreader`` parameters: hold out forms ->
-fine-tune -> lexicon and calibration (:func:`~handwriting_pipeline.fieldreader.knowledge.add_knowledge`).
+fine-tune -> lexicon and calibration (:func:`~handwriting_pipeline.fieldreader.tuning.add_lexicon_and_calibration`).
 The steps the ``train`` pipeline runs are declared by the engine
 (:meth:`handwriting_pipeline.engines.fieldreader.FieldReaderEngine.training_steps`)."""
 

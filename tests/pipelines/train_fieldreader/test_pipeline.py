@@ -9,8 +9,8 @@ from kedro.io.core import Version
 from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.datasets.model import DonutModelDataset, FieldReaderModelDataset, PickledModelDataset
 from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
-from handwriting_pipeline.fieldreader.knowledge import add_knowledge, add_style_layer
 from handwriting_pipeline.fieldreader.recipe import fine_tune, hold_out_forms
+from handwriting_pipeline.fieldreader.tuning import add_lexicon_and_calibration, add_style_layer
 from handwriting_pipeline.pipelines.train import create_pipeline
 from handwriting_pipeline.registry import engine_methods
 from handwriting_pipeline.training.not_trained import NotTrained
@@ -42,7 +42,7 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     assert len(split["holdout"]) == 1 and len(split["fit"]) == 9
     reader, history = fine_tune(forms, split, params)
     assert len(history) == 1 and {"val_cer", "train_loss"} <= set(history.columns)
-    reader = add_knowledge(reader, forms, split, params)
+    reader = add_lexicon_and_calibration(reader, forms, split, params)
     assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
     # the style layer: fitted on the fit forms, kept only if it reads the held-out form better
     params["style"].update(grid=[0.0, 1.0], features=["all"])
@@ -61,7 +61,7 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     # left out of train.models: nothing trained, the saved model stays
     step = next(n for n in create_pipeline().nodes if n.name == "fine_tune_fieldreader")
     not_trained = step.func(models=["donut"], train_forms=forms, split=split, params=params)[0]
-    assert add_knowledge(not_trained, forms, split, params) is not_trained
+    assert add_lexicon_and_calibration(not_trained, forms, split, params) is not_trained
     assert add_style_layer(not_trained, forms, split, params) is not_trained
     dataset.save(not_trained)
     assert dataset.load().available

@@ -32,7 +32,7 @@ from handwriting_pipeline.predictions import normalise_predictions
 from handwriting_pipeline.registry import all_methods, engine_methods, select_methods
 from handwriting_pipeline.review.curve import curves_markdown, method_curves, plot_curves
 
-from .reliability import failures_markdown, mark_failed_rows, provenance_markdown
+from .provenance import failures_markdown, mark_failed_rows, provenance_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
                   normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
-    With ``failures`` (:func:`.reliability.collect_failures`) rows of methods that failed on
+    With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
     some forms are marked and a "Failures" section lists them and the rejected input files;
     ``run_info`` (run id, date, command) adds the provenance lines and the plot links; with
     ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section; with

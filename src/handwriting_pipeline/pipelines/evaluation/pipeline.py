@@ -27,7 +27,7 @@ from .nodes import (
     score_predictions,
     summarise_metrics,
 )
-from .reliability import collect_failures
+from .provenance import collect_failures
 
 
 def create_pipeline(**kwargs) -> Pipeline:

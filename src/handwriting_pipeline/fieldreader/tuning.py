@@ -1,4 +1,5 @@
-"""What a trained field reader carries besides its weights, learned without the evaluation split:
+"""Tuning a trained field reader on held-out train forms: what it carries besides its weights,
+learned without the evaluation split:
 
 * the lexicon of the fit forms' labels, with the decoding settings (δ, case prior) that read the
   held-out training forms best (:func:`choose_lexicon`);
@@ -63,8 +64,8 @@ def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.
     return calibration
 
 
-def add_knowledge(reader: Any, train_forms: Any, split: dict[str, list[str]],
-                  params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
+def add_lexicon_and_calibration(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                                params: Mapping[str, Any] | FieldReaderTrainSettings) -> Any:
     """Save with the model what decoding and the vote need, learned on the held-out forms: the
     lexicon of the fit forms' labels with the decoding settings that read them best, and the
     per-field confidence calibration. ``train_forms``: labelled forms; ``split``:
