@@ -21,6 +21,7 @@ from handwriting_pipeline.config import (
 )
 from handwriting_pipeline.digitize.core import DigitizeSettings
 from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
+from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.registry import engine_class, engine_methods
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
@@ -83,6 +84,18 @@ def test_digitize_yaml_maps_to_the_settings_with_the_same_defaults():
     assert DigitizeSettings.from_params(block) == DigitizeSettings()  # the YAML is the default
     with pytest.raises(ValueError, match="unknown key 'partition' in digitize"):
         DigitizeSettings.from_params({"partition": 10})
+
+
+def test_evaluation_yaml_maps_to_the_settings_with_the_same_defaults():
+    block = _block("parameters_evaluation.yml", "evaluation")
+    _check_block(EvaluationSettings, block, "evaluation")
+    assert EvaluationSettings.from_params(block) == EvaluationSettings()  # the YAML is the default
+    assert EvaluationSettings.from_params({"data_dir": "x"}).data_dir == "x"  # a runtime parameter
+    where = r"evaluation.cost \(conf/base/parameters_evaluation.yml\)"
+    with pytest.raises(ValueError, match=rf"unknown key 'include_costs_of' in {where}"):
+        EvaluationSettings.from_params({"cost": {"include_costs_of": {}}})
+    with pytest.raises(ValueError, match=r"unknown key 'min_ink' in evaluation.input_checks"):
+        EvaluationSettings.from_params({"input_checks": {"min_ink": 0.1}})
 
 
 def test_stage_keys_that_differ_between_stages_have_no_default():

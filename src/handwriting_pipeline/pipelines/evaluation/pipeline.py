@@ -1,8 +1,9 @@
 """The 'evaluation' pipeline: FLA / CBA / coverage / cost of every method on the evaluation forms.
 
 Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
-:func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines) and
-``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
+:func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines),
+``params:evaluation`` and ``params:ensemble`` (the engines each ensemble merges: its cost).
+Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
 ``evaluation_form_scores``, ``evaluation_form_errors``, ``evaluation_failures`` (failures.json:
 per method and for the input files; the project hook ends the run non-zero when a share is above
@@ -41,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
                  name="score_predictions"),
-            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation"],
+            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation", "params:ensemble"],
                  outputs="evaluation_metrics", name="summarise_metrics"),
             node(score_normalized, inputs=scored,
                  outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),

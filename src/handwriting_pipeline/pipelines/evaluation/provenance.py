@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from handwriting_pipeline.datasets.forms import LabelledForms
+from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.predictions import normalise_predictions
 
 logger = logging.getLogger(__name__)
@@ -29,15 +30,16 @@ MAX_FILES = 20
 ENSEMBLE_PACKAGES = {"llm": ("openai",)}
 
 
-def _share(params: Mapping[str, Any]) -> float:
-    value = params.get("max_failure_share", 0)
+def _share(params: Mapping[str, Any] | EvaluationSettings) -> float:
+    value = EvaluationSettings.from_params(params).max_failure_share
     share = float(0 if value is None else value)
     if not 0 <= share <= 1:
         raise ValueError(f"evaluation.max_failure_share must be between 0 and 1, got {value!r}")
     return share
 
 
-def collect_failures(forms: LabelledForms, params: Mapping[str, Any], **predictions: pd.DataFrame) -> dict[str, Any]:
+def collect_failures(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
+                     **predictions: pd.DataFrame) -> dict[str, Any]:
     """Failures per method that ran (count, share, first distinct reasons, files) and the input
     files that were rejected or unreadable; ``exceeds`` marks shares above
     ``evaluation.max_failure_share``."""
