@@ -22,6 +22,7 @@ from handwriting_pipeline.config import (
 from handwriting_pipeline.digitize.core import DigitizeSettings
 from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
 from handwriting_pipeline.evaluation import EvaluationSettings
+from handwriting_pipeline.methods import ExtractSettings
 from handwriting_pipeline.registry import engine_class, engine_methods
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
@@ -96,6 +97,19 @@ def test_evaluation_yaml_maps_to_the_settings_with_the_same_defaults():
         EvaluationSettings.from_params({"cost": {"include_costs_of": {}}})
     with pytest.raises(ValueError, match=r"unknown key 'min_ink' in evaluation.input_checks"):
         EvaluationSettings.from_params({"input_checks": {"min_ink": 0.1}})
+
+
+def test_extract_yaml_maps_to_the_settings_with_the_same_defaults():
+    """The extract block's own keys are typed; every other key is one engine's block (checked by
+    the engine's settings_class: test_engine_blocks_map_to_their_settings_and_constructor_defaults)."""
+    block = _block("parameters_extract.yml", "extract")
+    methods = set(engine_methods())
+    _check_block(ExtractSettings, {k: v for k, v in block.items() if k not in methods}, "extract")
+    settings = ExtractSettings.from_params(block)
+    assert settings.blocks.keys() == methods and settings.blocks["rapidocr"] == block["rapidocr"]
+    assert ExtractSettings.from_params({k: v for k, v in block.items() if k not in methods}) == ExtractSettings()
+    with pytest.raises(ValueError, match=r"unknown key 'worker' in extract \(conf/base/parameters_extract.yml\)"):
+        ExtractSettings.from_params({"worker": 2})
 
 
 def test_stage_keys_that_differ_between_stages_have_no_default():
