@@ -19,6 +19,7 @@ from handwriting_pipeline.config import (
     StageSettings,
     TrainSettings,
 )
+from handwriting_pipeline.curation import CurationSettings
 from handwriting_pipeline.digitize.core import DigitizeSettings
 from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
 from handwriting_pipeline.evaluation import EvaluationSettings
@@ -110,6 +111,20 @@ def test_extract_yaml_maps_to_the_settings_with_the_same_defaults():
     assert ExtractSettings.from_params({k: v for k, v in block.items() if k not in methods}) == ExtractSettings()
     with pytest.raises(ValueError, match=r"unknown key 'worker' in extract \(conf/base/parameters_extract.yml\)"):
         ExtractSettings.from_params({"worker": 2})
+
+
+def test_curation_yaml_maps_to_the_settings_with_the_same_defaults():
+    block = _block("parameters_curation.yml", "curation")
+    renamed = {("source_name" if k == "source" else k): v for k, v in block.items()}  # `source` names the file
+    _check_block(CurationSettings, renamed, "curation")
+    assert CurationSettings.from_params(block) == CurationSettings()  # the YAML is the default
+    assert CurationSettings.from_params({"source": "donut_folder", "data_dir": "x"}).source_name == "donut_folder"
+    # curation.synthetic passes the generator's own options on, and rejects any other key
+    assert CurationSettings.from_params({"synthetic": {"blank_rate": 0.1}}).synthetic.options == {"blank_rate": 0.1}
+    with pytest.raises(ValueError, match=r"unknown key 'n_form' in curation.synthetic \(conf/base/parameters_curation.yml\)"):
+        CurationSettings.from_params({"synthetic": {"n_form": 3}})
+    with pytest.raises(ValueError, match=r"unknown key 'margin' in curation.crop \(conf/base/parameters_curation.yml\)"):
+        CurationSettings.from_params({"crop": {"margin": 3}})
 
 
 def test_stage_keys_that_differ_between_stages_have_no_default():

@@ -24,8 +24,8 @@ FLOORS: dict[str, int] = {
     "fields": 0, "config": 0, "registry": 0, "errors": 0, "selection": 0,
     # 1: form geometry, shared training pieces, prediction tables, synthetic forms, scores, the cost model
     "forms": 1, "training": 1, "predictions": 1, "synthetic": 1, "metrics": 1, "cost": 1,
-    # 2: recorded outputs, the field reader, the evaluation's settings
-    "recorded_csv": 2, "fieldreader": 2, "evaluation": 2,
+    # 2: recorded outputs, the field reader, the evaluation's and the curation's settings
+    "recorded_csv": 2, "fieldreader": 2, "evaluation": 2, "curation": 2,
     # 3: Donut (its text-line encoder is built on the field reader)
     "donut": 3,
     # 4: Kedro datasets (load the trained models)
