@@ -277,7 +277,7 @@ class LexiconSettings(Settings):
 
 @dataclass(frozen=True)
 class StyleSettings(Settings):
-    """``train_fieldreader.style``: the style layer (case, dots, spaces from the glyphs; issue #20)."""
+    """``train_fieldreader.style``: the style layer (case, dots, spaces from the glyphs)."""
 
     block: ClassVar[str] = "train_fieldreader.style"
     source: ClassVar[str] = FIELDREADER_YML

@@ -273,7 +273,7 @@ def metrics_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True, missingval="", colalign=align)
 
 
-# --------------------------------------------------------------------------- normalized (issue #16)
+# --------------------------------------------------------------------------- normalized fields
 #: normalized_metrics.csv columns: as-written FLA, FLA ignoring case (``FLA_nocase``) and ignoring
 #: case, punctuation and spaces (``FLA_loose``), % of forms whose normalized field equals the
 #: normalized gold (DATE_iso, CITY_name, STATE_code, ZIP5), % of forms with all four right

@@ -1,4 +1,4 @@
-"""The cascade (issue #22) on the recorded outputs of the shared validation forms: Azure plays the
+"""The cascade on the recorded outputs of the shared validation forms: Azure plays the
 fast reader, Textract the slower engine. The slower engine reads only the forms the fast one is
 unsure of; threshold 0 is the fast reader alone, above 1 the full vote."""
 

@@ -1,4 +1,4 @@
-"""The style layer (issue #20): forced alignment, glyph features on real crops, decoding that
+"""The style layer: forced alignment, glyph features on real crops, decoding that
 decides case/dots/spaces without respelling, saving it with the model."""
 
 from __future__ import annotations

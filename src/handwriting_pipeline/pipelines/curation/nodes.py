@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from handwriting_pipeline.curation import CurationSettings
+from handwriting_pipeline.curation import CurationSettings, SplitSettings
 from handwriting_pipeline.datasets.forms import LABEL_COLUMNS, LabelledForms
 from handwriting_pipeline.engines.base import image_sha256
 from handwriting_pipeline.fields import KEYS, NONE
@@ -28,7 +28,7 @@ from .sources import _chosen_source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SIZES = {"train": 1400, "validation": 199, "test": 500}
+DEFAULT_SIZES = SplitSettings().sizes  # the YAML's curation.split.sizes
 
 
 # --------------------------------------------------------------------------- common steps

@@ -248,7 +248,7 @@ def plot_key_accuracy(metrics: pd.DataFrame) -> Figure:
     return _bar_chart(metrics, [f"CBA_{k}" for k in KEYS], list(KEYS), "CBA per field and method")
 
 
-# --------------------------------------------------------------------------- normalized (issue #16)
+# --------------------------------------------------------------------------- normalized fields
 def score_normalized(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a database gets: every selected method's predictions normalized

@@ -7,9 +7,9 @@ Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
 ``evaluation_form_scores``, ``evaluation_form_errors``, ``evaluation_failures`` (failures.json:
 per method and for the input files; the project hook ends the run non-zero when a share is above
-``evaluation.max_failure_share``) and the normalized fields (issue #16):
+``evaluation.max_failure_share``) and the normalized fields:
 ``evaluation_normalized_forms`` (normalized_forms.csv), ``evaluation_normalized_metrics``
-(normalized_metrics.csv); the review curve of every method with confidences (issue #23):
+(normalized_metrics.csv); the review curve of every method with confidences:
 ``evaluation_review_curves`` (review_curve.json), ``evaluation_review_curve_plot`` (review_curve.png).
 ``run_info`` (filled by the hook) dates the report.
 """

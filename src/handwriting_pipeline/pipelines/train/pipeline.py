@@ -4,7 +4,7 @@ Donut) gets its steps as nodes; ``train.models`` says which of them train in a r
 
 Inputs: ``train_forms`` (from curation) and each engine's parameter block. No step reads
 ``validation_forms``: every engine chooses its checkpoints and settings on held-out *train* forms
-(the field reader's ``fieldreader_split``; issue #20).
+(the field reader's ``fieldreader_split``).
 Outputs: the engines' model datasets (``fieldreader_model``, ``donut_model``) and their reports
 (``fieldreader_history``, ``training_history``, ``training_history_plot``).
 """
