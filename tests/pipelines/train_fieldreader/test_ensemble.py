@@ -63,3 +63,16 @@ def test_a_different_reader_moves_the_average_between_the_two(stock, shared_line
     assert mean.shape == a.shape and np.allclose(np.exp(mean).sum(axis=1), 1.0, atol=1e-4)
     assert np.allclose(np.exp(mean), (np.exp(a) + np.exp(b)) / 2, atol=1e-5)
     assert not np.allclose(a, b)
+
+
+def test_a_model_saved_with_retired_keys_still_loads(stock, tmp_path):
+    """Models saved before the test-time views and the fine-tuned members were removed carry
+    ``views`` / ``members`` in fieldreader.json: ignored on load."""
+    import json
+
+    stock.save(tmp_path)
+    config = json.loads((tmp_path / "fieldreader.json").read_text())
+    config.update(views={"views": "dy=-2;dy=2"}, members={"count": 0})
+    (tmp_path / "fieldreader.json").write_text(json.dumps(config))
+    loaded = FieldReader.load(tmp_path)
+    assert loaded.config.lines == stock.config.lines and not hasattr(loaded.config, "views")
