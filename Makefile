@@ -87,16 +87,16 @@ BENCH := $(BIN)/python benchmarks
 READER := data/06_models/benchmark_fieldreader
 STYLED := data/06_models/fieldreader_style
 benchmark-reader: setup
-	$(BENCH)/fieldreader_benchmark.py train --epochs 12 --max-minutes 75 --out $(READER)
-	$(BENCH)/style_benchmark.py --model $(READER) --out $(STYLED)
-	$(BENCH)/padding_benchmark.py --model $(STYLED)
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm A
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm B
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm A --lr 5e-5 --tag _lr5e-05
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm B --lr 5e-5 --tag _lr5e-05
-	$(BENCH)/synth_benchmark.py --base $(READER) score --tags "" _lr5e-05
-	$(BENCH)/ensemble_benchmark.py train --base $(READER) --count 4 --epochs 2
-	$(BENCH)/ensemble_benchmark.py measure --base $(STYLED) --members data/06_models/ensemble_members/{0,1,2,3} \
+	$(BENCH)/fieldreader/fieldreader_benchmark.py train --epochs 12 --max-minutes 75 --out $(READER)
+	$(BENCH)/fieldreader/style_benchmark.py --model $(READER) --out $(STYLED)
+	$(BENCH)/fieldreader/padding_benchmark.py --model $(STYLED)
+	$(BENCH)/fieldreader/synth_benchmark.py --base $(READER) train --arm A
+	$(BENCH)/fieldreader/synth_benchmark.py --base $(READER) train --arm B
+	$(BENCH)/fieldreader/synth_benchmark.py --base $(READER) train --arm A --lr 5e-5 --tag _lr5e-05
+	$(BENCH)/fieldreader/synth_benchmark.py --base $(READER) train --arm B --lr 5e-5 --tag _lr5e-05
+	$(BENCH)/fieldreader/synth_benchmark.py --base $(READER) score --tags "" _lr5e-05
+	$(BENCH)/ensemble/ensemble_benchmark.py train --base $(READER) --count 4 --epochs 2
+	$(BENCH)/ensemble/ensemble_benchmark.py measure --base $(STYLED) --members data/06_models/ensemble_members/{0,1,2,3} \
 	  data/06_models/synth_armA data/06_models/synth_armB --results benchmarks/results/fieldreader_ensemble_style
-	$(BENCH)/digitize_benchmark.py --modes fieldreader,cascade,crops --pages 300 --model $(STYLED) \
+	$(BENCH)/digitize/digitize_benchmark.py --modes fieldreader,cascade,crops --pages 300 --model $(STYLED) \
 	  --out benchmarks/results/digitize_benchmark_style_idle.json

@@ -10,7 +10,7 @@ between the two on half B (never reviewed, never trained on) is what the reviewe
 Early stopping watches the 100 held-out train forms (never validation). Writes
 ``benchmarks/results/review_loop.json`` (date, machine).
 
-    .venv/bin/python benchmarks/review_loop.py --fieldreader data/06_models/benchmark_fieldreader --epochs 1
+    .venv/bin/python benchmarks/review/review_loop.py --fieldreader data/06_models/benchmark_fieldreader --epochs 1
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def main() -> int:
         **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": "2-core CPU shared with other developers' jobs; one seed, one short fine-tune each: a small effect "
                 "is inside the noise (one B form = 1 FLA point)",
-        "command": " ".join(["python benchmarks/review_loop.py", *sys.argv[1:]]), "fieldreader": args.fieldreader,
+        "command": " ".join(["python benchmarks/review/review_loop.py", *sys.argv[1:]]), "fieldreader": args.fieldreader,
         "a_forms": len(a), "b_forms": len(b), "review_threshold": args.threshold, "simulated_review": counts,
         "train_sample": len(sample), "settings": {"epochs": args.epochs, "lr": args.lr, "freeze": args.freeze,
                                                   "max_minutes": args.max_minutes},

@@ -19,7 +19,7 @@ For each: the review curve (FLA/CBA after fixing the k % least-confident fields)
 fields to review for FLA 90 / 95 / 99, and what the 0.6 threshold sends to review. Writes
 ``benchmarks/results/review_curve.json`` (date, machine) and prints the markdown tables.
 
-    .venv/bin/python benchmarks/review_benchmark.py --fieldreader data/06_models/benchmark_fieldreader
+    .venv/bin/python benchmarks/review/review_benchmark.py --fieldreader data/06_models/benchmark_fieldreader
 """
 
 from __future__ import annotations
@@ -28,15 +28,18 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from common import machine
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import machine  # noqa: E402 (benchmarks/common.py)
+
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 RESULTS = ROOT / "benchmarks" / "results"
 # a contradicted field must never pass as sure: every factor keeps a confidence of 1 below the
@@ -153,7 +156,8 @@ def main() -> int:
     result: dict[str, Any] = {
         **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": args.note or "2-core CPU shared with other developers' jobs (timings not comparable)",
-        "command": "python benchmarks/review_benchmark.py" + (f" --fieldreader {args.fieldreader}" if args.fieldreader else ""),
+        "command": "python benchmarks/review/review_benchmark.py"
+                   + (f" --fieldreader {args.fieldreader}" if args.fieldreader else ""),
         "engines": list(engs), "fieldreader": args.fieldreader, "review_threshold": args.threshold,
         "penalty_chosen_on": f"last {args.holdout} shared train forms (held out from the field reader's training)",
         "contradiction_without_recalibration": factors_alone, "contradiction": factors, "grid_top10": top,

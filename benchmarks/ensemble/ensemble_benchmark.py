@@ -3,9 +3,9 @@ trained reader with other seeds / augmentation, their CTC posteriors averaged.
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/ensemble_benchmark.py train --count 4 --epochs 2   # -> data/06_models/ensemble_members/<k>
-    .venv/bin/python benchmarks/ensemble_benchmark.py measure   # -> benchmarks/results/fieldreader_ensemble.{json,md}
-    .venv/bin/python benchmarks/ensemble_benchmark.py report    # rewrite the .md from the .json
+    .venv/bin/python benchmarks/ensemble/ensemble_benchmark.py train --count 4 --epochs 2  # -> data/06_models/ensemble_members/
+    .venv/bin/python benchmarks/ensemble/ensemble_benchmark.py measure   # -> benchmarks/results/fieldreader_ensemble.{json,md}
+    .venv/bin/python benchmarks/ensemble/ensemble_benchmark.py report    # rewrite the .md from the .json
 
 ``train`` copies the trained reader (``--base``, never written), fine-tunes ``--count`` members
 on the first train forms (the last ``--holdout`` held out: each member's best epoch is chosen
@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, ROOT, SHARED, load_split, machine, write_results  # benchmarks/common.py (benchmarks/ is on sys.path)
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(BENCHMARKS), str(BENCHMARKS / "fieldreader")]  # common.py; fieldreader_eval.py, style_benchmark.py
+from common import RESULTS, ROOT, SHARED, load_split, machine, write_results  # noqa: E402 (benchmarks/common.py)
 
 BASE = ROOT / "data" / "06_models" / "benchmark_fieldreader"  # what fieldreader_benchmark.py train writes
 MEMBERS = ROOT / "data" / "06_models" / "ensemble_members"
@@ -111,9 +113,9 @@ def memoize_log_probs(reader: Any) -> None:
 
 def measure(args: argparse.Namespace) -> int:
     import yaml
-    from fieldreader_eval import score  # benchmarks/fieldreader_eval.py
-    from style_benchmark import style_errors  # benchmarks/style_benchmark.py
-    from vote_benchmark import read_with, registry_engine  # benchmarks/vote_benchmark.py
+    from fieldreader_eval import score  # benchmarks/fieldreader/fieldreader_eval.py
+    from style_benchmark import style_errors  # benchmarks/fieldreader/style_benchmark.py
+    from vote_benchmark import read_with, registry_engine  # benchmarks/ensemble/vote_benchmark.py
 
     from handwriting_pipeline.datasets.cache import ResponseCache
     from handwriting_pipeline.datasets.forms import read_donut_folder
@@ -190,7 +192,7 @@ def measure(args: argparse.Namespace) -> int:
                                               for s in ("holdout", "validation")}})
         votes[" + ".join(combo) + (" (saved calibration)" if calibration is as_saved else "")] = row
     result = {"benchmark": "ensemble_benchmark", **machine(), "note": args.note,
-              "command": "python benchmarks/ensemble_benchmark.py " + " ".join(sys.argv[1:]),
+              "command": "python benchmarks/ensemble/ensemble_benchmark.py " + " ".join(sys.argv[1:]),
               "base": args.base, "members": [str(m) for m in members], "model_out": args.model_out,
               "member_training": [json.loads((m / "fieldreader.json").read_text())["summary"] for m in members],
               "selection": {"holdout_train_forms": len(choose_names), "validation_forms": len(report_names),

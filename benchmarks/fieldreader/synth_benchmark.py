@@ -4,12 +4,12 @@ reader further with and without synthetic lines and score both on held-out train
 Usage (from the repository root; each ``train`` arm is one process with one torch thread, so the
 two arms can run side by side)::
 
-    .venv/bin/python benchmarks/synth_benchmark.py train --arm A    # real lines only
-    .venv/bin/python benchmarks/synth_benchmark.py train --arm B    # real + synthetic lines
+    .venv/bin/python benchmarks/fieldreader/synth_benchmark.py train --arm A    # real lines only
+    .venv/bin/python benchmarks/fieldreader/synth_benchmark.py train --arm B    # real + synthetic lines
     # a second pair at a lower learning rate
-    .venv/bin/python benchmarks/synth_benchmark.py train --arm A --lr 5e-5 --tag _lr5e-05
-    .venv/bin/python benchmarks/synth_benchmark.py train --arm B --lr 5e-5 --tag _lr5e-05
-    .venv/bin/python benchmarks/synth_benchmark.py score --tags "" _lr5e-05 --note "..."
+    .venv/bin/python benchmarks/fieldreader/synth_benchmark.py train --arm A --lr 5e-5 --tag _lr5e-05
+    .venv/bin/python benchmarks/fieldreader/synth_benchmark.py train --arm B --lr 5e-5 --tag _lr5e-05
+    .venv/bin/python benchmarks/fieldreader/synth_benchmark.py score --tags "" _lr5e-05 --note "..."
 
 Both arms start from a copy of the trained reader (``--base``, never written) and run the same
 number of optimizer steps: arm A ``--epochs`` epochs over the fit forms' real lines; arm B the real
@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import RESULTS, SHARED, load_split, machine, write_results  # noqa: E402 (benchmarks/common.py)
 from fieldreader_eval import readings_to_rows, score  # noqa: E402
