@@ -69,7 +69,7 @@ test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks docs/hooks.py
+	$(BIN)/ruff check src tests benchmarks docs/hooks.py docs/griffe_sphinx_roles.py
 
 viz: setup
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser

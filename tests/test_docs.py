@@ -47,6 +47,8 @@ def test_the_site_builds_offline_and_strict(site: Path) -> None:
     for page in ["index.html", "getting-started/index.html", "reference/configuration/index.html",
                  "architecture/index.html", "results/index.html", "api/index.html"]:
         assert (site / page).is_file(), page
+    api = (site / "api/fieldreader/index.html").read_text(encoding="utf-8")
+    assert "FieldReader" in api and ":class:`" not in api  # docstrings rendered, Sphinx roles as code
 
 
 def test_the_configuration_reference_lists_every_settings_block(site: Path) -> None:
