@@ -83,9 +83,9 @@ def table() -> str:
                      f"| {r['speed'] or '–'} | {files} |")
     lines += [
         "",
-        "The Donut row's best checkpoint was chosen on these validation forms (its training predates the",
-        "held-out rule), so it is somewhat optimistic. The paid-inputs vote used the field reader without its",
-        "style layer. Machine, date and command: in each results file.",
+        "The Donut run chose its best checkpoint on these validation forms, so its row is somewhat optimistic.",
+        "The paid-inputs vote used the field reader without its style layer. Machine, date and command: in",
+        "each results file.",
     ]
     return "\n".join(lines) + "\n"
 
