@@ -102,3 +102,11 @@ def test_the_readme_results_table_is_what_the_results_files_say() -> None:
         "README results table is stale: python benchmarks/summary.py"
     assert (ROOT / "benchmarks/results/summary.md").read_text(encoding="utf-8") == table, \
         "benchmarks/results/summary.md is stale: python benchmarks/summary.py"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "CONTRIBUTING.md", "benchmarks/README.md"])
+def test_relative_links_resolve(doc: str) -> None:
+    path = ROOT / doc
+    links = re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8"))
+    missing = [link for link in links if not (path.parent / link).exists()]
+    assert not missing, f"{doc}: links to missing files: {missing}"
