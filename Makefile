@@ -19,7 +19,7 @@ TORCH_INDEX_URL ?=
 TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
-.PHONY: setup apt run digitize-demo review test lint viz viz-build clean-venv benchmark-reader
+.PHONY: setup apt run digitize-demo review test lint viz viz-build docs docs-serve clean-venv benchmark-reader
 
 setup: $(STAMP)
 
@@ -69,13 +69,21 @@ test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/hooks.py docs/griffe_sphinx_roles.py
 
 viz: setup
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
 
 viz-build: setup
 	$(BIN)/kedro viz build
+
+# the documentation site (mkdocs.yml, docs/) into build/site; offline; fails on any warning
+docs: setup
+	PYTHONPATH=$(CURDIR)/src $(BIN)/mkdocs build --strict
+
+DOCS_PORT ?= 8000
+docs-serve: setup
+	PYTHONPATH=$(CURDIR)/src $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 clean-venv:
 	rm -rf $(VENV)
@@ -87,8 +95,8 @@ BENCH := $(BIN)/python benchmarks
 READER := data/06_models/benchmark_fieldreader
 STYLED := data/06_models/fieldreader_style
 benchmark-reader: setup
-	$(BENCH)/fieldreader_benchmark.py train --epochs 12 --max-minutes 75 --out $(READER)
-	$(BENCH)/style_benchmark.py --model $(READER) --out $(STYLED)
-	$(BENCH)/padding_benchmark.py --model $(STYLED)
-	$(BENCH)/digitize_benchmark.py --modes fieldreader,cascade,crops --pages 300 --model $(STYLED) \
+	$(BENCH)/fieldreader/fieldreader_benchmark.py train --epochs 12 --max-minutes 75 --out $(READER)
+	$(BENCH)/fieldreader/style_benchmark.py --model $(READER) --out $(STYLED)
+	$(BENCH)/fieldreader/padding_benchmark.py --model $(STYLED)
+	$(BENCH)/digitize/digitize_benchmark.py --modes fieldreader,cascade,crops --pages 300 --model $(STYLED) \
 	  --out benchmarks/results/digitize_benchmark_style_idle.json

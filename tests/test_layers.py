@@ -88,8 +88,8 @@ def _modules() -> dict[str, Path]:
         if parts[-1] == "__init__":
             parts = parts[:-1]
         mods[".".join(parts)] = path
-    for path in sorted(BENCHMARKS.glob("*.py")):
-        mods[f"benchmarks.{path.stem}"] = path
+    for path in sorted(BENCHMARKS.rglob("*.py")):  # benchmarks/common.py and benchmarks/<subject>/<script>.py
+        mods[".".join(("benchmarks", *path.relative_to(BENCHMARKS).with_suffix("").parts))] = path
     return mods
 
 
@@ -101,14 +101,14 @@ def _room(module: str) -> str:
 def _graph() -> dict[str, dict[str, int]]:
     """module -> {imported project module: line}."""
     mods = _modules()
-    stems = {name.split(".", 1)[1]: name for name in mods if name.startswith("benchmarks.")}
+    stems = {name.rpartition(".")[2]: name for name in mods if name.startswith("benchmarks.")}
     graph: dict[str, dict[str, int]] = {}
     for name, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         edges: dict[str, int] = {}
         for target, line in _imports(tree, name, path.name == "__init__.py"):
             if name.startswith("benchmarks.") and target.split(".")[0] in stems:
-                target = stems[target.split(".")[0]]  # benchmarks/ is on sys.path of its scripts
+                target = stems[target.split(".")[0]]  # benchmarks/ and the subject folders are on sys.path
             while target and target not in mods:  # `from pkg import name` -> pkg
                 target = target.rpartition(".")[0]
             if target and target != name and target != "handwriting_pipeline":

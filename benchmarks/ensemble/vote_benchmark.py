@@ -4,7 +4,7 @@ outputs as separate rows — every choice made on held-out train forms, validati
 
 Usage (from the repository root; ~15 min on a loaded 2-core CPU, RapidOCR cached after the first run)::
 
-    .venv/bin/python benchmarks/vote_benchmark.py --model data/06_models/benchmark_fieldreader
+    .venv/bin/python benchmarks/ensemble/vote_benchmark.py --model data/06_models/benchmark_fieldreader
 
 Selection (:mod:`handwriting_pipeline.selection`): the last ``--holdout`` (100) train forms —
 the field reader's held-out forms, never trained on — fit every engine's vote calibration
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -171,7 +171,7 @@ def main() -> int:
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "threads": args.threads, "gpu": None, "note": args.note},
-        "command": "python benchmarks/vote_benchmark.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/ensemble/vote_benchmark.py " + " ".join(sys.argv[1:]),
         "model": args.model, "model_training": reader.config.summary,
         "selection": {"holdout_train_forms": len(choose_names), "validation_forms": len(report_names),
                       "chosen_on_holdout": ["every engine's vote calibration",

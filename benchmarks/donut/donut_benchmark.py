@@ -3,9 +3,9 @@ report validation FLA / CBA (total and per key), training wall time and inferenc
 
 Usage (from the repository root; ~1 hour on a 2-core CPU with the defaults)::
 
-    .venv/bin/python benchmarks/donut_benchmark.py --preset small --max-minutes 55
+    .venv/bin/python benchmarks/donut/donut_benchmark.py --preset small --max-minutes 55
     # the pretrained text-line encoder (field reader backbone) under a small MBart decoder:
-    .venv/bin/python benchmarks/donut_benchmark.py --encoder text_lines --max-minutes 30 --synthetic-forms 0
+    .venv/bin/python benchmarks/donut/donut_benchmark.py --encoder text_lines --max-minutes 30 --synthetic-forms 0
 
 With ``--encoder text_lines`` the preset defaults to ``lines_cpu``, the encoder starts from
 ``--fieldreader-dir`` (stock recognizer when missing), results go to
@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 
 

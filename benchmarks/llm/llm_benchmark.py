@@ -23,8 +23,8 @@ outputs, exactly as the ensemble node gets them) and reports:
 The server it started is stopped at the end (also on errors). Results:
 ``benchmarks/results/llm_benchmark_<model>.json`` and ``.md``.
 
-    python benchmarks/llm_benchmark.py --model smollm2-135m --forms 50
-    python benchmarks/llm_benchmark.py --model gemma3-270m --forms 50
+    python benchmarks/llm/llm_benchmark.py --model smollm2-135m --forms 50
+    python benchmarks/llm/llm_benchmark.py --model gemma3-270m --forms 50
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 RESULTS = PROJECT / "benchmarks" / "results"
 ENGINES = ["rapidocr", "recorded_textract", "recorded_azure_form_recognizer"]
 

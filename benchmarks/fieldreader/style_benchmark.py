@@ -4,7 +4,7 @@ reader and measure it lever by lever on the validation crops.
 Usage (from the repository root; a trained reader from ``fieldreader_benchmark.py train`` or
 ``kedro run --pipeline train``)::
 
-    .venv/bin/python benchmarks/style_benchmark.py --model data/06_models/benchmark_fieldreader
+    .venv/bin/python benchmarks/fieldreader/style_benchmark.py --model data/06_models/benchmark_fieldreader
 
 The reader's training forms split as it was trained: the first forms fit the style classifiers
 (their labels, forced-aligned to their lines, give the truth), the last ``holdout_forms`` (100)
@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import RESULTS, SHARED, load_split, machine  # noqa: E402 (benchmarks/common.py)
 from fieldreader_eval import score  # noqa: E402

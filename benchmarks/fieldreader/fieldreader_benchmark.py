@@ -4,8 +4,8 @@ and inference speed.
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/fieldreader_benchmark.py train --max-minutes 45
-    .venv/bin/python benchmarks/fieldreader_benchmark.py evaluate
+    .venv/bin/python benchmarks/fieldreader/fieldreader_benchmark.py train --max-minutes 45
+    .venv/bin/python benchmarks/fieldreader/fieldreader_benchmark.py evaluate
 
 ``train`` holds out ``--holdout`` train forms for early stopping (the validation split is only
 reported on), saves the model to data/06_models/benchmark_fieldreader/ (usable by the evaluate
@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, SHARED, load_split, machine  # benchmarks/common.py (benchmarks/ is on sys.path)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import RESULTS, ROOT, SHARED, load_split, machine  # noqa: E402 (benchmarks/common.py)
 
 # the lexicon settings tried on the held-out train forms (as conf/base/parameters_train_fieldreader.yml)
 TUNING = {"lexicon": {"grid": {"penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0], "case_weight": [0.0, 0.5]}, "max_edits": 2}}
@@ -122,7 +123,7 @@ def main() -> int:
         return train(args)
     if args.command in ("lexicon-and-calibration", "knowledge"):
         return lexicon_and_calibration(args)
-    from fieldreader_eval import evaluate  # benchmarks/fieldreader_eval.py (benchmarks/ is on sys.path)
+    from fieldreader_eval import evaluate  # benchmarks/fieldreader/fieldreader_eval.py (beside this script)
 
     return evaluate(args)
 

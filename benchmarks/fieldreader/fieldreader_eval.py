@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from common import RESULTS, load_split, machine  # benchmarks/common.py (benchmarks/ is on sys.path)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import RESULTS, load_split, machine  # noqa: E402 (benchmarks/common.py)
 
 
 def error_kind(gold: str, pred: str) -> str:

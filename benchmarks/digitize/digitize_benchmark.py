@@ -2,7 +2,7 @@
 
 One command (from the repository root)::
 
-    PYTHONPATH=$PWD/src .venv/bin/python benchmarks/digitize_benchmark.py --pages 1000 \\
+    PYTHONPATH=$PWD/src .venv/bin/python benchmarks/digitize/digitize_benchmark.py --pages 1000 \\
         --model data/06_models/benchmark_fieldreader
 
 writes ``benchmarks/results/digitize_benchmark.json`` (with ``date`` and ``machine``) and prints
@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 RESULTS = ROOT / "benchmarks" / "results"
 THRESHOLDS = [0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01]

@@ -7,7 +7,7 @@ model folders, fitted on held-out train forms they never trained on; uncalibrate
 confidence``) over {field reader, RapidOCR} and {field reader, RapidOCR, Donut}; writes
 benchmarks/results/donut_text_lines_vote.{json,md}.
 
-    .venv/bin/python benchmarks/donut_vote.py --donut data/06_models/benchmark_lines_cpu \\
+    .venv/bin/python benchmarks/donut/donut_vote.py --donut data/06_models/benchmark_lines_cpu \\
         --fieldreader ../main/data/06_models/benchmark_fieldreader
 """
 
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 
 

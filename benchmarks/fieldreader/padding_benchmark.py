@@ -12,7 +12,7 @@ the model's own decoding (lexicon and style layer when saved).
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/padding_benchmark.py --model data/06_models/fieldreader_style
+    .venv/bin/python benchmarks/fieldreader/padding_benchmark.py --model data/06_models/fieldreader_style
 
 Writes benchmarks/results/fieldreader_padding.{json,md}.
 """
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import RESULTS, SHARED, load_split, machine, write_results  # noqa: E402 (benchmarks/common.py)
 from fieldreader_eval import score  # noqa: E402

@@ -10,7 +10,7 @@ validation FLA/CBA:
 - ``chars``: only the CTC log-probabilities (the backbone feature part zeroed);
 - ``dropout``: both, decoder dropout 0.3 (instead of 0.1).
 
-    .venv/bin/python benchmarks/donut_lines_ablation.py --minutes 4 --copies 2
+    .venv/bin/python benchmarks/donut/donut_lines_ablation.py --minutes 4 --copies 2
 
 Writes benchmarks/results/donut_lines_ablation.{json,md}.
 """
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 
 

@@ -4,9 +4,9 @@
 # reader's pretrained backbone under the `base` MBart decoder), and write validation FLA/CBA and
 # forms/s to benchmarks/results/donut_gpu_{swin_base,text_lines}.{json,md} (and $OUT when set).
 #
-#   bash benchmarks/donut_gpu.sh prepare   # here, on the CPU host: gathers what travels into .gpu/
-#   bash benchmarks/donut_gpu.sh run       # on the GPU machine (device tool: carry [".gpu"])
-#   bash benchmarks/donut_gpu.sh check     # here: the whole `run` path on CPU with tiny presets
+#   bash benchmarks/donut/donut_gpu.sh prepare   # here, on the CPU host: gathers what travels into .gpu/
+#   bash benchmarks/donut/donut_gpu.sh run       # on the GPU machine (device tool: carry [".gpu"])
+#   bash benchmarks/donut/donut_gpu.sh check     # here: the whole `run` path on CPU with tiny presets
 #
 # The GPU machine starts bare and cannot reach the internet; its image has Python 3.12 with torch,
 # transformers, pytorch-lightning, onnx, onnxruntime, opencv, pandas. `prepare` therefore puts into
@@ -56,7 +56,7 @@ prepare() {
 
 bench() {  # name, extra args...
     local name=$1; shift
-    PYTHONUNBUFFERED=1 "$PYTHON" benchmarks/donut_benchmark.py --results "$RESULTS/$name" \
+    PYTHONUNBUFFERED=1 "$PYTHON" benchmarks/donut/donut_benchmark.py --results "$RESULTS/$name" \
         --out "data/06_models/$name" --checkpoint-dir "data/06_models/${name}_checkpoints" \
         --train-dir "$DATA/train" --val-dir "$DATA/validation" --joint-weights 0,1 "$@"
     if [[ -n ${OUT:-} ]]; then cp "$RESULTS/$name".{json,md} "$OUT/" || true; fi
@@ -78,13 +78,13 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.
     bench donut_gpu_swin_base --encoder donut_swin --preset "${SWIN_PRESET:-base}" --max-minutes "$SWIN_MINUTES" \
         --pretrain-share 0.45 --synthetic-forms "$SYNTHETIC" --batch-size 32 --pretrain-lr 5e-4 --finetune-lr 3e-4 \
         --patience 6 --pretrain-val-every 200 --num-workers "$WORKERS" --threads 8 --infer-batch-size 64 \
-        --tag "${TAG:-GPU recipe (benchmarks/donut_gpu.sh)}" ${EXTRA_SWIN:-}
+        --tag "${TAG:-GPU recipe (benchmarks/donut/donut_gpu.sh)}" ${EXTRA_SWIN:-}
     echo "donut_swin: $((SECONDS - started)) s"
     started=$SECONDS
     bench donut_gpu_text_lines --encoder text_lines --preset "${LINES_PRESET:-base}" "${reader[@]}" \
         --max-minutes "$LINES_MINUTES" --synthetic-forms 0 --batch-size 32 --finetune-lr 3e-4 --finetune-epochs 30 \
         --freeze-steps 100 --patience 6 --num-workers "$WORKERS" --threads 8 --infer-batch-size 64 \
-        --tag "${TAG:-GPU recipe (benchmarks/donut_gpu.sh)}" ${EXTRA_LINES:-}
+        --tag "${TAG:-GPU recipe (benchmarks/donut/donut_gpu.sh)}" ${EXTRA_LINES:-}
     echo "text_lines: $((SECONDS - started)) s"
 }
 

@@ -10,7 +10,7 @@ between the two on half B (never reviewed, never trained on) is what the reviewe
 Early stopping watches the 100 held-out train forms (never validation). Writes
 ``benchmarks/results/review_loop.json`` (date, machine).
 
-    .venv/bin/python benchmarks/review_loop.py --fieldreader data/06_models/benchmark_fieldreader --epochs 1
+    .venv/bin/python benchmarks/review/review_loop.py --fieldreader data/06_models/benchmark_fieldreader --epochs 1
 """
 
 from __future__ import annotations
@@ -88,9 +88,30 @@ def evaluate(folder: str, labels: pd.DataFrame, images: Any, rapid: pd.DataFrame
             "vote_to_reach": share_to_reach(fields)}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The loop's table on the B forms (written beside the results JSON as ``.md``)."""
+    names = {"original": "the trained field reader",
+             "with_reviewed_A": f"fine-tuned on {result['train_sample']} train forms + reviewed A",
+             "control_train_only": f"control: fine-tuned on the {result['train_sample']} train forms alone"}
+    review = result["simulated_review"]
+    lines = [f"# Review loop, simulated ({result['date']}, {result['machine'].get('cpu_count')} CPUs)", "",
+             f"`{result['command']}`. {result['note']}.", "",
+             f"Validation split in two: A = the first {result['a_forms']} forms as new scans, B = the other "
+             f"{result['b_forms']} (never reviewed or trained on). The vote read A; the simulated reviewer (the labels) "
+             f"fixed the {review['fields_reviewed']} fields below {result['review_threshold']} "
+             f"({review['machine_errors_left']} wrong fields left as read). Settings: {result['settings']}.", "",
+             "| on B | field reader FLA | CBA | vote FLA | vote FLA after 15 % reviewed | fields to review for FLA 95 |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for name, item in result["B"].items():
+        curve = {row["review_pct"]: row for row in item["vote_curve"]}
+        lines.append(f"| {names.get(name, name)} | {item['fieldreader']['FLA']:.1f} | {item['fieldreader']['CBA']:.1f} | "
+                     f"{item['vote']['FLA']:.1f} | {curve[15]['FLA']:.1f} | {item['vote_to_reach']['FLA_95']:.1f} % |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fieldreader", required=True)
+    parser.add_argument("--fieldreader", help="the trained field reader folder (required unless --report)")
     parser.add_argument("--a-forms", type=int, default=100)
     parser.add_argument("--train-sample", type=int, default=300, help="own train forms mixed in (from the fit part)")
     parser.add_argument("--epochs", type=int, default=1)
@@ -100,7 +121,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.6)
     parser.add_argument("--out", default=str(RESULTS / "review_loop.json"))
+    parser.add_argument("--report", action="store_true", help="only rewrite the .md from the --out JSON")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        Path(args.out).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+        print(markdown(result))
+        return 0
+    if not args.fieldreader:
+        parser.error("--fieldreader is required")
     from handwriting_pipeline.ensemble.vote import vote
 
     started = time.time()
@@ -127,7 +156,7 @@ def main() -> int:
         **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": "2-core CPU shared with other developers' jobs; one seed, one short fine-tune each: a small effect "
                 "is inside the noise (one B form = 1 FLA point)",
-        "command": " ".join(["python benchmarks/review_loop.py", *sys.argv[1:]]), "fieldreader": args.fieldreader,
+        "command": " ".join(["python benchmarks/review/review_loop.py", *sys.argv[1:]]), "fieldreader": args.fieldreader,
         "a_forms": len(a), "b_forms": len(b), "review_threshold": args.threshold, "simulated_review": counts,
         "train_sample": len(sample), "settings": {"epochs": args.epochs, "lr": args.lr, "freeze": args.freeze,
                                                   "max_minutes": args.max_minutes},
@@ -140,6 +169,7 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(result, indent=2, default=float))
     result["minutes"] = round((time.time() - started) / 60, 1)
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+    Path(args.out).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
     for name, item in result["B"].items():
         print(f"B {name}: field reader FLA {item['fieldreader']['FLA']:.1f} CBA {item['fieldreader']['CBA']:.1f}; "
               f"vote FLA {item['vote']['FLA']:.1f}; FLA 95 after {item['vote_to_reach']['FLA_95']} % reviewed")

@@ -17,9 +17,10 @@ each trained engine's own calibration (as evaluate and digitize use them):
 
 For each: the review curve (FLA/CBA after fixing the k % least-confident fields), the share of
 fields to review for FLA 90 / 95 / 99, and what the 0.6 threshold sends to review. Writes
-``benchmarks/results/review_curve.json`` (date, machine) and prints the markdown tables.
+``benchmarks/results/review_curve.json`` (date, machine) and ``review_curve.md`` (its tables; ``--report``
+rewrites them from the JSON).
 
-    .venv/bin/python benchmarks/review_benchmark.py --fieldreader data/06_models/benchmark_fieldreader
+    .venv/bin/python benchmarks/review/review_benchmark.py --fieldreader data/06_models/benchmark_fieldreader
 """
 
 from __future__ import annotations
@@ -28,15 +29,18 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from common import machine
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import machine  # noqa: E402 (benchmarks/common.py)
+
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
 RESULTS = ROOT / "benchmarks" / "results"
 # a contradicted field must never pass as sure: every factor keeps a confidence of 1 below the
@@ -118,6 +122,31 @@ def fit(labels: pd.DataFrame, table: pd.DataFrame) -> tuple[dict[str, float], li
     return {k: best[k] for k in kinds}, sorted(tried, key=lambda t: -t["mean_FLA_0_30"])[:10]
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The review curves of a results JSON as markdown tables (written beside it as ``.md``)."""
+    threshold = result["review_threshold"]
+    names = {"vote_before": "the vote's posterior share", "vote_after": "+ contradiction penalty",
+             "vote_recalibrated": "+ feature recalibration"}
+    lines = [f"# Review curve ({result['date']}, {result['machine'].get('cpu_count')} CPUs)", "",
+             f"`{result['command']}`. {result['note']}.", "",
+             f"Engines {', '.join(result['engines'])}; FLA after a person fixes the k % least confident fields, "
+             f"the share of fields to review to reach FLA 90 / 95 / 99, and what the {threshold} threshold sends. "
+             f"Penalty and recalibration chosen on the {result['penalty_chosen_on']}."]
+    for split, entry in result["splits"].items():
+        lines += ["", f"## {split} ({entry['forms']} forms)", ""]
+        head = " | ".join(f"{k} %" for k in (0, 5, 10, 15, 20, 30))
+        lines += [f"| vote | {head} | FLA 90 | FLA 95 | FLA 99 | at {threshold}: sent / caught |", "|---|" + "--:|" * 10]
+        for name in ("vote_before", "vote_after", "vote_recalibrated"):
+            item = entry[name]
+            curve = {row["review_pct"]: row for row in item["curve"]}
+            cells = [f"{curve[k]['FLA']:.1f}" for k in (0, 5, 10, 15, 20, 30)]
+            reach = [f"{item['to_reach'][t]}" for t in ("FLA_90", "FLA_95", "FLA_99")]
+            th = item["threshold"]
+            lines.append(f"| {names[name]} | " + " | ".join(cells + reach) +
+                         f" | {th['fields_to_review']} ({th['review_pct']} %) / {th['errors_caught']} of {th['errors']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fieldreader", default=None, help="a trained field reader folder")
@@ -128,7 +157,13 @@ def main() -> int:
     parser.add_argument("--read-only", action="store_true", help="only read (fill the cache)")
     parser.add_argument("--note", default="")
     parser.add_argument("--out", default=str(RESULTS / "review_curve.json"))
+    parser.add_argument("--report", action="store_true", help="only rewrite the .md from the --out JSON")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        Path(args.out).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+        print(markdown(result))
+        return 0
     from handwriting_pipeline.ensemble.vote import vote
     from handwriting_pipeline.metrics import aggregate, score_forms
 
@@ -153,7 +188,8 @@ def main() -> int:
     result: dict[str, Any] = {
         **machine(), "measured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": args.note or "2-core CPU shared with other developers' jobs (timings not comparable)",
-        "command": "python benchmarks/review_benchmark.py" + (f" --fieldreader {args.fieldreader}" if args.fieldreader else ""),
+        "command": "python benchmarks/review/review_benchmark.py"
+                   + (f" --fieldreader {args.fieldreader}" if args.fieldreader else ""),
         "engines": list(engs), "fieldreader": args.fieldreader, "review_threshold": args.threshold,
         "penalty_chosen_on": f"last {args.holdout} shared train forms (held out from the field reader's training)",
         "contradiction_without_recalibration": factors_alone, "contradiction": factors, "grid_top10": top,
@@ -169,19 +205,8 @@ def main() -> int:
         result["splits"][split] = entry
     result["minutes"] = round((time.time() - started) / 60, 1)
     Path(args.out).write_text(json.dumps(result, indent=2, default=float))
-    for split, entry in result["splits"].items():
-        print(f"\n## {split} ({entry['forms']} forms)\n")
-        head = " | ".join(f"{k} %" for k in (0, 5, 10, 15, 20, 30))
-        print(f"| vote | {head} | FLA 90 | FLA 95 | FLA 99 | at {args.threshold}: sent / caught |")
-        print("|---|" + "--:|" * 10)
-        for name in ("vote_before", "vote_after", "vote_recalibrated"):
-            item = entry[name]
-            curve = {row["review_pct"]: row for row in item["curve"]}
-            cells = [f"{curve[k]['FLA']:.1f}" for k in (0, 5, 10, 15, 20, 30)]
-            reach = [f"{item['to_reach'][t]}" for t in ("FLA_90", "FLA_95", "FLA_99")]
-            th = item["threshold"]
-            print(f"| {name} | " + " | ".join(cells + reach) +
-                  f" | {th['fields_to_review']} ({th['review_pct']} %) / {th['errors_caught']} of {th['errors']} |")
+    Path(args.out).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    print(markdown(result))
     print(f"\ncontradiction factors (held-out train): alone {factors_alone}, after the recalibration {factors}")
     print(f"recalibration (held-out train): {json.dumps(recal)}\nwritten {args.out}")
     return 0
