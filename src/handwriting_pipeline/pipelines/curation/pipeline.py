@@ -23,7 +23,7 @@ from .sources import SOURCES
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'curation' pipeline: every registered source's reader nodes, then the common steps."""
-    readers = [node(step.func, list(step.inputs), step.output, name=step.name, tags=[f"source_{name}"])
+    readers = [node(step.func, dict(step.inputs), step.outputs, name=step.name, tags=[f"source_{name}"])
                for name, source in SOURCES.items() for step in source.steps]
     return Pipeline(
         [
