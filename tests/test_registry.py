@@ -2,7 +2,7 @@
 with the choices, one :class:`~handwriting_pipeline.registry.Step` type): engines, ensembles,
 curation sources and trained engines' training steps, checked entry by entry. And adding an
 engine is one class, one registry line and one parameter block: a toy engine registered here runs
-through extract, the vote and the evaluation report with no other edit."""
+through extract, the vote, the cascade and the evaluation report with no other edit."""
 
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def test_a_registered_toy_engine_runs_through_extract_vote_and_the_report(monkey
     assert toy.set_index("file_name")[["DATE", "CITY", "STATE", "ZIP"]].to_dict("index") == GOLD
     assert catalog.load("predictions_vote")["ZIP"].tolist() == ["42071", "02134"]
     metrics = catalog.load("evaluation_metrics").set_index("method")
-    assert list(metrics.index) == ["toy", "vote"]
-    assert (metrics.loc[["toy", "vote"], "FLA"] == 100.0).all()
+    assert list(metrics.index) == ["toy", "vote", "cascade"]
+    assert (metrics.loc[["toy", "vote", "cascade"], "FLA"] == 100.0).all()
 
 
 # --------------------------------------------------------------------------- every registry, entry by entry

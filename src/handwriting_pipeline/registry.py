@@ -93,6 +93,7 @@ ENGINES: dict[str, str | type[Engine]] = {
 ENSEMBLES: dict[str, str | Callable[..., Any]] = {
     "vote": "handwriting_pipeline.ensemble.vote:vote_predictions",
     "llm": "handwriting_pipeline.ensemble.llm:llm_predictions",
+    "cascade": "handwriting_pipeline.ensemble.cascade:cascade_predictions",
 }
 
 

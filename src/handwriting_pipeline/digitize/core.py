@@ -53,11 +53,11 @@ from handwriting_pipeline.methods import EngineSpec, chosen_engines, model_calib
 from handwriting_pipeline.predictions import readings_by_form
 from handwriting_pipeline.registry import engine_methods, ensemble_methods
 
-#: ``digitize.method`` values that combine engines: the ensemble methods and the cascade
-#: (:mod:`handwriting_pipeline.ensemble.cascade`: the fast reader reads everything, the others
-#: only the forms it is unsure of, the vote merges)
+#: ``digitize.method`` values that combine engines: the registered ensembles, the cascade among
+#: them (:mod:`handwriting_pipeline.ensemble.cascade`: the fast reader reads everything, the
+#: others only the forms it is unsure of, the vote merges)
 CASCADE = "cascade"
-COMBINED = (*ensemble_methods(), CASCADE)
+COMBINED = ensemble_methods()
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The 'ensemble' pipeline: ``predictions_<engine>`` -> every registered ensemble's
 ``predictions_<ensemble>`` (``predictions_vote`` + ``review_queue``, ``predictions_llm`` +
-``llm_variability``).
+``llm_variability``, ``predictions_cascade`` + ``cascade_escalation``).
 
 Each ensemble of :data:`handwriting_pipeline.registry.ENSEMBLES` is one node, a
 :class:`~handwriting_pipeline.registry.Step` in :data:`ENSEMBLE_STEPS` (its own inputs and
@@ -12,6 +12,7 @@ and chooses among them with ``ensemble.inputs`` (an empty table = the engine did
 from kedro.pipeline import Pipeline, node
 
 from handwriting_pipeline.pipelines.ensemble.nodes import (
+    cascade_predictions,
     engine_calibrations,
     llm_predictions,
     vote_predictions,
@@ -28,6 +29,8 @@ ENSEMBLE_STEPS: dict[str, Step] = {
                                   "credentials": "ensemble_credentials", "params": PARAMS, "prompts": "llm_prompts",
                                   "hint_forms": "llm_hint_forms", "hint_readings": "llm_hint_readings"},
                 ["predictions_llm", "llm_variability"], "ensemble_llm"),
+    "cascade": Step(cascade_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS},
+                    ["predictions_cascade", "cascade_escalation"], "ensemble_cascade"),
 }
 
 
