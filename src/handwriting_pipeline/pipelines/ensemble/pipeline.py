@@ -17,7 +17,15 @@ from handwriting_pipeline.pipelines.ensemble.nodes import (
     llm_predictions,
     vote_predictions,
 )
-from handwriting_pipeline.registry import Step, engine_class, engine_methods, ensemble_methods, lookup, predictions_dataset
+from handwriting_pipeline.registry import (
+    Step,
+    engine_class,
+    engine_methods,
+    ensemble_methods,
+    load,
+    lookup,
+    predictions_dataset,
+)
 
 PARAMS, CALIBRATIONS = "params:ensemble", "engine_calibrations"
 
@@ -42,6 +50,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     steps = [lookup(ENSEMBLE_STEPS, method, "ensemble node") for method in ensemble_methods()]
     return Pipeline([
         node(engine_calibrations, inputs={d: d for d in models}, outputs=CALIBRATIONS, name="engine_calibrations"),
-        *(node(step.func, inputs={**step.inputs, **engine_inputs}, outputs=step.outputs, name=step.name)
+        *(node(load(step.func), inputs={**step.inputs, **engine_inputs}, outputs=step.outputs, name=step.name)
           for step in steps),
     ])
