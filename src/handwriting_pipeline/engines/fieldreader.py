@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from handwriting_pipeline.config import Settings
-from handwriting_pipeline.engines.base import Engine, EngineResult, TrainingStep
+from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
 
@@ -59,27 +59,6 @@ class FieldReaderEngine(Engine):
         self.model_ref = model_ref
         self.beam, self.use_lexicon, self.batch_size, self.threads = int(beam), bool(lexicon), int(batch_size), int(threads)
         self.use_style = bool(style)
-
-    @classmethod
-    def training_steps(cls) -> list[TrainingStep]:
-        """hold out train forms -> fine-tune on the fit forms' lines -> lexicon and calibration on
-        the held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) ->
-        ``fieldreader_model``
-        (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
-        recipe, params = "handwriting_pipeline.fieldreader.recipe:", "params:train_fieldreader"
-        return [
-            TrainingStep(recipe + "hold_out_forms", {"train_forms": "train_forms", "params": params},
-                         "fieldreader_split", "hold_out_fieldreader_forms"),
-            TrainingStep(recipe + "fine_tune", {"train_forms": "train_forms", "split": "fieldreader_split", "params": params},
-                         ["fieldreader_tuned", "fieldreader_history"], "fine_tune_fieldreader",
-                         not_trained=recipe + "not_trained"),
-            TrainingStep("handwriting_pipeline.fieldreader.tuning:add_lexicon_and_calibration",
-                         {"reader": "fieldreader_tuned", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
-            TrainingStep("handwriting_pipeline.fieldreader.tuning:add_style_layer",
-                         {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_model", "fit_fieldreader_style_layer"),
-        ]
 
     @classmethod
     def from_model(cls, model: Any, **settings: Any) -> "FieldReaderEngine":

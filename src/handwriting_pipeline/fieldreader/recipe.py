@@ -1,7 +1,7 @@
 """The field reader's training recipe from the ``train_fieldreader`` parameters: hold out forms ->
-fine-tune -> lexicon and calibration (:func:`~handwriting_pipeline.fieldreader.tuning.add_lexicon_and_calibration`).
-The steps the ``train`` pipeline runs are declared by the engine
-(:meth:`handwriting_pipeline.engines.fieldreader.FieldReaderEngine.training_steps`)."""
+fine-tune -> lexicon and calibration -> style layer. The ``train`` pipeline runs these
+functions as its steps (``TRAINING["fieldreader"]`` in ``pipelines/train/pipeline.py``); torch is
+imported only when a step runs."""
 
 from __future__ import annotations
 
@@ -52,3 +52,20 @@ def not_trained() -> tuple[NotTrained, pd.DataFrame]:
     """What :func:`fine_tune` gives when ``train.models`` leaves the field reader out: the saved
     model stays as it is."""
     return NotTrained("fieldreader not in train.models"), pd.DataFrame()
+
+
+def add_lexicon_and_calibration(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                                params: Mapping[str, Any]) -> Any:
+    """The lexicon, decoding settings and confidence calibration learned on the held-out forms,
+    saved with the model (:func:`~handwriting_pipeline.fieldreader.tuning.add_lexicon_and_calibration`)."""
+    from handwriting_pipeline.fieldreader import tuning
+
+    return tuning.add_lexicon_and_calibration(reader, train_forms, split, params)
+
+
+def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
+    """The style layer (case, dots, spaces from the glyphs), kept when it reads the held-out forms
+    better (:func:`~handwriting_pipeline.fieldreader.tuning.add_style_layer`)."""
+    from handwriting_pipeline.fieldreader import tuning
+
+    return tuning.add_style_layer(reader, train_forms, split, params)

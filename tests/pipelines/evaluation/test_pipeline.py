@@ -76,6 +76,7 @@ def _run(forms, params, tables, ensemble=None):
                 "run_info": MemoryDataset({"run_id": "2026-11-30T00.00.00.000Z", "started_utc": "2026-11-30T00:00:00"})}
     for method in METHODS:
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
+    datasets["cascade_escalation"] = MemoryDataset(tables.get("cascade_escalation", {}))
     datasets.update({name: _KeptDataset() for name in OUTPUTS})
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(create_pipeline(), catalog)
@@ -209,9 +210,31 @@ def test_include_cost_of_adds_merged_methods(params):
     assert metrics["llm"] == pytest.approx(page + token)
 
 
+def test_the_cascade_costs_its_fast_engines_for_every_form_and_the_others_for_the_escalated_share(params):
+    names = ("a.png", "b.png")
+    forms = LabelledForms(pd.DataFrame([{"file_name": n, **MURRAY} for n in names]))
+    preds = predictions_from_records([{"file_name": n, **MURRAY, "pages": 1} for n in names])
+    run = {**params, "methods": ["recorded_textract", "recorded_azure_form_recognizer", "cascade"]}
+    scores, _ = score_predictions(forms, run, recorded_textract=preds, recorded_azure_form_recognizer=preds,
+                                  cascade=preds)
+    escalation = {"method": "cascade", "fast": ["recorded_azure_form_recognizer"], "slow": ["recorded_textract"], "forms": 2,
+                  "escalated": 1, "escalated_share": 0.5, "threshold": 0.3, "escalate_invalid": True}
+    cost = summarise_metrics(scores, run, cascade=escalation).set_index("method")["cost_usd"]
+    assert cost["cascade"] > 0
+    assert cost["cascade"] == pytest.approx(cost["recorded_azure_form_recognizer"] + 0.5 * cost["recorded_textract"],
+                                            abs=1e-4)
+    assert summarise_metrics(scores, run).set_index("method").loc["cascade", "cost_usd"] == 0.0  # no report: own cost
+    metrics = summarise_metrics(scores, run, cascade=escalation)
+    report = render_report(metrics, forms, run, cascade=escalation)
+    assert "| cascade " in report and "## Cascade" in report
+    assert "1 of 2 forms (50.0 %) went on to the slower engines (recorded_textract)" in report
+    assert "## Cascade" not in render_report(metrics[metrics["method"] != "cascade"], forms, run, cascade=escalation)
+
+
 def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
     assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "run_info",
+                                 "cascade_escalation",
                                  *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)
 

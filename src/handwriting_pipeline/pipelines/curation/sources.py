@@ -6,8 +6,8 @@ A source is one or more reader nodes that end in a ``<source>_candidates`` datas
 others return an empty set without touching their raw folders.
 
 **Adding a source** is its reader function(s) here and one :class:`Source` entry in
-:data:`SOURCES` (its steps: function, catalog inputs, output), plus its raw catalog entries and
-parameters.
+:data:`SOURCES` (its :class:`~handwriting_pipeline.registry.Step` s: function, catalog inputs by
+keyword, output, node name), plus its raw catalog entries and parameters.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from handwriting_pipeline.curation import AnnotateSettings, CropSettings, Curati
 from handwriting_pipeline.datasets.forms import LabelledForms, parse_metadata_line
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
 from handwriting_pipeline.forms.registration import RegistrationError, crop_top_section
-from handwriting_pipeline.registry import select_one
+from handwriting_pipeline.registry import Step, select_one
 
 from .candidates import SPLIT_ALIASES, SPLITS, Candidates, PackedImage, _labels_frame, _size
 
@@ -421,37 +421,37 @@ class _HFImage:
 
 # --------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
-class Step:
-    """One reader node of a source: ``func(*inputs) -> output`` (catalog names), named ``name``."""
-
-    func: Callable[..., Any]
-    inputs: tuple[str, ...]
-    output: str
-    name: str
-
-
-@dataclass(frozen=True)
 class Source:
-    """A curation source: its reader steps, the last one's output are its candidates."""
+    """A curation source: its reader :class:`~handwriting_pipeline.registry.Step` s; the last
+    one's output are its candidates."""
 
     steps: tuple[Step, ...]
 
     @property
     def output(self) -> str:
-        return self.steps[-1].output
+        return self.steps[-1].outputs
 
+
+PARAMS = "params:curation"
 
 #: ``curation.source`` -> its reader steps (report order)
 SOURCES: dict[str, Source] = {
-    "synthetic": Source((Step(generate_synthetic_forms, ("params:curation",), "synthetic_candidates",
-                              "generate_synthetic_forms"),)),
-    "sd19_pages": Source((Step(crop_pages, ("sd19_pages", "params:curation"), "sd19_crops", "crop_pages"),
-                          Step(annotate_forms, ("sd19_crops", "sd19_labels", "params:curation"), "sd19_candidates",
-                               "annotate_forms"))),
-    "donut_folder": Source((Step(read_donut_splits, ("donut_folder", "params:curation"), "donut_candidates",
-                                 "read_donut_splits"),)),
-    "hf_dataset": Source((Step(read_hf_dataset, ("hf_forms", "params:curation"), "hf_candidates",
-                               "read_hf_dataset"),)),
-    "reviewed": Source((Step(read_reviewed_runs, ("donut_folder", "params:curation"), "reviewed_candidates",
-                             "read_reviewed_runs"),)),
+    "synthetic": Source((
+        Step(generate_synthetic_forms, {"params": PARAMS}, "synthetic_candidates", "generate_synthetic_forms"),
+    )),
+    "sd19_pages": Source((
+        Step(crop_pages, {"pages": "sd19_pages", "params": PARAMS}, "sd19_crops", "crop_pages"),
+        Step(annotate_forms, {"crops": "sd19_crops", "labels": "sd19_labels", "params": PARAMS}, "sd19_candidates",
+             "annotate_forms"),
+    )),
+    "donut_folder": Source((
+        Step(read_donut_splits, {"folder": "donut_folder", "params": PARAMS}, "donut_candidates", "read_donut_splits"),
+    )),
+    "hf_dataset": Source((
+        Step(read_hf_dataset, {"hf_forms": "hf_forms", "params": PARAMS}, "hf_candidates", "read_hf_dataset"),
+    )),
+    "reviewed": Source((
+        Step(read_reviewed_runs, {"folder": "donut_folder", "params": PARAMS}, "reviewed_candidates",
+             "read_reviewed_runs"),
+    )),
 }

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from handwriting_pipeline.cost import form_costs, method_costs
 from handwriting_pipeline.datasets.forms import LabelledForms
+from handwriting_pipeline.ensemble.cascade import cascade_cost
 from handwriting_pipeline.ensemble.settings import EnsembleSettings
 from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.fields import KEYS
@@ -128,14 +129,17 @@ def ensemble_inputs(ensemble: Mapping[str, Any] | EnsembleSettings | None) -> di
 
 
 def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | EvaluationSettings,
-                      ensemble: Mapping[str, Any] | EnsembleSettings | None = None) -> pd.DataFrame:
+                      ensemble: Mapping[str, Any] | EnsembleSettings | None = None,
+                      cascade: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One row per method with exactly the metrics.csv columns.
 
     cost_usd = sum of the per-form costs plus, for the methods listed in ``cost.include_cost_of``,
     the costs of the methods they merge (:func:`handwriting_pipeline.cost.method_costs`;
     ``inputs``: the ensemble's inputs from ``params:ensemble``, every engine scored in this run when
-    it names none - a vote over paid engines costs what they cost, a vote beside them does not);
-    seconds_per_form = mean of ``seconds`` over the forms the method predicted.
+    it names none - a vote over paid engines costs what they cost, a vote beside them does not),
+    and for the cascade (``cascade``: its escalation report) its engines' cost as it reads
+    (:func:`_with_cascade_cost`); seconds_per_form = mean of ``seconds`` over the forms the
+    method predicted.
     """
     if form_scores.empty:
         return metrics_table([])
@@ -144,6 +148,8 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | Eva
     order = [m for m in all_methods() if m in present] + [m for m in present if m not in all_methods()]
     own_cost = {m: form_scores.loc[form_scores["method"] == m, "cost_usd"].sum(skipna=False) for m in order}
     totals = method_costs(own_cost, settings.cost, engine_methods(), ensemble_inputs(ensemble))
+    if cascade and cascade.get("method") in totals:
+        totals[cascade["method"]] += _with_cascade_cost(own_cost, cascade)
     rows = []
     for method in order:
         per_form = form_scores[form_scores["method"] == method]
@@ -153,6 +159,18 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | Eva
     table = metrics_table(rows)
     logger.info("Evaluation metrics:\n%s", metrics_markdown(table))
     return table
+
+
+def _with_cascade_cost(own_cost: Mapping[str, float], cascade: Mapping[str, Any]) -> float:
+    """The cascade's engines' cost (:func:`~handwriting_pipeline.ensemble.cascade.cascade_cost`:
+    the fast engines' for every form, the slower ones' for the escalated share only) from what
+    each engine cost reading every evaluation form."""
+    engines = [*cascade.get("fast", []), *cascade.get("slow", [])]
+    for engine in engines:
+        if engine not in own_cost:
+            logger.warning("cascade: cost of '%s' not included (no predictions for it)", engine)
+    costs = {e: own_cost[e] for e in engines if e in own_cost}
+    return cascade_cost(costs, cascade.get("fast", []), float(cascade.get("escalated_share", 0.0)))
 
 
 def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
@@ -175,14 +193,16 @@ def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figu
 
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
-                  normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None) -> str:
+                  normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None,
+                  cascade: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
     With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
     some forms are marked and a "Failures" section lists them and the rejected input files;
     ``run_info`` (run id, date, command) adds the provenance lines and the plot links; with
     ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section; with
-    ``review`` (:func:`review_curves`) the review curve section."""
+    ``review`` (:func:`review_curves`) the review curve section; with ``cascade`` (its escalation
+    report) the cascade's escalation share, when the cascade is in the table."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -205,6 +225,8 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     ]
     if not_run:
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
+    if cascade and "cascade" in set(metrics["method"]):
+        lines += ["", *cascade_report_lines(cascade)]
     lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
         lines += ["", *normalized_report_lines(metrics, normalized)]
@@ -212,6 +234,22 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         lines += ["", "## Review curve", "", curves_markdown(review).rstrip(), "",
                   "Plot: review_curve.png; every point: review_curve.json."]
     return "\n".join(lines) + "\n"
+
+
+def cascade_report_lines(cascade: Mapping[str, Any]) -> list[str]:
+    """The metrics.md section on the cascade: which engines read what, and the escalation share."""
+    fast, slow = cascade.get("fast") or [], cascade.get("slow") or []
+    share = 100 * float(cascade.get("escalated_share", 0.0))
+    return [
+        "## Cascade",
+        "",
+        f"- **escalated**: {cascade.get('escalated', 0)} of {cascade.get('forms', 0)} forms ({share:.1f} %) "
+        f"went on to the slower engines ({', '.join(slow) or 'none'}), every field of them; "
+        f"{', '.join(fast) or 'none'} read every form (threshold {cascade.get('threshold')}, "
+        f"escalate_invalid {cascade.get('escalate_invalid')}).",
+        "- **cost_usd** of the cascade: the fast engines' cost for every form plus the slower engines' "
+        "cost for the escalated share of the forms.",
+    ]
 
 
 def _bar_chart(metrics: pd.DataFrame, columns: list[str], labels: list[str], title: str) -> Figure:

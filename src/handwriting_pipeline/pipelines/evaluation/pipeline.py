@@ -2,8 +2,9 @@
 
 Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 :func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines),
-``params:evaluation`` and ``params:ensemble`` (the engines each ensemble merges: its cost).
-Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
+``params:evaluation``, ``params:ensemble`` (the engines each ensemble merges: its cost) and
+``cascade_escalation`` (the cascade's share of escalated forms, for its cost and its section in the
+report). Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
 ``evaluation_form_scores``, ``evaluation_form_errors``, ``evaluation_failures`` (failures.json:
 per method and for the input files; the project hook ends the run non-zero when a share is above
@@ -37,12 +38,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     scored = {"forms": "evaluation_forms", "params": "params:evaluation",
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
-                     "evaluation_normalized_metrics", "evaluation_review_curves"]
+                     "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
                  name="score_predictions"),
-            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation", "params:ensemble"],
+            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation", "params:ensemble",
+                                             "cascade_escalation"],
                  outputs="evaluation_metrics", name="summarise_metrics"),
             node(score_normalized, inputs=scored,
                  outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),
