@@ -19,7 +19,7 @@ TORCH_INDEX_URL ?=
 TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
-.PHONY: setup apt run digitize-demo review test lint viz viz-build clean-venv benchmark-reader
+.PHONY: setup apt run digitize-demo review test lint viz viz-build docs docs-serve clean-venv benchmark-reader
 
 setup: $(STAMP)
 
@@ -69,7 +69,7 @@ test: setup
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(TEST_CMD)
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/hooks.py docs/griffe_sphinx_roles.py
 
 viz: setup
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
@@ -77,26 +77,26 @@ viz: setup
 viz-build: setup
 	$(BIN)/kedro viz build
 
+# the documentation site (mkdocs.yml, docs/) into build/site; offline; fails on any warning
+docs: setup
+	PYTHONPATH=$(CURDIR)/src $(BIN)/mkdocs build --strict
+
+DOCS_PORT ?= 8000
+docs-serve: setup
+	PYTHONPATH=$(CURDIR)/src $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 clean-venv:
 	rm -rf $(VENV)
 
-# Issue #20's tables from a fresh clone with ../shared beside it (not a test; about 2-3 h on 2 idle
-# cores): the field reader, its style layer, padding, synthetic lines, the ensemble and the votes,
-# reading speed. Every step writes its own results file under benchmarks/results/.
+# The field reader's tables from a fresh clone with ../shared beside it (not a test; hours on
+# 2 idle cores): the field reader, its style layer, padding, reading speed. Every step writes its
+# own results file under benchmarks/results/.
 BENCH := $(BIN)/python benchmarks
 READER := data/06_models/benchmark_fieldreader
 STYLED := data/06_models/fieldreader_style
 benchmark-reader: setup
-	$(BENCH)/fieldreader_benchmark.py train --epochs 12 --max-minutes 75 --out $(READER)
-	$(BENCH)/style_benchmark.py --model $(READER) --out $(STYLED)
-	$(BENCH)/padding_benchmark.py --model $(STYLED)
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm A
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm B
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm A --lr 5e-5 --tag _lr5e-05
-	$(BENCH)/synth_benchmark.py --base $(READER) train --arm B --lr 5e-5 --tag _lr5e-05
-	$(BENCH)/synth_benchmark.py --base $(READER) score --tags "" _lr5e-05
-	$(BENCH)/ensemble_benchmark.py train --base $(READER) --count 4 --epochs 2
-	$(BENCH)/ensemble_benchmark.py measure --base $(STYLED) --members data/06_models/ensemble_members/{0,1,2,3} \
-	  data/06_models/synth_armA data/06_models/synth_armB --results benchmarks/results/fieldreader_ensemble_style
-	$(BENCH)/digitize_benchmark.py --modes fieldreader,cascade,crops --pages 300 --model $(STYLED) \
+	$(BENCH)/fieldreader/fieldreader_benchmark.py train --epochs 12 --max-minutes 75 --out $(READER)
+	$(BENCH)/fieldreader/style_benchmark.py --model $(READER) --out $(STYLED)
+	$(BENCH)/fieldreader/padding_benchmark.py --model $(STYLED)
+	$(BENCH)/digitize/digitize_benchmark.py --modes fieldreader,cascade,crops --pages 300 --model $(STYLED) \
 	  --out benchmarks/results/digitize_benchmark_style_idle.json

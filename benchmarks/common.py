@@ -1,7 +1,8 @@
 """What the benchmark scripts share: where things are, when and where a result was measured, and
 a labelled split as (name, image, fields) triples.
 
-The scripts put ``benchmarks/`` on ``sys.path`` (they are run as ``python benchmarks/<script>.py``)
+The scripts live in one folder per subject and put ``benchmarks/`` on ``sys.path`` (they are run as
+``python benchmarks/<subject>/<script>.py``)
 and import this module as ``common``. It imports the project only inside its functions, and never
 ``handwriting_pipeline.pipelines`` (benchmarks call the library, not Kedro nodes).
 """

@@ -19,8 +19,11 @@ from handwriting_pipeline.config import (
     StageSettings,
     TrainSettings,
 )
+from handwriting_pipeline.curation import CurationSettings
 from handwriting_pipeline.digitize.core import DigitizeSettings
 from handwriting_pipeline.ensemble.settings import EnsembleSettings, VoteSettings
+from handwriting_pipeline.evaluation import EvaluationSettings
+from handwriting_pipeline.methods import ExtractSettings
 from handwriting_pipeline.registry import engine_class, engine_methods
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
@@ -83,6 +86,45 @@ def test_digitize_yaml_maps_to_the_settings_with_the_same_defaults():
     assert DigitizeSettings.from_params(block) == DigitizeSettings()  # the YAML is the default
     with pytest.raises(ValueError, match="unknown key 'partition' in digitize"):
         DigitizeSettings.from_params({"partition": 10})
+
+
+def test_evaluation_yaml_maps_to_the_settings_with_the_same_defaults():
+    block = _block("parameters_evaluation.yml", "evaluation")
+    _check_block(EvaluationSettings, block, "evaluation")
+    assert EvaluationSettings.from_params(block) == EvaluationSettings()  # the YAML is the default
+    assert EvaluationSettings.from_params({"data_dir": "x"}).data_dir == "x"  # a runtime parameter
+    where = r"evaluation.cost \(conf/base/parameters_evaluation.yml\)"
+    with pytest.raises(ValueError, match=rf"unknown key 'include_costs_of' in {where}"):
+        EvaluationSettings.from_params({"cost": {"include_costs_of": {}}})
+    with pytest.raises(ValueError, match=r"unknown key 'min_ink' in evaluation.input_checks"):
+        EvaluationSettings.from_params({"input_checks": {"min_ink": 0.1}})
+
+
+def test_extract_yaml_maps_to_the_settings_with_the_same_defaults():
+    """The extract block's own keys are typed; every other key is one engine's block (checked by
+    the engine's settings_class: test_engine_blocks_map_to_their_settings_and_constructor_defaults)."""
+    block = _block("parameters_extract.yml", "extract")
+    methods = set(engine_methods())
+    _check_block(ExtractSettings, {k: v for k, v in block.items() if k not in methods}, "extract")
+    settings = ExtractSettings.from_params(block)
+    assert settings.blocks.keys() == methods and settings.blocks["rapidocr"] == block["rapidocr"]
+    assert ExtractSettings.from_params({k: v for k, v in block.items() if k not in methods}) == ExtractSettings()
+    with pytest.raises(ValueError, match=r"unknown key 'worker' in extract \(conf/base/parameters_extract.yml\)"):
+        ExtractSettings.from_params({"worker": 2})
+
+
+def test_curation_yaml_maps_to_the_settings_with_the_same_defaults():
+    block = _block("parameters_curation.yml", "curation")
+    renamed = {("source_name" if k == "source" else k): v for k, v in block.items()}  # `source` names the file
+    _check_block(CurationSettings, renamed, "curation")
+    assert CurationSettings.from_params(block) == CurationSettings()  # the YAML is the default
+    assert CurationSettings.from_params({"source": "donut_folder", "data_dir": "x"}).source_name == "donut_folder"
+    # curation.synthetic passes the generator's own options on, and rejects any other key
+    assert CurationSettings.from_params({"synthetic": {"blank_rate": 0.1}}).synthetic.options == {"blank_rate": 0.1}
+    with pytest.raises(ValueError, match=r"unknown key 'n_form' in curation.synthetic \(conf/base/parameters_curation.yml\)"):
+        CurationSettings.from_params({"synthetic": {"n_form": 3}})
+    with pytest.raises(ValueError, match=r"unknown key 'margin' in curation.crop \(conf/base/parameters_curation.yml\)"):
+        CurationSettings.from_params({"crop": {"margin": 3}})
 
 
 def test_stage_keys_that_differ_between_stages_have_no_default():

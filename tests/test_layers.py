@@ -22,10 +22,10 @@ BENCHMARKS = ROOT / "benchmarks"
 FLOORS: dict[str, int] = {
     # 0: field rules, typed-settings base, the method registry (names only), errors
     "fields": 0, "config": 0, "registry": 0, "errors": 0, "selection": 0,
-    # 1: form geometry, shared training pieces, prediction tables, synthetic forms, scores
-    "forms": 1, "training": 1, "predictions": 1, "synthetic": 1, "metrics": 1,
-    # 2: recorded outputs, the field reader
-    "recorded_csv": 2, "fieldreader": 2,
+    # 1: form geometry, shared training pieces, prediction tables, synthetic forms, scores, the cost model
+    "forms": 1, "training": 1, "predictions": 1, "synthetic": 1, "metrics": 1, "cost": 1,
+    # 2: recorded outputs, the field reader, the evaluation's and the curation's settings
+    "recorded_csv": 2, "fieldreader": 2, "evaluation": 2, "curation": 2,
     # 3: Donut (its text-line encoder is built on the field reader)
     "donut": 3,
     # 4: Kedro datasets (load the trained models)
@@ -88,8 +88,8 @@ def _modules() -> dict[str, Path]:
         if parts[-1] == "__init__":
             parts = parts[:-1]
         mods[".".join(parts)] = path
-    for path in sorted(BENCHMARKS.glob("*.py")):
-        mods[f"benchmarks.{path.stem}"] = path
+    for path in sorted(BENCHMARKS.rglob("*.py")):  # benchmarks/common.py and benchmarks/<subject>/<script>.py
+        mods[".".join(("benchmarks", *path.relative_to(BENCHMARKS).with_suffix("").parts))] = path
     return mods
 
 
@@ -101,14 +101,14 @@ def _room(module: str) -> str:
 def _graph() -> dict[str, dict[str, int]]:
     """module -> {imported project module: line}."""
     mods = _modules()
-    stems = {name.split(".", 1)[1]: name for name in mods if name.startswith("benchmarks.")}
+    stems = {name.rpartition(".")[2]: name for name in mods if name.startswith("benchmarks.")}
     graph: dict[str, dict[str, int]] = {}
     for name, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         edges: dict[str, int] = {}
         for target, line in _imports(tree, name, path.name == "__init__.py"):
             if name.startswith("benchmarks.") and target.split(".")[0] in stems:
-                target = stems[target.split(".")[0]]  # benchmarks/ is on sys.path of its scripts
+                target = stems[target.split(".")[0]]  # benchmarks/ and the subject folders are on sys.path
             while target and target not in mods:  # `from pkg import name` -> pkg
                 target = target.rpartition(".")[0]
             if target and target != name and target != "handwriting_pipeline":

@@ -1,4 +1,4 @@
-"""Normalized fields beside the as-written ones (issue #16): rules and metrics."""
+"""Normalized fields beside the as-written ones: rules and metrics."""
 
 import json
 from pathlib import Path

@@ -1,5 +1,5 @@
-"""Adding a trained engine touches only its own module (tests/toy_trained_engine.py), one
-registry line and its parameter blocks: the toy is trained by the train pipeline, saved by the
+"""Adding a trained engine touches only its own module (tests/toy_trained_engine.py), two
+registry lines (the engine, its training) and its parameter blocks: the toy is trained by the train pipeline, saved by the
 catalog factory, read by extract, weighed by the vote with the calibration it learned, and
 planned by digitize - with no other edit."""
 
@@ -19,8 +19,9 @@ from handwriting_pipeline.datasets.model import PickledModelDataset
 from handwriting_pipeline.digitize.core import make_plan
 from handwriting_pipeline.pipeline_registry import register_pipelines
 from handwriting_pipeline.pipelines.train.nodes import trains
+from handwriting_pipeline.pipelines.train.pipeline import TRAINING
 from tests.test_registry import GOLD, Kept, NoModel, forms  # noqa: F401 - the two tiny labelled forms
-from tests.toy_trained_engine import ToyTrainedEngine
+from tests.toy_trained_engine import TRAINING_STEPS, ToyTrainedEngine
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -40,13 +41,16 @@ def test_the_toy_module_needs_nothing_but_the_library():
 
 
 def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, tmp_path, forms):  # noqa: F811
-    monkeypatch.setitem(registry.ENGINES, "toy", ToyTrainedEngine)  # the one registry line
+    monkeypatch.setitem(registry.ENGINES, "toy", ToyTrainedEngine)  # the registry lines: the engine
+    monkeypatch.setitem(TRAINING, "toy", TRAINING_STEPS)  # and its training
     params = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")["parameters"]
     params["train_toy"] = {"confidence": 0.9}  # its parameter blocks
     params["extract"].update(toy={}, engines=["toy"], progress=False)
-    assert trains("toy", "all") and trains("toy", ["toy"]) and not trains("toy", ["donut"])
+    trainable = list(TRAINING)
+    assert trains("toy", "all", trainable) and trains("toy", ["toy"], trainable)
+    assert not trains("toy", ["donut"], trainable)
     with pytest.raises(ValueError, match="train.models names unknown trained engines"):
-        trains("toy", ["tyo"])
+        trains("toy", ["tyo"], trainable)
     pipelines = register_pipelines()
     # the registry wires it everywhere: its training, its extract node, the vote's calibration, digitize
     train = {n.name: n for n in pipelines["train"].nodes}

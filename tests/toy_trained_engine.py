@@ -2,9 +2,10 @@
 engine", as a test proves it): the model, its training step and the engine that reads with it.
 
 The model memorises the training forms (image SHA-256 -> labels) and carries its own vote
-calibration, fitted on the forms it trained on. Registered with one line
-(``registry.ENGINES["toy"] = ToyTrainedEngine``) and given its parameter blocks
-(``train_toy``, ``extract.toy``), it is trained by ``kedro run --pipeline train``, saved by the
+calibration, fitted on the forms it trained on. Registered with two lines, the engine and its
+training (``registry.ENGINES["toy"] = ToyTrainedEngine``, ``TRAINING["toy"] = TRAINING_STEPS`` in
+``pipelines/train/pipeline.py``) and given its parameter blocks (``train_toy``, ``extract.toy``),
+it is trained by ``kedro run --pipeline train``, saved by the
 catalog factory ``{engine}_model``, read by extract and digitize and weighed by the vote.
 """
 
@@ -15,8 +16,9 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from handwriting_pipeline.engines.base import Engine, EngineResult, TrainingStep, image_sha256
+from handwriting_pipeline.engines.base import Engine, EngineResult, image_sha256
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.registry import Step
 from handwriting_pipeline.training.calibration import fit_calibration
 from handwriting_pipeline.training.not_trained import NotTrained
 
@@ -52,6 +54,11 @@ def not_trained() -> NotTrained:
     return NotTrained("toy not in train.models")
 
 
+#: how the toy is trained: one step writing its model (its entry in the train pipeline's TRAINING)
+TRAINING_STEPS = [Step(train_toy, {"train_forms": "train_forms", "params": "params:train_toy"}, "toy_model", "train_toy",
+                       skipped=not_trained)]
+
+
 class ToyTrainedEngine(Engine):
     """Reads a form by looking its image up in the trained model."""
 
@@ -63,11 +70,6 @@ class ToyTrainedEngine(Engine):
     def __init__(self, model: Any = None, **config: Any) -> None:
         super().__init__(model=getattr(model, "path", None), **config)
         self.model_ref = model
-
-    @classmethod
-    def training_steps(cls) -> list[TrainingStep]:
-        return [TrainingStep(train_toy, {"train_forms": "train_forms", "params": "params:train_toy"}, "toy_model",
-                             "train_toy", not_trained=not_trained)]
 
     @classmethod
     def vote_calibration(cls, model: Any = None, **inputs: Any) -> dict[str, Any] | None:

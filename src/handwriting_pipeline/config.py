@@ -277,59 +277,13 @@ class LexiconSettings(Settings):
 
 @dataclass(frozen=True)
 class StyleSettings(Settings):
-    """``train_fieldreader.style``: the style layer (case, dots, spaces from the glyphs; issue #20)."""
+    """``train_fieldreader.style``: the style layer (case, dots, spaces from the glyphs)."""
 
     block: ClassVar[str] = "train_fieldreader.style"
     source: ClassVar[str] = FIELDREADER_YML
     enabled: bool = True
     features: list[str] = field(default_factory=lambda: ["all", "writer", "glyphs"])  # feature sets tried
     grid: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])  # weights tried per kind
-
-
-@dataclass(frozen=True)
-class ViewsSettings(Settings):
-    """``train_fieldreader.views``: the test-time view sets tried on the held-out forms; the best
-    is saved with the model with its vote calibration (the ``fieldreader_tta`` engine)."""
-
-    block: ClassVar[str] = "train_fieldreader.views"
-    source: ClassVar[str] = FIELDREADER_YML
-    candidates: list[str] = field(default_factory=list)  # [] = none chosen: fieldreader_tta stays off
-
-
-@dataclass(frozen=True)
-class SyntheticLinesSettings(Settings):
-    """``train_fieldreader.synthetic``: real-glyph synthetic lines (fieldreader/synthlines.py, issue
-    #20): after the fine-tuning, glyphs cut from the fit forms (forced-aligned by the fine-tuned
-    reader) are reassembled into new lines, and the reader trains ``epochs`` more epochs on the real
-    lines plus ``per_line`` synthetic lines per real line."""
-
-    block: ClassVar[str] = "train_fieldreader.synthetic"
-    source: ClassVar[str] = FIELDREADER_YML
-    enabled: bool = False
-    per_line: float = 0.5  # synthetic lines per real line
-    date_share: float = 0.5  # share of DATE lines (the rest CITY|STATE|ZIP)
-    labels_share: float = 0.5  # texts from the fit labels' own values (the rest fresh values, synthetic/values.py)
-    epochs: int = 2
-    learning_rate: float = 2.0e-4
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class MembersSettings(Settings):
-    """``train_fieldreader.members``: the ensemble members (copies of the trained reader
-    fine-tuned further with other seeds / augmentation; the ``fieldreader_ensemble`` engine
-    averages their CTC posteriors with the reader's). Member ``i`` uses ``seeds[i]`` and
-    ``augment[i % len(augment)]``."""
-
-    block: ClassVar[str] = "train_fieldreader.members"
-    source: ClassVar[str] = FIELDREADER_YML
-    count: int = 0                      # 0 = no members: fieldreader_ensemble stays off
-    epochs: int = 2
-    learning_rate: float = 2.0e-4
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
-    augment: list[float] = field(default_factory=lambda: [1.0, 1.5, 1.5, 1.5])
-    freeze: float = 0.4
-    max_minutes: float | None = 15
 
 
 @dataclass(frozen=True)
@@ -362,9 +316,6 @@ class FieldReaderTrainSettings(Settings):
     trainer: ReaderTrainerSettings = field(default_factory=ReaderTrainerSettings)
     lexicon: LexiconSettings = field(default_factory=LexiconSettings)
     style: StyleSettings = field(default_factory=StyleSettings)
-    views: ViewsSettings = field(default_factory=ViewsSettings)
-    synthetic: SyntheticLinesSettings = field(default_factory=SyntheticLinesSettings)
-    members: MembersSettings = field(default_factory=MembersSettings)
     crossfit: CrossfitSettings = field(default_factory=CrossfitSettings)
     # which labels the fit lines train on (fieldreader/labels.py): first (metadata.jsonl only),
     # drop_disagreements (lines whose second annotation differs are left out) or both (their CTC

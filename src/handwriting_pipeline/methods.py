@@ -12,6 +12,9 @@ Floor 6. May import: floors 0-5 (``engines``, ``ensemble`` and everything below 
   images are read (digitize); an engine whose :meth:`~Engine.check_ready` fails is skipped when it
   is ``optional`` and stops the run otherwise. It returns :class:`EngineSpec` s: how to build each
   engine (its ``extract.<method>`` settings, credentials section and catalog inputs), picklable.
+* :class:`ExtractSettings`: the ``extract`` block (``conf/base/parameters_extract.yml``, defaults =
+  the YAML's): which engines, how many workers, the progress bar, and each engine's own
+  ``extract.<method>`` block (checked by the engine's ``settings_class`` when it is built).
 * :func:`model_calibrations` and :func:`vote_calibration`: the vote's calibration of every
   engine, with **one precedence**: the calibration that comes with a trained model (fitted on
   that model's held-out training forms) wins over ``ensemble.vote.calibration`` in the
@@ -22,9 +25,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.registry import engine_class, engine_methods, method_list
 
@@ -34,6 +38,35 @@ logger = logging.getLogger(__name__)
 DEFAULT = "default"
 READY = "ready"
 TRAIN_HINT = "train it first: kedro run --pipeline train"
+
+
+@dataclass(frozen=True)
+class ExtractSettings(Settings):
+    """``extract``: which engines read the forms and how (defaults = the YAML's); ``blocks`` holds
+    each registered engine's ``extract.<method>`` block as given."""
+
+    block: ClassVar[str] = "extract"
+    source: ClassVar[str] = "conf/base/parameters_extract.yml"
+    engines: list[str] | str = DEFAULT  # "default" or the engines' names
+    workers: int = 2                    # forms read in parallel (per the engine's strategy)
+    progress: bool = True
+    blocks: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its extract.<method> block
+
+    @classmethod
+    def from_params(cls, params: Any, block: str | None = None) -> ExtractSettings:
+        """The ``extract`` block; a key that is neither a setting nor a registered engine raises a
+        ValueError naming it and the YAML file."""
+        if isinstance(params, cls):
+            return params
+        params = dict(params or {})
+        own = ("engines", "workers", "progress")
+        engines = engine_methods()
+        unknown = [k for k in params if k not in own and k not in engines]
+        if unknown:
+            raise ValueError(f"unknown key '{unknown[0]}' in extract ({cls.source}); known keys: "
+                             f"{', '.join(own)} and one block per engine: {', '.join(engines)}")
+        blocks = {k: dict(v or {}) for k, v in params.items() if k in engines}
+        return super().from_params({**{k: v for k, v in params.items() if k in own}, "blocks": blocks}, block)
 
 
 def default_engines(images_only: bool = False) -> list[str]:

@@ -30,9 +30,9 @@ from nltk import edit_distance
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
 from handwriting_pipeline.fields.normalize import NORMALIZED_COLUMNS, NORMALIZED_FIELD, normalize_record
 from handwriting_pipeline.registry import (  # noqa: F401 - re-exported
-    ENSEMBLE_METHODS,
     all_methods,
     engine_methods,
+    ensemble_methods,
     method_list,
     predictions_dataset,
 )
@@ -46,6 +46,8 @@ from handwriting_pipeline.registry import (  # noqa: F401 - re-exported
 def __getattr__(name: str) -> Any:
     if name == "ENGINE_METHODS":
         return engine_methods()
+    if name == "ENSEMBLE_METHODS":
+        return ensemble_methods()
     if name == "METHODS":
         return all_methods()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -273,7 +275,7 @@ def metrics_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True, missingval="", colalign=align)
 
 
-# --------------------------------------------------------------------------- normalized (issue #16)
+# --------------------------------------------------------------------------- normalized fields
 #: normalized_metrics.csv columns: as-written FLA, FLA ignoring case (``FLA_nocase``) and ignoring
 #: case, punctuation and spaces (``FLA_loose``), % of forms whose normalized field equals the
 #: normalized gold (DATE_iso, CITY_name, STATE_code, ZIP5), % of forms with all four right

@@ -1,29 +1,79 @@
-"""The one list of methods: every extraction engine and every ensemble.
+"""The registries: one table per kind of thing the project registers, and the one :class:`Step`.
 
-Adding an engine is one module (an :class:`~handwriting_pipeline.engines.base.Engine` subclass
-that declares its capabilities), one line in :data:`ENGINES` and one ``extract.<method>``
-parameter block. Everything else is derived from here: the extract nodes (``extract_<method>``),
-the ``predictions_{method}`` dataset factory, the vote's and the LLM's inputs, the evaluation
-report and its method order.
+Every kind registers the same way: a table maps a name to what to build (an object, or
+``"module:attr"`` imported only when asked, so a missing optional dependency - boto3, the Azure
+SDK, pytesseract, torch - breaks only what needs it), :func:`lookup` resolves a name and fails
+with the list of choices, and the table's order is the report order.
 
-``ENGINES`` maps a method name to ``"module:Class"`` (or a class); :func:`engine_class` imports
-it only when asked, so a missing optional dependency (boto3, Azure SDK, pytesseract, torch)
-breaks only the engine that needs it.
+* :data:`ENGINES` (here): method -> :class:`~handwriting_pipeline.engines.base.Engine` subclass.
+  Adding an engine is one module (an ``Engine`` subclass that declares its capabilities), one
+  line here and one ``extract.<method>`` parameter block; the extract nodes (``extract_<method>``),
+  the ``predictions_{method}`` dataset factory, the ensembles' inputs and the evaluation report
+  follow from here.
+* :data:`ENSEMBLES` (here): method -> the library function that merges the engines' tables
+  (vote, llm, cascade); its node is wired in ``pipelines/ensemble/pipeline.py`` (``ENSEMBLE_STEPS``).
+* ``TRAINING`` (``pipelines/train/pipeline.py``): trained engine -> its training :class:`Step` s.
+* ``SOURCES`` (``pipelines/curation/sources.py``): curation source -> its reader :class:`Step` s.
 
-Floor 0 (ground). May import: nothing from this project (engine classes are named as
-strings and imported only when asked; the ``Engine`` type only under ``TYPE_CHECKING``).
+Floor 0 (ground). May import: nothing from this project (what the tables name is imported only
+when asked; the ``Engine`` type only under ``TYPE_CHECKING``).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from handwriting_pipeline.engines.base import Engine
 
+
+# --------------------------------------------------------------------------- the pattern
+def load(target: Any) -> Any:
+    """``"module:attr"`` imported now; anything else is returned as it is."""
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
+    """What ``table`` registers under ``name`` (a ``"module:attr"`` entry imported now); an
+    unknown name raises a KeyError naming the ``kind`` and every choice."""
+    if name not in table:
+        raise KeyError(f"Unknown {kind} '{name}'. Known {kind}s: {', '.join(table)}")
+    return load(table[name])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of a registered graph (a curation source's readers, a trained engine's training,
+    an ensemble): ``func(**inputs) -> outputs``, named ``name``.
+
+    ``inputs`` maps keyword -> catalog name (``params:<block>`` for parameters); ``outputs`` is
+    one catalog name or a list. ``skipped`` is what the step gives instead when its owner is not
+    selected (a trained engine that ``train.models`` leaves out: a zero-argument function giving
+    :class:`~handwriting_pipeline.training.not_trained.NotTrained` for the model, an empty
+    history); None: the step runs either way. ``func`` and ``skipped`` may be ``"module:attr"``.
+    """
+
+    func: Callable[..., Any] | str
+    inputs: Mapping[str, str]
+    outputs: str | list[str]
+    name: str
+    skipped: Callable[[], Any] | str | None = None
+
+    def run(self, **inputs: Any) -> Any:
+        return load(self.func)(**inputs)
+
+    def skip(self) -> Any:
+        return load(self.skipped)()
+
+
+# --------------------------------------------------------------------------- the tables
 #: Extraction engines (pipeline ``extract``), in report order.
 ENGINES: dict[str, str | type[Engine]] = {
     "rapidocr": "handwriting_pipeline.engines.rapidocr_engine:RapidOCREngine",
@@ -31,26 +81,28 @@ ENGINES: dict[str, str | type[Engine]] = {
     "textract": "handwriting_pipeline.engines.textract:TextractEngine",
     "azure_form_recognizer": "handwriting_pipeline.engines.azure:AzureFormRecognizerEngine",
     "fieldreader": "handwriting_pipeline.engines.fieldreader:FieldReaderEngine",
-    "fieldreader_tta": "handwriting_pipeline.engines.fieldreader_views:FieldReaderViewsEngine",
-    "fieldreader_ensemble": "handwriting_pipeline.engines.fieldreader_ensemble:FieldReaderEnsembleEngine",
     "donut": "handwriting_pipeline.engines.donut:DonutEngine",
     "recorded_textract": "handwriting_pipeline.engines.recorded:RecordedEngine",
     "recorded_azure_form_recognizer": "handwriting_pipeline.engines.recorded:RecordedEngine",
 }
 
-#: Ensembles (pipeline ``ensemble``), in report order.
-ENSEMBLE_METHODS: tuple[str, ...] = ("vote", "llm")
+#: Ensembles (pipeline ``ensemble``), in report order: method -> the library function that makes
+#: its predictions from the engines' tables (``ensemble.methods`` says which run).
+ENSEMBLES: dict[str, str | Callable[..., Any]] = {
+    "vote": "handwriting_pipeline.ensemble.vote:vote_predictions",
+    "llm": "handwriting_pipeline.ensemble.llm:llm_predictions",
+    "cascade": "handwriting_pipeline.ensemble.cascade:cascade_predictions",
+}
 
 
 def engine_class(method: str) -> type[Engine]:
     """The engine class registered under ``method`` (imported now)."""
-    if method not in ENGINES:
-        raise KeyError(f"Unknown engine '{method}'. Known engines: {', '.join(ENGINES)}")
-    target = ENGINES[method]
-    if not isinstance(target, str):
-        return target
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
+    return lookup(ENGINES, method, "engine")
+
+
+def ensemble_function(method: str) -> Callable[..., Any]:
+    """The library function of the ensemble registered under ``method`` (imported now)."""
+    return lookup(ENSEMBLES, method, "ensemble")
 
 
 def engine_methods() -> tuple[str, ...]:
@@ -58,9 +110,14 @@ def engine_methods() -> tuple[str, ...]:
     return tuple(ENGINES)
 
 
+def ensemble_methods() -> tuple[str, ...]:
+    """Every registered ensemble, in report order."""
+    return tuple(ENSEMBLES)
+
+
 def all_methods() -> tuple[str, ...]:
     """Every method the evaluation reports: the engines, then the ensembles."""
-    return engine_methods() + ENSEMBLE_METHODS
+    return engine_methods() + ensemble_methods()
 
 
 def predictions_dataset(method: str) -> str:

@@ -1,7 +1,7 @@
 """Which forms choose and which forms report: the one rule for honest selection.
 
 Everything that is *chosen* — a checkpoint (early stopping), a decoding setting (δ, joint
-weights, test-time views), a vote calibration — is chosen on **held-out train forms**: the last
+weights, style-layer weights), a vote calibration — is chosen on **held-out train forms**: the last
 ``n`` forms of the train split, never trained on. The validation (and test) forms are only
 *reported* on. The field reader, the Donut stage of the train pipeline and every benchmark use
 :func:`holdout_names` / :func:`split_for_selection`, so they hold out the same forms (the last

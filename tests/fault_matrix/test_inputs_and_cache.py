@@ -19,7 +19,7 @@ from handwriting_pipeline.engines.runner import run_engine
 from handwriting_pipeline.hooks.reports import failure_message
 from handwriting_pipeline.hooks.versions import _is_half_written
 from handwriting_pipeline.pipelines.evaluation.nodes import render_report
-from handwriting_pipeline.pipelines.evaluation.reliability import collect_failures
+from handwriting_pipeline.pipelines.evaluation.provenance import collect_failures
 from handwriting_pipeline.pipelines.select_forms.nodes import select_evaluation_forms
 from handwriting_pipeline.predictions import predictions_from_records
 

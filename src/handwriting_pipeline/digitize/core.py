@@ -51,13 +51,13 @@ from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
 from handwriting_pipeline.methods import EngineSpec, chosen_engines, model_calibrations, ready_engines, vote_calibration
 from handwriting_pipeline.predictions import readings_by_form
-from handwriting_pipeline.registry import ENSEMBLE_METHODS, engine_methods
+from handwriting_pipeline.registry import engine_methods, ensemble_methods
 
-#: ``digitize.method`` values that combine engines: the ensemble methods and the cascade
-#: (:mod:`handwriting_pipeline.ensemble.cascade`: the fast reader reads everything, the others
-#: only the forms it is unsure of, the vote merges)
+#: ``digitize.method`` values that combine engines: the registered ensembles, the cascade among
+#: them (:mod:`handwriting_pipeline.ensemble.cascade`: the fast reader reads everything, the
+#: others only the forms it is unsure of, the vote merges)
 CASCADE = "cascade"
-COMBINED = (*ENSEMBLE_METHODS, CASCADE)
+COMBINED = ensemble_methods()
 
 logger = logging.getLogger(__name__)
 

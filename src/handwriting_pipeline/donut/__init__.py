@@ -10,9 +10,24 @@ field reader; never the other way round), ``forms``, ``training``, ``synthetic``
 ``fields``, ``config``.
 """
 
-from handwriting_pipeline.donut.inference import DonutPredictor, Prediction, generate_fields
-from handwriting_pipeline.donut.model import DonutBundle, Preprocessing, build_from_config, build_pretrained
-from handwriting_pipeline.donut.tokenizer import train_tokenizer
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: the package's names, imported from their module when first asked for: importing a light module
+#: of the package (``donut.recipe``, for the train pipeline's graph) loads no torch / transformers
+_EXPORTS = {
+    "DonutPredictor": "inference", "Prediction": "inference", "generate_fields": "inference",
+    "DonutBundle": "model", "Preprocessing": "model", "build_from_config": "model", "build_pretrained": "model",
+    "train_tokenizer": "tokenizer",
+}
 
 __all__ = ["DonutBundle", "DonutPredictor", "Prediction", "Preprocessing", "build_from_config",
            "build_pretrained", "generate_fields", "train_tokenizer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -173,7 +173,7 @@ def _synthetic_skipped(train: TrainSettings) -> str | None:
 def split_forms(train_forms: Any, split: Mapping[str, list[str]]) -> tuple[Any, Any]:
     """The train forms Donut learns from and the held-out train forms it is checked on (early
     stopping, best checkpoint): the field reader's split (``fieldreader_split``), so both models
-    hold out the same forms and the validation forms choose nothing (issue #20)."""
+    hold out the same forms and the validation forms choose nothing."""
     return train_forms.subset(list(split["fit"])), train_forms.subset(list(split["holdout"]))
 
 

@@ -8,11 +8,10 @@ kept in the cache), usage for cost (pages, tokens) and the error when the form f
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -59,38 +58,6 @@ class EngineResult:
         return cls(**data)
 
 
-@dataclass(frozen=True)
-class TrainingStep:
-    """One step of a trained engine's training, as the ``train`` pipeline runs it.
-
-    ``func(**inputs)`` -> ``outputs``: ``inputs`` maps keyword -> catalog name (``params:<block>``
-    for parameters), ``outputs`` one catalog name or a list; the node is named ``name``.
-    ``not_trained`` is what the step gives instead when ``train.models`` leaves the engine out
-    (a zero-argument function: :class:`~handwriting_pipeline.training.not_trained.NotTrained` for
-    the model, an empty history), None: the step runs either way (splits, reports). Functions may
-    be given as ``"module:function"``, imported only when the step runs (no torch at start-up).
-    """
-
-    func: Callable[..., Any] | str
-    inputs: Mapping[str, str]
-    outputs: str | list[str]
-    name: str
-    not_trained: Callable[[], Any] | str | None = None
-
-    @staticmethod
-    def _load(target: Callable[..., Any] | str) -> Callable[..., Any]:
-        if not isinstance(target, str):
-            return target
-        module, name = target.split(":")
-        return getattr(importlib.import_module(module), name)
-
-    def run(self, **inputs: Any) -> Any:
-        return self._load(self.func)(**inputs)
-
-    def skip(self) -> Any:
-        return self._load(self.not_trained)()
-
-
 class Engine(ABC):
     """Base class of all extraction engines.
 
@@ -123,7 +90,8 @@ class Engine(ABC):
     fast: ClassVar[bool] = False
     #: keyword argument -> catalog dataset the engine is built from (``{"model": "donut_model"}``);
     #: an input with a false ``available`` attribute (no trained model) keeps the engine out of
-    #: the default run and stops an explicit one with "train it first"
+    #: the default run and stops an explicit one with "train it first". How such a model is
+    #: trained is registered in ``TRAINING`` (``pipelines/train/pipeline.py``)
     catalog_inputs: ClassVar[dict[str, str]] = {}
     #: Python packages whose versions the report lists next to the engine's own version
     packages: ClassVar[tuple[str, ...]] = ()
@@ -180,14 +148,6 @@ class Engine(ABC):
         (a trained model carries its own, fitted on held-out forms); None: use
         ``ensemble.vote.calibration`` from the parameters."""
         return None
-
-    @classmethod
-    def training_steps(cls) -> list[TrainingStep]:
-        """How the model in :attr:`catalog_inputs` is trained: the ``train`` pipeline runs the
-        steps of every registered engine that declares some (those ``train.models`` names; the
-        others give their ``not_trained`` outputs). One of the steps writes the catalog input.
-        [] (the default): nothing to train."""
-        return []
 
     @classmethod
     def requires_training(cls) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from handwriting_pipeline.config import Settings
-from handwriting_pipeline.engines.base import Engine, EngineResult, TrainingStep
+from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
 
@@ -63,31 +63,6 @@ class DonutEngine(Engine):
         self.model_ref = model_ref
         self.batch_size, self.num_beams, self.max_length, self.device = int(batch_size), int(num_beams), max_length, device
         self._predictor = None
-
-    @classmethod
-    def training_steps(cls) -> list[TrainingStep]:
-        """tokenizer -> model -> synthetic pretraining -> fine-tuning -> ``donut_model`` and the
-        history (:mod:`handwriting_pipeline.donut.recipe`, parameters ``train``)."""
-        recipe, params, forms = "handwriting_pipeline.donut.recipe:", "params:train", "donut_holdout_forms"
-        return [
-            # checkpoints are chosen on the field reader's held-out train forms, never on validation
-            TrainingStep(recipe + "split_forms", {"train_forms": "train_forms", "split": "fieldreader_split"},
-                         ["donut_fit_forms", "donut_holdout_forms"], "split_donut_forms"),
-            TrainingStep(recipe + "build_tokenizer", {"train_forms": "donut_fit_forms", "params": params},
-                         "donut_tokenizer", "build_donut_tokenizer"),
-            TrainingStep(recipe + "build_model", {"tokenizer": "donut_tokenizer", "params": params},
-                         "donut_initial_model", "build_donut_model"),
-            TrainingStep(recipe + "pretrain_on_synthetic",
-                         {"bundle": "donut_initial_model", "holdout_forms": forms, "params": params},
-                         ["donut_pretrained_model", "donut_pretrain_history"], "pretrain_donut_on_synthetic",
-                         not_trained=recipe + "not_trained"),
-            TrainingStep(recipe + "fine_tune", {"bundle": "donut_pretrained_model", "train_forms": "donut_fit_forms",
-                                                "holdout_forms": forms, "params": params},
-                         ["donut_model", "donut_finetune_history"], "fine_tune_donut", not_trained=recipe + "not_trained"),
-            TrainingStep(recipe + "training_report", {"pretrain_history": "donut_pretrain_history",
-                                                      "finetune_history": "donut_finetune_history"},
-                         ["training_history", "training_history_plot"], "report_donut_training"),
-        ]
 
     @classmethod
     def from_model(cls, donut_model: Any, batch_size: int = 8, num_beams: int = 1, max_length: int | None = None,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from handwriting_pipeline.config import Settings
-from handwriting_pipeline.engines.base import Engine, EngineResult, TrainingStep
+from handwriting_pipeline.engines.base import Engine, EngineResult
 
 logger = logging.getLogger(__name__)
 
@@ -61,30 +61,6 @@ class FieldReaderEngine(Engine):
         self.use_style = bool(style)
 
     @classmethod
-    def training_steps(cls) -> list[TrainingStep]:
-        """hold out train forms -> fine-tune on the fit forms' lines -> lexicon and calibration on
-        the held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) ->
-        ensemble members (``train_fieldreader.members``; none by default) -> ``fieldreader_model``
-        (:mod:`handwriting_pipeline.fieldreader.recipe`)."""
-        recipe, params = "handwriting_pipeline.fieldreader.recipe:", "params:train_fieldreader"
-        return [
-            TrainingStep(recipe + "hold_out_forms", {"train_forms": "train_forms", "params": params},
-                         "fieldreader_split", "hold_out_fieldreader_forms"),
-            TrainingStep(recipe + "fine_tune", {"train_forms": "train_forms", "split": "fieldreader_split", "params": params},
-                         ["fieldreader_tuned", "fieldreader_history"], "fine_tune_fieldreader",
-                         not_trained=recipe + "not_trained"),
-            TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_knowledge",
-                         {"reader": "fieldreader_tuned", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
-            TrainingStep("handwriting_pipeline.fieldreader.knowledge:add_style_layer",
-                         {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_styled", "fit_fieldreader_style_layer"),
-            TrainingStep(recipe + "add_members",
-                         {"reader": "fieldreader_styled", "train_forms": "train_forms", "split": "fieldreader_split",
-                          "params": params}, "fieldreader_model", "fine_tune_fieldreader_members"),
-        ]
-
-    @classmethod
     def from_model(cls, model: Any, **settings: Any) -> "FieldReaderEngine":
         """An engine on the ``fieldreader_model`` catalog entry (a ``FieldReaderRef``) or a folder."""
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
@@ -121,7 +97,7 @@ class FieldReaderEngine(Engine):
     @cached_property
     def rerank(self):
         """The style layer over the lexicon when the model has one (and ``style`` is on), else the lexicon."""
-        from handwriting_pipeline.fieldreader.knowledge import saved_rerank
+        from handwriting_pipeline.fieldreader.tuning import saved_rerank
 
         return saved_rerank(self.reader, lexicon=self.use_lexicon, style=self.use_style)
 

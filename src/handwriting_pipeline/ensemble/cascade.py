@@ -12,20 +12,38 @@ vote. ``threshold = 0`` with ``escalate_invalid: false`` is the fast reader alon
 > 1`` the full vote. The threshold is chosen on held-out training forms
 (``benchmarks/digitize_benchmark.py cascade``) and set in ``ensemble.cascade``.
 
+Digitize reads with it (:func:`cascade_tables` over live engines); the ensemble pipeline replays
+it over the engines' full readings of the evaluation forms (:func:`cascade_predictions`: the
+same escalation, the same vote) and reports its escalation share and cost (:func:`cascade_cost`).
+
 >>> tables = cascade_tables(read, names, ["fieldreader"], ["rapidocr"], vote_params, settings)
 >>> merged, _ = vote(tables, vote_params)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from handwriting_pipeline.ensemble.settings import CascadeSettings, VoteSettings
-from handwriting_pipeline.ensemble.vote import OTHER, gazetteer_factor, validator_factor, vote, vote_params
+from handwriting_pipeline.ensemble.settings import CascadeSettings, EnsembleSettings, VoteSettings
+from handwriting_pipeline.ensemble.vote import (
+    OTHER,
+    available_inputs,
+    default_vote_inputs,
+    gazetteer_factor,
+    validator_factor,
+    vote,
+    vote_params,
+)
 from handwriting_pipeline.fields import KEYS, NONE, row_fields
+from handwriting_pipeline.predictions import empty_predictions
+from handwriting_pipeline.registry import method_list
+
+logger = logging.getLogger(__name__)
 
 #: reads forms with one engine: (engine name, form names) -> its predictions table
 ReadEngine = Callable[[str, list[str]], pd.DataFrame]
@@ -33,7 +51,8 @@ ReadEngine = Callable[[str, list[str]], pd.DataFrame]
 
 Params = Mapping[str, Any] | VoteSettings | None
 
-__all__ = ["CascadeSettings", "cascade_tables", "cascade_vote", "escalated", "invalid", "replay", "stages"]
+__all__ = ["CascadeSettings", "cascade_cost", "cascade_predictions", "cascade_tables", "cascade_vote", "escalated",
+           "invalid", "replay", "stages"]
 
 
 def invalid(fields: Mapping[str, str], params: VoteSettings) -> bool:
@@ -104,3 +123,46 @@ def cascade_vote(tables: Mapping[str, pd.DataFrame], fast: Sequence[str], params
     merged, _ = vote(read, params)
     share = max((len(read[e]) for e in slow if e in read), default=0) / len(names) if names else 0.0
     return merged, share
+
+
+def cascade_predictions(params: Mapping[str, Any] | EnsembleSettings, calibration: Mapping[str, Any],
+                        predictions: Mapping[str, pd.DataFrame], is_fast: Callable[[str], bool]
+                        ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The cascade of the ``ensemble`` block (``methods``, ``inputs``, ``vote``, ``cascade``) over
+    the engines' full readings (every engine read every form), as digitize runs it: the engines
+    the vote takes (``ensemble.inputs``; [] = the calibrated ones), the fast ones (``is_fast``)
+    first, the others on the forms they escalate, then the vote with ``calibration``.
+
+    Returns ``predictions_cascade`` and its escalation report: the ``method`` it reports for, the
+    ``fast`` and ``slow`` engines,
+    the ``forms`` read, how many were ``escalated`` (every field of an escalated form goes to the
+    slow engines) and their share, ``escalated_share``; {} when the cascade did not run.
+    """
+    ensemble = EnsembleSettings.from_params(params)
+    settings = dataclasses.replace(ensemble.vote, calibration=dict(calibration))
+    if "cascade" not in method_list(ensemble.methods):
+        logger.info("ensemble: 'cascade' not in ensemble.methods; predictions_cascade is empty")
+        return empty_predictions(), {}
+    wanted = method_list(ensemble.inputs)
+    tables = available_inputs(predictions, wanted)
+    if not tables:
+        logger.warning("ensemble cascade: no engine produced predictions (all inputs empty); nothing to merge")
+        return empty_predictions(), {}
+    if not wanted:
+        tables = default_vote_inputs(tables, settings.calibration, where="ensemble cascade")
+    fast, slow = stages(list(tables), is_fast)
+    table, share = cascade_vote(tables, fast, settings, ensemble.cascade)
+    forms = len(table)
+    report = {"method": "cascade", "fast": fast, "slow": slow, "forms": forms, "escalated": round(share * forms),
+              "escalated_share": share, "threshold": ensemble.cascade.threshold,
+              "escalate_invalid": ensemble.cascade.escalate_invalid}
+    logger.info("ensemble cascade: %s read %d forms, %s read the %d escalated (%.1f %%)", "+".join(fast), forms,
+                "+".join(slow) or "no slower engine", report["escalated"], 100 * share)
+    return table, report
+
+
+def cascade_cost(engine_costs: Mapping[str, float], fast: Sequence[str], escalated_share: float) -> float:
+    """What the cascade costs, from what each engine costs reading every form (``engine_costs``):
+    the ``fast`` engines' cost for every form plus the other engines' cost for the escalated
+    share of the forms only."""
+    return float(sum(cost if engine in fast else escalated_share * cost for engine, cost in engine_costs.items()))

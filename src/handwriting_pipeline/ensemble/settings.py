@@ -120,7 +120,7 @@ class EnsembleSettings(Settings):
 
     block: ClassVar[str] = "ensemble"
     source: ClassVar[str] = ENSEMBLE_YML
-    methods: list[str] | str = field(default_factory=lambda: ["vote"])  # vote and/or llm ("vote+llm")
+    methods: list[str] | str = field(default_factory=lambda: ["vote", "cascade"])  # vote, cascade, llm ("vote+llm")
     inputs: list[str] | str = field(default_factory=list)  # [] = every engine that produced output
     vote: VoteSettings = field(default_factory=VoteSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)

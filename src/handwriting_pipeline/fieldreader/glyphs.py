@@ -144,7 +144,7 @@ def glyph_boxes(ink: LineInk, parsed: Parsed, columns: np.ndarray) -> list[Glyph
     x1 = x0 + ink.stats[letters, 2][:, None]
     overlap = np.minimum(spans[None, :, 1], x1) - np.maximum(spans[None, :, 0], x0)  # [components, glyphs]
     covers = overlap > 0.5 * (spans[None, :, 1] - spans[None, :, 0])
-    nearest = np.abs(centres[None, :] - (x0 + x1) / 2).argmin(axis=1)
+    nearest = np.abs(centres[None, :] - (x0 + x1) / 2).argmin(axis=1) if len(spans) else np.zeros(0, int)
     for row, k in enumerate(letters):
         covered = np.flatnonzero(covers[row])
         if covered.size > 1:  # joined letters: each takes the component's columns in its span

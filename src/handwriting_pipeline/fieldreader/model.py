@@ -6,7 +6,6 @@ A saved model is a folder:
 - ``model.onnx``: the same weights in the stock ONNX graph (fast inference with ONNX Runtime);
 - ``fieldreader.json``: alphabet, line settings, training summary and calibration;
 - ``style.joblib`` (when fitted): the style layer (:mod:`.style`: case, dots and spaces from the glyphs);
-- ``members/<k>/`` (when trained): ensemble members, each a folder like this one (:mod:`.members`).
 
 :class:`FieldReader` runs inference on line arrays with ONNX Runtime when the folder has it,
 otherwise with torch. Outputs are per-frame log-probabilities over blank + :data:`ALPHABET`.
@@ -15,7 +14,6 @@ otherwise with torch. Outputs are per-frame log-probabilities over blank + :data
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,9 @@ from handwriting_pipeline.fieldreader.text import ALPHABET
 from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, padded_width
 
 CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE = "fieldreader.json", "weights.pt", "model.onnx"
-MEMBERS_DIR = "members"  # ensemble members, each a saved FieldReader (members/<k>/; fieldreader/members.py)
+#: keys that models saved by earlier versions may carry in fieldreader.json and that nothing reads
+#: any more (test-time views, ensemble members: see docs/results/dead-ends.md); ignored on load
+RETIRED_KEYS = ("views", "members")
 
 
 def build_network(onnx_path: str | Path | None = None) -> OnnxRecognizer:
@@ -53,19 +53,14 @@ class FieldReaderConfig:
     summary: dict[str, Any] = field(default_factory=dict)  # training data, epochs, val_cer, stop reason
     calibration: dict[str, Any] = field(default_factory=dict)  # per-field confidence calibration (vote format)
     lexicon: dict[str, Any] = field(default_factory=dict)  # Lexicon.to_json() of the training labels
-    # test-time views chosen on the held-out train forms and the calibration of their averaged
-    # reading (fieldreader/views.py; the fieldreader_tta engine): {"views": "dx=4;dy=-2", "calibration": ...}
-    views: dict[str, Any] = field(default_factory=dict)
-    # ensemble members saved under members/<k>/ and the calibration of the averaged reading
-    # (fieldreader/members.py; the fieldreader_ensemble engine): {"count": 2, "members": [...], "calibration": ...}
-    members: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "lines": asdict(self.lines)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "FieldReaderConfig":
-        return cls(**{**data, "lines": LineSettings(**data.get("lines", {}))})
+        known = {k: v for k, v in data.items() if k not in RETIRED_KEYS}
+        return cls(**{**known, "lines": LineSettings(**data.get("lines", {}))})
 
 
 class FieldReader:
@@ -83,7 +78,6 @@ class FieldReader:
                  threads: int = 1) -> None:
         self.net, self.config, self.onnx_file, self.threads = net, config, onnx_file, threads
         self.style = None  # a fitted style.StyleModel (saved with the model when set)
-        self.members: list[FieldReader] = []  # ensemble members (saved under members/<k>/; members.py)
         self._session = None
 
     @classmethod
@@ -102,10 +96,6 @@ class FieldReader:
             self.style.save(folder)
         elif (folder / STYLE_FILE).is_file():  # a style layer of older weights must not stay
             (folder / STYLE_FILE).unlink()
-        if (folder / MEMBERS_DIR).is_dir():  # members of older weights must not stay
-            shutil.rmtree(folder / MEMBERS_DIR)
-        for k, member in enumerate(self.members):
-            member.save(folder / MEMBERS_DIR / str(k))
         return folder
 
     @classmethod
@@ -125,8 +115,6 @@ class FieldReader:
 
         reader = cls(net, config, onnx_file, threads)
         reader.style = StyleModel.load(folder)
-        members = [p for p in (folder / MEMBERS_DIR).glob("*") if p.name.isdigit() and (p / CONFIG_FILE).is_file()]
-        reader.members = [cls.load(p, with_torch, threads) for p in sorted(members, key=lambda p: int(p.name))]
         return reader
 
     @property

@@ -1,7 +1,7 @@
 """The field reader's training recipe from the ``train_fieldreader`` parameters: hold out forms ->
-fine-tune -> lexicon and calibration (:func:`~handwriting_pipeline.fieldreader.knowledge.add_knowledge`).
-The steps the ``train`` pipeline runs are declared by the engine
-(:meth:`handwriting_pipeline.engines.fieldreader.FieldReaderEngine.training_steps`)."""
+fine-tune -> lexicon and calibration -> style layer. The ``train`` pipeline runs these
+functions as its steps (``TRAINING["fieldreader"]`` in ``pipelines/train/pipeline.py``); torch is
+imported only when a step runs."""
 
 from __future__ import annotations
 
@@ -53,32 +53,7 @@ def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str
                                    checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
     reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
                              "epochs": len(history), "stop_reason": reason}
-    if settings.synthetic.enabled:
-        more, synth_reason = with_synthetic_lines(reader, fit_lines, held_lines, settings)
-        history += [{**row, "stage": "synthetic"} for row in more]
-        reader.config.summary.update(epochs=len(history), synthetic_stop_reason=synth_reason)
     return reader, pd.DataFrame(history)
-
-
-def with_synthetic_lines(reader: Any, fit_lines: list, held_lines: list,
-                         settings: FieldReaderTrainSettings) -> tuple[list[dict[str, Any]], str]:
-    """The fine-tuned reader trained further on its fit lines plus real-glyph synthetic lines
-    (:mod:`~handwriting_pipeline.fieldreader.synthlines`: glyphs of the fit forms only, aligned by the
-    reader itself), ``train_fieldreader.synthetic.epochs`` epochs at its learning rate."""
-    from dataclasses import replace
-
-    from handwriting_pipeline.fieldreader.synthlines import synthetic_lines
-    from handwriting_pipeline.fieldreader.training import train_reader
-
-    reader.net.eval()
-    synth = synthetic_lines(reader, fit_lines, settings.synthetic)
-    logger.info("[fieldreader] %d synthetic lines from the fit forms' glyphs", len(synth))
-    trainer = replace(settings.trainer, epochs=int(settings.synthetic.epochs),
-                      learning_rate=float(settings.synthetic.learning_rate))
-    folder = f"{settings.checkpoint_dir}/synthetic" if settings.checkpoint_dir else None
-    history, reason = train_reader(reader, fit_lines + synth, held_lines, trainer, checkpoint_dir=folder)
-    reader.config.summary["synthetic_lines"] = len(synth)
-    return history, reason
 
 
 def not_trained() -> tuple[NotTrained, pd.DataFrame]:
@@ -87,26 +62,18 @@ def not_trained() -> tuple[NotTrained, pd.DataFrame]:
     return NotTrained("fieldreader not in train.models"), pd.DataFrame()
 
 
-def add_members(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
-    """``members.count`` copies of the trained reader fine-tuned a few epochs more (other seeds and
-    augmentation; best epoch on the held-out forms), saved with it, and the vote calibration of
-    their averaged reading fitted on the held-out forms (the ``fieldreader_ensemble`` engine)."""
-    from handwriting_pipeline.fieldreader.knowledge import members_knowledge
-    from handwriting_pipeline.fieldreader.members import fine_tune_member
+def add_lexicon_and_calibration(reader: Any, train_forms: Any, split: dict[str, list[str]],
+                                params: Mapping[str, Any]) -> Any:
+    """The lexicon, decoding settings and confidence calibration learned on the held-out forms,
+    saved with the model (:func:`~handwriting_pipeline.fieldreader.tuning.add_lexicon_and_calibration`)."""
+    from handwriting_pipeline.fieldreader import tuning
 
-    settings = FieldReaderTrainSettings.from_params(params)
-    count = int(settings.members.count)
-    if not hasattr(reader, "config") or count <= 0:  # NotTrained, or no members asked for
-        return reader
-    train_lines, held_lines = _lines(train_forms, split["fit"], reader), _lines(train_forms, split["holdout"], reader)
-    folder = settings.checkpoint_dir
-    reader.members = [fine_tune_member(reader, train_lines, held_lines, settings.members, k, settings.trainer,
-                                       checkpoint_dir=f"{folder}/member_{k}" if folder else None)[0]
-                      for k in range(count)]
-    holdout = train_forms.subset(split["holdout"])
-    from handwriting_pipeline.forms.lines import cut_lines
+    return tuning.add_lexicon_and_calibration(reader, train_forms, split, params)
 
-    lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
-    reader.config.members = members_knowledge(reader, lines, [holdout.fields(n) for n in split["holdout"]],
-                                              split["holdout"], holdout.labels)
-    return reader
+
+def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> Any:
+    """The style layer (case, dots, spaces from the glyphs), kept when it reads the held-out forms
+    better (:func:`~handwriting_pipeline.fieldreader.tuning.add_style_layer`)."""
+    from handwriting_pipeline.fieldreader import tuning
+
+    return tuning.add_style_layer(reader, train_forms, split, params)

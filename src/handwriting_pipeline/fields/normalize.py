@@ -1,4 +1,4 @@
-"""Canonical values beside the as-written ones: what a database wants (issue #16).
+"""Canonical values beside the as-written ones: what a database wants.
 
 The benchmark keeps every field exactly as written; a database wants a real date, the USPS
 state code, the city's official spelling and a valid ZIP. :func:`normalize_record` turns the

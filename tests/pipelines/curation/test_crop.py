@@ -119,7 +119,7 @@ def test_handwriting_touching_the_box_lines_does_not_break_registration(page, pa
 
 
 def _rotated_whole_page_crop(page: Image.Image, registration, box=(100, 300, 2560, 650), threshold=128):
-    """How the crop was cut before issue #22: the whole page rotated with PIL, the NAME box
+    """How the crop was cut before registration rotated only the band: the whole page rotated with PIL, the NAME box
     blacked out, the shifted box cut and thresholded."""
     grey = page.convert("L")
     if abs(registration.angle) > 0.01:
@@ -139,7 +139,7 @@ def _rotated_whole_page_crop(page: Image.Image, registration, box=(100, 300, 256
 
 
 def test_only_the_band_is_rotated_and_the_crops_are_todays(page, synthetic_page_crop):
-    """Issue #22: registration rotates only the rows it needs (OpenCV); the shared page and skewed,
+    """Registration rotates only the rows it needs (OpenCV); the shared page and skewed,
     shifted synthetic pages crop as the whole-page PIL rotation did (same shift, a handful of
     pixels differ at stroke edges)."""
     synthetic = Image.new("L", (2560, 3300), 255)

@@ -90,7 +90,7 @@ def separate_cluster():
 @pytest.mark.timeout(300)
 def test_a_separate_scheduler_gives_the_local_pools_records_byte_for_byte(monkeypatch, tmp_path, mixed_folder,
                                                                           separate_cluster):
-    """Issue #22: the scheduler and two workers are separate processes (not a LocalCluster); the
+    """The scheduler and two workers are separate processes (not a LocalCluster); the
     records equal the local pool's (2 worker processes) byte for byte, apart from the measured
     seconds, in input order, and every form is read once."""
     import json

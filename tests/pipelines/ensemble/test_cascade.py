@@ -1,4 +1,4 @@
-"""The cascade (issue #22) on the recorded outputs of the shared validation forms: Azure plays the
+"""The cascade on the recorded outputs of the shared validation forms: Azure plays the
 fast reader, Textract the slower engine. The slower engine reads only the forms the fast one is
 unsure of; threshold 0 is the fast reader alone, above 1 the full vote."""
 
@@ -7,7 +7,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from handwriting_pipeline.ensemble.cascade import cascade_tables, cascade_vote, escalated, replay
+from handwriting_pipeline.ensemble.cascade import (
+    cascade_cost,
+    cascade_predictions,
+    cascade_tables,
+    cascade_vote,
+    escalated,
+    replay,
+)
 from handwriting_pipeline.ensemble.vote import vote, vote_params
 from handwriting_pipeline.recorded_csv import read_predictions_csv
 
@@ -70,3 +77,20 @@ def cascade_settings(values):
     from handwriting_pipeline.ensemble.cascade import CascadeSettings
 
     return CascadeSettings.from_params(values)
+
+
+def test_the_registered_cascade_replays_the_cascade_and_reports_its_escalation(tables):
+    settings = {"threshold": 0.6, "escalate_invalid": True}
+    params = {"methods": ["vote", "cascade"], "cascade": settings}
+    table, report = cascade_predictions(params, {}, tables, lambda engine: engine == FAST)
+    merged, share = cascade_vote(tables, [FAST], vote_params({}), settings)
+    assert _same(table, merged) and report["escalated_share"] == share
+    assert report["fast"] == [FAST] and report["slow"] == [SLOW] and report["forms"] == len(tables[FAST])
+    assert 0 < report["escalated"] == round(share * report["forms"]) < report["forms"]
+    empty, nothing = cascade_predictions({"methods": ["vote"]}, {}, tables, lambda engine: engine == FAST)
+    assert empty.empty and nothing == {}
+
+
+def test_the_cascade_costs_the_fast_engines_for_every_form_and_the_others_for_the_escalated_share():
+    assert cascade_cost({"fast": 1.0, "slow": 10.0, "slower": 4.0}, ["fast"], 0.25) == 1.0 + 0.25 * 14.0
+    assert cascade_cost({"fast": 1.0}, ["fast"], 1.0) == 1.0

@@ -230,8 +230,8 @@ def test_blank_form_reading_survives_a_parquet_round_trip(tmp_path):
 
 
 def test_calibration_of_a_field_an_engine_always_reads_right_on_held_out_forms(shared_hsf_top):
-    """100 held-out forms on which a reader gets every ZIP right (seen with the field reader's
-    test-time views): the fit gives a high, confidence-independent probability instead of failing."""
+    """100 held-out forms on which a reader gets every ZIP right: the fit gives a high,
+    confidence-independent probability instead of failing."""
     from handwriting_pipeline.training.calibration import fit_calibration
 
     forms, _ = read_donut_folder(shared_hsf_top / "train")

@@ -11,12 +11,12 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
+from handwriting_pipeline.cost import form_costs
 from handwriting_pipeline.datasets.forms import LabelledForms, read_donut_folder
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.metrics import METHODS, METRIC_COLUMNS
 from handwriting_pipeline.pipelines.evaluation import create_pipeline
 from handwriting_pipeline.pipelines.evaluation.nodes import (
-    form_costs,
     plot_accuracy,
     render_report,
     score_predictions,
@@ -49,6 +49,12 @@ def params():
 
 
 @pytest.fixture(scope="module")
+def ensemble_params():
+    conf = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base")
+    return conf["parameters"]["ensemble"]
+
+
+@pytest.fixture(scope="module")
 def validation_forms(shared_validation):
     forms, problems = read_donut_folder(shared_validation, split="evaluation")
     assert not problems
@@ -64,11 +70,13 @@ def recorded(shared_ocr_outputs):
     return {"recorded_textract": textract, "recorded_azure_form_recognizer": azure}
 
 
-def _run(forms, params, tables):
+def _run(forms, params, tables, ensemble=None):
     datasets = {"evaluation_forms": MemoryDataset(forms), "params:evaluation": MemoryDataset(params),
+                "params:ensemble": MemoryDataset(ensemble or {"inputs": []}),
                 "run_info": MemoryDataset({"run_id": "2026-11-30T00.00.00.000Z", "started_utc": "2026-11-30T00:00:00"})}
     for method in METHODS:
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
+    datasets["cascade_escalation"] = MemoryDataset(tables.get("cascade_escalation", {}))
     datasets.update({name: _KeptDataset() for name in OUTPUTS})
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(create_pipeline(), catalog)
@@ -202,9 +210,31 @@ def test_include_cost_of_adds_merged_methods(params):
     assert metrics["llm"] == pytest.approx(page + token)
 
 
+def test_the_cascade_costs_its_fast_engines_for_every_form_and_the_others_for_the_escalated_share(params):
+    names = ("a.png", "b.png")
+    forms = LabelledForms(pd.DataFrame([{"file_name": n, **MURRAY} for n in names]))
+    preds = predictions_from_records([{"file_name": n, **MURRAY, "pages": 1} for n in names])
+    run = {**params, "methods": ["recorded_textract", "recorded_azure_form_recognizer", "cascade"]}
+    scores, _ = score_predictions(forms, run, recorded_textract=preds, recorded_azure_form_recognizer=preds,
+                                  cascade=preds)
+    escalation = {"method": "cascade", "fast": ["recorded_azure_form_recognizer"], "slow": ["recorded_textract"], "forms": 2,
+                  "escalated": 1, "escalated_share": 0.5, "threshold": 0.3, "escalate_invalid": True}
+    cost = summarise_metrics(scores, run, cascade=escalation).set_index("method")["cost_usd"]
+    assert cost["cascade"] > 0
+    assert cost["cascade"] == pytest.approx(cost["recorded_azure_form_recognizer"] + 0.5 * cost["recorded_textract"],
+                                            abs=1e-4)
+    assert summarise_metrics(scores, run).set_index("method").loc["cascade", "cost_usd"] == 0.0  # no report: own cost
+    metrics = summarise_metrics(scores, run, cascade=escalation)
+    report = render_report(metrics, forms, run, cascade=escalation)
+    assert "| cascade " in report and "## Cascade" in report
+    assert "1 of 2 forms (50.0 %) went on to the slower engines (recorded_textract)" in report
+    assert "## Cascade" not in render_report(metrics[metrics["method"] != "cascade"], forms, run, cascade=escalation)
+
+
 def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "run_info",
+    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "run_info",
+                                 "cascade_escalation",
                                  *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)
 
@@ -235,7 +265,7 @@ def test_catalog_entries_save_the_report(tmp_path, params):
 
 
 def test_the_vote_costs_what_the_paid_engines_it_votes_over_cost(params, validation_forms, shared_ocr_outputs):
-    """Issue #22: a vote over recorded paid engines is not free (conf/base: include_cost_of vote: inputs)."""
+    """A vote over recorded paid engines is not free (conf/base: include_cost_of vote: inputs)."""
     from handwriting_pipeline.ensemble.vote import vote
 
     names = set(validation_forms.labels["file_name"])
@@ -249,3 +279,31 @@ def test_the_vote_costs_what_the_paid_engines_it_votes_over_cost(params, validat
     assert metrics["recorded_textract"] > 0 and metrics["recorded_azure_form_recognizer"] > 0
     assert metrics["vote"] == pytest.approx(metrics["recorded_textract"] + metrics["recorded_azure_form_recognizer"],
                                             abs=1e-3)
+
+
+def test_an_ensemble_costs_its_inputs_not_every_engine_of_the_run(params, ensemble_params):
+    """An offline vote over rapidocr + fieldreader, with recorded paid engines extracted beside it,
+    costs what its two inputs cost (plus its own compute), not the paid engines' pages; the LLM
+    over its own inputs carries those and its tokens."""
+    forms = LabelledForms(pd.DataFrame([{"file_name": "a.png", **MURRAY}]))
+    timed = predictions_from_records([{"file_name": "a.png", **MURRAY, "seconds": 3600.0}])
+    paid = predictions_from_records([{"file_name": "a.png", **MURRAY, "pages": 1}])
+    llm = predictions_from_records([{"file_name": "a.png", **MURRAY, "input_tokens": 1_000_000}])
+    tables = {"rapidocr": timed, "fieldreader": timed, "recorded_textract": paid,
+              "recorded_azure_form_recognizer": paid, "vote": timed, "llm": llm}
+    run = {**params, "methods": list(tables)}
+    scores, _ = score_predictions(forms, run, **tables)
+    ensemble = {**ensemble_params, "inputs": "rapidocr;fieldreader",
+                "llm": {**ensemble_params["llm"], "inputs": ["fieldreader", "recorded_textract"]}}
+    metrics = summarise_metrics(scores, run, ensemble).set_index("method")["cost_usd"]
+    cost = params["cost"]
+    cpu = cost["compute_usd_per_hour"]["cpu"]
+    textract = cost["page_price_usd"][cost["method_page_price"]["recorded_textract"]]
+    tokens = cost["token_price_usd_per_1m"][cost["method_llm_model"]["llm"]]["input"]
+    assert metrics["rapidocr"] == pytest.approx(cpu, abs=1e-4) and metrics["fieldreader"] == 0.0
+    assert metrics["recorded_textract"] == pytest.approx(textract)
+    assert metrics["vote"] == pytest.approx(2 * cpu, abs=1e-4)  # its own compute + rapidocr's; no pages
+    assert metrics["llm"] == pytest.approx(tokens + 0.0 + textract, abs=1e-4)
+    # without inputs named (the default: every engine that produced output) the vote carries all of them
+    every = summarise_metrics(scores, run, {**ensemble_params, "inputs": []}).set_index("method")["cost_usd"]
+    assert every["vote"] == pytest.approx(cpu + cpu + textract + metrics["recorded_azure_form_recognizer"], abs=1e-4)

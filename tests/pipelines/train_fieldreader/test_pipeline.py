@@ -9,11 +9,8 @@ from kedro.io.core import Version
 from handwriting_pipeline.datasets.forms import read_donut_folder
 from handwriting_pipeline.datasets.model import DonutModelDataset, FieldReaderModelDataset, PickledModelDataset
 from handwriting_pipeline.engines.fieldreader import FieldReaderEngine
-from handwriting_pipeline.engines.fieldreader_ensemble import FieldReaderEnsembleEngine
-from handwriting_pipeline.engines.fieldreader_views import FieldReaderViewsEngine
-from handwriting_pipeline.fieldreader.knowledge import add_knowledge, add_style_layer
-from handwriting_pipeline.fieldreader.recipe import add_members, fine_tune, hold_out_forms
-from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.fieldreader.recipe import fine_tune, hold_out_forms
+from handwriting_pipeline.fieldreader.tuning import add_lexicon_and_calibration, add_style_layer
 from handwriting_pipeline.pipelines.train import create_pipeline
 from handwriting_pipeline.registry import engine_methods
 from handwriting_pipeline.training.not_trained import NotTrained
@@ -25,7 +22,6 @@ def _params(tmp_path) -> dict:
     params["checkpoint_dir"] = str(tmp_path / "ckpt")
     params["trainer"].update(epochs=1, batch_size=4, progress_bar=False, accelerator="cpu", learning_rate=2e-4)
     params["lexicon"]["grid"] = {"penalty": [2.0], "case_weight": [0.0]}
-    params["views"] = {"candidates": ["plain", "dy=-2;dy=2"]}
     return params
 
 
@@ -46,22 +42,12 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     assert len(split["holdout"]) == 1 and len(split["fit"]) == 9
     reader, history = fine_tune(forms, split, params)
     assert len(history) == 1 and {"val_cer", "train_loss"} <= set(history.columns)
-    reader = add_knowledge(reader, forms, split, params)
+    reader = add_lexicon_and_calibration(reader, forms, split, params)
     assert set(reader.config.calibration) == {"DATE", "CITY", "STATE", "ZIP"}
-    # the test-time views chosen on the held-out forms, with their own calibration (fieldreader_tta)
-    assert reader.config.views["views"] in {"plain", "dy=-2;dy=2"}
-    assert set(reader.config.views["holdout_scores"]) == {"plain", "dy=-2;dy=2"}
-    assert set(reader.config.views["calibration"]) == {"DATE", "CITY", "STATE", "ZIP"}
     # the style layer: fitted on the fit forms, kept only if it reads the held-out form better
     params["style"].update(grid=[0.0, 1.0], features=["all"])
     reader = add_style_layer(reader, forms, split, params)
     assert reader.style is None or reader.style.summary["holdout_fla"] > reader.style.summary["holdout_fla_without"]
-    assert add_members(reader, forms, split, params) is reader and not reader.members  # count 0: none
-    # one ensemble member: the reader fine-tuned further (another seed), its averaged reading calibrated
-    params["members"].update(count=1, epochs=1, max_minutes=2)
-    reader = add_members(reader, forms, split, params)
-    assert len(reader.members) == 1 and reader.members[0].config.summary["seed"] == params["members"]["seeds"][0]
-    assert reader.config.members["count"] == 1 and set(reader.config.members["calibration"]) == set(KEYS)
     dataset = FieldReaderModelDataset(path=str(tmp_path / "fieldreader_model"), version=None)
     dataset.save(reader)
     ref = dataset.load()
@@ -72,17 +58,11 @@ def test_nodes_train_save_and_read(tmp_path, shared_hsf_top):
     result = engine.read(forms.images[name], name)
     assert result.error is None and set(result.fields) == {"DATE", "CITY", "STATE", "ZIP"}
     assert FieldReaderEngine.vote_calibration(model=ref) == reader.config.calibration
-    assert FieldReaderViewsEngine.unavailable(model=ref) is None
-    assert FieldReaderViewsEngine.vote_calibration(model=ref) == reader.config.views["calibration"]
-    assert FieldReaderEnsembleEngine.vote_calibration(model=ref) == reader.config.members["calibration"]
-    result = FieldReaderEnsembleEngine.from_model(ref, beam=4).read(forms.images[name], name)
-    assert result.error is None and set(result.fields) == set(KEYS)
     # left out of train.models: nothing trained, the saved model stays
     step = next(n for n in create_pipeline().nodes if n.name == "fine_tune_fieldreader")
     not_trained = step.func(models=["donut"], train_forms=forms, split=split, params=params)[0]
-    assert add_knowledge(not_trained, forms, split, params) is not_trained
+    assert add_lexicon_and_calibration(not_trained, forms, split, params) is not_trained
     assert add_style_layer(not_trained, forms, split, params) is not_trained
-    assert add_members(not_trained, forms, split, params) is not_trained
     dataset.save(not_trained)
     assert dataset.load().available
 

@@ -1,4 +1,4 @@
-"""The style layer (issue #20): forced alignment, glyph features on real crops, decoding that
+"""The style layer: forced alignment, glyph features on real crops, decoding that
 decides case/dots/spaces without respelling, saving it with the model."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from PIL import Image
 
 from handwriting_pipeline.fieldreader.align import align, viterbi_path
 from handwriting_pipeline.fieldreader.decode import beam_search
-from handwriting_pipeline.fieldreader.glyphs import CASE_FEATURES, GAP_FEATURES, Parsed, letter_indices
+from handwriting_pipeline.fieldreader.glyphs import CASE_FEATURES, GAP_FEATURES, Parsed, letter_indices, line_style
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.style import Examples, StyleModel, StyleReranker, base_variant, fit_weights, style_of
@@ -173,3 +173,13 @@ def test_style_model_fits_saves_with_the_reader_and_the_engine_uses_it(stock, fo
     name = list(forms)[0]
     result = engine.read(Image.open(forms[name][0]), name)
     assert result.error is None and set(result.fields) == {"DATE", "CITY", "STATE", "ZIP"}
+
+
+@pytest.mark.parametrize("text", ["", " "])
+def test_a_reading_without_glyphs_has_no_style_features_and_does_not_fail(text):
+    """A reader that reads nothing on a line (an untrained or tiny model on a real scan) gives a
+    reading with no glyphs: the style layer has nothing to weigh, and must not fail the form."""
+    line = np.full((48, 200), 255, np.uint8)
+    line[10:40, 20:30] = 0  # ink the reader did not read
+    style = line_style(line, text, np.zeros((len(text), 3), int), date_line=False)
+    assert style.case.shape == (0, len(CASE_FEATURES)) and style.gaps.shape == (0, len(GAP_FEATURES))

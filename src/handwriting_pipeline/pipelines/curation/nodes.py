@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from handwriting_pipeline.curation import CurationSettings, SplitSettings
 from handwriting_pipeline.datasets.forms import LABEL_COLUMNS, LabelledForms
 from handwriting_pipeline.engines.base import image_sha256
 from handwriting_pipeline.fields import KEYS, NONE
@@ -27,11 +28,11 @@ from .sources import _chosen_source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SIZES = {"train": 1400, "validation": 199, "test": 500}
+DEFAULT_SIZES = SplitSettings().sizes  # the YAML's curation.split.sizes
 
 
 # --------------------------------------------------------------------------- common steps
-def select_source(params: dict[str, Any], **candidates: Candidates) -> Candidates:
+def select_source(params: Mapping[str, Any] | CurationSettings, **candidates: Candidates) -> Candidates:
     """The forms of the source named by ``curation.source`` (``candidates``: every registered
     source's candidates by source name, :data:`~.sources.SOURCES`)."""
     source = _chosen_source(params)
@@ -89,11 +90,11 @@ def _no_usable_forms(out: Candidates) -> ValueError:
     )
 
 
-def validate_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
+def validate_forms(candidates: Candidates, params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Open every image: unreadable files, wrong sizes (``curation.image_size``) and duplicate
     names are dropped and reported. Identical images are put in one group (kept in one split
     when splitting). Fails only if no usable form is left, saying what to do."""
-    size = _size(params.get("image_size", (2460, 350)))
+    size = _size(CurationSettings.from_params(params).image_size)
     out = Candidates(candidates.source, dropped=list(candidates.dropped), notes=list(candidates.notes),
                      presplit=candidates.presplit)
     out.labels = _labels_frame(_valid_rows(candidates, size, out))
@@ -146,7 +147,7 @@ def assign_splits(groups: Mapping[str, int], targets: Mapping[str, int], seed: i
     return out
 
 
-def split_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
+def split_forms(candidates: Candidates, params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Train / validation / test split: ``curation.split.sizes`` (1400/199/500 by default,
     proportional when there are fewer forms), seeded, copies of one image kept together.
     Sources that come split (donut_folder, hf_dataset) keep their splits."""
@@ -154,10 +155,10 @@ def split_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
                      list(candidates.notes), candidates.presplit)
     if candidates.presplit:
         return out
-    options = params.get("split") or {}
-    targets = split_sizes(len(candidates), options.get("sizes"), options.get("surplus", "train"))
+    options = CurationSettings.from_params(params).split
+    targets = split_sizes(len(candidates), options.sizes, options.surplus)
     groups = candidates.labels.groupby("group").size().to_dict()
-    assignment = assign_splits(groups, targets, int(options.get("seed", 42)))
+    assignment = assign_splits(groups, targets, int(options.seed))
     out.labels["split"] = out.labels["group"].map(assignment)
     left_out = out.labels[out.labels["split"] == ""]
     for name in left_out["file_name"]:
@@ -169,17 +170,17 @@ def split_forms(candidates: Candidates, params: dict[str, Any]) -> Candidates:
     return out
 
 
-def _describe_split(source: str, split: str, n: int, params: dict[str, Any]) -> str:
+def _describe_split(source: str, split: str, n: int, params: Mapping[str, Any] | CurationSettings) -> str:
     """What a curated split is, for reports: "synthetic, seed 0, 72 forms (test split)"."""
+    settings = CurationSettings.from_params(params)
     if source == "synthetic":
-        seed = (params.get("synthetic") or {}).get("seed", 0)
-        return f"synthetic, seed {seed}, {n} forms ({split} split)"
-    where = {"sd19_pages": params.get("pages_dir"), "donut_folder": params.get("data_dir"),
-             "hf_dataset": params.get("hf_name")}.get(source)
+        return f"synthetic, seed {settings.synthetic.seed}, {n} forms ({split} split)"
+    where = {"sd19_pages": settings.pages_dir, "donut_folder": settings.data_dir,
+             "hf_dataset": settings.hf_name}.get(source)
     return f"{source}{f' from {where}' if where else ''}, {n} forms ({split} split)"
 
 
-def export_splits(candidates: Candidates, params: dict[str, Any]) -> tuple[LabelledForms, LabelledForms,
+def export_splits(candidates: Candidates, params: Mapping[str, Any] | CurationSettings) -> tuple[LabelledForms, LabelledForms,
                                                                             LabelledForms, pd.DataFrame, dict]:
     """The curation outputs: one LabelledForms per split, the labels table of all splits and the
     curation report (counts per split, every dropped form with its reason)."""
@@ -203,7 +204,7 @@ def export_splits(candidates: Candidates, params: dict[str, Any]) -> tuple[Label
         "dropped_count": len(candidates.dropped),
         "dropped": candidates.dropped,
         "notes": candidates.notes,
-        "parameters": params,
+        "parameters": params.to_dict() if isinstance(params, CurationSettings) else params,
     }
     logger.info("curated %s forms from '%s' (train %d, validation %d, test %d); %d dropped",
                 report["total"], candidates.source, counts["train"], counts["validation"], counts["test"],

@@ -17,13 +17,15 @@ others pass an empty set through without opening their (lazy) raw inputs::
 
 from kedro.pipeline import Pipeline, node
 
+from handwriting_pipeline.registry import load
+
 from .nodes import export_splits, select_source, split_forms, validate_forms
 from .sources import SOURCES
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'curation' pipeline: every registered source's reader nodes, then the common steps."""
-    readers = [node(step.func, list(step.inputs), step.output, name=step.name, tags=[f"source_{name}"])
+    readers = [node(load(step.func), dict(step.inputs), step.outputs, name=step.name, tags=[f"source_{name}"])
                for name, source in SOURCES.items() for step in source.steps]
     return Pipeline(
         [

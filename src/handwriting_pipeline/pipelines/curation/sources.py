@@ -6,12 +6,13 @@ A source is one or more reader nodes that end in a ``<source>_candidates`` datas
 others return an empty set without touching their raw folders.
 
 **Adding a source** is its reader function(s) here and one :class:`Source` entry in
-:data:`SOURCES` (its steps: function, catalog inputs, output), plus its raw catalog entries and
-parameters.
+:data:`SOURCES` (its :class:`~handwriting_pipeline.registry.Step` s: function, catalog inputs by
+keyword, output, node name), plus its raw catalog entries and parameters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -27,22 +28,23 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from handwriting_pipeline.curation import AnnotateSettings, CropSettings, CurationSettings
 from handwriting_pipeline.datasets.forms import LabelledForms, parse_metadata_line
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
 from handwriting_pipeline.forms.registration import RegistrationError, crop_top_section
-from handwriting_pipeline.registry import select_one
+from handwriting_pipeline.registry import Step, select_one
 
 from .candidates import SPLIT_ALIASES, SPLITS, Candidates, PackedImage, _labels_frame, _size
 
 logger = logging.getLogger(__name__)
 
 
-def _chosen_source(params: Mapping[str, Any]) -> str:
+def _chosen_source(params: Mapping[str, Any] | CurationSettings) -> str:
     """``curation.source``, checked against :data:`SOURCES`."""
-    return select_one(params.get("source", "synthetic"), list(SOURCES), "curation.source")
+    return select_one(CurationSettings.from_params(params).source_name, list(SOURCES), "curation.source")
 
 
-def _selected(params: dict[str, Any], source: str) -> bool:
+def _selected(params: Mapping[str, Any] | CurationSettings, source: str) -> bool:
     chosen = _chosen_source(params)
     if chosen != source:
         logger.info("curation source '%s' not selected (curation.source=%s): skipped", source, chosen)
@@ -50,7 +52,7 @@ def _selected(params: dict[str, Any], source: str) -> bool:
 
 
 # --------------------------------------------------------------------------- source: synthetic
-def generate_synthetic_forms(params: dict[str, Any]) -> Candidates:
+def generate_synthetic_forms(params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Source ``synthetic``: ``curation.synthetic.n_forms`` seeded synthetic forms.
 
     ``n_forms``, ``seed`` and ``workers`` drive :class:`SyntheticFormGenerator`; every other key
@@ -61,10 +63,9 @@ def generate_synthetic_forms(params: dict[str, Any]) -> Candidates:
         return out
     from handwriting_pipeline.synthetic import SyntheticFormGenerator
 
-    options = dict(params.get("synthetic") or {})
-    n_forms = int(options.pop("n_forms", 300))
-    seed = int(options.pop("seed", 0))
-    workers = int(options.pop("workers", 2))
+    settings = CurationSettings.from_params(params).synthetic
+    options = dict(settings.options)
+    n_forms, seed, workers = int(settings.n_forms), int(settings.seed), int(settings.workers)
     generator = SyntheticFormGenerator(seed=seed, **options)
     rows = []
     forms = generator.generate(n_forms, start=0, workers=workers)
@@ -111,7 +112,7 @@ def _list_partitions(partitions: Callable[[], Mapping[str, Any]], what: str, fol
         ) from err
 
 
-def _crop_one(item: tuple[str, tuple[str, Callable]], options: Mapping[str, Any],
+def _crop_one(item: tuple[str, tuple[str, Callable]], options: CropSettings,
               page_size: tuple[int, int] | None) -> tuple[str, str, Any]:
     """(form name, "ok", (packed crop, registration)) or (form name, "error", why)."""
     name, (pid, load) = item
@@ -124,10 +125,9 @@ def _crop_one(item: tuple[str, tuple[str, Callable]], options: Mapping[str, Any]
         return name, "error", f"page {pid} is {page.size[0]}x{page.size[1]}, expected {page_size[0]}x{page_size[1]}"
     try:
         crop, registration = crop_top_section(
-            page, box=tuple(options.get("box", (100, 300, 2560, 650))),
-            register=bool(options.get("register", True)), max_shift=int(options.get("max_shift", 200)),
-            max_skew=float(options.get("max_skew", 3.0)), threshold=int(options.get("threshold", 128)),
-            blackout_name=bool(options.get("blackout_name", True)))
+            page, box=tuple(options.box), register=bool(options.register), max_shift=int(options.max_shift),
+            max_skew=float(options.max_skew), threshold=int(options.threshold),
+            blackout_name=bool(options.blackout_name))
     except RegistrationError as err:
         return name, "error", f"page {pid}: registration failed: {err}"
     return name, "ok", (PackedImage(crop), registration)
@@ -139,18 +139,19 @@ def _registration_note(skews: list[tuple[float, float, float]]) -> str:
             f"|shift| max {arr[:, 1].max():.0f} px (x) {arr[:, 2].max():.0f} px (y)")
 
 
-def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]], params: dict[str, Any]) -> Candidates:
+def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]],
+               params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Source ``sd19_pages``, step 1: cut the top section of every full page (registered on the
     printed box lines, see :mod:`.crop`). Unreadable pages, pages of the wrong size and pages
     whose registration fails are dropped and reported."""
     out = Candidates("sd19_pages")
     if not _selected(params, "sd19_pages"):
         return out
-    options = dict(params.get("crop") or {})
+    options = CurationSettings.from_params(params).crop
     unique = _unique_partitions(_list_partitions(pages, "pages", "data/01_raw/sd19_pages", "pages_dir"), "page", out)
-    crop_one = partial(_crop_one, options=options, page_size=_size(options.get("page_size")))
+    crop_one = partial(_crop_one, options=options, page_size=_size(options.page_size))
     rows, skews = [], []
-    with ThreadPoolExecutor(max(1, int(options.get("workers", 2)))) as pool:
+    with ThreadPoolExecutor(max(1, int(options.workers))) as pool:
         results = pool.map(crop_one, unique.items())
         for name, status, value in tqdm(results, total=len(unique), desc="cropping pages", unit="page"):
             if status == "error":
@@ -205,10 +206,10 @@ def _join_labels(crops: Candidates, unique: dict[str, tuple[str, Any]], out: Can
     return rows
 
 
-def _add_blank_copies(crops: Candidates, rows: list[dict[str, Any]], out: Candidates, options: Mapping[str, Any]) -> None:
+def _add_blank_copies(crops: Candidates, rows: list[dict[str, Any]], out: Candidates, options: AnnotateSettings) -> None:
     """``annotate.blank_copies`` copies of the blank form ``annotate.blank_form`` (all fields
     "None"), in one group with the original."""
-    copies, blank = int(options.get("blank_copies", 0) or 0), options.get("blank_form")
+    copies, blank = int(options.blank_copies or 0), options.blank_form
     if copies <= 0 or not blank:
         return
     blank = _form_name(str(blank))
@@ -228,7 +229,7 @@ def _add_blank_copies(crops: Candidates, rows: list[dict[str, Any]], out: Candid
 
 
 def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable[[], Any]]],
-                   params: dict[str, Any]) -> Candidates:
+                   params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Source ``sd19_pages``, step 2: join each crop with its ``<form>.json`` label.
 
     Forms without a label, with a label that is not JSON or lacks keys, or marked
@@ -245,14 +246,14 @@ def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable
     for name, (pid, _) in sorted(unique.items()):
         if not any(d["file_name"] == f"{name}.png" for d in out.dropped):
             out.drop(f"{name}.png", "annotate", f"label {pid} has no page")
-    _add_blank_copies(crops, rows, out, params.get("annotate") or {})
+    _add_blank_copies(crops, rows, out, CurationSettings.from_params(params).annotate)
     out.labels = _labels_frame(rows)
     return out
 
 
 # --------------------------------------------------------------------------- source: donut_folder
 def read_donut_splits(folder: Mapping[str, Callable[[], tuple[LabelledForms, list]]],
-                      params: dict[str, Any]) -> Candidates:
+                      params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Source ``donut_folder``: an already split Donut / imagefolder folder
     (``<curation.data_dir>/<split>/metadata.jsonl`` + images). Splits are kept as they are;
     a split missing from the folder stays empty and is noted in the report."""
@@ -289,7 +290,7 @@ def _run_folders(value: Any) -> list[str]:
 
 
 def read_reviewed_runs(folder: Mapping[str, Callable[[], tuple[LabelledForms, list]]],
-                       params: dict[str, Any]) -> Candidates:
+                       params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Source ``reviewed``: the split folder of ``curation.data_dir`` (as ``donut_folder``) plus the
     reviewed forms of the digitize runs in ``curation.reviewed_runs`` (folders, ``;``-separated on
     the command line) added to the train split: every doubtful field decided by a person, labels
@@ -299,12 +300,13 @@ def read_reviewed_runs(folder: Mapping[str, Callable[[], tuple[LabelledForms, li
     out = Candidates("reviewed", presplit=True)
     if not _selected(params, "reviewed"):
         return out
-    runs = _run_folders(params.get("reviewed_runs"))
+    settings = CurationSettings.from_params(params)
+    runs = _run_folders(settings.reviewed_runs)
     if not runs:
         raise ValueError("curation.source=reviewed but curation.reviewed_runs names no digitize run folder; "
                          "e.g. --params \"curation.source=reviewed,curation.data_dir=../shared/data/hsf_top,"
                          "curation.reviewed_runs=data/08_reporting/digitize/latest\"")
-    base = read_donut_splits(folder, {**params, "source": "donut_folder"})
+    base = read_donut_splits(folder, dataclasses.replace(settings, source_name="donut_folder"))
     out.images, out.dropped, out.notes = base.images, base.dropped, base.notes
     rows = []
     for run in runs:
@@ -383,7 +385,7 @@ def _read_hf_split(ds: Any, raw_split: str, split: str, seen: set[str], out: Can
     return rows
 
 
-def read_hf_dataset(hf_forms: Callable[[], Any], params: dict[str, Any]) -> Candidates:
+def read_hf_dataset(hf_forms: Callable[[], Any], params: Mapping[str, Any] | CurationSettings) -> Candidates:
     """Source ``hf_dataset``: a Hugging Face dataset (``datasets.load_dataset(curation.hf_name)``;
     the default ``ift/handwriting_forms`` needs internet, a local imagefolder works offline).
 
@@ -419,37 +421,37 @@ class _HFImage:
 
 # --------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
-class Step:
-    """One reader node of a source: ``func(*inputs) -> output`` (catalog names), named ``name``."""
-
-    func: Callable[..., Any]
-    inputs: tuple[str, ...]
-    output: str
-    name: str
-
-
-@dataclass(frozen=True)
 class Source:
-    """A curation source: its reader steps, the last one's output are its candidates."""
+    """A curation source: its reader :class:`~handwriting_pipeline.registry.Step` s; the last
+    one's output are its candidates."""
 
     steps: tuple[Step, ...]
 
     @property
     def output(self) -> str:
-        return self.steps[-1].output
+        return self.steps[-1].outputs
 
+
+PARAMS = "params:curation"
 
 #: ``curation.source`` -> its reader steps (report order)
 SOURCES: dict[str, Source] = {
-    "synthetic": Source((Step(generate_synthetic_forms, ("params:curation",), "synthetic_candidates",
-                              "generate_synthetic_forms"),)),
-    "sd19_pages": Source((Step(crop_pages, ("sd19_pages", "params:curation"), "sd19_crops", "crop_pages"),
-                          Step(annotate_forms, ("sd19_crops", "sd19_labels", "params:curation"), "sd19_candidates",
-                               "annotate_forms"))),
-    "donut_folder": Source((Step(read_donut_splits, ("donut_folder", "params:curation"), "donut_candidates",
-                                 "read_donut_splits"),)),
-    "hf_dataset": Source((Step(read_hf_dataset, ("hf_forms", "params:curation"), "hf_candidates",
-                               "read_hf_dataset"),)),
-    "reviewed": Source((Step(read_reviewed_runs, ("donut_folder", "params:curation"), "reviewed_candidates",
-                             "read_reviewed_runs"),)),
+    "synthetic": Source((
+        Step(generate_synthetic_forms, {"params": PARAMS}, "synthetic_candidates", "generate_synthetic_forms"),
+    )),
+    "sd19_pages": Source((
+        Step(crop_pages, {"pages": "sd19_pages", "params": PARAMS}, "sd19_crops", "crop_pages"),
+        Step(annotate_forms, {"crops": "sd19_crops", "labels": "sd19_labels", "params": PARAMS}, "sd19_candidates",
+             "annotate_forms"),
+    )),
+    "donut_folder": Source((
+        Step(read_donut_splits, {"folder": "donut_folder", "params": PARAMS}, "donut_candidates", "read_donut_splits"),
+    )),
+    "hf_dataset": Source((
+        Step(read_hf_dataset, {"hf_forms": "hf_forms", "params": PARAMS}, "hf_candidates", "read_hf_dataset"),
+    )),
+    "reviewed": Source((
+        Step(read_reviewed_runs, {"folder": "donut_folder", "params": PARAMS}, "reviewed_candidates",
+             "read_reviewed_runs"),
+    )),
 }

@@ -1,6 +1,6 @@
-"""Nodes of the 'ensemble' pipeline: the offline vote and the LLM merge.
+"""Nodes of the 'ensemble' pipeline: the offline vote, the LLM merge and the cascade.
 
-Both take every ``predictions_<engine>`` table (an empty one means the engine did not run) and
+Each takes every ``predictions_<engine>`` table (an empty one means the engine did not run) and
 use the engines listed in ``ensemble.inputs`` ([] = every engine that produced output). The work
 is in :mod:`handwriting_pipeline.ensemble`; the calibration of trained engines and its
 precedence in :mod:`handwriting_pipeline.methods`.
@@ -15,9 +15,10 @@ import pandas as pd
 
 from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
-from handwriting_pipeline.ensemble import llm
+from handwriting_pipeline.ensemble import cascade, llm
 from handwriting_pipeline.ensemble import vote as voting
 from handwriting_pipeline.methods import model_calibrations, vote_calibration
+from handwriting_pipeline.registry import engine_class
 
 
 def engine_calibrations(**models: Any) -> dict[str, Any]:
@@ -48,3 +49,16 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
     Returns ``predictions_llm`` and the repeat-variability report.
     """
     return llm.llm_predictions(forms, cache, params, prompts, hint_forms, hint_readings, credentials, **predictions)
+
+
+def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any],
+                        **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The cascade (``digitize.method``'s default) replayed over the engines' predictions
+    (:func:`handwriting_pipeline.ensemble.cascade.cascade_predictions`): the fast engines
+    (``fast = True``) read every form, the others only the forms they escalate, the vote merges
+    with the calibration of :func:`vote_predictions`.
+
+    Returns ``predictions_cascade`` and ``cascade_escalation`` (which engines read which share).
+    """
+    calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
+    return cascade.cascade_predictions(params, calibration, predictions, lambda engine: engine_class(engine).fast)

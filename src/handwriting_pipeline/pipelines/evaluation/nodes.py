@@ -2,7 +2,8 @@
 and write the report (metrics table, markdown, plots, per-field errors).
 
 The metrics themselves live in :mod:`handwriting_pipeline.metrics` (shared with
-``python -m handwriting_pipeline.score``); this module adds method selection, cost and the
+``python -m handwriting_pipeline.score``), the cost model in :mod:`handwriting_pipeline.cost`, the
+settings in :mod:`handwriting_pipeline.evaluation`; this module adds method selection and the
 report's presentation.
 """
 
@@ -16,7 +17,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from handwriting_pipeline.cost import form_costs, method_costs
 from handwriting_pipeline.datasets.forms import LabelledForms
+from handwriting_pipeline.ensemble.cascade import cascade_cost
+from handwriting_pipeline.ensemble.settings import EnsembleSettings
+from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.metrics import (
     evaluate_method,
@@ -29,10 +34,10 @@ from handwriting_pipeline.metrics import (
     score_forms_normalized,
 )
 from handwriting_pipeline.predictions import normalise_predictions
-from handwriting_pipeline.registry import all_methods, engine_methods, select_methods
+from handwriting_pipeline.registry import all_methods, engine_methods, method_list, select_methods
 from handwriting_pipeline.review.curve import curves_markdown, method_curves, plot_curves
 
-from .reliability import failures_markdown, mark_failed_rows, provenance_markdown
+from .provenance import failures_markdown, mark_failed_rows, provenance_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -41,77 +46,14 @@ FORM_SCORE_COLUMNS = ["method", "file_name", "has_prediction", "exact", "CBA", *
 
 
 # --------------------------------------------------------------------------- methods
-def selected_methods(params: Mapping[str, Any]) -> list[str]:
+def selected_methods(params: Mapping[str, Any] | EvaluationSettings) -> list[str]:
     """``evaluation.methods`` as a list: None/"all" -> every method; a list or a string
     (``--params "evaluation.methods=textract;donut"``) -> those, in that order."""
-    return select_methods(params.get("methods"), all_methods(), "evaluation.methods")
-
-
-# --------------------------------------------------------------------------- cost
-def form_costs(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> pd.Series:
-    """Estimated USD per predicted form (index = file_name) from the table's usage columns.
-
-    * page-priced APIs (``cost.method_page_price``: method -> key of ``cost.page_price_usd``):
-      ``pages`` x price; a form without recorded pages and without error counts
-      ``cost.default_pages_per_form`` pages (recorded engines cost what the original call cost);
-    * LLMs (``cost.method_llm_model``: method -> key of ``cost.token_price_usd_per_1m``):
-      input/output tokens x price per 1M tokens;
-    * local compute (``cost.method_compute``: method -> key of ``cost.compute_usd_per_hour``):
-      ``seconds`` x $/hour / 3600.
-    A method with none of these costs 0; a price that is not configured gives NaN (logged).
-    """
-    usd = pd.Series(0.0, index=predictions["file_name"].to_numpy(), dtype=float)
-    for part in (_page_cost, _token_cost, _compute_cost):
-        cost_of = part(predictions, method, cost)
-        if cost_of is None:  # a price that is not configured (logged)
-            return usd * np.nan
-        usd += cost_of
-    return usd
-
-
-def _page_cost(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> np.ndarray | float | None:
-    """Page-priced APIs: pages x price (0 for other methods; None: no price configured)."""
-    page_key = (cost.get("method_page_price") or {}).get(method)
-    if page_key is None:
-        return 0.0
-    price = (cost.get("page_price_usd") or {}).get(page_key)
-    if price is None:
-        logger.warning("evaluation.cost: no page price '%s' for %s; cost left blank", page_key, method)
-        return None
-    pages = predictions["pages"].fillna(0).astype(float).to_numpy()
-    failed = predictions["error"].notna().to_numpy()
-    default = float(cost.get("default_pages_per_form", 1) or 0)
-    return np.where((pages <= 0) & ~failed, default, pages) * float(price)
-
-
-def _token_cost(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> np.ndarray | float | None:
-    """LLMs: input / output tokens x price per 1M tokens (0 for other methods; None: no prices)."""
-    model = (cost.get("method_llm_model") or {}).get(method)
-    if model is None:
-        return 0.0
-    prices = (cost.get("token_price_usd_per_1m") or {}).get(model)
-    if prices is None:
-        logger.warning("evaluation.cost: no token prices for model '%s' (%s); add it to "
-                       "evaluation.cost.token_price_usd_per_1m. Cost left blank", model, method)
-        return None
-    return (predictions["input_tokens"].to_numpy() * float(prices["input"])
-            + predictions["output_tokens"].to_numpy() * float(prices["output"])) / 1e6
-
-
-def _compute_cost(predictions: pd.DataFrame, method: str, cost: Mapping[str, Any]) -> np.ndarray | float | None:
-    """Local compute: seconds x $/hour / 3600 (0 for other methods; None: no rate configured)."""
-    device = (cost.get("method_compute") or {}).get(method)
-    if device is None:
-        return 0.0
-    rate = (cost.get("compute_usd_per_hour") or {}).get(device)
-    if rate is None:
-        logger.warning("evaluation.cost: no $/hour for '%s' (%s); cost left blank", device, method)
-        return None
-    return predictions["seconds"].fillna(0).to_numpy() * float(rate) / 3600.0
+    return select_methods(EvaluationSettings.from_params(params).methods, all_methods(), "evaluation.methods")
 
 
 # --------------------------------------------------------------------------- nodes
-def score_predictions(forms: LabelledForms, params: Mapping[str, Any],
+def score_predictions(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                       **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score each selected method's predictions on the evaluation forms.
 
@@ -131,11 +73,12 @@ def score_predictions(forms: LabelledForms, params: Mapping[str, Any],
     if labels.empty:
         raise ValueError("evaluation_forms holds no labelled forms: nothing to evaluate. Run the curation "
                          "pipeline or point --params=evaluation.data_dir=<folder> at a labelled folder.")
+    settings = EvaluationSettings.from_params(params)
     scores, errors = [], []
-    for method in selected_methods(params):
+    for method in selected_methods(settings):
         table = _method_table(method, predictions)
         if table is not None:
-            scores.append(_score_method(labels, method, table, params.get("cost") or {}))
+            scores.append(_score_method(labels, method, table, settings.cost))
             errors.append(form_errors(labels, table, method=method))
     if not scores:
         logger.warning("No method produced predictions for the evaluation forms: the report is empty")
@@ -155,7 +98,7 @@ def _method_table(method: str, predictions: Mapping[str, pd.DataFrame]) -> pd.Da
     return table
 
 
-def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: Mapping[str, Any]) -> pd.DataFrame:
+def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: Any) -> pd.DataFrame:
     """One method's per-form scores with its seconds and cost per form (logs what did not match)."""
     per_form, report = evaluate_method(labels, table)
     logger.info("%s: %d predictions, %d of %d evaluation forms matched", method, report.n_predictions,
@@ -175,47 +118,70 @@ def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: 
     return per_form[FORM_SCORE_COLUMNS]
 
 
-def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
+def ensemble_inputs(ensemble: Mapping[str, Any] | EnsembleSettings | None) -> dict[str, list[str]]:
+    """The engines each ensemble merges as configured (``ensemble.inputs``; the LLM's own
+    ``ensemble.llm.inputs`` when given); [] = every engine that produced output."""
+    if ensemble is None:
+        return {}
+    settings = EnsembleSettings.from_params(ensemble)
+    shared = method_list(settings.inputs)
+    return {"vote": shared, "llm": method_list(settings.llm.inputs) or shared}
+
+
+def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | EvaluationSettings,
+                      ensemble: Mapping[str, Any] | EnsembleSettings | None = None,
+                      cascade: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One row per method with exactly the metrics.csv columns.
 
     cost_usd = sum of the per-form costs plus, for the methods listed in ``cost.include_cost_of``,
-    the costs of the methods they merge (``inputs``: every engine scored in this run, what the
-    ensembles merge by default - a vote over paid engines costs what they cost); seconds_per_form
-    = mean of ``seconds`` over the forms the method predicted.
+    the costs of the methods they merge (:func:`handwriting_pipeline.cost.method_costs`;
+    ``inputs``: the ensemble's inputs from ``params:ensemble``, every engine scored in this run when
+    it names none - a vote over paid engines costs what they cost, a vote beside them does not),
+    and for the cascade (``cascade``: its escalation report) its engines' cost as it reads
+    (:func:`_with_cascade_cost`); seconds_per_form = mean of ``seconds`` over the forms the
+    method predicted.
     """
     if form_scores.empty:
         return metrics_table([])
+    settings = EvaluationSettings.from_params(params)
     present = list(dict.fromkeys(form_scores["method"]))
     order = [m for m in all_methods() if m in present] + [m for m in present if m not in all_methods()]
     own_cost = {m: form_scores.loc[form_scores["method"] == m, "cost_usd"].sum(skipna=False) for m in order}
-    upstream = (params.get("cost") or {}).get("include_cost_of") or {}
+    totals = method_costs(own_cost, settings.cost, engine_methods(), ensemble_inputs(ensemble))
+    if cascade and cascade.get("method") in totals:
+        totals[cascade["method"]] += _with_cascade_cost(own_cost, cascade)
     rows = []
     for method in order:
         per_form = form_scores[form_scores["method"] == method]
-        total = own_cost[method]
-        merged = upstream.get(method) or []
-        if merged == "inputs":
-            merged = [m for m in order if m in engine_methods() and m != method]
-        for other in merged:
-            if other in own_cost:
-                total += own_cost[other]
-            else:
-                logger.warning("%s: cost of '%s' not included (no predictions for it)", method, other)
         seconds = per_form.loc[per_form["has_prediction"], "seconds"]
-        rows.append(metrics_row(method, per_form, cost_usd=float(total),
+        rows.append(metrics_row(method, per_form, cost_usd=float(totals[method]),
                                 seconds_per_form=float(seconds.mean()) if seconds.notna().any() else float("nan")))
     table = metrics_table(rows)
     logger.info("Evaluation metrics:\n%s", metrics_markdown(table))
     return table
 
 
-def review_curves(forms: LabelledForms, params: Mapping[str, Any], **predictions: pd.DataFrame) -> dict[str, Any]:
+def _with_cascade_cost(own_cost: Mapping[str, float], cascade: Mapping[str, Any]) -> float:
+    """The cascade's engines' cost (:func:`~handwriting_pipeline.ensemble.cascade.cascade_cost`:
+    the fast engines' for every form, the slower ones' for the escalated share only) from what
+    each engine cost reading every evaluation form."""
+    engines = [*cascade.get("fast", []), *cascade.get("slow", [])]
+    for engine in engines:
+        if engine not in own_cost:
+            logger.warning("cascade: cost of '%s' not included (no predictions for it)", engine)
+    costs = {e: own_cost[e] for e in engines if e in own_cost}
+    return cascade_cost(costs, cascade.get("fast", []), float(cascade.get("escalated_share", 0.0)))
+
+
+def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
+                  **predictions: pd.DataFrame) -> dict[str, Any]:
     """The review curve of every selected method with per-field confidences (review_curve.json):
     FLA / CBA after a person fixes the k % least-confident fields, the share to review for
     FLA 90 / 95 / 99, and what ``evaluation.review_threshold`` sends to review."""
+    settings = EvaluationSettings.from_params(params)
     labels = forms.labels[["file_name", *KEYS]]
-    tables = {m: t for m in selected_methods(params) if (t := _method_table(m, predictions)) is not None}
-    return method_curves(labels, tables, threshold=float(params.get("review_threshold", 0.6)))
+    tables = {m: t for m in selected_methods(settings) if (t := _method_table(m, predictions)) is not None}
+    return method_curves(labels, tables, threshold=float(settings.review_threshold))
 
 
 def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figure:
@@ -225,16 +191,18 @@ def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figu
     return plot_curves({m: curves[m] for m in order})
 
 
-def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any],
+def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
-                  normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None) -> str:
+                  normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None,
+                  cascade: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
-    With ``failures`` (:func:`.reliability.collect_failures`) rows of methods that failed on
+    With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
     some forms are marked and a "Failures" section lists them and the rejected input files;
     ``run_info`` (run id, date, command) adds the provenance lines and the plot links; with
     ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section; with
-    ``review`` (:func:`review_curves`) the review curve section."""
+    ``review`` (:func:`review_curves`) the review curve section; with ``cascade`` (its escalation
+    report) the cascade's escalation share, when the cascade is in the table."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -257,6 +225,8 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     ]
     if not_run:
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
+    if cascade and "cascade" in set(metrics["method"]):
+        lines += ["", *cascade_report_lines(cascade)]
     lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
         lines += ["", *normalized_report_lines(metrics, normalized)]
@@ -264,6 +234,22 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         lines += ["", "## Review curve", "", curves_markdown(review).rstrip(), "",
                   "Plot: review_curve.png; every point: review_curve.json."]
     return "\n".join(lines) + "\n"
+
+
+def cascade_report_lines(cascade: Mapping[str, Any]) -> list[str]:
+    """The metrics.md section on the cascade: which engines read what, and the escalation share."""
+    fast, slow = cascade.get("fast") or [], cascade.get("slow") or []
+    share = 100 * float(cascade.get("escalated_share", 0.0))
+    return [
+        "## Cascade",
+        "",
+        f"- **escalated**: {cascade.get('escalated', 0)} of {cascade.get('forms', 0)} forms ({share:.1f} %) "
+        f"went on to the slower engines ({', '.join(slow) or 'none'}), every field of them; "
+        f"{', '.join(fast) or 'none'} read every form (threshold {cascade.get('threshold')}, "
+        f"escalate_invalid {cascade.get('escalate_invalid')}).",
+        "- **cost_usd** of the cascade: the fast engines' cost for every form plus the slower engines' "
+        "cost for the escalated share of the forms.",
+    ]
 
 
 def _bar_chart(metrics: pd.DataFrame, columns: list[str], labels: list[str], title: str) -> Figure:
@@ -300,8 +286,8 @@ def plot_key_accuracy(metrics: pd.DataFrame) -> Figure:
     return _bar_chart(metrics, [f"CBA_{k}" for k in KEYS], list(KEYS), "CBA per field and method")
 
 
-# --------------------------------------------------------------------------- normalized (issue #16)
-def score_normalized(forms: LabelledForms, params: Mapping[str, Any],
+# --------------------------------------------------------------------------- normalized fields
+def score_normalized(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a database gets: every selected method's predictions normalized
     (:func:`handwriting_pipeline.fields.normalize.normalize_record`, options ``evaluation.normalize``)
@@ -313,9 +299,10 @@ def score_normalized(forms: LabelledForms, params: Mapping[str, Any],
         method with :data:`handwriting_pipeline.metrics.NORMALIZED_METRIC_COLUMNS`.
     """
     labels = forms.labels[["file_name", *KEYS]]
-    options = params.get("normalize")
+    settings = EvaluationSettings.from_params(params)
+    options = settings.normalize
     tables, rows = [], []
-    for method in selected_methods(params):
+    for method in selected_methods(settings):
         table = normalise_predictions(predictions[method]) if method in predictions else None
         if table is None or table.empty:
             continue

@@ -1,14 +1,16 @@
 """The 'evaluation' pipeline: FLA / CBA / coverage / cost of every method on the evaluation forms.
 
 Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
-:func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines) and
-``params:evaluation``. Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
+:func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines),
+``params:evaluation``, ``params:ensemble`` (the engines each ensemble merges: its cost) and
+``cascade_escalation`` (the cascade's share of escalated forms, for its cost and its section in the
+report). Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
 ``evaluation_report`` (metrics.md), ``evaluation_accuracy_plot``, ``evaluation_key_accuracy_plot``,
 ``evaluation_form_scores``, ``evaluation_form_errors``, ``evaluation_failures`` (failures.json:
 per method and for the input files; the project hook ends the run non-zero when a share is above
-``evaluation.max_failure_share``) and the normalized fields (issue #16):
+``evaluation.max_failure_share``) and the normalized fields:
 ``evaluation_normalized_forms`` (normalized_forms.csv), ``evaluation_normalized_metrics``
-(normalized_metrics.csv); the review curve of every method with confidences (issue #23):
+(normalized_metrics.csv); the review curve of every method with confidences:
 ``evaluation_review_curves`` (review_curve.json), ``evaluation_review_curve_plot`` (review_curve.png).
 ``run_info`` (filled by the hook) dates the report.
 """
@@ -27,7 +29,7 @@ from .nodes import (
     score_predictions,
     summarise_metrics,
 )
-from .reliability import collect_failures
+from .provenance import collect_failures
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -36,12 +38,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     scored = {"forms": "evaluation_forms", "params": "params:evaluation",
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
-                     "evaluation_normalized_metrics", "evaluation_review_curves"]
+                     "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
                  name="score_predictions"),
-            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation"],
+            node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation", "params:ensemble",
+                                             "cascade_escalation"],
                  outputs="evaluation_metrics", name="summarise_metrics"),
             node(score_normalized, inputs=scored,
                  outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),

@@ -18,13 +18,14 @@ import pandas as pd
 
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.engines.runner import run_engine
-from handwriting_pipeline.methods import READY, build_engine, chosen_engines, ready_engines
+from handwriting_pipeline.methods import READY, ExtractSettings, build_engine, chosen_engines, ready_engines
 from handwriting_pipeline.predictions import empty_predictions
 
 logger = logging.getLogger(__name__)
 
 
-def check_engines(params: dict[str, Any], credentials: dict[str, Any], **datasets: Any) -> dict[str, str]:
+def check_engines(params: Mapping[str, Any] | ExtractSettings, credentials: dict[str, Any],
+                  **datasets: Any) -> dict[str, str]:
     """Before any form is read: which enabled engines run (:func:`~handwriting_pipeline.methods.ready_engines`).
 
     ``datasets`` are the catalog inputs the engines declare (``donut_model``). Raises a
@@ -32,14 +33,15 @@ def check_engines(params: dict[str, Any], credentials: dict[str, Any], **dataset
     explicitly requested engine without its trained model). Returns method -> "ready" / why it
     is skipped, for the log (secrets never appear).
     """
-    wanted, explicit = chosen_engines(params.get("engines"))
-    specs, skipped = ready_engines(wanted, explicit, params, credentials, datasets, where="extract")
+    settings = ExtractSettings.from_params(params)
+    wanted, explicit = chosen_engines(settings.engines)
+    specs, skipped = ready_engines(wanted, explicit, settings.blocks, credentials, datasets, where="extract")
     status = {m: READY if m in {s.method for s in specs} else f"skipped: {skipped[m]}" for m in wanted}
     logger.info("extract engines: %s", status)
     return status
 
 
-def extract(forms: LabelledForms, params: dict[str, Any], status: Mapping[str, str], cache: Any = None,
+def extract(forms: LabelledForms, params: Mapping[str, Any] | ExtractSettings, status: Mapping[str, str], cache: Any = None,
             credentials: dict[str, Any] | None = None, *, method: str, **inputs: Any) -> pd.DataFrame:
     """Every form ``method`` can read (:meth:`Engine.forms_to_read`), read by the runner.
 
@@ -49,13 +51,14 @@ def extract(forms: LabelledForms, params: dict[str, Any], status: Mapping[str, s
     if status.get(method) != READY:
         logger.info("extract %s: %s; empty predictions", method, status.get(method, "not in extract.engines"))
         return empty_predictions()
-    engine = build_engine(method, params, credentials, **inputs)
+    settings = ExtractSettings.from_params(params)
+    engine = build_engine(method, settings.blocks, credentials, **inputs)
     engine.check_ready()
     names = engine.forms_to_read(forms.labels["file_name"].tolist())
     if not names:
         return empty_predictions()
-    return run_engine(engine, names, forms.images, cache=cache, workers=int(params.get("workers", 1) or 1),
-                      progress=bool(params.get("progress", True)))
+    return run_engine(engine, names, forms.images, cache=cache, workers=int(settings.workers or 1),
+                      progress=bool(settings.progress))
 
 
 def extract_node(method: str) -> Callable[..., pd.DataFrame]:

@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from handwriting_pipeline.datasets.forms import LabelledForms
-from handwriting_pipeline.forms.ink import DEFAULT_IMAGE_SIZE, check_form_image
+from handwriting_pipeline.evaluation import EvaluationSettings
+from handwriting_pipeline.forms.ink import check_form_image
 
 logger = logging.getLogger(__name__)
 
-def _validate(forms: LabelledForms, params: Mapping[str, Any]) -> LabelledForms:
+def _validate(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings) -> LabelledForms:
     """Open every image; keep the usable ones, record the others in ``problems``."""
-    checks = params.get("input_checks") or {}
-    if checks.get("enabled", True) is False:
+    checks = EvaluationSettings.from_params(params).input_checks
+    if checks.enabled is False:
         return forms
-    size = checks.get("image_size", DEFAULT_IMAGE_SIZE)
-    size = tuple(int(v) for v in size) if size else None
-    lo, hi = float(checks.get("min_ink_share", 0.01)), float(checks.get("max_ink_share", 0.6))
+    size = tuple(int(v) for v in checks.image_size) if checks.image_size else None
+    lo, hi = float(checks.min_ink_share), float(checks.max_ink_share)
     find_file = getattr(forms.images, "path", None)
     keep, problems = [], []
     for name in forms.labels["file_name"]:
@@ -52,7 +52,7 @@ def _validate(forms: LabelledForms, params: Mapping[str, Any]) -> LabelledForms:
 
 
 def select_evaluation_forms(test_forms: LabelledForms, external_forms: LabelledForms,
-                            params: Mapping[str, Any] | None = None) -> LabelledForms:
+                            params: Mapping[str, Any] | EvaluationSettings | None = None) -> LabelledForms:
     """The forms every method is evaluated on.
 
     Args:
