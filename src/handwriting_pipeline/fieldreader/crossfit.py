@@ -237,9 +237,15 @@ def crossfit_readings(train_forms: Any, params: Mapping[str, Any]) -> tuple[pd.D
     settings = FieldReaderTrainSettings.from_params(params)
     if int(settings.crossfit.folds) == 0:
         logger.info("[fieldreader] crossfit off (train_fieldreader.crossfit.folds = 0)")
-        return pd.DataFrame(columns=READING_COLUMNS), pd.DataFrame(columns=FOLD_COLUMNS)
+        return not_run()
     result = fit_folds(train_forms, settings)
     return result.readings, result.folds
+
+
+def not_run() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What :func:`crossfit_readings` gives when it does not run (crossfit off, or the field
+    reader left out of ``train.models``): two empty tables with the right columns."""
+    return pd.DataFrame(columns=READING_COLUMNS), pd.DataFrame(columns=FOLD_COLUMNS)
 
 
 def load_fold_readers(folder: str | Path, with_torch: bool = False) -> list[Any]:
@@ -271,4 +277,4 @@ def fields_right(readings: pd.DataFrame) -> pd.Series:
 
 __all__ = ["FOLD_COLUMNS", "READING_COLUMNS", "Crossfit", "assign_folds", "crossfit_readings", "fields_right",
            "fit_folds", "fold_dir", "fold_plan", "fold_split", "is_complete", "load_fold_readers", "load_readings",
-           "oof_predictions", "read_fold", "train_fold", "writer_of"]
+           "not_run", "oof_predictions", "read_fold", "train_fold", "writer_of"]

@@ -17,6 +17,7 @@ writing that dataset.
 from kedro.pipeline import Node, Pipeline
 
 from handwriting_pipeline.donut import recipe as donut
+from handwriting_pipeline.fieldreader import crossfit
 from handwriting_pipeline.fieldreader import recipe as fieldreader
 from handwriting_pipeline.pipelines.train.nodes import train_step
 from handwriting_pipeline.registry import Step
@@ -40,6 +41,12 @@ TRAINING: dict[str, list[Step]] = {
         Step(fieldreader.add_style_layer,
              {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
               "params": FIELDREADER}, "fieldreader_model", "fit_fieldreader_style_layer"),
+        # out-of-fold readings of every train form (train_fieldreader.crossfit.folds; 0 = off):
+        # per fold a reader fine-tuned on the other folds reads it; the fold readers stay in
+        # crossfit.model_dir (resumable per fold)
+        Step(crossfit.crossfit_readings, {"train_forms": "train_forms", "params": FIELDREADER},
+             ["fieldreader_oof_readings", "fieldreader_crossfit_folds"], "crossfit_fieldreader",
+             skipped=crossfit.not_run),
     ],
     # split (checkpoints are chosen on the field reader's held-out train forms, never on
     # validation) -> tokenizer -> model -> synthetic pretraining -> fine-tuning -> donut_model
