@@ -378,7 +378,7 @@ def doubt_reasons(key: str, trust: FieldTrust, plan: DigitizePlan) -> list[str]:
     if judged is None:
         low = f"no confidence ({what})"
     else:
-        low = f"low confidence ({what} {judged:.2f} < {plan.review_threshold:.2f})"
+        low = f"low confidence ({what} {judged:g} < {plan.review_threshold:g})"
     return [low, *trust.why]
 
 
