@@ -8,11 +8,17 @@ in writing: ``Mi`` read by one engine and ``MI`` by another is Michigan either w
 ``value_conf`` is the vote's posterior mass of every candidate reading that normalizes to the
 same value as the chosen one (engines that differ in case, dots or date format but agree after
 normalization all support it), times the gazetteer-contradiction factor the vote applies; it is
-never below ``written_conf`` (a reading right as written has the right value).
+never below ``written_conf`` (a reading right as written has the right value - for CITY only
+when STATE and ZIP are right too, since its gazetteer spelling is looked up with them).
 
 :func:`field_trust` also says *why* a field is doubtful (engines disagree, same value written
 differently, the validator fails, the gazetteer contradicts) and gives the normalized value, so
 a reviewer can be offered it.
+
+:func:`trust_rows` and :func:`field_thresholds` put the two levels to use: on labelled forms
+the engines never trained on, each field's confidence and whether it was right (as written / in
+value) give a threshold per field with a guaranteed error rate among the fields above it
+(:func:`handwriting_pipeline.trust.risk_threshold`, Learn then Test).
 
 Floor 5 (ensemble).
 """
@@ -22,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from handwriting_pipeline.ensemble.settings import VoteSettings
 from handwriting_pipeline.ensemble.vote import (
@@ -38,9 +46,12 @@ from handwriting_pipeline.fields.normalize import (
     NormalizeOptions,
     normalize_city,
     normalize_date,
+    normalize_record,
     normalize_state,
     normalize_zip,
 )
+from handwriting_pipeline.predictions import readings_by_form
+from handwriting_pipeline.trust import RiskThreshold, risk_threshold
 
 
 @dataclass(frozen=True)
@@ -147,4 +158,54 @@ def field_trust(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, flo
     return out
 
 
-__all__ = ["FieldTrust", "field_posteriors", "field_trust", "normalized_value"]
+def same_value(key: str, chosen: Mapping[str, str], gold: Mapping[str, str],
+               options: Mapping[str, Any] | NormalizeOptions | None = None) -> bool:
+    """Whether the chosen fields' ``key`` has the gold fields' normalized value (each normalized
+    with its own STATE / ZIP context; fields without a normalized value compare case-folded)."""
+    def value(fields: Mapping[str, str]) -> tuple[str, str]:
+        record = normalize_record(fields, options)
+        norm = {"DATE": record["DATE_iso"], "CITY": record["CITY_name"], "STATE": record["STATE_code"],
+                "ZIP": f"{record['ZIP5']}-{record['ZIP4']}" if record["ZIP4"] else record["ZIP5"]}[key]
+        return ("value", norm) if norm else ("as read", fold(clean_fields(fields)[key]))
+
+    return value(chosen) == value(gold)
+
+
+def trust_rows(labels: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
+               params: Mapping[str, Any] | VoteSettings | None = None,
+               options: Mapping[str, Any] | NormalizeOptions | None = None) -> pd.DataFrame:
+    """One row per labelled form and field: ``file_name``, ``field``, ``written_conf``,
+    ``value_conf``, ``written_right`` (the vote's text equals the label exactly) and
+    ``value_right`` (same normalized value). Use forms none of the engines (nor the calibration)
+    were fitted on."""
+    params = vote_params(params)
+    gold = {row["file_name"]: clean_fields({k: row[k] for k in KEYS}) for row in labels.to_dict("records")}
+    rows = []
+    for name, readings in readings_by_form({m: t for m, t in tables.items() if t is not None and len(t)}).items():
+        if name not in gold or not readings:
+            continue
+        chosen, conf, _ = vote_form(readings, params)
+        trust = field_trust(readings, params, chosen, conf, options)
+        for key in KEYS:
+            rows.append({"file_name": name, "field": key, "written_conf": trust[key].written_conf,
+                         "value_conf": trust[key].value_conf, "written_right": chosen[key] == gold[name][key],
+                         "value_right": same_value(key, chosen, gold[name], options)})
+    return pd.DataFrame(rows, columns=["file_name", "field", "written_conf", "value_conf", "written_right",
+                                       "value_right"])
+
+
+def field_thresholds(rows: pd.DataFrame, alpha: float, delta: float = 0.1,
+                     on: str = "value") -> dict[str, RiskThreshold]:
+    """Per field, :func:`~handwriting_pipeline.trust.risk_threshold` on :func:`trust_rows`:
+    ``on="value"`` bounds the share of wrong *values* among fields with ``value_conf`` at or
+    above the threshold, ``on="writing"`` the share wrong as written among ``written_conf``."""
+    if on not in ("value", "writing"):
+        raise ValueError(f"on must be 'value' or 'writing', not {on!r}")
+    level = "value" if on == "value" else "written"
+    return {key: risk_threshold(part[f"{level}_conf"].astype(float).to_numpy(), part[f"{level}_right"].to_numpy(bool),
+                                alpha, delta)
+            for key in KEYS if len(part := rows[rows["field"] == key])}
+
+
+__all__ = ["FieldTrust", "field_posteriors", "field_thresholds", "field_trust", "normalized_value", "same_value",
+           "trust_rows"]
