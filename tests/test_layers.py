@@ -22,8 +22,9 @@ BENCHMARKS = ROOT / "benchmarks"
 FLOORS: dict[str, int] = {
     # 0: field rules, typed-settings base, the method registry (names only), errors
     "fields": 0, "config": 0, "registry": 0, "errors": 0, "selection": 0,
-    # 1: form geometry, shared training pieces, prediction tables, synthetic forms, scores, the cost model
-    "forms": 1, "training": 1, "predictions": 1, "synthetic": 1, "metrics": 1, "cost": 1,
+    # 1: form geometry, shared training pieces, prediction tables, synthetic forms, scores, the cost model,
+    # the risk-controlling confidence threshold
+    "forms": 1, "training": 1, "predictions": 1, "synthetic": 1, "metrics": 1, "cost": 1, "trust": 1,
     # 2: recorded outputs, the field reader, the evaluation's and the curation's settings
     "recorded_csv": 2, "fieldreader": 2, "evaluation": 2, "curation": 2,
     # 3: Donut (its text-line encoder is built on the field reader)

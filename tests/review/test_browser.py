@@ -137,3 +137,55 @@ def test_review_in_a_real_browser(run_copy: Path, browser):
     assert rows[items[1].form][items[1].field] == CORRECTIONS[items[1].field]
     assert rows[items[2].form][items[2].field] == items[2].options()[0]["value"]
     assert rows[items[2].form][f"{items[2].field}_status"] in ("confirmed", "corrected")
+
+
+def test_a_refused_value_says_why_next_to_the_box_and_the_page_says_why_a_field_is_doubtful(run_copy: Path, browser):
+    """Typing markup into a field and pressing Enter: the store refuses it and the page says so,
+    as text, right under the box; each field says why it is doubtful; the normalized value is a
+    candidate that can be picked by its number."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run = ReviewRun.open(run_copy)
+    zip_item = next((it for it in run.items if it.field == "ZIP"), run.items[0])
+    base = f"http://127.0.0.1:{_free_port()}"
+    server = Server(run_copy, int(base.rsplit(":", 1)[1]))
+    server.start()
+    try:
+        browser.get(f"{base}/item/{zip_item.index}")
+        _wait_for(browser, f"/item/{zip_item.index}")
+        why = browser.find_element(By.ID, "why").text
+        assert why.startswith("Why doubtful:") and "low confidence" in why
+        browser.find_element(By.TAG_NAME, "body").send_keys("<img src=x onerror=alert(1)>" + Keys.ENTER)
+        deadline = time.time() + 10
+        error = browser.find_element(By.ID, "error")
+        while time.time() < deadline and not error.is_displayed():
+            time.sleep(0.1)
+        assert error.is_displayed(), "the refusal is not shown"
+        assert error.text.startswith(f"Not saved: {zip_item.field}: characters not allowed") and "'<'" in error.text
+        assert browser.execute_script("return document.getElementById('error').children.length") == 0  # text only
+        assert browser.find_elements(By.CSS_SELECTOR, "form#decide + p#error")  # right under the box
+        assert browser.execute_script(
+            "const r = document.getElementById('error').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight")
+        assert browser.find_element(By.ID, "value").get_attribute("aria-invalid") == "true"
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018 - the markup never ran
+        assert browser.current_url.endswith(f"/item/{zip_item.index}") and run.store().decisions() == []
+        browser.find_element(By.ID, "value").send_keys(Keys.BACKSPACE)  # editing again clears the message
+        assert not browser.find_element(By.ID, "error").is_displayed()
+
+        normalizable = next((it for it in run.items if it.normalized_option()), None)
+        if normalizable is not None:  # e.g. STATE read "N.y": NY is offered
+            browser.get(f"{base}/item/{normalizable.index}")
+            _wait_for(browser, f"/item/{normalizable.index}")
+            buttons = browser.find_elements(By.CSS_SELECTOR, "button.option")
+            labels = [b.text for b in buttons]
+            n = next(i for i, text in enumerate(labels, 1) if text.endswith("normalized"))
+            assert normalizable.normalized in labels[n - 1]
+            browser.find_element(By.TAG_NAME, "body").send_keys(str(n))
+            _wait_for(browser, "/done" if normalizable.index + 1 == len(run.items) else f"/item/{normalizable.index + 1}")
+            [decision] = run.store().decisions()
+            assert (decision.value, decision.action, decision.candidate) == (normalizable.normalized, "pick", "normalized")
+    finally:
+        server.kill()

@@ -13,7 +13,12 @@ partition (``digitize.partition_size`` files), so memory stays flat for any numb
    engine's own parallel strategy), so a form read once - by extract or by an earlier,
    killed digitize run - is never read (or paid for) again;
 3. the ensemble (the calibrated vote, or the LLM merge) gives the four fields and a confidence
-   each; fields below ``digitize.review_threshold`` are flagged and a PNG of their box is cut;
+   each (``<FIELD>_conf``, the same as ``<FIELD>_written_conf``: right as written); beside it
+   ``<FIELD>_value_conf`` says how sure the normalized value is
+   (:func:`~handwriting_pipeline.ensemble.trust.field_trust`); fields whose confidence - as
+   written, or of the value with ``digitize.review.on: value`` - is below
+   ``digitize.review_threshold`` are flagged, with why they are doubtful, and a PNG of their box
+   is cut;
 4. :func:`~handwriting_pipeline.fields.normalize.normalize_record` adds the normalized columns.
 
 Where the partitions are read - this process, a pool of ``digitize.workers`` processes, or a
@@ -46,6 +51,7 @@ from handwriting_pipeline.digitize.inputs import Form, read_forms
 from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
 from handwriting_pipeline.ensemble.settings import CascadeSettings, EnsembleSettings, LLMSettings, VoteSettings
+from handwriting_pipeline.ensemble.trust import FieldTrust, field_trust
 from handwriting_pipeline.ensemble.vote import default_vote_inputs
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
@@ -65,13 +71,34 @@ NORMALIZED = ["DATE_iso", "CITY_name", "STATE_code", "ZIP5", "ZIP4",
               "DATE_verified", "CITY_verified", "STATE_verified", "ZIP_verified"]
 #: columns of forms.jsonl / forms.csv, in order (forms.jsonl adds ``review``: the doubtful
 #: fields' candidates and crops)
+#: the two levels of trust per field beside ``<FIELD>_conf``: right as written (= ``<FIELD>_conf``)
+#: and right in value (the normalized value)
+TRUST = [*[f"{k}_written_conf" for k in KEYS], *[f"{k}_value_conf" for k in KEYS]]
 COLUMNS = ["source", "page", "kind", *KEYS, *NORMALIZED, *[f"{k}_conf" for k in KEYS], "needs_review", "method",
-           "engines", "seconds", "error"]
+           "engines", "seconds", "error", *TRUST]
 REVIEW_COLUMNS = ["source", "page", "field", "chosen", "confidence", "candidates", "crop", "DATE", "CITY", "STATE",
-                  "ZIP"]
+                  "ZIP", "written_conf", "value_conf", "why", "normalized"]
+#: ``digitize.review.on``: which confidence sends a field to review
+REVIEW_ON = ("writing", "value")
 
 
 # --------------------------------------------------------------------------- the settings
+@dataclass(frozen=True)
+class ReviewSettings(Settings):
+    """``digitize.review``: ``on: writing`` sends a field to review when its confidence as written
+    (letter case and dots included) is below the threshold; ``on: value`` when the confidence of
+    its normalized value is (a field certain to be Michigan but written ``Mi`` or ``MI`` stays out)."""
+
+    block: ClassVar[str] = "digitize.review"
+    source: ClassVar[str] = "conf/base/parameters_digitize.yml"
+    on: str = "writing"
+
+    def __post_init__(self) -> None:
+        if self.on not in REVIEW_ON:
+            raise ValueError(f"digitize.review.on is {self.on!r}; choose one of {', '.join(REVIEW_ON)} "
+                             f"({self.source})")
+
+
 @dataclass(frozen=True)
 class DigitizeSettings(Settings):
     """``digitize`` (``conf/base/parameters_digitize.yml``; defaults = the YAML's)."""
@@ -81,6 +108,7 @@ class DigitizeSettings(Settings):
     method: str = "cascade"                    # cascade, vote, llm or one engine name
     engines: list[str] | str = "default"       # the engines of the vote / llm
     review_threshold: float | None = None      # None: ensemble.vote.review_threshold
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     partition_size: int = 256
     workers: int | None = None                 # None: extract.workers
     progress: bool = True
@@ -106,6 +134,7 @@ class DigitizePlan:
     workers: int = 1
     partition_size: int = 256
     review_threshold: float = 0.6
+    review_on: str = "writing"
     vote: VoteSettings = field(default_factory=VoteSettings)
     llm: LLMSettings | None = None
     llm_api_key: str | None = None
@@ -129,7 +158,8 @@ class DigitizePlan:
 
     @property
     def token(self) -> str:
-        text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder)],
+        text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder),
+                           self.review_threshold, self.review_on],
                           default=str, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -193,6 +223,7 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
         method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
         partition_size=int(params.partition_size or 256),
         review_threshold=float(threshold if threshold is not None else vote.review_threshold),
+        review_on=params.review.on,
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
         cascade=ensemble.cascade,
         input_checks=dict(params.input_checks or {}), normalize=dict(params.normalize or {}),
@@ -296,15 +327,24 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
             error = "; ".join(errors.get(form.form_id, [])) or (row or {}).get("error") or "no engine read this form"
         conf = {k: None for k in KEYS}
         doubtful: list[str] = []
+        trust = {k: FieldTrust(None, None) for k in KEYS}
         if row is not None and error is None:
             record.update({k: str(row.get(k) or NONE) for k in KEYS})
             conf = {k: _float(row.get(f"{k}_conf")) for k in KEYS}
-            doubtful = [k for k in KEYS if conf[k] is None or conf[k] < plan.review_threshold]
+            if readings.get(form.form_id):
+                trust = field_trust(readings[form.form_id], plan.vote, {k: record[k] for k in KEYS}, conf,
+                                    plan.normalize or None)
+            else:
+                trust = {k: FieldTrust(conf[k], conf[k]) for k in KEYS}
+            judged = {k: trust[k].value_conf for k in KEYS} if plan.review_on == "value" else conf
+            doubtful = [k for k in KEYS if judged[k] is None or judged[k] < plan.review_threshold]
         record.update(normalize_record({k: record[k] for k in KEYS}, plan.normalize or None))
         record.update({f"{k}_conf": conf[k] for k in KEYS})
         read_with = ";".join(m for m in engines if form.form_id in read_by.get(m, ())) or ";".join(engines)
         record.update({"needs_review": doubtful, "method": plan.method, "engines": read_with,
                        "seconds": round(seconds.get(form.form_id, 0.0), 3), "error": error})
+        record.update({f"{k}_written_conf": trust[k].written_conf for k in KEYS})
+        record.update({f"{k}_value_conf": trust[k].value_conf for k in KEYS})
         if doubtful:
             cands = readings.get(form.form_id, {})
             crops = field_crops(form.crop, doubtful, plan.review_margin) if review_crops else {}
@@ -319,12 +359,27 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
                     files[name] = _png(crops[key])
                 review.append({"field": key, "chosen": record[key], "confidence": conf[key],
                                "candidates": {m: fields[key] for m, (fields, _) in cands.items()}, "crop": name,
-                               "top": top})
+                               "top": top, "written_conf": trust[key].written_conf,
+                               "value_conf": trust[key].value_conf,
+                               "why": doubt_reasons(key, trust[key], plan), "normalized": trust[key].normalized})
             record["review"] = review
             if files:
                 record[FILES_KEY] = files
         records.append(record)
     return records
+
+
+def doubt_reasons(key: str, trust: FieldTrust, plan: DigitizePlan) -> list[str]:
+    """Why a field went to review: the confidence that sent it (as written or of the value) and
+    the signals of :func:`~handwriting_pipeline.ensemble.trust.field_trust`."""
+    on_value = plan.review_on == "value"
+    judged = trust.value_conf if on_value else trust.written_conf
+    what = "value" if on_value else "writing"
+    if judged is None:
+        low = f"no confidence ({what})"
+    else:
+        low = f"low confidence ({what} {judged:g} < {plan.review_threshold:g})"
+    return [low, *trust.why]
 
 
 # --------------------------------------------------------------------------- all partitions
@@ -373,7 +428,9 @@ def review_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     for item in record.get("review") or []:
         yield {"source": record["source"], "page": record["page"], "field": item["field"], "chosen": item["chosen"],
                "confidence": item["confidence"], "candidates": json.dumps(item["candidates"], ensure_ascii=False),
-               "crop": item.get("crop") or "", **{k: record.get(k) for k in KEYS}}
+               "crop": item.get("crop") or "", **{k: record.get(k) for k in KEYS},
+               "written_conf": item.get("written_conf"), "value_conf": item.get("value_conf"),
+               "why": "; ".join(item.get("why") or []), "normalized": item.get("normalized") or ""}
 
 
 def summarise(records: Any) -> dict[str, Any]:

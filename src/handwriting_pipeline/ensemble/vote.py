@@ -174,17 +174,13 @@ def engine_fields(readings: Mapping[str, tuple[Mapping[str, str], Any]], params:
     return {e: (repair_fields(f) if params.repair else clean_fields(f)) for e, (f, _) in readings.items()}
 
 
-def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
-              params: VoteSettings) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
-    """Vote one form.
-
-    Args:
-        readings: ``{engine: (fields, confidences)}``.
-        params: :func:`vote_params` output.
-
-    Returns:
-        ``(fields, confidence per field, candidates per field {engine: value})``.
-    """
+def field_scores(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]], params: VoteSettings
+                 ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], dict[str, dict[str, float]],
+                            dict[str, list[tuple[str, str, float, float]]]]:
+    """What the vote of one form is computed from: each engine's fields, the candidates per
+    field ``{engine: value}`` (with ``alignment`` when the CITY consensus was added), the
+    unnormalised score of each case-folded value per field (:func:`field_likelihoods`, ``OTHER``
+    included) and the readings ``(folded, surface, p, case trust)`` per field."""
     fields_by_engine = engine_fields(readings, params)
     candidates = {k: {e: fields_by_engine[e][k] for e in readings} for k in KEYS}
     scores: dict[str, dict[str, float]] = {}      # per field: case-folded value -> score
@@ -206,6 +202,28 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
                     scores[key][fold(consensus)] = params.alignment_weight * best * validator_factor(key, consensus, params)
                     surfaces[key].append((fold(consensus), consensus, 0.5, 1.0))
                     candidates[key]["alignment"] = consensus
+    return fields_by_engine, candidates, scores, surfaces
+
+
+def joint_scores(scores: Mapping[str, Mapping[str, float]], params: VoteSettings) -> dict[tuple[str, str, str], float]:
+    """Unnormalised score of every (CITY, STATE, ZIP) combination of the folded values: the
+    fields' scores times :func:`gazetteer_factor`."""
+    return {(c, s, z): scores["CITY"][c] * scores["STATE"][s] * scores["ZIP"][z] * gazetteer_factor(c, s, z, params)
+            for c, s, z in itertools.product(scores["CITY"], scores["STATE"], scores["ZIP"])}
+
+
+def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
+              params: VoteSettings) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, str]]]:
+    """Vote one form.
+
+    Args:
+        readings: ``{engine: (fields, confidences)}``.
+        params: :func:`vote_params` output.
+
+    Returns:
+        ``(fields, confidence per field, candidates per field {engine: value})``.
+    """
+    fields_by_engine, candidates, scores, surfaces = field_scores(readings, params)
     chosen: dict[str, str] = {}
     confidence: dict[str, float] = {}
     # DATE alone
@@ -213,9 +231,7 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
     best = max((v for v in scores["DATE"] if v != OTHER), key=lambda v: scores["DATE"][v], default=NONE)
     chosen["DATE"], confidence["DATE"] = best, (scores["DATE"].get(best, 0.0) / total if total else 0.0)
     # CITY, STATE, ZIP jointly
-    joint = {}
-    for c, s, z in itertools.product(scores["CITY"], scores["STATE"], scores["ZIP"]):
-        joint[(c, s, z)] = scores["CITY"][c] * scores["STATE"][s] * scores["ZIP"][z] * gazetteer_factor(c, s, z, params)
+    joint = joint_scores(scores, params)
     total = sum(joint.values())
     real = [combo for combo in joint if OTHER not in combo]
     best_combo = max(real, key=lambda combo: joint[combo]) if real else (NONE, NONE, NONE)

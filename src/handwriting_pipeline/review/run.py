@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from handwriting_pipeline.fields import KEYS, NONE
-from handwriting_pipeline.review.store import STORE_NAME, CorrectionStore, form_id
+from handwriting_pipeline.review.store import STORE_NAME, CorrectionStore, InvalidDecision, check_value, form_id
 
 FORMS_FILE = "forms.jsonl"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -34,15 +34,47 @@ class ReviewItem:
     top: str | None
     source: str
     page: int
+    written_conf: float | None = None
+    value_conf: float | None = None
+    why: tuple[str, ...] = ()          # the doubt signals digitize recorded (runs before them: none)
+    normalized: str = ""               # the chosen reading's normalized value ("" when none)
 
     def options(self) -> list[dict[str, Any]]:
         """Distinct candidate values (the chosen one first when an engine proposed it), each
-        with the engines that proposed it: the page's numbered buttons."""
+        with the engines that proposed it, and last the normalized value (engine ``normalized``)
+        when it is new and a valid decision: the page's numbered buttons (at most 9)."""
         by_value: dict[str, list[str]] = {}
         for engine, value in self.candidates.items():
             by_value.setdefault(str(value if value not in (None, "") else NONE), []).append(engine)
         order = sorted(by_value, key=lambda v: (v != self.chosen, list(by_value).index(v)))
-        return [{"value": v, "engines": by_value[v]} for v in order][:9]
+        options = [{"value": v, "engines": by_value[v]} for v in order]
+        norm = self.normalized_option()
+        if norm is None:
+            return options[:9]
+        return [*options[:8], {"value": norm, "engines": ["normalized"]}]
+
+    def reasons(self) -> list[str]:
+        """Why the field is doubtful: what digitize recorded, or for runs from before it did,
+        its low confidence and whether the engines disagree."""
+        if self.why:
+            return list(self.why)
+        out = [] if self.confidence is None else [f"low confidence ({float(self.confidence):.2f})"]
+        if len({str(v).upper() for v in self.candidates.values()}) > 1:
+            out.append(f"engines disagree ({len(set(self.candidates.values()))} readings)")
+        return out
+
+    def normalized_option(self) -> str | None:
+        """The normalized value as a candidate: None when there is none, it is already a
+        candidate (or the chosen value), it is a CITY that differs only in case, or it would not
+        be a valid decision."""
+        if not self.normalized or self.normalized == self.chosen or self.normalized in self.candidates.values():
+            return None
+        if self.field == "CITY" and self.normalized.upper() == self.chosen.upper():
+            return None  # a city the gazetteer does not confirm is only title-cased: nothing new
+        try:
+            return check_value(self.field, self.normalized)
+        except InvalidDecision:
+            return None
 
 
 @dataclass
@@ -80,7 +112,9 @@ class ReviewRun:
                     index=len(run.items), form=form_id(record), field=item["field"], chosen=str(item.get("chosen") or NONE),
                     confidence=item.get("confidence"), candidates=dict(item.get("candidates") or {}),
                     crop=item.get("crop"), top=item.get("top"), source=str(record["source"]),
-                    page=int(record.get("page") or 0)))
+                    page=int(record.get("page") or 0), written_conf=item.get("written_conf"),
+                    value_conf=item.get("value_conf"), why=tuple(str(w) for w in item.get("why") or ()),
+                    normalized=str(item.get("normalized") or "")))
         return run
 
     def store(self, path: str | Path | None = None) -> CorrectionStore:

@@ -23,12 +23,25 @@
     editing = false;
     box.value = data.chosen;
     box.classList.remove("editing");
+    clearError();
     box.blur();
   }
+  // Why a decision was not saved, right under the box (as text: textContent, never HTML).
   function showError(text) {
     error.textContent = text;
     error.hidden = false;
+    box.setAttribute("aria-invalid", "true");
     busy = false;
+  }
+  function clearError() {
+    error.textContent = "";
+    error.hidden = true;
+    box.removeAttribute("aria-invalid");
+  }
+  function reason(body, status) {
+    const detail = body.detail || body.error;
+    if (Array.isArray(detail)) return detail.map((d) => (d && d.msg) || String(d)).join("; ");
+    return detail ? String(detail) : "the server answered " + status;
   }
   function go(index, conflict) {
     let url = index === null || index === undefined ? "/done" : "/item/" + index;
@@ -50,7 +63,7 @@
     }
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      showError("not saved: " + (body.detail || body.error || response.status));
+      showError("Not saved: " + reason(body, response.status) + ". Correct the value and press Enter again.");
       return;
     }
     let conflict = null;
@@ -79,6 +92,7 @@
 
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
   box.addEventListener("focus", () => { if (!editing) startEditing(); });
+  box.addEventListener("input", () => { if (!error.hidden) clearError(); });
   document.querySelectorAll("button.option").forEach((button) => {
     button.addEventListener("click", () => pick(Number(button.dataset.n)));
   });

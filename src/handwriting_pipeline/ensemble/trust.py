@@ -1,0 +1,211 @@
+"""Two levels of trust per field: is the text right *as written*, and is the *value* right?
+
+The vote's confidence (:func:`~handwriting_pipeline.ensemble.vote.vote_form`) is the chance that
+the field is right exactly as written, letter case and dots included: ``written_conf``. A
+database mostly wants the normalized value (ISO date, USPS code, gazetteer city, ZIP -
+:mod:`handwriting_pipeline.fields.normalize`), and a field can be sure in value while doubtful
+in writing: ``Mi`` read by one engine and ``MI`` by another is Michigan either way.
+``value_conf`` is the vote's posterior mass of every candidate reading that normalizes to the
+same value as the chosen one (engines that differ in case, dots or date format but agree after
+normalization all support it), times the gazetteer-contradiction factor the vote applies; it is
+never below ``written_conf`` (a reading right as written has the right value - for CITY only
+when STATE and ZIP are right too, since its gazetteer spelling is looked up with them).
+
+:func:`field_trust` also says *why* a field is doubtful (engines disagree, same value written
+differently, the validator fails, the gazetteer contradicts) and gives the normalized value, so
+a reviewer can be offered it.
+
+:func:`trust_rows` and :func:`field_thresholds` put the two levels to use: on labelled forms
+the engines never trained on, each field's confidence and whether it was right (as written / in
+value) give a threshold per field with a guaranteed error rate among the fields above it
+(:func:`handwriting_pipeline.trust.risk_threshold`, Learn then Test).
+
+Floor 5 (ensemble).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from handwriting_pipeline.ensemble.settings import VoteSettings
+from handwriting_pipeline.ensemble.vote import (
+    OTHER,
+    field_scores,
+    fold,
+    joint_scores,
+    validator_factor,
+    vote_form,
+    vote_params,
+)
+from handwriting_pipeline.fields import CONTRADICTION_FIELDS, KEYS, NONE, clean_fields, gazetteer_contradiction
+from handwriting_pipeline.fields.normalize import (
+    NormalizeOptions,
+    normalize_city,
+    normalize_date,
+    normalize_record,
+    normalize_state,
+    normalize_zip,
+)
+from handwriting_pipeline.predictions import readings_by_form
+from handwriting_pipeline.trust import RiskThreshold, risk_threshold
+
+
+@dataclass(frozen=True)
+class FieldTrust:
+    """One field's trust: ``written_conf`` (right as written), ``value_conf`` (the normalized
+    value is right), ``normalized`` (the chosen reading's normalized value, ``""`` when it has
+    none) and ``why`` (the doubt signals found, readable text)."""
+
+    written_conf: float | None
+    value_conf: float | None
+    normalized: str = ""
+    why: list[str] = field(default_factory=list)
+
+
+def normalized_value(key: str, value: str, state: str = "", zip5: str = "",
+                     options: Mapping[str, Any] | NormalizeOptions | None = None) -> str:
+    """The normalized value of one reading (``""`` when it has none): DATE -> ISO date, STATE ->
+    USPS code, ZIP -> ZIP5 (``ZIP5-ZIP4`` with a +4 part), CITY -> the gazetteer's spelling
+    when ``zip5`` lies in ``state`` (a USPS code) and the city matches, else the text title-cased."""
+    opts = NormalizeOptions.from_params(options)
+    if value in (NONE, OTHER, "", None):
+        return ""
+    if key == "DATE":
+        return normalize_date(value, opts.two_digit_year_from)
+    if key == "STATE":
+        return normalize_state(value, opts.state_name_max_edits)
+    if key == "ZIP":
+        zip5, zip4 = normalize_zip(value)
+        return f"{zip5}-{zip4}" if zip4 else zip5
+    return normalize_city(value, state, zip5, opts.city_max_edits)[0]
+
+
+def field_posteriors(scores: Mapping[str, Mapping[str, float]], params: VoteSettings) -> dict[str, dict[str, float]]:
+    """Per field, the vote's posterior of each case-folded value (``OTHER`` included): DATE on
+    its own, CITY / STATE / ZIP the marginals of their joint (gazetteer factor included)."""
+    out = {}
+    total = sum(scores["DATE"].values())
+    out["DATE"] = {v: (s / total if total else 0.0) for v, s in scores["DATE"].items()}
+    joint = joint_scores(scores, params)
+    total = sum(joint.values())
+    for i, key in enumerate(("CITY", "STATE", "ZIP")):
+        marginal: dict[str, float] = {}
+        for combo, s in joint.items():
+            marginal[combo[i]] = marginal.get(combo[i], 0.0) + s
+        out[key] = {v: (s / total if total else 0.0) for v, s in marginal.items()}
+    return out
+
+
+def field_trust(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
+                params: Mapping[str, Any] | VoteSettings | None = None, chosen: Mapping[str, str] | None = None,
+                written_conf: Mapping[str, float | None] | None = None,
+                options: Mapping[str, Any] | NormalizeOptions | None = None) -> dict[str, FieldTrust]:
+    """Written and value confidence, normalized value and doubt signals of each field of one form.
+
+    Args:
+        readings: ``{engine: (fields, confidences)}`` of the form (as for ``vote_form``).
+        params: ``ensemble.vote`` parameters (calibration included).
+        chosen: the form's fields as decided (default: the vote's).
+        written_conf: their confidence as written (default: the vote's).
+        options: ``fields.normalize`` options (``digitize.normalize``).
+
+    Returns:
+        ``{field: FieldTrust}`` for DATE, CITY, STATE, ZIP.
+    """
+    params = vote_params(params)
+    if chosen is None or written_conf is None:
+        voted, conf, _ = vote_form(readings, params)
+        chosen = voted if chosen is None else chosen
+        written_conf = conf if written_conf is None else written_conf
+    chosen = clean_fields(chosen)
+    fields_by_engine, _, scores, surfaces = field_scores(readings, params)
+    posterior = field_posteriors(scores, params)
+    state = normalized_value("STATE", chosen["STATE"], options=options)
+    zip5 = normalize_zip(chosen["ZIP"])[0]
+    kind = gazetteer_contradiction(chosen)
+
+    def group(key: str, value: str) -> tuple[str, str]:
+        norm = normalized_value(key, value, state, zip5, options)
+        return ("value", norm) if norm else ("as read", fold(value))
+
+    out = {}
+    for key in KEYS:
+        written = written_conf.get(key)
+        written = None if written is None or written != written else float(written)  # NaN -> None
+        target = group(key, fold(chosen[key]))
+        mass = sum(p for v, p in posterior[key].items() if v != OTHER and group(key, v) == target)
+        contradicted = key in CONTRADICTION_FIELDS.get(kind, ())
+        if contradicted:
+            mass *= float(params.contradiction[kind])
+        value = None if written is None else round(max(written, min(1.0, mass)), 4)
+        why = []
+        read = {fold(f[key]) for f in fields_by_engine.values()}
+        if len(read) > 1:
+            why.append(f"engines disagree ({len(read)} readings)")
+        same_value = {surface for f, surface, _, _ in surfaces[key] if group(key, f) == target}
+        if len(same_value) > 1:
+            why.append("written differently: " + " / ".join(sorted(same_value)))
+        if validator_factor(key, chosen[key], params) < 1:
+            why.append(f"validator failed (not a valid {key})")
+        if contradicted:
+            why.append(f"gazetteer contradiction ({kind})")
+        norm = target[1] if target[0] == "value" else ""
+        out[key] = FieldTrust(written, value, norm, why)
+    return out
+
+
+def same_value(key: str, chosen: Mapping[str, str], gold: Mapping[str, str],
+               options: Mapping[str, Any] | NormalizeOptions | None = None) -> bool:
+    """Whether the chosen fields' ``key`` has the gold fields' normalized value (each normalized
+    with its own STATE / ZIP context; fields without a normalized value compare case-folded)."""
+    def value(fields: Mapping[str, str]) -> tuple[str, str]:
+        record = normalize_record(fields, options)
+        norm = {"DATE": record["DATE_iso"], "CITY": record["CITY_name"], "STATE": record["STATE_code"],
+                "ZIP": f"{record['ZIP5']}-{record['ZIP4']}" if record["ZIP4"] else record["ZIP5"]}[key]
+        return ("value", norm) if norm else ("as read", fold(clean_fields(fields)[key]))
+
+    return value(chosen) == value(gold)
+
+
+def trust_rows(labels: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
+               params: Mapping[str, Any] | VoteSettings | None = None,
+               options: Mapping[str, Any] | NormalizeOptions | None = None) -> pd.DataFrame:
+    """One row per labelled form and field: ``file_name``, ``field``, ``written_conf``,
+    ``value_conf``, ``written_right`` (the vote's text equals the label exactly) and
+    ``value_right`` (same normalized value). Use forms none of the engines (nor the calibration)
+    were fitted on."""
+    params = vote_params(params)
+    gold = {row["file_name"]: clean_fields({k: row[k] for k in KEYS}) for row in labels.to_dict("records")}
+    rows = []
+    for name, readings in readings_by_form({m: t for m, t in tables.items() if t is not None and len(t)}).items():
+        if name not in gold or not readings:
+            continue
+        chosen, conf, _ = vote_form(readings, params)
+        trust = field_trust(readings, params, chosen, conf, options)
+        for key in KEYS:
+            rows.append({"file_name": name, "field": key, "written_conf": trust[key].written_conf,
+                         "value_conf": trust[key].value_conf, "written_right": chosen[key] == gold[name][key],
+                         "value_right": same_value(key, chosen, gold[name], options)})
+    return pd.DataFrame(rows, columns=["file_name", "field", "written_conf", "value_conf", "written_right",
+                                       "value_right"])
+
+
+def field_thresholds(rows: pd.DataFrame, alpha: float, delta: float = 0.1,
+                     on: str = "value") -> dict[str, RiskThreshold]:
+    """Per field, :func:`~handwriting_pipeline.trust.risk_threshold` on :func:`trust_rows`:
+    ``on="value"`` bounds the share of wrong *values* among fields with ``value_conf`` at or
+    above the threshold, ``on="writing"`` the share wrong as written among ``written_conf``."""
+    if on not in ("value", "writing"):
+        raise ValueError(f"on must be 'value' or 'writing', not {on!r}")
+    level = "value" if on == "value" else "written"
+    return {key: risk_threshold(part[f"{level}_conf"].astype(float).to_numpy(), part[f"{level}_right"].to_numpy(bool),
+                                alpha, delta)
+            for key in KEYS if len(part := rows[rows["field"] == key])}
+
+
+__all__ = ["FieldTrust", "field_posteriors", "field_thresholds", "field_trust", "normalized_value", "same_value",
+           "trust_rows"]
