@@ -195,11 +195,11 @@ class Crossfit:
 
 
 def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSettings,
-              folder: str | Path | None = None) -> Crossfit:
+              folder: str | Path | None = None, first: int | None = None) -> Crossfit:
     """One reader per fold of the train forms, fine-tuned on the forms outside it, reading it
     (``params``: the ``train_fieldreader`` block; ``folder``: where the fold readers are kept,
-    ``crossfit.model_dir`` when None). A fold already complete there with the same forms and
-    training settings is loaded, not retrained."""
+    ``crossfit.model_dir`` when None; ``first``: only the first folds, None = all). A fold already
+    complete there with the same forms and training settings is loaded, not retrained."""
     from handwriting_pipeline.fieldreader.model import FieldReader
 
     settings = FieldReaderTrainSettings.from_params(params)
@@ -208,7 +208,8 @@ def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSett
     names = train_forms.labels["file_name"].tolist()
     folds_of = assign_folds(names, folds, int(settings.crossfit.seed))
     readers, readings, rows = [], [], []
-    bar = tqdm(range(folds), desc="crossfit folds", disable=not settings.trainer.progress_bar)
+    bar = tqdm(range(folds if first is None else min(first, folds)), desc="crossfit folds",
+               disable=not settings.trainer.progress_bar)
     for fold in bar:
         split = fold_split(names, folds_of, fold, int(settings.holdout_forms), float(settings.holdout_share))
         here = fold_dir(folder, fold)
