@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 
 from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.fields.formspec import hsf_form
 
 SEP = "|"
 # what the recognizer may output (index 0 of the model's output is the CTC blank)
 ALPHABET = " ',-./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" + SEP
-CSZ_KEYS = ("CITY", "STATE", "ZIP")
+#: the fields of the shared line, from the HSF form's spec: ("CITY", "STATE", "ZIP")
+CSZ_KEYS: tuple[str, ...] = hsf_form().line("CSZ").fields
 
 
 def _value(text: str) -> str:

@@ -1,5 +1,9 @@
 """The answer's schema and its clean-up: the four keys, "None", value cleaning and the
-normalisation of the noisy keys form services return."""
+normalisation of the noisy keys form services return.
+
+The keys and their character sets come from the HSF form's spec (``conf/base/forms/hsf_top.yml``,
+:func:`handwriting_pipeline.fields.formspec.hsf_form`) and the field types' characters
+(:mod:`handwriting_pipeline.fields.charsets`)."""
 
 from __future__ import annotations
 
@@ -8,26 +12,24 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-KEYS: tuple[str, ...] = ("DATE", "CITY", "STATE", "ZIP")
+from handwriting_pipeline.fields.charsets import CHARS
+from handwriting_pipeline.fields.formspec import hsf_form
+
+_FORM = hsf_form()  # conf/base/forms/hsf_top.yml, read and checked once
+
+#: the answer's keys: the HSF form's fields, in the spec's order ("DATE", "CITY", "STATE", "ZIP")
+KEYS: tuple[str, ...] = _FORM.keys
 NONE = "None"
 
-# Characters a writer can put in each field (used to filter OCR output).
-ALLOWED_CHARS: dict[str, str] = {
-    "DATE": "0123456789/-.,' ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-    "CITY": " .-'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-    "STATE": " .ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-    "ZIP": "0123456789-",
-}
+#: characters an engine may output for each field (used to filter OCR output): the field's type's
+#: ``allowed`` characters (:data:`handwriting_pipeline.fields.charsets.CHARS`)
+ALLOWED_CHARS: dict[str, str] = {f.name: CHARS[f.type].allowed for f in _FORM.fields}
 
 #: characters a person may type for a field when correcting a reading (review page, Label Studio
 #: import): what the engines may output plus what writers put on the real forms (commas after
-#: CITY or STATE, a digit in a CITY); never control characters or markup
-WRITTEN_CHARS: dict[str, str] = {
-    "DATE": ALLOWED_CHARS["DATE"],
-    "CITY": ALLOWED_CHARS["CITY"] + ",0123456789",
-    "STATE": ALLOWED_CHARS["STATE"] + ",",
-    "ZIP": ALLOWED_CHARS["ZIP"] + " ",
-}
+#: CITY or STATE, a digit in a CITY); never control characters or markup. The type's ``written``
+#: characters.
+WRITTEN_CHARS: dict[str, str] = {f.name: CHARS[f.type].written for f in _FORM.fields}
 MAX_WRITTEN_LENGTH = 40
 
 # --------------------------------------------------------------------------- values

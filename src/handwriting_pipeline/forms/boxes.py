@@ -14,13 +14,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from handwriting_pipeline.fields.formspec import hsf_form
+
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
-# Template geometry of the 2460x350 crop (measured on real SD19 crops); used only when the
-# outlines cannot be found, scaled to the image size.
-TEMPLATE_SIZE = (2460, 350)
-TEMPLATE_DATE_BOX: Box = (770, 188, 1135, 295)
-TEMPLATE_CSZ_BOX: Box = (1185, 188, 2143, 295)
+# Template geometry of the 2460x350 crop (measured on real SD19 crops), from the HSF form's spec
+# (its crop and its two line boxes); used only when the outlines cannot be found, scaled to the
+# image size.
+_HSF = hsf_form()
+TEMPLATE_SIZE: tuple[int, int] = _HSF.page.area
+TEMPLATE_DATE_BOX: Box = _HSF.line("DATE").box
+TEMPLATE_CSZ_BOX: Box = _HSF.line("CSZ").box
 
 
 def to_grey(image: Image.Image) -> np.ndarray:

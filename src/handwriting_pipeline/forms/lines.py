@@ -18,10 +18,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from handwriting_pipeline.fields.formspec import hsf_form
 from handwriting_pipeline.forms.boxes import box_region, find_boxes, to_grey
 
 HEIGHT = 48
-LINES = ("DATE", "CSZ")  # the DATE box and the shared CITY/STATE/ZIP box
+#: the HSF form's lines from its spec: ("DATE", "CSZ"), the DATE box and the shared CITY/STATE/ZIP box
+LINES: tuple[str, ...] = hsf_form().line_names
 
 
 @dataclass(frozen=True)

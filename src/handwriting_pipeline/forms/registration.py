@@ -31,6 +31,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from handwriting_pipeline.fields.formspec import hsf_form
+
+#: where the top section lies on a 2560x3300 page: the HSF form spec's ``page.crop``
+#: (``curation.crop.box`` and ``digitize.crop_box`` give the same box)
+CROP_BOX: tuple[int, int, int, int] = hsf_form().page.crop
+
 #: Box-line positions on the published 2460x350 crops (crop coordinates, pixels): medians over
 #: the 1,599 real crops of ../shared/data/hsf_top measured with :func:`find_box_row`
 #: (top rule's first row, bottom rule's first row, CITY/STATE/ZIP box left and right edges).
@@ -214,7 +220,7 @@ def deskewed_rows(page: Image.Image, angle: float, top: int, bottom: int, max_sk
                           borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
 
-def register_page(page: Image.Image, box: tuple[int, int, int, int] = (100, 300, 2560, 650),
+def register_page(page: Image.Image, box: tuple[int, int, int, int] = CROP_BOX,
                   reference: Mapping[str, float] | None = None, max_shift: int = 200,
                   max_skew: float = 3.0, threshold: int = 128) -> tuple[np.ndarray, Registration]:
     """Deskew ``page`` and locate its box row. Returns the deskewed greyscale search band (page
@@ -246,7 +252,7 @@ def register_page(page: Image.Image, box: tuple[int, int, int, int] = (100, 300,
                                 boxes=row.boxes, band_top=y0)
 
 
-def crop_top_section(page: Image.Image, box: tuple[int, int, int, int] = (100, 300, 2560, 650),
+def crop_top_section(page: Image.Image, box: tuple[int, int, int, int] = CROP_BOX,
                      register: bool = True, reference: Mapping[str, float] | None = None,
                      max_shift: int = 200, max_skew: float = 3.0, threshold: int = 128,
                      blackout_name: bool = True) -> tuple[Image.Image, Registration | None]:
