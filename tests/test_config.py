@@ -173,3 +173,14 @@ def test_settings_are_frozen_and_from_params_accepts_an_instance():
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.epochs = 2  # type: ignore[misc]
     assert StageSettings.from_params(settings) is settings
+
+
+def test_top_level_form_names_the_shipped_form_the_pipeline_reads():
+    """``form`` in parameters.yml: a shipped spec (conf/base/forms), and the one the field
+    constants are derived from (only the HSF form is read today)."""
+    from handwriting_pipeline.fields.formspec import HSF_FORM, load_form, shipped_forms
+
+    params = yaml.safe_load((CONF / "parameters.yml").read_text())
+    assert set(params) == {"form"}, f"parameters.yml: unexpected top-level keys {sorted(set(params) - {'form'})}"
+    assert params["form"] in shipped_forms(), f"parameters.yml: form '{params['form']}' is not in conf/base/forms"
+    assert params["form"] == HSF_FORM == load_form(params["form"]).name

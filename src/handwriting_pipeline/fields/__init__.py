@@ -1,7 +1,12 @@
 """Field logic shared by every stage: everything that knows what a DATE, CITY, STATE or ZIP
 looks like lives here, so engines, ensembles, training and evaluation agree on one definition.
 
-* :mod:`.schema`   the four keys, "None", value clean-up, noisy key normalisation
+* :mod:`.formspec` a form as a YAML file: the form spec's models, checks and shipped forms
+  (``conf/base/forms``); the HSF form's spec is where the four keys come from
+* :mod:`.charsets` the characters of each field type (what an engine may output, what a person types)
+* :mod:`.types`    the field types as a registry (date, us_state, us_zip, us_city, digits,
+  amount, phone, text, choice, checkbox): validate, normalize, candidates
+* :mod:`.schema`   the four keys (from the HSF spec), "None", value clean-up, noisy key normalisation
 * :mod:`.states`   USPS states, ZIP validators, the offline ``zipcodes`` gazetteer, STATE look-alikes
 * :mod:`.text`     OCR text clean-up: look-alikes, allowed characters, respelling in the writer's case
 * :mod:`.dates`    month names, date parsing, the plausible-date validator and date OCR repairs

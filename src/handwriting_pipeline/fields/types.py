@@ -23,7 +23,10 @@ Each type brings
   ZIP codes, gazetteer cities, the choice's options), None for types without one.
 
 The US types wrap the existing rules (:mod:`.dates`, :mod:`.states`, :mod:`.normalize`), so
-they agree with the HSF pipeline's normalized columns.
+they agree with the HSF pipeline's normalized columns. Their ``normalize`` may be more lenient
+than ``validate``: ``validate`` says the value is well-formed as written, ``normalize`` finds
+the canonical value where it can (a state name one letter off, a city a few edits from the
+gazetteer's).
 """
 
 from __future__ import annotations
@@ -167,7 +170,8 @@ def _all_cities() -> tuple[str, ...]:
 class USCityType(FieldType):
     """A US city; normalized to the gazetteer's spelling when the context's ZIP lies in its
     state and the city matches one of that ZIP's cities, else title-cased
-    (:func:`.normalize.normalize_city`, the ``CITY_name`` column)."""
+    (:func:`.normalize.normalize_city`, the ``CITY_name`` column); None for text that is not a
+    city (no letter, characters outside ``written_chars``)."""
 
     name = "us_city"
 
@@ -177,6 +181,8 @@ class USCityType(FieldType):
                 and all(c in self.written_chars for c in text))
 
     def normalize(self, value: Any, context: Context = None) -> str | None:
+        if not self.validate(value):  # no letters, or characters no city has
+            return None
         state = normalize_state(_context(context, "us_state"))
         zip5 = normalize_zip(_context(context, "us_zip"))[0]
         name, _ = normalize_city(clean_value(value), state, zip5)

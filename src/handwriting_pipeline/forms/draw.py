@@ -49,7 +49,10 @@ def draw_boxes(spec: FormSpec, scan: Image.Image, register_page: bool = False) -
         colour = CROP_COLOUR if name == "crop" else LINE_COLOUR
         cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), colour, thickness)
         label = "crop" if name == "crop" else f"{name}: {' | '.join(spec.line(name).fields)}"
-        origin = (x0 + 4, y0 - 8) if y0 > 30 else (x0 + 4, y1 + int(28 * scale))
+        (text_w, text_h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        origin = (x0 + 4, y0 - 8) if y0 > text_h + 16 else (x0 + 4, y1 + text_h + 8)
+        cv2.rectangle(canvas, (origin[0] - 3, origin[1] - text_h - 4), (origin[0] + text_w + 3, origin[1] + base),
+                      (255, 255, 255), cv2.FILLED)  # the label on white, readable over printed text
         cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
     return canvas
 
