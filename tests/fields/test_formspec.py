@@ -166,7 +166,9 @@ def test_unknown_key_is_named(tmp_path):
     assert "lines[1] (CSZ).bx: Extra inputs are not permitted" in _error(tmp_path, data)
     data = _hsf_data()
     data["page"]["registration"] = {"method": "magic"}
-    assert "page.registration" in _error(tmp_path, data)
+    assert "page.registration: Input tag 'magic'" in _error(tmp_path, data)
+    data["page"]["registration"] = {"method": "features"}
+    assert "page.registration.template: Field required" in _error(tmp_path, data)
 
 
 def test_bad_box_and_options_are_named(tmp_path):

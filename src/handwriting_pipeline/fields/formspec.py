@@ -218,6 +218,8 @@ def _loc(data: object, loc: tuple[int | str, ...]) -> str:
             node = node[part] if isinstance(node, list | tuple) and part < len(node) else None
             if isinstance(node, dict) and "name" in node:
                 out += f" ({node['name']})"
+        elif isinstance(node, dict) and part not in node and node.get("method") == part:
+            continue  # the tag pydantic adds for a union member (registration method)
         else:
             out += f".{part}" if out else str(part)
             node = node.get(part) if isinstance(node, dict) else None
