@@ -38,7 +38,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
-from common import machine  # noqa: E402 (benchmarks/common.py)
+from common import machine, rewrite_report  # noqa: E402 (benchmarks/common.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "hsf_top"
@@ -160,10 +160,7 @@ def main() -> int:
     parser.add_argument("--report", action="store_true", help="only rewrite the .md from the --out JSON")
     args = parser.parse_args()
     if args.report:
-        result = json.loads(Path(args.out).read_text(encoding="utf-8"))
-        Path(args.out).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-        print(markdown(result))
-        return 0
+        return rewrite_report(args.out, markdown)
     from handwriting_pipeline.ensemble.vote import vote
     from handwriting_pipeline.metrics import aggregate, score_forms
 

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from review_benchmark import RESULTS, ROOT, load, machine, read, vote_params  # noqa: E402
+from review_benchmark import RESULTS, ROOT, load, machine, read, rewrite_report, vote_params  # noqa: E402
 from review_benchmark import engines as all_engines  # noqa: E402
 
 
@@ -124,10 +124,7 @@ def main() -> int:
     parser.add_argument("--report", action="store_true", help="only rewrite the .md from the --out JSON")
     args = parser.parse_args()
     if args.report:
-        result = json.loads(Path(args.out).read_text(encoding="utf-8"))
-        Path(args.out).with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-        print(markdown(result))
-        return 0
+        return rewrite_report(args.out, markdown)
     if not args.fieldreader:
         parser.error("--fieldreader is required")
     from handwriting_pipeline.ensemble.vote import vote
