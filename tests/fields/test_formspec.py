@@ -202,3 +202,13 @@ def test_features_registration_is_schema_only(tmp_path):
     assert spec.page.registration.template == "blank_hsf.png"
     with pytest.raises(NotImplementedError, match="'features'.*not implemented yet"):
         register(Image.new("L", (2560, 3300), 255), spec)
+
+
+def test_a_run_reads_the_hsf_form_and_stops_on_another_with_a_reason():
+    from handwriting_pipeline.fields.formspec import active_form
+
+    assert active_form(None).name == active_form("hsf_top").name == "hsf_top"
+    with pytest.raises(FormSpecError, match="order_card.*valid spec.*only the 'hsf_top' layout"):
+        active_form("order_card")
+    with pytest.raises(FormSpecError, match="unknown form 'nope'"):
+        active_form("nope")

@@ -321,3 +321,14 @@ def load_form(name_or_path: str | Path) -> FormSpec:
 def hsf_form() -> FormSpec:
     """The HSF top-section form (:data:`HSF_FORM`), the layout the pipeline reads today."""
     return load_form(HSF_FORM)
+
+
+def active_form(name: str | Path | None) -> FormSpec:
+    """The form a run reads (``form`` in ``parameters.yml``), checked: the pipelines read the HSF
+    top section only so far, so another spec - valid or not - stops the run with a message that
+    says so (None: the HSF form)."""
+    spec = load_form(name or HSF_FORM)
+    if spec.name != HSF_FORM:
+        raise FormSpecError(f"form '{spec.name}' is a valid spec, but the pipelines read only the '{HSF_FORM}' "
+                            f"layout so far; run with form={HSF_FORM} (docs/forms.md says what reads a spec today)")
+    return spec

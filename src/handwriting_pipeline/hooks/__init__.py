@@ -3,7 +3,8 @@
 * ``before_pipeline_run`` pins every versioned dataset the run writes to the run's own version
   for reading back (Kedro otherwise reads "the newest version", which may be another run's when
   two runs overlap), claims that version (two runs started in the same millisecond get the next
-  free one, :func:`claim_version`) and fills ``run_info`` (run id, start time, command line) for the report.
+  free one, :func:`claim_version`), checks the run's ``form`` (:func:`~handwriting_pipeline.fields.formspec.active_form`)
+  and fills ``run_info`` (run id, start time, command line, form and its fields) for the report.
 * ``after_pipeline_run`` ends an evaluate run non-zero, after everything was written, when a
   method failed on more than ``evaluation.max_failure_share`` of the forms (``evaluation_failures``)
   and logs where the report is.
@@ -14,7 +15,7 @@
 The pieces live by concern: :mod:`.versions` (run versions, half-written outputs),
 :mod:`.console` (short errors, Ctrl-C) and :mod:`.reports` (digitize outputs, failure message).
 
-Floor 8, beside ``pipelines``. May import: floors 0-7 (today only ``errors``) — never
+Floor 8, beside ``pipelines``. May import: floors 0-7 (today ``errors`` and ``fields``) — never
 ``pipelines/``: Kedro runs the hooks around the pipelines, nothing imports them.
 """
 
@@ -31,11 +32,20 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, Version
 
 from handwriting_pipeline.errors import RunFailed
+from handwriting_pipeline.fields.formspec import active_form
 from handwriting_pipeline.hooks.console import _log_to_file_only, install_interrupt_handler, install_short_excepthook
 from handwriting_pipeline.hooks.reports import failure_message, log_digitize_outputs
 from handwriting_pipeline.hooks.versions import _dataset, _is_half_written, claim_version, release
 
 logger = logging.getLogger(__name__)
+
+
+def _param(catalog: Any, name: str) -> Any:
+    """A run parameter (``params:<name>``) from the catalog; None when the run has none."""
+    try:
+        return catalog.load(f"params:{name}")
+    except Exception:  # noqa: BLE001 - no such parameter in this run
+        return None
 
 
 class ProjectHooks:
@@ -53,6 +63,7 @@ class ProjectHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        form = active_form(_param(catalog, "form"))  # a form the pipelines cannot read stops the run here
         self._pinned = {}
         self._save_version = None
         saves: dict[str, str] = {}
@@ -74,6 +85,7 @@ class ProjectHooks:
             dataset._clear_version_cache()  # noqa: SLF001
         self._save_version = claimed
         info = {"run_id": self._save_version or "", "pipeline": run_params.get("pipeline_name") or "__default__",
+                "form": form.name, "fields": list(form.keys),
                 "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join(["kedro", *sys.argv[1:]]) if sys.argv and "kedro" in sys.argv[0] else "",
                 "cwd": os.getcwd()}

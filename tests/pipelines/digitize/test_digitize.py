@@ -99,6 +99,7 @@ def test_the_kedro_pipeline_writes_the_run_files(toy, tmp_path, mixed_folder):
     catalog = DataCatalog(datasets={
         "digitize_inputs": ImageInputsDataset(input_dir=str(folder)),
         **{f"params:{k}": MemoryDataset(params[k]) for k in ("digitize", "extract", "ensemble")},
+        "params:form": MemoryDataset("hsf_top"),
         "extract_cache": MemoryDataset(ResponseCache(tmp_path / "cache"), copy_mode="assign"),
         "ensemble_cache": MemoryDataset(ResponseCache(tmp_path / "llm"), copy_mode="assign"),
         "extract_credentials": MemoryDataset({}), "ensemble_credentials": MemoryDataset({}),
@@ -123,6 +124,7 @@ def test_the_kedro_pipeline_writes_the_run_files(toy, tmp_path, mixed_folder):
     assert json.loads(queue[0]["candidates"]) == {"toy": queue[0]["chosen"]}
     summary = json.loads((latest / "summary.json").read_text())
     assert summary["read"] == readable and summary["rejected"] == len(expected) - readable
+    assert summary["form"] == "hsf_top" and summary["fields"] == ["DATE", "CITY", "STATE", "ZIP"]
     assert summary["needs_review"] == readable and summary["rejected_by_reason"]["blank form"] == 1
 
 

@@ -23,6 +23,7 @@ from handwriting_pipeline.digitize.core import (
     review_rows,
     summarise,
 )
+from handwriting_pipeline.fields.formspec import active_form
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,11 @@ def review_queue(forms: Iterable[dict[str, Any]]) -> _Rows:
     return _Rows(forms, review_rows)
 
 
-def digitize_summary(forms: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Counts: files, forms, read, needs review, rejected (by reason)."""
-    summary = summarise(forms)
+def digitize_summary(forms: Iterable[dict[str, Any]], form: str | None = None) -> dict[str, Any]:
+    """Counts: files, forms, read, needs review, rejected (by reason), and the ``form`` read with
+    its fields."""
+    spec = active_form(form)
+    summary = {"form": spec.name, "fields": list(spec.keys), **summarise(forms)}
     logger.info("digitize: %d forms from %d files: %d read (%d need review, %d fields = %.1f %% to review), "
                 "%d rejected%s", summary["forms"], summary["files"], summary["read"], summary["needs_review"],
                 summary["fields_to_review"], summary["fields_to_review_pct"], summary["rejected"],

@@ -148,6 +148,8 @@ def provenance_markdown(forms: LabelledForms, methods: list[str], run_info: Mapp
     lines = [f"- **Data**: {len(forms)} forms, {source}."]
     if forms.source and forms.source not in source:
         lines.append(f"- **Images read from**: `{forms.source}`")
+    if run_info.get("form"):
+        lines.append(f"- **Form**: `{run_info['form']}` (fields {', '.join(run_info.get('fields') or [])})")
     lines.append(f"- **Date**: {when} (UTC)" + (f", run `{run_info['run_id']}`" if run_info.get("run_id") else ""))
     if run_info.get("command"):
         lines.append(f"- **Command**: `{run_info['command']}`")
