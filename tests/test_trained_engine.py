@@ -74,6 +74,10 @@ def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, 
     assert catalog.load("toy_model").path == ref.path
 
     evaluate = pipelines["evaluate"]
+    from handwriting_pipeline.registry import engine_class, engine_methods
+
+    # every other trained engine's model: none trained here
+    UNTRAINED = sorted({d for m in engine_methods() for d in engine_class(m).catalog_inputs.values()} - {"toy_model"})
     catalog_eval = DataCatalog(datasets={
         "evaluation_forms": MemoryDataset(forms, copy_mode="assign"),
         **{f"params:{k}": MemoryDataset(params[k]) for k in ("extract", "ensemble", "evaluation")},
@@ -82,7 +86,7 @@ def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, 
         "extract_credentials": MemoryDataset({}), "ensemble_credentials": MemoryDataset({}),
         "llm_prompts": MemoryDataset(None), "llm_hint_forms": MemoryDataset(None),
         "llm_hint_readings": MemoryDataset(None), "run_info": MemoryDataset({}),
-        **{name: MemoryDataset(NoModel(), copy_mode="assign") for name in ("donut_model", "fieldreader_model")},
+        **{name: MemoryDataset(NoModel(), copy_mode="assign") for name in UNTRAINED},
         "toy_model": MemoryDataset(ref, copy_mode="assign"),
         "engine_calibrations": Kept(), "predictions_toy": Kept(), "predictions_vote": Kept(),
         "evaluation_metrics": Kept(),
@@ -95,5 +99,5 @@ def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, 
     assert catalog_eval.load("predictions_vote")["ZIP"].tolist() == ["42071", "02134"]
 
     plan = make_plan({**params["digitize"], "engines": "default"}, params["extract"], params["ensemble"],
-                     datasets={"toy_model": ref, "donut_model": NoModel(), "fieldreader_model": NoModel()})
+                     datasets={"toy_model": ref, **{name: NoModel() for name in UNTRAINED}})
     assert "toy" in plan.methods and plan.vote.calibration["toy"] == ref.load().calibration

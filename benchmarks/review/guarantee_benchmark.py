@@ -28,6 +28,7 @@ Writes ``benchmarks/results/guarantee_recorded.{json,md}`` (``--out``).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -346,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engines", default=DEFAULT_ENGINES, help="recorded engines (comma-separated; '' for none)")
     parser.add_argument("--predictions", action="append", default=[], metavar="NAME=path.csv[:scale]",
                         help="another engine's predictions table (out-of-fold readings), repeatable")
+    parser.add_argument("--calibration", action="append", default=[], metavar="NAME=model_folder",
+                        help="the vote's calibration of engine NAME from a trained model folder (fieldreader.json)")
     parser.add_argument("--alphas", default=",".join(f"{a:g}" for a in ALPHAS))
     parser.add_argument("--delta", type=float, default=0.1)
     parser.add_argument("--out", default=str(RESULTS / "guarantee_recorded.json"))
@@ -361,12 +364,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not tables:
         raise SystemExit("no engines: give --engines or --predictions")
     params, options = settings()
+    for spec in args.calibration:  # a trained model's own calibration wins, as in the pipelines
+        name, _, folder = spec.partition("=")
+        saved = json.loads((Path(folder) / "fieldreader.json").read_text())["calibration"]
+        params["calibration"] = {**params.get("calibration", {}), name: saved}
+    # only the forms some engine read (out-of-fold readings may cover part of the train forms)
+    seen = set().union(*(set(t["file_name"]) for t in tables.values()))
     labels = {split: read_labels(SHARED / split) for split in ("train", "validation")}
+    labels = {split: table[table["file_name"].isin(seen)].reset_index(drop=True) for split, table in labels.items()}
     rows = {split: field_rows(labels[split], tables, params, options) for split in labels}
     alphas = [float(a) for a in args.alphas.split(",")]
     command = "python benchmarks/review/guarantee_benchmark.py" + "".join(
         f" {flag}" for flag in ([f"--engines {args.engines}"] if args.engines != DEFAULT_ENGINES else [])
-        + [f"--predictions {p}" for p in args.predictions] + ([f"--delta {args.delta:g}"] if args.delta != 0.1 else []))
+        + [f"--predictions {p}" for p in args.predictions] + [f"--calibration {c}" for c in args.calibration] + ([f"--delta {args.delta:g}"] if args.delta != 0.1 else []))
     recorded = all(name.startswith("recorded_") for name in tables)
     result = {
         **machine(), "command": command, "engines": list(tables),

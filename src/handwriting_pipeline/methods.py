@@ -180,6 +180,19 @@ def model_calibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def model_choices(datasets: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    """``{engine: [choice, ...]}``: the components trained engines chose on forms their models
+    never trained on (:meth:`~Engine.model_choices`), for the report."""
+    out = {}
+    for method in engine_methods():
+        cls = engine_class(method)
+        if cls.catalog_inputs:
+            found = cls.model_choices(**engine_inputs(cls, datasets))
+            if found:
+                out[method] = list(found)
+    return out
+
+
 def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None) -> dict[str, Any]:
     """The vote's calibration: ``ensemble.vote.calibration`` with the trained models' own
     calibrations on top (a model's calibration wins: it was fitted for that very model)."""

@@ -81,6 +81,7 @@ ENGINES: dict[str, str | type[Engine]] = {
     "textract": "handwriting_pipeline.engines.textract:TextractEngine",
     "azure_form_recognizer": "handwriting_pipeline.engines.azure:AzureFormRecognizerEngine",
     "fieldreader": "handwriting_pipeline.engines.fieldreader:FieldReaderEngine",
+    "fieldreader_ensemble": "handwriting_pipeline.engines.fieldreader:FieldReaderEnsembleEngine",
     "donut": "handwriting_pipeline.engines.donut:DonutEngine",
     "recorded_textract": "handwriting_pipeline.engines.recorded:RecordedEngine",
     "recorded_azure_form_recognizer": "handwriting_pipeline.engines.recorded:RecordedEngine",

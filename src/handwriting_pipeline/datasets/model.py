@@ -65,8 +65,9 @@ class DonutModelRef:
             import hashlib
 
             digest = hashlib.sha256()
-            for file in sorted(p for p in Path(self.path).iterdir() if p.is_file()):
-                digest.update(file.name.encode())
+            root = Path(self.path)
+            for file in sorted(p for p in root.rglob("*") if p.is_file()):  # an ensemble's members/ too
+                digest.update(file.relative_to(root).as_posix().encode())
                 with file.open("rb") as handle:
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         digest.update(chunk)
@@ -195,10 +196,11 @@ class FieldReaderRef(DonutModelRef):
 
     @staticmethod
     def load_folder(path: str) -> Any:
-        """The :class:`~handwriting_pipeline.fieldreader.model.FieldReader` saved there."""
-        from handwriting_pipeline.fieldreader.model import FieldReader
+        """The :class:`~handwriting_pipeline.fieldreader.model.FieldReader` (or the
+        :class:`~handwriting_pipeline.fieldreader.ensemble.EnsembleReader`) saved there."""
+        from handwriting_pipeline.fieldreader.ensemble import load_reader
 
-        return FieldReader.load(path)
+        return load_reader(path)
 
     def load(self):
         return self.bundle()

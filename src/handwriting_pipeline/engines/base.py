@@ -150,6 +150,13 @@ class Engine(ABC):
         return None
 
     @classmethod
+    def model_choices(cls, **inputs: Any) -> list[dict[str, Any]]:
+        """The components its trained model chose on forms it never trained on, one dict per
+        component (``component``, ``on``, ``gain``, ``low``, ``high``, ``forms``, ``note``) for
+        the report; [] when there are none."""
+        return []
+
+    @classmethod
     def requires_training(cls) -> bool:
         """True when the engine is built from a trained model (a catalog input)."""
         return bool(cls.catalog_inputs)

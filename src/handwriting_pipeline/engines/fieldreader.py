@@ -81,6 +81,15 @@ class FieldReaderEngine(Engine):
             return None
         return dict(model.bundle().config.calibration) or None
 
+    @classmethod
+    def model_choices(cls, model: Any = None, **inputs: Any) -> list[dict[str, Any]]:
+        """The choices saved with the model (an ensemble's, made on the out-of-fold forms)."""
+        if model is None or not getattr(model, "available", False):
+            return []
+        from handwriting_pipeline.fieldreader.oof import choices_table
+
+        return choices_table(model.bundle()).to_dict("records")
+
     def check_ready(self) -> None:
         ref = self.model_ref
         if ref is None or not getattr(ref, "available", False):
@@ -116,3 +125,15 @@ class FieldReaderEngine(Engine):
         seconds = (time.perf_counter() - started) / max(1, len(images))
         return [EngineResult(fields=r.fields, confidence=r.confidence, raw={"lines": r.lines}, usage={"pages": 0},
                              seconds=seconds, error=r.error) for r in readings]
+
+
+class FieldReaderEnsembleEngine(FieldReaderEngine):
+    """The fold readers of cross-fitting read as one (``fieldreader_ensemble_model``: their
+    per-frame CTC posteriors averaged, :class:`~handwriting_pipeline.fieldreader.ensemble.EnsembleReader`),
+    decoded with the lexicon and calibration chosen on the out-of-fold forms
+    (:mod:`handwriting_pipeline.fieldreader.oof`). K members read K times slower than one reader:
+    not a fast engine, so the cascade calls it only for the forms the field reader is unsure of."""
+
+    name: ClassVar[str] = "fieldreader_ensemble"
+    fast: ClassVar[bool] = False
+    catalog_inputs: ClassVar[dict[str, str]] = {"model": "fieldreader_ensemble_model"}

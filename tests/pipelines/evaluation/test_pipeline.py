@@ -77,6 +77,7 @@ def _run(forms, params, tables, ensemble=None):
     for method in METHODS:
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
     datasets["cascade_escalation"] = MemoryDataset(tables.get("cascade_escalation", {}))
+    datasets["engine_choices"] = MemoryDataset(tables.get("engine_choices", {}))
     datasets.update({name: _KeptDataset() for name in OUTPUTS})
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(create_pipeline(), catalog)
@@ -234,7 +235,7 @@ def test_the_cascade_costs_its_fast_engines_for_every_form_and_the_others_for_th
 def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
     assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "run_info",
-                                 "cascade_escalation",
+                                 "cascade_escalation", "engine_choices",
                                  *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)
 
@@ -307,3 +308,23 @@ def test_an_ensemble_costs_its_inputs_not_every_engine_of_the_run(params, ensemb
     # without inputs named (the default: every engine that produced output) the vote carries all of them
     every = summarise_metrics(scores, run, {**ensemble_params, "inputs": []}).set_index("method")["cost_usd"]
     assert every["vote"] == pytest.approx(cpu + cpu + textract + metrics["recorded_azure_form_recognizer"], abs=1e-4)
+
+
+def test_the_report_names_the_components_chosen_on_out_of_fold_forms_and_their_intervals(params):
+    names = ("a.png", "b.png")
+    forms = LabelledForms(pd.DataFrame([{"file_name": n, **MURRAY} for n in names]))
+    preds = predictions_from_records([{"file_name": n, **MURRAY, "pages": 1} for n in names])
+    run = {**params, "methods": ["recorded_textract"]}
+    metrics = summarise_metrics(score_predictions(forms, run, recorded_textract=preds)[0], run)
+    choices = {"recorded_textract": [
+        {"component": "lexicon", "on": True, "setting": "{'penalty': 4.0}", "forms": 1400, "fla_without": 46.0,
+         "fla_with": 50.5, "gain": 4.5, "low": 3.1, "high": 5.9, "note": "interval above 0: on"},
+        {"component": "style layer", "on": False, "setting": "", "forms": 1400, "fla_without": 50.5,
+         "fla_with": 50.5, "gain": None, "low": None, "high": None, "note": "not measured: off"}],
+        "not_evaluated": [{"component": "x"}]}
+    report = render_report(metrics, forms, run, choices=choices)
+    assert "## Components chosen on out-of-fold forms" in report
+    assert "| recorded_textract | lexicon | on | 46.0 | 50.5 | +4.50 [+3.10, +5.90] | 1400 | interval above 0: on |" in report
+    assert "| recorded_textract | style layer | off | 50.5 | 50.5 | – | 1400 | not measured: off |" in report
+    assert "not_evaluated" not in report  # only engines in the table
+    assert "Components chosen" not in render_report(metrics, forms, run, choices={})

@@ -139,3 +139,31 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     assert not is_complete(here, fold_plan(other, split, 0))
     decoding = FieldReaderTrainSettings.from_params({**params, "lexicon": {"grid": {"penalty": [1.0], "case_weight": [0.0]}}})
     assert is_complete(here, fold_plan(decoding, split, 0))  # what only the main reader's decoding uses: still done
+
+    # the fold readers as one reader, its choices made on the out-of-fold forms
+    from handwriting_pipeline.datasets.model import FieldReaderRef
+    from handwriting_pipeline.engines.fieldreader import FieldReaderEnsembleEngine
+    from handwriting_pipeline.fieldreader.ensemble import EnsembleReader, load_reader
+    from handwriting_pipeline.fieldreader.oof import CHOICE_COLUMNS, ensemble_on_oof, not_built
+
+    ensemble, choices, oof = ensemble_on_oof(readings, resumed.folds, forms, params)
+    assert sorted(oof["file_name"]) == sorted(names) and oof[[f"{k}_conf" for k in KEYS]].notna().all().all()
+    assert isinstance(ensemble, EnsembleReader) and len(ensemble.readers) == 3
+    assert list(choices.columns) == CHOICE_COLUMNS and choices["component"].tolist() == ["lexicon", "style layer"]
+    assert (choices["forms"] == len(names)).all() and not choices.set_index("component").loc["style layer", "on"]
+    lexicon = choices.set_index("component").loc["lexicon"]
+    assert bool(lexicon["on"]) == bool(pd.notna(lexicon["low"]) and lexicon["low"] > 0)  # on only above 0
+    assert set(ensemble.config.calibration) == set(KEYS) and ensemble.config.summary["members"] == 3
+    saved = ensemble.save(tmp_path / "ensemble")
+    back = load_reader(saved)
+    assert isinstance(back, EnsembleReader) and back.config.to_json() == ensemble.config.to_json()
+    ref = FieldReaderRef.from_path(saved)
+    engine = FieldReaderEnsembleEngine.from_model(ref, beam=2, batch_size=4, threads=1)
+    engine.check_ready()
+    read = engine.read_batch([forms.images[n] for n in names[:2]], names[:2])
+    assert all(r.error is None and set(r.fields) == set(KEYS) for r in read)
+    assert FieldReaderEnsembleEngine.vote_calibration(model=ref) == ensemble.config.calibration
+    assert [c["component"] for c in FieldReaderEnsembleEngine.model_choices(model=ref)] == ["lexicon", "style layer"]
+    # no out-of-fold readings (crossfit off): nothing is built
+    assert not hasattr(ensemble_on_oof(readings.iloc[:0], resumed.folds, forms, params)[0], "config")
+    assert not_built()[1].empty and not_built()[2].empty

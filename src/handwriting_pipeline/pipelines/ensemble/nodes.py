@@ -17,7 +17,7 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble import cascade, llm
 from handwriting_pipeline.ensemble import vote as voting
-from handwriting_pipeline.methods import model_calibrations, vote_calibration
+from handwriting_pipeline.methods import model_calibrations, model_choices, vote_calibration
 from handwriting_pipeline.registry import engine_class
 
 
@@ -25,6 +25,12 @@ def engine_calibrations(**models: Any) -> dict[str, Any]:
     """``{engine: calibration}`` that trained engines carry with their models (catalog inputs
     keyed by dataset name, e.g. ``fieldreader_model``)."""
     return model_calibrations(models)
+
+
+def engine_choices(**models: Any) -> dict[str, Any]:
+    """``{engine: [choice, ...]}``: what trained engines chose on forms they never trained on
+    (catalog inputs keyed by dataset name), for the report."""
+    return model_choices(models)
 
 
 def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any],

@@ -14,6 +14,7 @@ from kedro.pipeline import Pipeline, node
 from handwriting_pipeline.pipelines.ensemble.nodes import (
     cascade_predictions,
     engine_calibrations,
+    engine_choices,
     llm_predictions,
     vote_predictions,
 )
@@ -50,6 +51,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     steps = [lookup(ENSEMBLE_STEPS, method, "ensemble node") for method in ensemble_methods()]
     return Pipeline([
         node(engine_calibrations, inputs={d: d for d in models}, outputs=CALIBRATIONS, name="engine_calibrations"),
+        node(engine_choices, inputs={d: d for d in models}, outputs="engine_choices", name="engine_choices"),
         *(node(load(step.func), inputs={**step.inputs, **engine_inputs}, outputs=step.outputs, name=step.name)
           for step in steps),
     ])

@@ -194,7 +194,7 @@ def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figu
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
                   normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None,
-                  cascade: Mapping[str, Any] | None = None) -> str:
+                  cascade: Mapping[str, Any] | None = None, choices: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
     With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
@@ -202,7 +202,9 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     ``run_info`` (run id, date, command) adds the provenance lines and the plot links; with
     ``normalized`` (:func:`score_normalized`'s table) also the normalized metrics section; with
     ``review`` (:func:`review_curves`) the review curve section; with ``cascade`` (its escalation
-    report) the cascade's escalation share, when the cascade is in the table."""
+    report) the cascade's escalation share, when the cascade is in the table; with ``choices``
+    (``{engine: [choice, ...]}``, :func:`~handwriting_pipeline.methods.model_choices`) which
+    components the evaluated trained engines use and the interval that put each there."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -227,6 +229,7 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
     if cascade and "cascade" in set(metrics["method"]):
         lines += ["", *cascade_report_lines(cascade)]
+    lines += choices_report_lines(choices, set(metrics["method"]))
     lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
         lines += ["", *normalized_report_lines(metrics, normalized)]
@@ -234,6 +237,25 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         lines += ["", "## Review curve", "", curves_markdown(review).rstrip(), "",
                   "Plot: review_curve.png; every point: review_curve.json."]
     return "\n".join(lines) + "\n"
+
+
+def choices_report_lines(choices: Mapping[str, Any] | None, methods: set[str]) -> list[str]:
+    """The metrics.md section on the components trained engines chose on forms they never saw."""
+    found = {m: rows for m, rows in (choices or {}).items() if m in methods and rows}
+    if not found:
+        return []
+    lines = ["", "## Components chosen on out-of-fold forms", "",
+             "| engine | component | on | FLA without | FLA with | gain [95 % paired interval] | forms | why |",
+             "|---|---|---|--:|--:|---|--:|---|"]
+    for method, rows in found.items():
+        for row in rows:
+            gain = "–" if row.get("gain") is None or row.get("gain") != row.get("gain") else (
+                f"{row['gain']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]")
+            lines.append(f"| {method} | {row['component']} | {'on' if row['on'] else 'off'} | {row['fla_without']} | "
+                         f"{row['fla_with']} | {gain} | {row['forms']} | {row['note']} |")
+    lines += ["", "A component is on only when the lower bound of its gain's interval (bootstrap over forms "
+              "read by fold readers that never saw them) is above 0."]
+    return lines
 
 
 def cascade_report_lines(cascade: Mapping[str, Any]) -> list[str]:

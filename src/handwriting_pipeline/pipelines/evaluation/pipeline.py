@@ -38,7 +38,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     scored = {"forms": "evaluation_forms", "params": "params:evaluation",
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
-                     "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation"]
+                     "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation",
+                     "engine_choices"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],

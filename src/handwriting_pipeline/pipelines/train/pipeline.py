@@ -17,7 +17,7 @@ writing that dataset.
 from kedro.pipeline import Node, Pipeline
 
 from handwriting_pipeline.donut import recipe as donut
-from handwriting_pipeline.fieldreader import crossfit
+from handwriting_pipeline.fieldreader import crossfit, oof
 from handwriting_pipeline.fieldreader import recipe as fieldreader
 from handwriting_pipeline.pipelines.train.nodes import train_step
 from handwriting_pipeline.registry import Step
@@ -47,6 +47,15 @@ TRAINING: dict[str, list[Step]] = {
         Step(crossfit.crossfit_readings, {"train_forms": "train_forms", "params": FIELDREADER},
              ["fieldreader_oof_readings", "fieldreader_crossfit_folds"], "crossfit_fieldreader",
              skipped=crossfit.not_run),
+        # the fold readers as one reader, its lexicon / style / calibration chosen on the
+        # out-of-fold forms with paired intervals -> fieldreader_ensemble_model (the
+        # fieldreader_ensemble engine), the choices table and the out-of-fold forms' predictions
+        # as decoded with those choices (where the vote's and trust's choices are made)
+        Step(oof.ensemble_on_oof, {"readings": "fieldreader_oof_readings", "folds": "fieldreader_crossfit_folds",
+                                   "train_forms": "train_forms", "params": FIELDREADER},
+             ["fieldreader_ensemble_model", "fieldreader_oof_choices", "fieldreader_oof_predictions"],
+             "build_fieldreader_ensemble",
+             skipped=oof.not_built),
     ],
     # split (checkpoints are chosen on the field reader's held-out train forms, never on
     # validation) -> tokenizer -> model -> synthetic pretraining -> fine-tuning -> donut_model
