@@ -180,3 +180,35 @@ def test_a_step_may_name_its_function_as_a_string_imported_when_it_runs():
     step = registry.Step("handwriting_pipeline.registry:method_list", {"value": "v"}, "out", "split",
                          skipped="handwriting_pipeline.registry:engine_methods")
     assert step.run(value="a;b") == ["a", "b"] and step.skip() == registry.engine_methods()
+
+
+@pytest.mark.parametrize("method", registry.engine_methods())
+def test_every_model_an_engine_reads_is_written_by_a_training_step_and_supersedes_names_engines(method):
+    cls = registry.engine_class(method)
+    written = {o for steps in TRAINING.values() for step in steps
+               for o in ([step.outputs] if isinstance(step.outputs, str) else step.outputs)}
+    assert set(cls.catalog_inputs.values()) <= written
+    assert set(cls.supersedes) <= set(registry.engine_methods()) and method not in cls.supersedes
+
+
+def test_a_ready_engine_stands_in_for_the_engines_it_supersedes_in_a_default_run_only():
+    from types import SimpleNamespace
+
+    from handwriting_pipeline.methods import ready_engines
+
+    superseding = [m for m in registry.engine_methods() if registry.engine_class(m).supersedes]
+    assert superseding, "no registered engine supersedes another"
+    method = superseding[0]
+    cls = registry.engine_class(method)
+    wanted = [method, *cls.supersedes]
+    models = {d: SimpleNamespace(available=True, reason="", path=None, fingerprint=None)
+              for m in wanted for d in registry.engine_class(m).catalog_inputs.values()}
+    specs, skipped = ready_engines(wanted, False, {}, {}, models, where="extract")
+    assert [s.method for s in specs] == [method]
+    assert all("superseded by " + method in skipped[m] for m in cls.supersedes)
+    specs, skipped = ready_engines(wanted, True, {}, {}, models, where="extract")  # named: all run
+    assert [s.method for s in specs] == wanted and not skipped
+    models = {d: (SimpleNamespace(available=False, reason="not trained") if d in cls.catalog_inputs.values() else ref)
+              for d, ref in models.items()}
+    specs, _ = ready_engines(wanted, False, {}, {}, models, where="extract")  # not trained: the others run
+    assert [s.method for s in specs] == list(cls.supersedes)

@@ -163,6 +163,12 @@ def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any]
             logger.warning("%s: engine %s skipped: %s", where, method, why)
     if problems:
         raise RuntimeError(f"{where}: enabled engines are not ready (nothing was read):\n  " + "\n  ".join(problems))
+    if not explicit:  # a ready engine that supersedes others stands in for them in a default run
+        replaced = {old: spec.method for spec in specs for old in spec.cls.supersedes}
+        for method in [s.method for s in specs if s.method in replaced]:
+            skipped[method] = f"superseded by {replaced[method]} (name it in the engines to run it too)"
+            logger.info("%s: engine %s left out: %s", where, method, skipped[method])
+        specs = [s for s in specs if s.method not in replaced]
     return specs, skipped
 
 

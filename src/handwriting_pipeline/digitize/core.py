@@ -92,6 +92,11 @@ class ReviewSettings(Settings):
     block: ClassVar[str] = "digitize.review"
     source: ClassVar[str] = "conf/base/parameters_digitize.yml"
     on: str = "writing"
+    #: measured guarantees: ``"<method>:<engine>+<engine>"`` -> ``{on, alpha, delta, fitted_on,
+    #: fields: {FIELD: {threshold, n, sure, errors, bound}}}`` (guarantee_benchmark.py). When the
+    #: run's method, engines and ``on`` match one, a field is sure only at or above its threshold
+    #: (None: never sure) and the summary states alpha, delta and the bounds
+    guarantees: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.on not in REVIEW_ON:
@@ -135,6 +140,7 @@ class DigitizePlan:
     partition_size: int = 256
     review_threshold: float = 0.6
     review_on: str = "writing"
+    guarantee: dict[str, Any] | None = None  # the digitize.review.guarantees entry of this run, if any
     vote: VoteSettings = field(default_factory=VoteSettings)
     llm: LLMSettings | None = None
     llm_api_key: str | None = None
@@ -159,7 +165,7 @@ class DigitizePlan:
     @property
     def token(self) -> str:
         text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder),
-                           self.review_threshold, self.review_on],
+                           self.review_threshold, self.review_on, self.guarantee],
                           default=str, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -219,18 +225,65 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
     threshold = params.review_threshold
+    guarantee = run_guarantee(params.review, method, [s.method for s in specs])
     plan = DigitizePlan(
         method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
         partition_size=int(params.partition_size or 256),
         review_threshold=float(threshold if threshold is not None else vote.review_threshold),
-        review_on=params.review.on,
+        review_on=params.review.on, guarantee=guarantee,
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
         cascade=ensemble.cascade,
         input_checks=dict(params.input_checks or {}), normalize=dict(params.normalize or {}),
         dask=dask, progress=bool(params.progress),
     )
-    logger.info("digitize: method %s over %s", method, ", ".join(plan.methods))
+    logger.info("digitize: method %s over %s; %s", method, ", ".join(plan.methods), guarantee_line(plan))
     return plan
+
+
+def guarantee_key(method: str, engines: list[str]) -> str:
+    """The key of ``digitize.review.guarantees`` for a method over these engines."""
+    return f"{method}:{'+'.join(sorted(engines))}"
+
+
+def run_guarantee(review: ReviewSettings, method: str, engines: list[str]) -> dict[str, Any] | None:
+    """The guarantee fitted for this method, engine set and review level, or None."""
+    entry = (review.guarantees or {}).get(guarantee_key(method, engines))
+    if not entry or entry.get("on", "value") != review.on:
+        return None
+    return {"key": guarantee_key(method, engines), **entry}
+
+
+def field_thresholds(plan: DigitizePlan) -> dict[str, float]:
+    """Per field, the confidence at or above which it is sure: the guarantee's threshold (no
+    threshold: never sure) or the run's plain review threshold."""
+    if not plan.guarantee:
+        return {k: plan.review_threshold for k in KEYS}
+    fields = plan.guarantee.get("fields") or {}
+    found = {k: (fields.get(k) or {}).get("threshold") for k in KEYS}
+    return {k: (float(t) if t is not None else math.inf) for k, t in found.items()}
+
+
+def guarantee_line(plan: DigitizePlan) -> str:
+    """One sentence on what "sure" means in this run."""
+    g = plan.guarantee
+    if not g:
+        return (f"no measured guarantee for {guarantee_key(plan.method, plan.methods)} ({plan.review_on}): a field "
+                f"is sure at confidence >= {plan.review_threshold:g}")
+    return (f"sure fields under the guarantee {g['key']}: error among sure {plan.review_on} <= {g['alpha']:g} "
+            f"with probability {1 - float(g['delta']):g} (fitted on {g.get('fitted_on', '?')})")
+
+
+def guarantee_summary(plan: DigitizePlan | None) -> dict[str, Any]:
+    """summary.json's ``guarantee``: what "sure" means in this run, with alpha, delta and the bounds."""
+    if plan is None:
+        return {}
+    base = {"method": plan.method, "engines": plan.methods, "review_on": plan.review_on,
+            "statement": guarantee_line(plan)}
+    if not plan.guarantee:
+        return {**base, "applies": False, "review_threshold": plan.review_threshold}
+    g = plan.guarantee
+    return {**base, "applies": True, "key": g["key"], "alpha": g["alpha"], "delta": g["delta"],
+            "fitted_on": g.get("fitted_on"), "fields": g.get("fields") or {}}
 
 
 # --------------------------------------------------------------------------- one partition
@@ -316,6 +369,7 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
     seconds = {name: sum(float(r.get("seconds") or 0) for t in tables.values()
                          for r in t[t["file_name"] == name].to_dict("records")) for name in images}
     read_by = {m: set(t["file_name"]) for m, t in tables.items()}
+    limits = field_thresholds(plan)
     records = []
     for form in forms:
         record: dict[str, Any] = {"source": form.source, "page": form.page, "kind": form.kind,
@@ -337,7 +391,7 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
             else:
                 trust = {k: FieldTrust(conf[k], conf[k]) for k in KEYS}
             judged = {k: trust[k].value_conf for k in KEYS} if plan.review_on == "value" else conf
-            doubtful = [k for k in KEYS if judged[k] is None or judged[k] < plan.review_threshold]
+            doubtful = [k for k in KEYS if judged[k] is None or judged[k] < limits[k]]
         record.update(normalize_record({k: record[k] for k in KEYS}, plan.normalize or None))
         record.update({f"{k}_conf": conf[k] for k in KEYS})
         read_with = ";".join(m for m in engines if form.form_id in read_by.get(m, ())) or ";".join(engines)
@@ -375,10 +429,15 @@ def doubt_reasons(key: str, trust: FieldTrust, plan: DigitizePlan) -> list[str]:
     on_value = plan.review_on == "value"
     judged = trust.value_conf if on_value else trust.written_conf
     what = "value" if on_value else "writing"
+    limit = field_thresholds(plan)[key]
     if judged is None:
         low = f"no confidence ({what})"
+    elif plan.guarantee and math.isinf(limit):
+        low = f"no threshold meets the guarantee for {key} ({what}, alpha {plan.guarantee['alpha']:g})"
+    elif plan.guarantee:
+        low = f"below the guaranteed threshold ({what} {judged:g} < {limit:g}, alpha {plan.guarantee['alpha']:g})"
     else:
-        low = f"low confidence ({what} {judged:g} < {plan.review_threshold:g})"
+        low = f"low confidence ({what} {judged:g} < {limit:g})"
     return [low, *trust.why]
 
 

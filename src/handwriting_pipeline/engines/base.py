@@ -88,6 +88,10 @@ class Engine(ABC):
     #: reads a form in a small fraction of the others' time: the cascade's first stage (the
     #: other engines read only the forms it is unsure of)
     fast: ClassVar[bool] = False
+    #: engines this one stands in for in a default run once it is ready (its model exists): they
+    #: are left out then (named explicitly they still run). The field reader ensemble replaces the
+    #: single field reader: the same reader, K times, chosen on more forms
+    supersedes: ClassVar[tuple[str, ...]] = ()
     #: keyword argument -> catalog dataset the engine is built from (``{"model": "donut_model"}``);
     #: an input with a false ``available`` attribute (no trained model) keeps the engine out of
     #: the default run and stops an explicit one with "train it first". How such a model is

@@ -131,9 +131,11 @@ class FieldReaderEnsembleEngine(FieldReaderEngine):
     """The fold readers of cross-fitting read as one (``fieldreader_ensemble_model``: their
     per-frame CTC posteriors averaged, :class:`~handwriting_pipeline.fieldreader.ensemble.EnsembleReader`),
     decoded with the lexicon and calibration chosen on the out-of-fold forms
-    (:mod:`handwriting_pipeline.fieldreader.oof`). K members read K times slower than one reader:
-    not a fast engine, so the cascade calls it only for the forms the field reader is unsure of."""
+    (:mod:`handwriting_pipeline.fieldreader.oof`). Once trained it stands in for the single field
+    reader in default runs (``supersedes``): the cascade's fast stage, its vote and its trust
+    thresholds are then those measured on the out-of-fold forms. K members read about K times
+    slower than one reader (still several forms a second)."""
 
     name: ClassVar[str] = "fieldreader_ensemble"
-    fast: ClassVar[bool] = False
+    supersedes: ClassVar[tuple[str, ...]] = ("fieldreader",)
     catalog_inputs: ClassVar[dict[str, str]] = {"model": "fieldreader_ensemble_model"}

@@ -38,15 +38,18 @@ def two_toys(monkeypatch):
     monkeypatch.setitem(registry.ENGINES, "casetoy", CaseToyEngine)
 
 
-def _record(tmp_path, crop, on=None):
+def _plan(tmp_path, on=None, guarantees=None):
     params = _params()
     digitize = {**params["digitize"], "method": "vote", "engines": ["toy", "casetoy"], "progress": False,
                 "workers": 1, "review_threshold": 0.6}
-    if on is not None:
-        digitize["review"] = {"on": on}
+    if on is not None or guarantees is not None:
+        digitize["review"] = {"on": on or "writing", "guarantees": guarantees or {}}
     extract = {**params["extract"], "toy": {"confidence": 0.9}, "casetoy": {"confidence": 0.9}}
-    plan = make_plan(digitize, extract, params["ensemble"], {}, ResponseCache(tmp_path / "cache"), datasets={})
-    [record] = read_partition(plan, [crop], review_crops=False)
+    return make_plan(digitize, extract, params["ensemble"], {}, ResponseCache(tmp_path / "cache"), datasets={})
+
+
+def _record(tmp_path, crop, on=None, guarantees=None):
+    [record] = read_partition(_plan(tmp_path, on, guarantees), [crop], review_crops=False)
     return record
 
 
@@ -85,3 +88,30 @@ def test_old_records_without_trust_keys_still_give_queue_rows():
               "review": [{"field": "DATE", "chosen": "x", "confidence": 0.1, "candidates": {"toy": "x"}, "crop": None}]}
     [row] = review_rows(record)
     assert row["written_conf"] is None and row["why"] == "" and row["normalized"] == ""
+
+
+def test_a_measured_guarantee_replaces_the_plain_threshold_and_the_summary_states_it(two_toys, tmp_path, crop):
+    from handwriting_pipeline.pipelines.digitize.nodes import digitize_summary
+
+    plain = _record(tmp_path, crop, on="value")
+    fields = {"DATE": {"threshold": 0.0, "n": 500, "sure": 500, "errors": 3, "bound": 0.0106},
+              "CITY": {"threshold": None, "n": 500, "sure": 0, "errors": 0, "bound": 1.0},
+              "STATE": {"threshold": 0.5, "n": 500, "sure": 400, "errors": 2, "bound": 0.012},
+              "ZIP": {"threshold": 0.99, "n": 500, "sure": 300, "errors": 1, "bound": 0.009}}
+    entry = {"on": "value", "alpha": 0.01, "delta": 0.1, "fitted_on": "out-of-fold train forms", "fields": fields}
+    guarantees = {"vote:casetoy+toy": entry}
+    sure = _record(tmp_path, crop, on="value", guarantees=guarantees)
+    value = {k: sure[f"{k}_value_conf"] for k in KEYS}
+    expected = [k for k in KEYS if fields[k]["threshold"] is None or value[k] < fields[k]["threshold"]]
+    assert sure["needs_review"] == expected and "CITY" in expected and "DATE" not in expected  # the guarantee decides
+    assert plain["needs_review"] != expected  # not the plain threshold
+    city = next(item for item in sure["review"] if item["field"] == "CITY")
+    assert city["why"][0] == "no threshold meets the guarantee for CITY (value, alpha 0.01)"
+    summary = digitize_summary([sure], "hsf_top", _plan(tmp_path, "value", guarantees))["guarantee"]
+    assert summary["applies"] and summary["key"] == "vote:casetoy+toy" and summary["alpha"] == 0.01
+    assert summary["delta"] == 0.1 and summary["fields"]["ZIP"]["bound"] == 0.009
+    assert "<= 0.01 with probability 0.9" in summary["statement"]
+    # another level (writing) or other engines: no guarantee applies, the summary says so
+    other = digitize_summary([sure], "hsf_top", _plan(tmp_path, "writing", guarantees))["guarantee"]
+    assert other["applies"] is False and other["review_threshold"] == 0.6
+    assert "no measured guarantee for vote:casetoy+toy (writing)" in other["statement"]

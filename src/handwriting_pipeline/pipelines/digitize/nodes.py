@@ -19,6 +19,7 @@ from handwriting_pipeline.digitize.core import (
     DigitizePlan,
     csv_row,
     digitize_records,
+    guarantee_summary,
     make_plan,
     review_rows,
     summarise,
@@ -70,11 +71,12 @@ def review_queue(forms: Iterable[dict[str, Any]]) -> _Rows:
     return _Rows(forms, review_rows)
 
 
-def digitize_summary(forms: Iterable[dict[str, Any]], form: str | None = None) -> dict[str, Any]:
-    """Counts: files, forms, read, needs review, rejected (by reason), and the ``form`` read with
-    its fields."""
+def digitize_summary(forms: Iterable[dict[str, Any]], form: str | None = None, plan: Any = None) -> dict[str, Any]:
+    """Counts: files, forms, read, needs review, rejected (by reason), the ``form`` read with its
+    fields, and (with the run's ``plan``) what "sure" means: the guarantee's alpha, delta and
+    bounds when one was measured for this method and these engines."""
     spec = active_form(form)
-    summary = {"form": spec.name, "fields": list(spec.keys), **summarise(forms)}
+    summary = {"form": spec.name, "fields": list(spec.keys), **summarise(forms), "guarantee": guarantee_summary(plan)}
     logger.info("digitize: %d forms from %d files: %d read (%d need review, %d fields = %.1f %% to review), "
                 "%d rejected%s", summary["forms"], summary["files"], summary["read"], summary["needs_review"],
                 summary["fields_to_review"], summary["fields_to_review_pct"], summary["rejected"],
