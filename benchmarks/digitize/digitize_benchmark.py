@@ -72,6 +72,11 @@ def conf(name: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- one mode (child process)
+#: a saved field reader ensemble (--ensemble): then the default engines are those digitize uses
+#: once it is trained (it supersedes the single field reader)
+ENSEMBLE = os.environ.get("DIGITIZE_BENCHMARK_ENSEMBLE", "")
+
+
 def make_plan_for(method: str, model: str, cache: Path | None, workers: int, dask: dict[str, Any] | None = None,
                   cascade: dict[str, Any] | None = None):
     """The digitize plan ``kedro run --pipeline digitize`` builds from conf/base, for ``method``."""
@@ -84,7 +89,8 @@ def make_plan_for(method: str, model: str, cache: Path | None, workers: int, das
     if cascade:
         ensemble["cascade"] = {**ensemble.get("cascade", {}), **cascade}
     return make_plan(params, conf("extract"), ensemble, {}, ResponseCache(cache) if cache else None,
-                     datasets={"fieldreader_model": FieldReaderRef.from_path(model)})
+                     datasets={"fieldreader_model": FieldReaderRef.from_path(model),
+                               **({"fieldreader_ensemble_model": FieldReaderRef.from_path(ENSEMBLE)} if ENSEMBLE else {})})
 
 
 def run_mode(spec: dict[str, Any]) -> dict[str, Any]:
@@ -433,6 +439,8 @@ def main() -> int:
     parser.add_argument("--profile-pages", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", default="data/06_models/benchmark_fieldreader", help="a trained field reader folder")
+    parser.add_argument("--ensemble", default="", help="a saved field reader ensemble (oof_ensemble_benchmark.py): "
+                        "digitize's default engines once it is trained")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "digitize_benchmark"))
     parser.add_argument("--modes", default="profile,accuracy,vote,fieldreader,cascade,cascade_small,dask_local,"
                                            "dask_scheduler,crops")
@@ -440,6 +448,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS / "digitize_benchmark.json"))
     parser.add_argument("--report", action="store_true", help="only rewrite the .md from the .json")
     args = parser.parse_args()
+    if args.ensemble:  # child processes (one per mode) read it from the environment
+        global ENSEMBLE
+        ENSEMBLE = os.environ["DIGITIZE_BENCHMARK_ENSEMBLE"] = str(Path(args.ensemble).resolve())
     if args.report:
         result = json.loads(Path(args.out).read_text())
         estimate_curve_speed(result)
@@ -452,7 +463,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     modes = [m for m in args.modes.split(",") if m]
     result: dict[str, Any] = {**machine(), "note": args.note, "pages": args.pages, "workers": args.workers,
-                              "model": args.model, "command": " ".join(sys.argv), "modes": {}}
+                              "model": args.model, "ensemble": args.ensemble or None, "command": " ".join(sys.argv),
+                              "modes": {}}
     out_path = Path(args.out)
     previous = json.loads(out_path.read_text()) if out_path.is_file() else {}
 

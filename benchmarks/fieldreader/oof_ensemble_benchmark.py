@@ -120,7 +120,8 @@ def _markdown(result: dict) -> str:
              "## Choices on the out-of-fold forms", "",
              "| component | on | FLA without | FLA with | gain [95 % paired interval] | note |", "|---|---|--:|--:|---|---|"]
     for row in result["choices"]:
-        gain = "–" if row["gain"] is None or row["gain"] != row["gain"] else f"{row['gain']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]"
+        missing = row["gain"] is None or row["gain"] != row["gain"]
+        gain = "–" if missing else f"{row['gain']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]"
         lines.append(f"| {row['component']} {row['setting']} | {'on' if row['on'] else 'off'} | {row['fla_without']} | "
                      f"{row['fla_with']} | {gain} | {row['note']} |")
     vote = oof["vote_gain"]

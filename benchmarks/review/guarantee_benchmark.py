@@ -266,6 +266,10 @@ def markdown(result: Mapping[str, Any]) -> str:
                         "review whole)." for s in ("train", "validation")
                         if result.get("forms_labelled", {}).get(s, 0) > result["forms"][s])), "",
              f"Calibration set: {result['calibration_set']}", "",
+             *([f"Method: digitize's cascade simulated (`--cascade`): the other engines read only the forms the fast "
+                f"reader escalates ({', '.join(f'{s} {v} %' for s, v in result['escalated_pct'].items())} of the forms); "
+                f"the thresholds are those of `digitize.review.guarantees` key `{result['digitize_guarantees']['key']}`.", ""]
+              if result.get("method") == "cascade" else []),
              "Columns: α promised; t the train-fitted threshold (– none possible: every field goes to review); "
              "sure % of validation fields; errors among sure / sure; realized error % [exact 95 % interval]; "
              "≤ α: realized at most α; review % of fields sent to a person; after review (a person fixes exactly "
@@ -349,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="another engine's predictions table (out-of-fold readings), repeatable")
     parser.add_argument("--calibration", action="append", default=[], metavar="NAME=model_folder",
                         help="the vote's calibration of engine NAME from a trained model folder (fieldreader.json)")
+    parser.add_argument("--cascade", default="", metavar="FAST",
+                        help="simulate digitize's cascade: the other engines read only the forms engine FAST "
+                             "escalates (ensemble.cascade of conf/base)")
     parser.add_argument("--alphas", default=",".join(f"{a:g}" for a in ALPHAS))
     parser.add_argument("--delta", type=float, default=0.1)
     parser.add_argument("--out", default=str(RESULTS / "guarantee_recorded.json"))
@@ -368,16 +375,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, _, folder = spec.partition("=")
         saved = json.loads((Path(folder) / "fieldreader.json").read_text())["calibration"]
         params["calibration"] = {**params.get("calibration", {}), name: saved}
-    # only the forms some engine read (out-of-fold readings may cover part of the train forms)
+    method = "vote"
+    if args.cascade:  # the slower engines read only what the fast reader escalates
+        from handwriting_pipeline.ensemble.cascade import escalated
+        from handwriting_pipeline.ensemble.settings import EnsembleSettings
+
+        cascade = EnsembleSettings.from_params(yaml.safe_load((ROOT / "conf/base/parameters_ensemble.yml").read_text())
+                                               ["ensemble"]).cascade
+        sent = set(escalated({args.cascade: tables[args.cascade]}, params, cascade))
+        tables = {m: (t if m == args.cascade else t[t["file_name"].isin(sent)].reset_index(drop=True))
+                  for m, t in tables.items()}
+        method = "cascade"
+        # only the forms some engine read (out-of-fold readings may cover part of the train forms)
     seen = set().union(*(set(t["file_name"]) for t in tables.values()))
     labels = {split: read_labels(SHARED / split) for split in ("train", "validation")}
     labels = {split: table[table["file_name"].isin(seen)].reset_index(drop=True) for split, table in labels.items()}
     rows = {split: field_rows(labels[split], tables, params, options) for split in labels}
     alphas = [float(a) for a in args.alphas.split(",")]
     command = "python benchmarks/review/guarantee_benchmark.py" + "".join(
-        f" {flag}" for flag in ([f"--engines {args.engines}"] if args.engines != DEFAULT_ENGINES else [])
-        + [f"--predictions {p}" for p in args.predictions] + [f"--calibration {c}" for c in args.calibration] + ([f"--delta {args.delta:g}"] if args.delta != 0.1 else []))
+        f" {flag}" for flag in ([f"--engines '{args.engines}'"] if args.engines != DEFAULT_ENGINES else [])
+        + [f"--predictions {p}" for p in args.predictions] + [f"--calibration {c}" for c in args.calibration]
+        + ([f"--delta {args.delta:g}"] if args.delta != 0.1 else []))
     recorded = all(name.startswith("recorded_") for name in tables)
+    command += f" --cascade {args.cascade}" if args.cascade else ""
     result = {
         **machine(), "command": command, "engines": list(tables),
         "forms": {split: int(r["file_name"].nunique()) for split, r in rows.items()},
@@ -389,11 +409,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                "validator / gazetteer factors were fitted on the same train forms, so the thresholds are fitted on "
                "the forms that calibration saw; the validation forms saw neither."
                if recorded else "Engines given by --predictions must be out-of-fold on the train forms.")),
-        "normalize": options, "table": guarantee(rows["train"], rows["validation"], alphas, args.delta),
+        "method": method, "normalize": options,
+        "table": guarantee(rows["train"], rows["validation"], alphas, args.delta),
         "minutes": round((time.time() - started) / 60, 2),
     }
+    if args.cascade:
+        result["escalated_pct"] = {split: round(100 * len(set(r["file_name"]) & sent) / max(r["file_name"].nunique(), 1),
+                                                2) for split, r in rows.items()}
+    result["digitize_guarantees"] = digitize_entries(result, method, list(tables))
     write_results(Path(args.out), result, markdown(result))
     return 0
+
+
+def digitize_entries(result: Mapping[str, Any], method: str, engines: Sequence[str]) -> dict[str, Any]:
+    """Per level and alpha, the ``digitize.review.guarantees`` entry these thresholds make (key
+    ``<method>:<engines>``): what conf/base/parameters_digitize.yml takes."""
+    key = f"{method}:{'+'.join(sorted(engines))}"
+    out: dict[str, Any] = {"key": key}
+    for level, entries in result["table"]["levels"].items():
+        for entry in entries:
+            fields = {k: {f: t[f] for f in ("threshold", "n", "sure", "errors", "bound")}
+                      for k, t in entry["thresholds"]["per_field"].items()}
+            out[f"{level}@{entry['alpha']:g}"] = {
+                "on": level, "alpha": entry["alpha"], "delta": result["table"]["delta"],
+                "fitted_on": f"{result['forms']['train']} train forms ({result['command']})", "fields": fields}
+    return out
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="digitize_forms"),
         Node(nodes.forms_table, "digitized_forms", "digitized_forms_csv", name="digitized_forms_csv"),
         Node(nodes.review_queue, "digitized_forms", "digitize_review_queue", name="digitize_review_queue"),
-        Node(nodes.digitize_summary, ["digitized_forms", "params:form", "digitize_plan"], "digitize_summary", name="digitize_summary"),
+        Node(nodes.digitize_summary, ["digitized_forms", "params:form", "digitize_plan"], "digitize_summary",
+             name="digitize_summary"),
         Node(nodes.check_digitized, "digitize_summary", None, name="check_digitized"),
     ], tags="digitize")
