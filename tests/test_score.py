@@ -213,3 +213,15 @@ def test_labels_csv_needs_the_four_keys(capsys, tmp_path):
     preds.write_text("image_name,DATE,CITY,STATE,ZIP\na.png,1,2,3,4\n")
     code, _, err = _run(capsys, labels, preds)
     assert code == 2 and "LABELS" in err and "missing columns CITY, STATE, ZIP" in err
+
+
+def test_a_predictions_table_written_by_the_project_keeps_its_confidences(tmp_path):
+    from handwriting_pipeline.predictions import predictions_from_records
+
+    table = predictions_from_records([{"file_name": "a.png", "DATE": "7/4/89", "CITY": "Murray", "STATE": "KY",
+                                       "ZIP": "02071", "DATE_conf": 0.25, "CITY_conf": 0.5, "STATE_conf": 0.75,
+                                       "ZIP_conf": 1.0}])
+    table.to_csv(tmp_path / "p.csv", index=False)
+    back = read_predictions_csv(tmp_path / "p.csv")
+    assert back.loc[0, ["DATE_conf", "CITY_conf", "STATE_conf", "ZIP_conf"]].tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert back.loc[0, "ZIP"] == "02071"

@@ -132,8 +132,12 @@ def _markdown(result: dict) -> str:
               "|---|---|--:|--:|--:|"]
     for row in val["rows"]:
         lines.append(f"| {row['reader']} | {row['decoding']} | {row['FLA']} | {row['CBA']} | {row['seconds_per_form']} |")
-    lines += ["", f"All members minus one member (chosen decoding), forms right: {val['members_gain']['gain']:+.2f} "
-              f"[{val['members_gain']['low']:+.2f}, {val['members_gain']['high']:+.2f}].", "",
+    lines += ["", f"All members minus one member (chosen decoding), FLA points: {val['members_gain']['gain']:+.2f} "
+              f"[{val['members_gain']['low']:+.2f}, {val['members_gain']['high']:+.2f}]; the vote with RapidOCR minus "
+              f"the ensemble alone: {val['vote_gain']['gain']:+.2f} [{val['vote_gain']['low']:+.2f}, "
+              f"{val['vote_gain']['high']:+.2f}] (95 % paired bootstrap over forms).", "",
+              "Out of fold every form is read by one fold reader (no out-of-fold reading by the ensemble exists), "
+              "so the out-of-fold targets compare with one member on validation.", "",
               "## Targets", "", "| target | wanted | measured | met |", "|---|--:|--:|---|"]
     for row in result["targets"]:
         lines.append(f"| {row['target']} | {row['wanted']} | {row['measured']} | {'yes' if row['met'] else 'no'} |")
@@ -198,29 +202,35 @@ def main() -> int:
             rows.append({"reader": f"{size} member{'s' if size > 1 else ''}", "members": size, "decoding": decoding,
                          **_score(val_labels, table), "seconds_per_form": seconds})
             print(rows[-1])
-    best = tables[(len(members), "chosen")]
+    best, single = tables[(len(members), "chosen")], tables[(1, "chosen")]
     rapid_val = _rapidocr(val_labels, validation.images, args.workers)
     vote_val = _vote({"fieldreader_ensemble": best, "rapidocr": rapid_val}, ensemble.config.calibration)
+    vote_single = _vote({"fieldreader_ensemble": single, "rapidocr": rapid_val}, ensemble.config.calibration)
     import pandas as pd
 
     for name, (on_oof, on_val) in {"fieldreader_ensemble": (oof_table, best), "rapidocr": (rapid_oof, rapid_val)}.items():
         pd.concat([on_oof, on_val], ignore_index=True).to_csv(TABLES / f"{name}.csv", index=False)
     rows.append({"reader": "rapidocr", "members": 0, "decoding": "–", **_score(val_labels, rapid_val),
                  "seconds_per_form": None})
+    rows.append({"reader": "vote: 1 member + rapidocr", "members": 1, "decoding": "chosen",
+                 **_score(val_labels, vote_single), "seconds_per_form": None})
     rows.append({"reader": f"vote: {len(members)} members + rapidocr", "members": len(members), "decoding": "chosen",
                  **_score(val_labels, vote_val), "seconds_per_form": None})
     val = {"forms": len(names), "rows": rows,
            "members_gain": _interval(_per_form(val_labels, best), _per_form(val_labels, tables[(1, "chosen")]))}
     ens_val, vote_score = _score(val_labels, best), _score(val_labels, vote_val)
-    oof_reader = oof["reader"]["FLA"]
+    # like for like: out of fold every form is read by one fold reader, so the out-of-fold figures
+    # compare with one member on validation (the ensemble has no out-of-fold reading)
+    one_val, one_vote = _score(val_labels, single), _score(val_labels, vote_single)
+    val["vote_gain"] = _interval(_per_form(val_labels, vote_val), _per_form(val_labels, best))
     targets = [
         {"target": "validation: field reader ensemble FLA", "wanted": TARGETS["ensemble_FLA"], "measured": ens_val["FLA"]},
         {"target": "validation: offline vote FLA", "wanted": TARGETS["vote_FLA"], "measured": vote_score["FLA"]},
         {"target": "validation: offline vote CBA", "wanted": TARGETS["CBA"], "measured": vote_score["CBA"]},
-        {"target": "out-of-fold: reader FLA within 2 points of validation ensemble", "wanted": TARGETS["oof_within"],
-         "measured": round(abs(oof_reader - ens_val["FLA"]), 2)},
-        {"target": "out-of-fold: vote FLA within 2 points of validation vote", "wanted": TARGETS["oof_within"],
-         "measured": round(abs(oof["vote"]["FLA"] - vote_score["FLA"]), 2)},
+        {"target": "out-of-fold vs validation, one fold reader as chosen: FLA within 2 points",
+         "wanted": TARGETS["oof_within"], "measured": round(abs(oof["reader"]["FLA"] - one_val["FLA"]), 2)},
+        {"target": "out-of-fold vs validation, vote of one fold reader + RapidOCR: FLA within 2 points",
+         "wanted": TARGETS["oof_within"], "measured": round(abs(oof["vote"]["FLA"] - one_vote["FLA"]), 2)},
     ]
     for row in targets:
         row["met"] = bool(row["measured"] <= row["wanted"]) if "within" in row["target"] else bool(

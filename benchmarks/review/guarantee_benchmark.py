@@ -371,10 +371,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not tables:
         raise SystemExit("no engines: give --engines or --predictions")
     params, options = settings()
+    models = {}
     for spec in args.calibration:  # a trained model's own calibration wins, as in the pipelines
+        from handwriting_pipeline.datasets.model import FieldReaderRef
+
         name, _, folder = spec.partition("=")
         saved = json.loads((Path(folder) / "fieldreader.json").read_text())["calibration"]
         params["calibration"] = {**params.get("calibration", {}), name: saved}
+        models[name] = FieldReaderRef.from_path(folder).fingerprint  # the guarantee holds for these weights
     method = "vote"
     if args.cascade:  # the slower engines read only what the fast reader escalates
         from handwriting_pipeline.ensemble.cascade import escalated
@@ -416,23 +420,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cascade:
         result["escalated_pct"] = {split: round(100 * len(set(r["file_name"]) & sent) / max(r["file_name"].nunique(), 1),
                                                 2) for split, r in rows.items()}
-    result["digitize_guarantees"] = digitize_entries(result, method, list(tables))
+    result["digitize_guarantees"] = digitize_entries(result, method, list(tables), models)
     write_results(Path(args.out), result, markdown(result))
     return 0
 
 
-def digitize_entries(result: Mapping[str, Any], method: str, engines: Sequence[str]) -> dict[str, Any]:
+def digitize_entries(result: Mapping[str, Any], method: str, engines: Sequence[str],
+                     models: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Per level and alpha, the ``digitize.review.guarantees`` entry these thresholds make (key
     ``<method>:<engines>``): what conf/base/parameters_digitize.yml takes."""
     key = f"{method}:{'+'.join(sorted(engines))}"
-    out: dict[str, Any] = {"key": key}
+    out: dict[str, Any] = {"key": key, "levels": {}}
     for level, entries in result["table"]["levels"].items():
         for entry in entries:
             fields = {k: {f: t[f] for f in ("threshold", "n", "sure", "errors", "bound")}
                       for k, t in entry["thresholds"]["per_field"].items()}
-            out[f"{level}@{entry['alpha']:g}"] = {
-                "on": level, "alpha": entry["alpha"], "delta": result["table"]["delta"],
-                "fitted_on": f"{result['forms']['train']} train forms ({result['command']})", "fields": fields}
+            out["levels"].setdefault(level, {})[f"{entry['alpha']:g}"] = {
+                "alpha": entry["alpha"], "delta": result["table"]["delta"],
+                "fitted_on": f"{result['forms']['train']} train forms ({result['command']})",
+                **({"models": dict(models)} if models else {}), "fields": fields}
     return out
 
 

@@ -99,7 +99,9 @@ def read_predictions_csv(path: str | Path, confidence_scale: float = 1.0) -> pd.
     names = frame[name_col].astype(str)
     check_names(names, path, "PREDICTIONS")
     by_upper = {str(c).upper(): c for c in frame.columns}
-    conf_cols = {k: [by_upper[c] for c in (f"{k}_CONFIDENCE", f"{k}__CONFIDENCE") if c in by_upper] for k in KEYS}
+    # recorded outputs name them <KEY>_confidence; the project's own predictions tables <KEY>_conf
+    conf_cols = {k: [by_upper[c] for c in (f"{k}_CONFIDENCE", f"{k}__CONFIDENCE", f"{k}_CONF") if c in by_upper]
+                 for k in KEYS}
     records = []
     for i, name in enumerate(names):
         values = {k: frame[key_cols[k]].iat[i] for k in KEYS}

@@ -92,10 +92,11 @@ class ReviewSettings(Settings):
     block: ClassVar[str] = "digitize.review"
     source: ClassVar[str] = "conf/base/parameters_digitize.yml"
     on: str = "writing"
-    #: measured guarantees: ``"<method>:<engine>+<engine>"`` -> ``{on, alpha, delta, fitted_on,
-    #: fields: {FIELD: {threshold, n, sure, errors, bound}}}`` (guarantee_benchmark.py). When the
-    #: run's method, engines and ``on`` match one, a field is sure only at or above its threshold
-    #: (None: never sure) and the summary states alpha, delta and the bounds
+    #: measured guarantees: ``"<method>:<engine>+<engine>"`` -> ``{"value" | "writing": {alpha,
+    #: delta, fitted_on, fields: {FIELD: {threshold, n, sure, errors, bound}}}}``
+    #: (guarantee_benchmark.py). When the run's method and engines match a key that has an entry
+    #: for ``on``, a field is sure only at or above its threshold (None: never sure) and the
+    #: summary states alpha, delta and the bounds
     guarantees: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -225,7 +226,7 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
     threshold = params.review_threshold
-    guarantee = run_guarantee(params.review, method, [s.method for s in specs])
+    guarantee = run_guarantee(params.review, method, specs)
     plan = DigitizePlan(
         method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
         partition_size=int(params.partition_size or 256),
@@ -245,12 +246,22 @@ def guarantee_key(method: str, engines: list[str]) -> str:
     return f"{method}:{'+'.join(sorted(engines))}"
 
 
-def run_guarantee(review: ReviewSettings, method: str, engines: list[str]) -> dict[str, Any] | None:
-    """The guarantee fitted for this method, engine set and review level, or None."""
-    entry = (review.guarantees or {}).get(guarantee_key(method, engines))
-    if not entry or entry.get("on", "value") != review.on:
+def run_guarantee(review: ReviewSettings, method: str, specs: list[EngineSpec]) -> dict[str, Any] | None:
+    """The guarantee fitted for this method, engine set and review level, or None. An entry that
+    names the trained models it was fitted for (``models``: engine -> weights fingerprint) applies
+    only to those very models: a retrained reader has other confidences (the run logs why)."""
+    key = guarantee_key(method, [s.method for s in specs])
+    entry = ((review.guarantees or {}).get(key) or {}).get(review.on)
+    if not entry:
         return None
-    return {"key": guarantee_key(method, engines), **entry}
+    found = {s.method: getattr(s.inputs.get("model"), "fingerprint", None) for s in specs}
+    other = {m: f for m, f in (entry.get("models") or {}).items() if found.get(m) != f}
+    if other:
+        logger.warning("digitize: the guarantee %s (%s) was fitted for other weights of %s; refit it with "
+                       "benchmarks/review/guarantee_benchmark.py. Sure fields use the plain review threshold",
+                       key, review.on, ", ".join(sorted(other)))
+        return None
+    return {"key": key, "on": review.on, **entry}
 
 
 def field_thresholds(plan: DigitizePlan) -> dict[str, float]:

@@ -98,8 +98,8 @@ def test_a_measured_guarantee_replaces_the_plain_threshold_and_the_summary_state
               "CITY": {"threshold": None, "n": 500, "sure": 0, "errors": 0, "bound": 1.0},
               "STATE": {"threshold": 0.5, "n": 500, "sure": 400, "errors": 2, "bound": 0.012},
               "ZIP": {"threshold": 0.99, "n": 500, "sure": 300, "errors": 1, "bound": 0.009}}
-    entry = {"on": "value", "alpha": 0.01, "delta": 0.1, "fitted_on": "out-of-fold train forms", "fields": fields}
-    guarantees = {"vote:casetoy+toy": entry}
+    entry = {"alpha": 0.01, "delta": 0.1, "fitted_on": "out-of-fold train forms", "fields": fields}
+    guarantees = {"vote:casetoy+toy": {"value": entry}}
     sure = _record(tmp_path, crop, on="value", guarantees=guarantees)
     value = {k: sure[f"{k}_value_conf"] for k in KEYS}
     expected = [k for k in KEYS if fields[k]["threshold"] is None or value[k] < fields[k]["threshold"]]
@@ -115,3 +115,21 @@ def test_a_measured_guarantee_replaces_the_plain_threshold_and_the_summary_state
     other = digitize_summary([sure], "hsf_top", _plan(tmp_path, "writing", guarantees))["guarantee"]
     assert other["applies"] is False and other["review_threshold"] == 0.6
     assert "no measured guarantee for vote:casetoy+toy (writing)" in other["statement"]
+
+
+def test_a_guarantee_fitted_for_other_weights_does_not_apply(two_toys, tmp_path):
+    from types import SimpleNamespace
+
+    from handwriting_pipeline.digitize.core import ReviewSettings, run_guarantee
+    from handwriting_pipeline.methods import EngineSpec
+
+    entry = {"alpha": 0.01, "delta": 0.1, "models": {"toy": "abc"}, "fields": {}}
+    review = ReviewSettings.from_params({"on": "value", "guarantees": {"vote:casetoy+toy": {"value": entry}}})
+
+    def specs(fingerprint):
+        model = SimpleNamespace(fingerprint=fingerprint)
+        return [EngineSpec("toy", ToyEngine, {}, {}, {"model": model}), EngineSpec("casetoy", CaseToyEngine, {}, {}, {})]
+
+    assert run_guarantee(review, "vote", specs("abc"))["key"] == "vote:casetoy+toy"  # the weights it was fitted for
+    assert run_guarantee(review, "vote", specs("retrained")) is None  # other weights: no guarantee
+    assert run_guarantee(review, "cascade", specs("abc")) is None  # another method
