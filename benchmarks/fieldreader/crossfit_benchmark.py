@@ -38,6 +38,7 @@ def _params(args: argparse.Namespace) -> dict:
                              "seed": args.seed, "progress_bar": True})
     block["crossfit"].update({"folds": args.folds, "seed": args.fold_seed, "model_dir": args.out})
     block["checkpoint_dir"] = None
+    block["labels"] = args.labels
     return block
 
 
@@ -83,6 +84,9 @@ def main() -> int:
     parser.add_argument("--fold-seed", type=int, default=0, help="fold assignment seed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N train forms (a smoke run; 0 = all)")
+    parser.add_argument("--labels", default="first", choices=["first", "drop_disagreements", "both"],
+                        help="train_fieldreader.labels: what the fit lines train on (the second annotation)")
+    parser.add_argument("--first", type=int, default=0, help="only the first N folds (0 = all)")
     parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
@@ -99,11 +103,11 @@ def main() -> int:
         forms = forms.subset(forms.labels["file_name"].tolist()[: args.limit])
     params = _params(args)
     started = time.time()
-    for k in range(1, args.folds + 1):  # one fold more each pass: results are written after every fold
+    for k in range(1, (args.first or args.folds) + 1):  # one fold more each pass: results written after every fold
         partial = crossfit.fit_folds(forms, params, first=k)
         readings = partial.readings
         result = {"folds": args.folds, **machine(), "command": "python benchmarks/fieldreader/crossfit_benchmark.py "
-                  + " ".join(sys.argv[1:]), "train_dir": args.train_dir, "trainer": params["trainer"],
+                  + " ".join(sys.argv[1:]), "train_dir": args.train_dir, "trainer": params["trainer"], "labels": args.labels,
                   "fold_runs": partial.folds.to_dict("records"), "oof": _summary(readings, args.folds),
                   "wall_minutes_this_run": round((time.time() - started) / 60, 1)}
         out = Path(args.results)

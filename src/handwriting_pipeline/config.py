@@ -271,7 +271,7 @@ class LexiconSettings(Settings):
     block: ClassVar[str] = "train_fieldreader.lexicon"
     source: ClassVar[str] = FIELDREADER_YML
     grid: dict[str, list[float]] = field(default_factory=lambda: {
-        "penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0], "case_weight": [0.0, 0.5]})
+        "penalty": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0], "case_weight": [0.0, 0.5]})
     max_edits: int = 2
 
 

@@ -199,6 +199,17 @@ def model_choices(datasets: Mapping[str, Any] | None) -> dict[str, list[dict[str
     return out
 
 
+def model_guarantees(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{"<method>:<engines>": {level: entry}}``: the digitize guarantees trained engines carry
+    with their models (:meth:`~Engine.model_guarantees`, fitted with the model)."""
+    out: dict[str, Any] = {}
+    for method in engine_methods():
+        cls = engine_class(method)
+        if cls.catalog_inputs:
+            out.update(cls.model_guarantees(**engine_inputs(cls, datasets)) or {})
+    return out
+
+
 def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None) -> dict[str, Any]:
     """The vote's calibration: ``ensemble.vote.calibration`` with the trained models' own
     calibrations on top (a model's calibration wins: it was fitted for that very model)."""

@@ -55,7 +55,14 @@ from handwriting_pipeline.ensemble.trust import FieldTrust, field_trust
 from handwriting_pipeline.ensemble.vote import default_vote_inputs
 from handwriting_pipeline.fields import KEYS, NONE
 from handwriting_pipeline.fields.normalize import normalize_record
-from handwriting_pipeline.methods import EngineSpec, chosen_engines, model_calibrations, ready_engines, vote_calibration
+from handwriting_pipeline.methods import (
+    EngineSpec,
+    chosen_engines,
+    model_calibrations,
+    model_guarantees,
+    ready_engines,
+    vote_calibration,
+)
 from handwriting_pipeline.predictions import readings_by_form
 from handwriting_pipeline.registry import engine_methods, ensemble_methods
 
@@ -98,6 +105,10 @@ class ReviewSettings(Settings):
     #: for ``on``, a field is sure only at or above its threshold (None: never sure) and the
     #: summary states alpha, delta and the bounds
     guarantees: dict[str, Any] = field(default_factory=dict)
+    #: the error rate accepted among sure fields, per level, and the chance the promise may fail:
+    #: what training fits a trained reader's guarantees at (digitize.guarantee.add_guarantees)
+    alpha: dict[str, float] = field(default_factory=lambda: {"value": 0.01, "writing": 0.05})
+    delta: float = 0.1
 
     def __post_init__(self) -> None:
         if self.on not in REVIEW_ON:
@@ -226,7 +237,9 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
     if cache is not None and (dask.get("scheduler") or dask.get("n_workers")):
         cache = ResponseCache(Path(dask.get("cache_dir") or cache.folder).resolve())  # a path every worker sees
     threshold = params.review_threshold
-    guarantee = run_guarantee(params.review, method, specs)
+    # a trained model's own guarantees (fitted with it on the out-of-fold forms) win over the parameters'
+    review = replace(params.review, guarantees={**params.review.guarantees, **model_guarantees(datasets)})
+    guarantee = run_guarantee(review, method, specs)
     plan = DigitizePlan(
         method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
         partition_size=int(params.partition_size or 256),

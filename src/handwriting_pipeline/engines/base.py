@@ -161,6 +161,12 @@ class Engine(ABC):
         return []
 
     @classmethod
+    def model_guarantees(cls, **inputs: Any) -> Mapping[str, Any]:
+        """The digitize guarantees its trained model carries (``digitize.review.guarantees``
+        format, fitted with the model on forms it never trained on); {} when none."""
+        return {}
+
+    @classmethod
     def requires_training(cls) -> bool:
         """True when the engine is built from a trained model (a catalog input)."""
         return bool(cls.catalog_inputs)

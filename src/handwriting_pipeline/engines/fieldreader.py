@@ -90,6 +90,13 @@ class FieldReaderEngine(Engine):
 
         return choices_table(model.bundle()).to_dict("records")
 
+    @classmethod
+    def model_guarantees(cls, model: Any = None, **inputs: Any) -> dict[str, Any]:
+        """The digitize guarantees saved with the model (fitted in training on the out-of-fold forms)."""
+        if model is None or not getattr(model, "available", False):
+            return {}
+        return dict(model.bundle().config.summary.get("guarantees") or {})
+
     def check_ready(self) -> None:
         ref = self.model_ref
         if ref is None or not getattr(ref, "available", False):

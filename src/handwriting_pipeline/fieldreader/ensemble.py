@@ -74,16 +74,19 @@ class EnsembleReader:
         from handwriting_pipeline.fieldreader.model import CONFIG_FILE, ONNX_FILE
 
         folder = Path(folder)
-        members = folder / MEMBERS_DIR
-        if members.exists():
-            shutil.rmtree(members)
-        for i, reader in enumerate(self.readers):
+        members, part = folder / MEMBERS_DIR, folder / (MEMBERS_DIR + ".part")
+        if part.exists():
+            shutil.rmtree(part)
+        for i, reader in enumerate(self.readers):  # written beside the old members (it may be read from them)
             if getattr(reader, "onnx_file", None) is None:
                 raise ValueError(f"ensemble member {i} has no ONNX graph to save (load it from its folder)")
-            here = members / str(i)
+            here = part / str(i)
             here.mkdir(parents=True)
             shutil.copyfile(reader.onnx_file, here / ONNX_FILE)
             (here / CONFIG_FILE).write_text(json.dumps(reader.config.to_json(), indent=2))
+        if members.exists():
+            shutil.rmtree(members)
+        part.rename(members)
         (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2))
         return folder
 

@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from kedro.config import OmegaConfigLoader
 
 from handwriting_pipeline.config import CrossfitSettings, FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader import recipe
@@ -157,6 +158,8 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     saved = ensemble.save(tmp_path / "ensemble")
     back = load_reader(saved)
     assert isinstance(back, EnsembleReader) and back.config.to_json() == ensemble.config.to_json()
+    back.save(saved)  # saved again where it was loaded from: its members survive
+    assert len(load_reader(saved).readers) == 3 and not (saved / "members.part").exists()
     ref = FieldReaderRef.from_path(saved)
     engine = FieldReaderEnsembleEngine.from_model(ref, beam=2, batch_size=4, threads=1)
     engine.check_ready()
@@ -167,3 +170,27 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     # no out-of-fold readings (crossfit off): nothing is built
     assert not hasattr(ensemble_on_oof(readings.iloc[:0], resumed.folds, forms, params)[0], "config")
     assert not_built()[1].empty and not_built()[2].empty
+
+    # digitize's guarantee, fitted with the ensemble on the out-of-fold forms and saved with it
+    from handwriting_pipeline.datasets.cache import ResponseCache
+    from handwriting_pipeline.digitize.core import make_plan
+    from handwriting_pipeline.pipelines.train.nodes import add_ensemble_guarantees
+
+    conf = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")["parameters"]
+    guarded = add_ensemble_guarantees(ensemble, oof, forms, {**conf["extract"], "workers": 1}, conf["ensemble"],
+                                      conf["digitize"], ResponseCache(tmp_path / "cache"))
+    [(key, levels)] = guarded.config.summary["guarantees"].items()
+    assert key == "cascade:" + "+".join(sorted(["fieldreader_ensemble", "rapidocr"]))
+    assert set(levels) == {"value", "writing"} and levels["value"]["alpha"] == 0.01 and levels["writing"]["alpha"] == 0.05
+    for level in levels.values():
+        assert set(level["fields"]) == set(KEYS) and level["delta"] == 0.1
+        assert all(f["n"] == len(names) for f in level["fields"].values())  # every out-of-fold form calibrates
+    ref = FieldReaderRef.from_path(guarded.save(tmp_path / "guarded"))
+    assert FieldReaderEnsembleEngine.model_guarantees(model=ref) == guarded.config.summary["guarantees"]
+    digitize = {**conf["digitize"], "review": {**conf["digitize"]["review"], "on": "value"}, "progress": False}
+    plan = make_plan(digitize, conf["extract"], conf["ensemble"], {}, ResponseCache(tmp_path / "cache"),
+                     datasets={"fieldreader_ensemble_model": ref})
+    assert plan.guarantee["key"] == key and plan.guarantee["alpha"] == 0.01  # the model's own guarantee
+    untrained = not_built()[0]
+    assert add_ensemble_guarantees(untrained, oof, forms, conf["extract"], conf["ensemble"], conf["digitize"],
+                                   None) is untrained

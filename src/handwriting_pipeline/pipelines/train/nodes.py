@@ -31,3 +31,19 @@ def train_step(method: str, step: Step, trainable: Sequence[str]) -> Callable[..
     run.__name__ = run.__qualname__ = step.name
     run.__doc__ = f"Training step '{step.name}' of the '{method}' engine (see TRAINING)."
     return run
+
+
+#: the model the field reader ensemble engine reads (written by the fieldreader steps)
+ENSEMBLE_MODEL = "fieldreader_ensemble_model"
+
+
+def add_ensemble_guarantees(reader: Any, oof_predictions: Any, train_forms: Any, extract_params: Any,
+                            ensemble_params: Any, digitize_params: Any, cache: Any) -> Any:
+    """Digitize's guarantee of the cascade the field reader ensemble leads, fitted on the
+    out-of-fold forms and saved with the ensemble (:func:`~handwriting_pipeline.digitize.guarantee.add_guarantees`)."""
+    from handwriting_pipeline.digitize.guarantee import add_guarantees
+    from handwriting_pipeline.registry import engine_class, engine_methods
+
+    [fast] = [m for m in engine_methods() if ENSEMBLE_MODEL in engine_class(m).catalog_inputs.values()]
+    return add_guarantees(reader, fast, oof_predictions, train_forms, extract_params, ensemble_params,
+                          digitize_params, cache)

@@ -19,7 +19,7 @@ from kedro.pipeline import Node, Pipeline
 from handwriting_pipeline.donut import recipe as donut
 from handwriting_pipeline.fieldreader import crossfit, oof
 from handwriting_pipeline.fieldreader import recipe as fieldreader
-from handwriting_pipeline.pipelines.train.nodes import train_step
+from handwriting_pipeline.pipelines.train.nodes import ENSEMBLE_MODEL, add_ensemble_guarantees, train_step
 from handwriting_pipeline.registry import Step
 
 FIELDREADER = "params:train_fieldreader"
@@ -53,9 +53,16 @@ TRAINING: dict[str, list[Step]] = {
         # as decoded with those choices (where the vote's and trust's choices are made)
         Step(oof.ensemble_on_oof, {"readings": "fieldreader_oof_readings", "folds": "fieldreader_crossfit_folds",
                                    "train_forms": "train_forms", "params": FIELDREADER},
-             ["fieldreader_ensemble_model", "fieldreader_oof_choices", "fieldreader_oof_predictions"],
+             ["fieldreader_ensemble_built", "fieldreader_oof_choices", "fieldreader_oof_predictions"],
              "build_fieldreader_ensemble",
              skipped=oof.not_built),
+        # digitize's guarantee for the cascade the ensemble leads (RapidOCR reading the forms it
+        # escalates), fitted on the out-of-fold forms and saved with it -> fieldreader_ensemble_model
+        Step(add_ensemble_guarantees,
+             {"reader": "fieldreader_ensemble_built", "oof_predictions": "fieldreader_oof_predictions",
+              "train_forms": "train_forms", "extract_params": "params:extract", "ensemble_params": "params:ensemble",
+              "digitize_params": "params:digitize", "cache": "extract_cache"},
+             ENSEMBLE_MODEL, "fit_fieldreader_ensemble_guarantees"),
     ],
     # split (checkpoints are chosen on the field reader's held-out train forms, never on
     # validation) -> tokenizer -> model -> synthetic pretraining -> fine-tuning -> donut_model
