@@ -95,12 +95,12 @@ def fold_forms(readings: pd.DataFrame) -> dict[int, list[str]]:
     return {int(k): part["file_name"].tolist() for k, part in first.groupby("fold", sort=True)}
 
 
-def _exact(readings: Mapping[str, FormReading], train_forms: Any) -> pd.Series:
+def all_right(readings: Mapping[str, FormReading], train_forms: Any) -> pd.Series:
     """1 per form whose four fields all read right, indexed by file name."""
     return pd.Series({n: float(all(r.fields[k] == train_forms.fields(n)[k] for k in KEYS)) for n, r in readings.items()})
 
 
-def _read(readers: Mapping[int, Any], lines: Mapping[int, list], folds: Mapping[int, list[str]], beam: int,
+def read_folds(readers: Mapping[int, Any], lines: Mapping[int, list], folds: Mapping[int, list[str]], beam: int,
           lexicons: Mapping[int, Lexicon] | None = None) -> dict[str, FormReading]:
     out: dict[str, FormReading] = {}
     for fold, names in folds.items():
@@ -118,8 +118,8 @@ def choose_lexicon(readers: Mapping[int, Any], train_forms: Any, folds: Mapping[
     memo = {fold: _Remembered(readers[fold]) for fold in folds}
     lines = {fold: [cut_lines(train_forms.images[n], memo[fold].config.lines) for n in names]
              for fold, names in folds.items()}
-    plain = _read(memo, lines, folds, beam)
-    base = _exact(plain, train_forms)
+    plain = read_folds(memo, lines, folds, beam)
+    base = all_right(plain, train_forms)
     every = set().union(*folds.values())
     outside = {fold: [train_forms.fields(n) for n in train_forms.labels["file_name"] if n not in set(names)]
                for fold, names in folds.items()}
@@ -130,8 +130,8 @@ def choose_lexicon(readers: Mapping[int, Any], train_forms: Any, folds: Mapping[
         found = {"penalty": float(penalty), "case_weight": float(case_weight)}
         lexicons = {fold: Lexicon.from_labels(outside[fold], max_edits=int(settings.lexicon.max_edits), **found)
                     for fold in folds}
-        readings = _read(memo, lines, folds, beam, lexicons)
-        score = _exact(readings, train_forms)
+        readings = read_folds(memo, lines, folds, beam, lexicons)
+        score = all_right(readings, train_forms)
         logger.info("  lexicon %s on %d out-of-fold forms: FLA %.2f (plain %.2f)", found, len(every),
                     100 * score.mean(), 100 * base.mean())
         if score.mean() > best[2].mean():
@@ -229,5 +229,5 @@ def not_built() -> tuple[NotTrained, pd.DataFrame, pd.DataFrame]:
             pd.DataFrame(columns=CHOICE_COLUMNS), empty_predictions())
 
 
-__all__ = ["CHOICE_COLUMNS", "Choice", "build_ensemble", "choices_table", "choose_lexicon", "ensemble_on_oof",
-           "fold_forms", "not_built", "predictions_table", "style_choice"]
+__all__ = ["CHOICE_COLUMNS", "Choice", "all_right", "build_ensemble", "choices_table", "choose_lexicon", "ensemble_on_oof",
+           "fold_forms", "not_built", "predictions_table", "read_folds", "style_choice"]

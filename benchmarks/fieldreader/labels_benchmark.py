@@ -1,0 +1,102 @@
+"""Cleaner labels, measured on out-of-fold forms (not a test): fold readers trained with the
+second annotation in mind (``train_fieldreader.labels``: ``drop_disagreements`` or ``both``)
+against those trained on the final labels only, on the same folds' forms, which neither saw.
+
+Each fold present (complete) in both crossfit folders is read twice by each reader: plain beam
+search, and with the lexicon setting the ensemble chose on the out-of-fold forms (per fold the
+lexicon of the labels its reader trained on). The gain is the paired difference per form (1 when
+all four fields are right), with its 95 % bootstrap interval over forms.
+
+Usage (after ``crossfit_benchmark.py --labels both --first 1 --out <dir>``)::
+
+    .venv/bin/python benchmarks/fieldreader/labels_benchmark.py --candidate data/06_models/fieldreader_crossfit_both
+
+Writes ``benchmarks/results/fieldreader_labels.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+from common import RESULTS, ROOT, SHARED, machine, write_results  # noqa: E402
+
+NAME = "fieldreader_labels"
+
+
+def _complete(folder: Path) -> dict[int, Path]:
+    from handwriting_pipeline.fieldreader.crossfit import is_complete
+
+    return {int(p.name.split("_")[1]): p for p in folder.glob("fold_*") if is_complete(p)}
+
+
+def _markdown(result: dict) -> str:
+    lines = [f"# Cleaner labels on out-of-fold forms ({result['date']})", "",
+             f"`{result['command']}` — {result['machine']['cpu_count']} CPU cores. Fold(s) {result['folds']}: "
+             f"{result['forms']} train forms neither reader saw (one form = {100 / max(result['forms'], 1):.2g} FLA "
+             f"points). Baseline: `labels: first`; candidate: `labels: {result['labels']}`.", "",
+             "| decoding | FLA first | FLA candidate | gain [95 % paired interval] |", "|---|--:|--:|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['decoding']} | {row['FLA_first']} | {row['FLA_candidate']} | {row['gain']:+.2f} "
+                     f"[{row['low']:+.2f}, {row['high']:+.2f}] |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", default="data/06_models/fieldreader_crossfit", help="crossfit folder, labels first")
+    parser.add_argument("--candidate", required=True, help="crossfit folder trained with other labels")
+    parser.add_argument("--ensemble", default="data/06_models/fieldreader_ensemble",
+                        help="the ensemble whose lexicon choice is used")
+    parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    import yaml
+
+    from handwriting_pipeline.datasets.forms import read_donut_folder
+    from handwriting_pipeline.fieldreader.crossfit import MODEL_DIR, PLAN_FILE
+    from handwriting_pipeline.fieldreader.lexicon import Lexicon
+    from handwriting_pipeline.fieldreader.model import FieldReader
+    from handwriting_pipeline.fieldreader.oof import all_right, read_folds
+    from handwriting_pipeline.forms.lines import cut_lines
+    from handwriting_pipeline.selection import paired_bootstrap
+
+    base, cand = _complete(Path(args.baseline)), _complete(Path(args.candidate))
+    folds = sorted(set(base) & set(cand))
+    if not folds:
+        parser.error("no fold complete in both folders")
+    plans = {k: json.loads((cand[k] / PLAN_FILE).read_text()) for k in folds}
+    labels = sorted({p["training"].get("labels", "first") for p in plans.values()})
+    train, _ = read_donut_folder(SHARED / "train")
+    block = yaml.safe_load((ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    beam = int(block["crossfit"]["beam"])
+    chosen = next(c for c in json.loads((Path(args.ensemble) / "fieldreader.json").read_text())["summary"]["oof"]["choices"]
+                  if c["component"] == "lexicon")
+    read = {k: plans[k]["read"] for k in folds}
+    rows = []
+    scores = {}
+    for name, dirs in (("first", base), ("candidate", cand)):
+        readers = {k: FieldReader.load(dirs[k] / MODEL_DIR) for k in folds}
+        lines = {k: [cut_lines(train.images[n], readers[k].config.lines) for n in read[k]] for k in folds}
+        lexicons = {k: Lexicon.from_labels([train.fields(n) for n in plans[k]["fit"] + plans[k]["holdout"]],
+                                           max_edits=int(block["lexicon"]["max_edits"]), **chosen["setting"])
+                    for k in folds}
+        scores[(name, "plain")] = all_right(read_folds(readers, lines, read, beam), train)
+        scores[(name, "lexicon")] = all_right(read_folds(readers, lines, read, beam, lexicons), train)
+    for decoding in ("plain", "lexicon"):
+        gain = paired_bootstrap(scores[("candidate", decoding)], scores[("first", decoding)])
+        rows.append({"decoding": decoding if decoding == "plain" else f"lexicon {chosen['setting']}",
+                     "FLA_first": round(100 * scores[("first", decoding)].mean(), 2),
+                     "FLA_candidate": round(100 * scores[("candidate", decoding)].mean(), 2),
+                     "gain": round(100 * gain.mean, 2), "low": round(100 * gain.low, 2), "high": round(100 * gain.high, 2)})
+    result = {**machine(), "command": "python benchmarks/fieldreader/labels_benchmark.py " + " ".join(sys.argv[1:]),
+              "folds": folds, "forms": sum(len(v) for v in read.values()), "labels": ", ".join(labels), "rows": rows}
+    write_results(args.results, result, _markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
