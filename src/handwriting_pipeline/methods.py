@@ -172,42 +172,35 @@ def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any]
     return specs, skipped
 
 
-# --------------------------------------------------------------------------- calibration
-def model_calibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``{engine: calibration}`` that trained engines carry with their models (``datasets``:
-    catalog inputs by dataset name, e.g. ``fieldreader_model``)."""
+# --------------------------------------------------------------------------- what models carry
+def _from_models(datasets: Mapping[str, Any] | None, hook: str) -> dict[str, Any]:
+    """``{engine: what its class's ``hook`` gives}`` for every trained engine (``datasets``:
+    catalog inputs by dataset name, e.g. ``fieldreader_model``); empty answers are left out."""
     out = {}
     for method in engine_methods():
         cls = engine_class(method)
         if cls.catalog_inputs:
-            calibration = cls.vote_calibration(**engine_inputs(cls, datasets))
-            if calibration:
-                out[method] = dict(calibration)
+            found = getattr(cls, hook)(**engine_inputs(cls, datasets))
+            if found:
+                out[method] = found
     return out
+
+
+def model_calibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{engine: calibration}`` that trained engines carry with their models."""
+    return {m: dict(c) for m, c in _from_models(datasets, "vote_calibration").items()}
 
 
 def model_choices(datasets: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
     """``{engine: [choice, ...]}``: the components trained engines chose on forms their models
     never trained on (:meth:`~Engine.model_choices`), for the report."""
-    out = {}
-    for method in engine_methods():
-        cls = engine_class(method)
-        if cls.catalog_inputs:
-            found = cls.model_choices(**engine_inputs(cls, datasets))
-            if found:
-                out[method] = list(found)
-    return out
+    return {m: list(c) for m, c in _from_models(datasets, "model_choices").items()}
 
 
 def model_guarantees(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
     """``{"<method>:<engines>": {level: entry}}``: the digitize guarantees trained engines carry
     with their models (:meth:`~Engine.model_guarantees`, fitted with the model)."""
-    out: dict[str, Any] = {}
-    for method in engine_methods():
-        cls = engine_class(method)
-        if cls.catalog_inputs:
-            out.update(cls.model_guarantees(**engine_inputs(cls, datasets)) or {})
-    return out
+    return {key: entry for found in _from_models(datasets, "model_guarantees").values() for key, entry in found.items()}
 
 
 def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None) -> dict[str, Any]:
