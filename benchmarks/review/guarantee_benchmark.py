@@ -119,12 +119,9 @@ def error_kind(pred: str, gold: str) -> str:
 
 def exact_ci(errors: int, n: int) -> list[float | None]:
     """Exact (Clopper-Pearson) two-sided 95 % interval of errors / n (None when n is 0)."""
-    from scipy.stats import binomtest
+    from handwriting_pipeline.trust import exact_interval
 
-    if n == 0:
-        return [None, None]
-    ci = binomtest(errors, n).proportion_ci(0.95, method="exact")
-    return [round(float(ci.low), 5), round(float(ci.high), 5)]
+    return exact_interval(errors, n)
 
 
 def fit(rows: pd.DataFrame, alpha: float, delta: float, level: str) -> dict[str, Any]:

@@ -121,4 +121,15 @@ def risk_threshold(scores: Sequence[float] | np.ndarray, correct: Sequence[bool]
                          round(float(sure[best]) / n, 6) if n else 0.0, int(errors[best]), float(bounds[best]))
 
 
-__all__ = ["DEFAULT_GRID", "RiskThreshold", "error_upper_bound", "min_fields", "risk_threshold"]
+def exact_interval(errors: int, n: int, level: float = 0.95) -> list[float | None]:
+    """Exact (Clopper-Pearson) two-sided interval of the error rate ``errors / n`` ([None, None]
+    when ``n`` is 0): how a realized rate is reported next to the promised alpha."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return [None, None]
+    ci = binomtest(int(errors), int(n)).proportion_ci(level, method="exact")
+    return [round(float(ci.low), 5), round(float(ci.high), 5)]
+
+
+__all__ = ["DEFAULT_GRID", "RiskThreshold", "error_upper_bound", "exact_interval", "min_fields", "risk_threshold"]

@@ -95,7 +95,7 @@ class FieldReaderEngine(Engine):
         """The digitize guarantees saved with the model (fitted in training on the out-of-fold forms)."""
         if model is None or not getattr(model, "available", False):
             return {}
-        return dict(model.bundle().config.summary.get("guarantees") or {})
+        return dict((getattr(model.bundle().config, "summary", None) or {}).get("guarantees") or {})
 
     def check_ready(self) -> None:
         ref = self.model_ref

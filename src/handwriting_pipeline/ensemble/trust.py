@@ -207,5 +207,31 @@ def field_thresholds(rows: pd.DataFrame, alpha: float, delta: float = 0.1,
             for key in KEYS if len(part := rows[rows["field"] == key])}
 
 
-__all__ = ["FieldTrust", "field_posteriors", "field_thresholds", "field_trust", "normalized_value", "same_value",
-           "trust_rows"]
+def check_guarantee(rows: pd.DataFrame, entry: Mapping[str, Any], on: str) -> dict[str, Any]:
+    """A fitted guarantee (``entry``: alpha, delta, fields: {FIELD: {threshold}}) checked on
+    labelled :func:`trust_rows` of forms it was not fitted on: per field and for all fields, the
+    fields marked sure, the wrong ones among them, the realized error rate with its exact 95 %
+    interval, whether it is at most alpha, and the share sent to review (no threshold: all)."""
+    from handwriting_pipeline.trust import exact_interval
+
+    level = "value" if on == "value" else "written"
+    alpha = float(entry["alpha"])
+    limit = {k: (f or {}).get("threshold") for k, f in (entry.get("fields") or {}).items()}
+    conf = rows[f"{level}_conf"].astype(float).fillna(0.0)
+    bar = rows["field"].map(lambda k: limit.get(k)).astype(float)  # None -> NaN: never sure
+    sure = (conf >= bar).fillna(False).astype(bool)
+    wrong = sure & ~rows[f"{level}_right"].astype(bool)
+
+    def part(mask: pd.Series) -> dict[str, Any]:
+        n, k, e = int(mask.sum()), int((sure & mask).sum()), int((wrong & mask).sum())
+        return {"n": n, "sure": k, "errors": e, "realized": round(e / k, 5) if k else None,
+                "ci95": exact_interval(e, k), "holds": (e / k <= alpha) if k else None,
+                "review_pct": round(100 * (n - k) / n, 2) if n else None}
+
+    out = {key: part(rows["field"] == key) for key in KEYS if (rows["field"] == key).any()}
+    return {"on": on, "alpha": alpha, "delta": entry.get("delta"), "fitted_on": entry.get("fitted_on"),
+            "thresholds": limit, "fields": out, "all": part(pd.Series(True, index=rows.index))}
+
+
+__all__ = ["FieldTrust", "check_guarantee", "field_posteriors", "field_thresholds", "field_trust", "normalized_value",
+           "same_value", "trust_rows"]

@@ -17,6 +17,8 @@ from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.metrics import METHODS, METRIC_COLUMNS
 from handwriting_pipeline.pipelines.evaluation import create_pipeline
 from handwriting_pipeline.pipelines.evaluation.nodes import (
+    guarantee_checks,
+    guarantee_report_lines,
     plot_accuracy,
     render_report,
     score_predictions,
@@ -31,7 +33,7 @@ PROJECT = Path(__file__).resolve().parents[3]
 OUTPUTS = ["evaluation_metrics", "evaluation_report", "evaluation_accuracy_plot", "evaluation_key_accuracy_plot",
            "evaluation_form_scores", "evaluation_form_errors", "evaluation_normalized_forms",
            "evaluation_normalized_metrics", "evaluation_failures", "evaluation_review_curves",
-           "evaluation_review_curve_plot"]
+           "evaluation_review_curve_plot", "evaluation_guarantee"]
 MURRAY = {"DATE": "8/28/89", "CITY": "Murray", "STATE": "KY", "ZIP": "42171"}
 
 
@@ -78,6 +80,8 @@ def _run(forms, params, tables, ensemble=None):
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
     datasets["cascade_escalation"] = MemoryDataset(tables.get("cascade_escalation", {}))
     datasets["engine_choices"] = MemoryDataset(tables.get("engine_choices", {}))
+    datasets["engine_calibrations"] = MemoryDataset(tables.get("engine_calibrations", {}))
+    datasets["engine_guarantees"] = MemoryDataset(tables.get("engine_guarantees", {}))
     datasets.update({name: _KeptDataset() for name in OUTPUTS})
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(create_pipeline(), catalog)
@@ -235,7 +239,7 @@ def test_the_cascade_costs_its_fast_engines_for_every_form_and_the_others_for_th
 def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
     assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "run_info",
-                                 "cascade_escalation", "engine_choices",
+                                 "cascade_escalation", "engine_choices", "engine_calibrations", "engine_guarantees",
                                  *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)
 
@@ -328,3 +332,35 @@ def test_the_report_names_the_components_chosen_on_out_of_fold_forms_and_their_i
     assert "| recorded_textract | style layer | off | 50.5 | 50.5 | – | 1400 | not measured: off |" in report
     assert "not_evaluated" not in report  # only engines in the table
     assert "Components chosen" not in render_report(metrics, forms, run, choices={})
+
+
+def test_the_cascade_guarantee_is_checked_on_the_evaluated_forms_and_reported(params):
+    names = [f"f{i}.png" for i in range(6)]
+    forms = LabelledForms(pd.DataFrame([{"file_name": n, **MURRAY} for n in names]))
+    wrong_zip = {**MURRAY, "ZIP": "42071"}
+    fast = predictions_from_records([{"file_name": n, **(wrong_zip if i < 2 else MURRAY), "DATE_conf": 0.9,
+                                      "CITY_conf": 0.9, "STATE_conf": 0.9, "ZIP_conf": 0.95} for i, n in enumerate(names)])
+    slow = predictions_from_records([{"file_name": n, **MURRAY, "DATE_conf": 0.9, "CITY_conf": 0.9, "STATE_conf": 0.9,
+                                      "ZIP_conf": 0.9} for n in names])
+    engines = ["recorded_azure_form_recognizer", "recorded_textract"]
+    cascade = {"method": "cascade", "fast": engines[:1], "slow": engines[1:], "forms": 6, "escalated": 0,
+               "escalated_share": 0.0, "threshold": 0.0, "escalate_invalid": False}
+    fields = {"DATE": {"threshold": 0.0}, "CITY": {"threshold": None}, "STATE": {"threshold": 0.0},
+              "ZIP": {"threshold": 0.0}}
+    entry = {"alpha": 0.05, "delta": 0.1, "fitted_on": "1400 out-of-fold train forms", "fields": fields}
+    key = "cascade:" + "+".join(sorted(engines))
+    ensemble = {"cascade": {"threshold": 0.0, "escalate_invalid": False}}
+    tables = {engines[0]: fast, engines[1]: slow}
+    checked = guarantee_checks(forms, params, ensemble, {}, {key: {"writing": entry}}, cascade, **tables)
+    level = checked["levels"]["writing"]
+    assert checked["applies"] and checked["key"] == key and level["alpha"] == 0.05
+    assert level["fields"]["CITY"]["sure"] == 0 and level["fields"]["CITY"]["review_pct"] == 100.0  # no threshold
+    zips = level["fields"]["ZIP"]
+    assert zips["sure"] == 6 and zips["errors"] == 2 and zips["holds"] is False and zips["ci95"][0] < 1 / 3 < zips["ci95"][1]
+    assert level["all"]["n"] == 24 and level["all"]["sure"] == 18
+    report = "\n".join(guarantee_report_lines(checked))
+    assert "## Guarantee of the cascade's sure fields" in report and "| ZIP | 0.0 | 6 / 6 | 2 | 33.33 [" in report
+    other = guarantee_checks(forms, params, ensemble, {}, {}, cascade, **tables)
+    assert other == {"key": key, "applies": False}
+    assert guarantee_checks(forms, params, ensemble, {}, {key: {"writing": entry}}, {}, **tables) == {}
+    assert "No guarantee was fitted for" in "\n".join(guarantee_report_lines(other))

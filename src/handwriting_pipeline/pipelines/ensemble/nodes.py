@@ -17,7 +17,7 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble import cascade, llm
 from handwriting_pipeline.ensemble import vote as voting
-from handwriting_pipeline.methods import model_calibrations, model_choices, vote_calibration
+from handwriting_pipeline.methods import model_calibrations, model_choices, model_guarantees, vote_calibration
 from handwriting_pipeline.registry import engine_class
 
 
@@ -31,6 +31,12 @@ def engine_choices(**models: Any) -> dict[str, Any]:
     """``{engine: [choice, ...]}``: what trained engines chose on forms they never trained on
     (catalog inputs keyed by dataset name), for the report."""
     return model_choices(models)
+
+
+def engine_guarantees(**models: Any) -> dict[str, Any]:
+    """``{"<method>:<engines>": {level: entry}}``: the digitize guarantees trained engines carry
+    (catalog inputs keyed by dataset name), checked on the evaluated forms by the report."""
+    return model_guarantees(models)
 
 
 def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any],

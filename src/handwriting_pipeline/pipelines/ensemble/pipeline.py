@@ -15,6 +15,7 @@ from handwriting_pipeline.pipelines.ensemble.nodes import (
     cascade_predictions,
     engine_calibrations,
     engine_choices,
+    engine_guarantees,
     llm_predictions,
     vote_predictions,
 )
@@ -52,6 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         node(engine_calibrations, inputs={d: d for d in models}, outputs=CALIBRATIONS, name="engine_calibrations"),
         node(engine_choices, inputs={d: d for d in models}, outputs="engine_choices", name="engine_choices"),
+        node(engine_guarantees, inputs={d: d for d in models}, outputs="engine_guarantees", name="engine_guarantees"),
         *(node(load(step.func), inputs={**step.inputs, **engine_inputs}, outputs=step.outputs, name=step.name)
           for step in steps),
     ])

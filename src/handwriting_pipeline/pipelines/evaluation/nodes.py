@@ -184,6 +184,66 @@ def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSe
     return method_curves(labels, tables, threshold=float(settings.review_threshold))
 
 
+def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
+                     ensemble_params: Mapping[str, Any], calibrations: Mapping[str, Any] | None,
+                     guarantees: Mapping[str, Any] | None, cascade: Mapping[str, Any] | None,
+                     **predictions: pd.DataFrame) -> dict[str, Any]:
+    """The guarantee digitize applies to the cascade evaluated here (one its trained models carry,
+    ``guarantees``, for the same engines), checked on these labelled forms: the cascade replayed
+    with the vote's calibration (``calibrations`` from the trained models), the two levels of
+    trust per field, and per level the fields marked sure, the realized error rate with its exact
+    interval next to alpha, and the share sent to review. {} without a cascade; ``applies`` false
+    when no guarantee was fitted for its engines."""
+    from dataclasses import replace
+
+    from handwriting_pipeline.digitize.core import guarantee_key
+    from handwriting_pipeline.ensemble.cascade import escalated
+    from handwriting_pipeline.ensemble.trust import check_guarantee, trust_rows
+    from handwriting_pipeline.methods import vote_calibration
+
+    if not cascade or not cascade.get("fast"):
+        return {}
+    engines = [*cascade["fast"], *cascade.get("slow", [])]
+    key = guarantee_key("cascade", engines)
+    levels = (guarantees or {}).get(key)
+    if not levels:
+        return {"key": key, "applies": False}
+    ensemble = EnsembleSettings.from_params(ensemble_params)
+    vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, calibrations))
+    tables = {m: normalise_predictions(predictions[m]) for m in engines if predictions.get(m) is not None}
+    sent = set(escalated({m: tables[m] for m in cascade["fast"] if m in tables}, vote, ensemble.cascade))
+    tables = {m: (t if m in cascade["fast"] else t[t["file_name"].isin(sent)].reset_index(drop=True))
+              for m, t in tables.items()}
+    rows = trust_rows(forms.labels, tables, vote, EvaluationSettings.from_params(params).normalize)
+    return {"key": key, "applies": True, "forms": len(forms),
+            "levels": {on: check_guarantee(rows, entry, on) for on, entry in levels.items()}}
+
+
+def guarantee_report_lines(checked: Mapping[str, Any] | None) -> list[str]:
+    """The metrics.md section on the cascade's guarantee, checked on the evaluated forms."""
+    if not checked:
+        return []
+    if not checked.get("applies"):
+        return ["", "## Guarantee", "", f"No guarantee was fitted for `{checked['key']}`: digitize marks fields sure "
+                "at its plain review threshold for these engines."]
+    lines = ["", "## Guarantee of the cascade's sure fields", "",
+             f"`{checked['key']}`, as digitize applies it, checked on these {checked['forms']} forms (they played no "
+             "part in the fit)."]
+    for on, level in checked["levels"].items():
+        lines += ["", f"**{on}** level: α {level['alpha']:g}, δ {level['delta']} — fitted on {level['fitted_on']}.", "",
+                  "| field | threshold | sure / n | errors | realized % [exact 95 %] | ≤ α | review % |",
+                  "|---|--:|--:|--:|---|:-:|--:|"]
+        for name, part in [*level["fields"].items(), ("all", level["all"])]:
+            t = level["thresholds"].get(name) if name != "all" else None
+            ci = part["ci95"]
+            realized = "–" if part["realized"] is None else (
+                f"{100 * part['realized']:.2f} [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]")
+            holds = "–" if part["holds"] is None else ("yes" if part["holds"] else "no")
+            lines.append(f"| {name} | {'–' if t is None else t} | {part['sure']} / {part['n']} | {part['errors']} | "
+                         f"{realized} | {holds} | {part['review_pct']} |")
+    return lines
+
+
 def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figure:
     """FLA against the share of fields reviewed, one line per method in the metrics table's order
     (review_curve.png)."""
@@ -194,7 +254,8 @@ def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figu
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
                   normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None,
-                  cascade: Mapping[str, Any] | None = None, choices: Mapping[str, Any] | None = None) -> str:
+                  cascade: Mapping[str, Any] | None = None, choices: Mapping[str, Any] | None = None,
+                  guarantee: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
     With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
@@ -204,7 +265,8 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     ``review`` (:func:`review_curves`) the review curve section; with ``cascade`` (its escalation
     report) the cascade's escalation share, when the cascade is in the table; with ``choices``
     (``{engine: [choice, ...]}``, :func:`~handwriting_pipeline.methods.model_choices`) which
-    components the evaluated trained engines use and the interval that put each there."""
+    components the evaluated trained engines use and the interval that put each there; with
+    ``guarantee`` (:func:`guarantee_checks`) the cascade's guarantee checked on these forms."""
     not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
@@ -230,6 +292,8 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     if cascade and "cascade" in set(metrics["method"]):
         lines += ["", *cascade_report_lines(cascade)]
     lines += choices_report_lines(choices, set(metrics["method"]))
+    if "cascade" in set(metrics["method"]):
+        lines += guarantee_report_lines(guarantee)
     lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
         lines += ["", *normalized_report_lines(metrics, normalized)]

@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline, node
 from handwriting_pipeline.registry import all_methods, predictions_dataset
 
 from .nodes import (
+    guarantee_checks,
     plot_accuracy,
     plot_key_accuracy,
     plot_review_curves,
@@ -39,7 +40,7 @@ def create_pipeline(**kwargs) -> Pipeline:
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
                      "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation",
-                     "engine_choices"]
+                     "engine_choices", "evaluation_guarantee"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
@@ -51,6 +52,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                  outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),
             node(collect_failures, inputs=scored, outputs="evaluation_failures", name="collect_failures"),
             node(review_curves, inputs=scored, outputs="evaluation_review_curves", name="review_curves"),
+            node(guarantee_checks, inputs={**scored, "ensemble_params": "params:ensemble",
+                                           "calibrations": "engine_calibrations", "guarantees": "engine_guarantees",
+                                           "cascade": "cascade_escalation"},
+                 outputs="evaluation_guarantee", name="guarantee_checks"),
             node(plot_review_curves, inputs=["evaluation_review_curves", "evaluation_metrics"],
                  outputs="evaluation_review_curve_plot", name="plot_review_curves"),
             node(render_report, inputs=report_inputs, outputs="evaluation_report", name="render_report"),
