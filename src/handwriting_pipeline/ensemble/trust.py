@@ -207,6 +207,19 @@ def field_thresholds(rows: pd.DataFrame, alpha: float, delta: float = 0.1,
             for key in KEYS if len(part := rows[rows["field"] == key])}
 
 
+def value_review_curve(rows: pd.DataFrame, shares: tuple[int, ...] = (0, 5, 10, 15, 20, 25, 30)) -> list[dict[str, Any]]:
+    """The review curve of values: % of normalized fields right after a person fixes the k % of
+    fields with the lowest ``value_conf`` (:func:`trust_rows`; missing confidence first)."""
+    order = rows.assign(conf=rows["value_conf"].astype(float).fillna(-1.0)).sort_values("conf", kind="stable")
+    right = order["value_right"].astype(bool).to_numpy()
+    n = len(right)
+    out = []
+    for share in shares:
+        k = int(round(n * share / 100))
+        out.append({"reviewed_pct": share, "value_right_pct": round(100 * (k + right[k:].sum()) / n, 2) if n else None})
+    return out
+
+
 def check_guarantee(rows: pd.DataFrame, entry: Mapping[str, Any], on: str) -> dict[str, Any]:
     """A fitted guarantee (``entry``: alpha, delta, fields: {FIELD: {threshold}}) checked on
     labelled :func:`trust_rows` of forms it was not fitted on: per field and for all fields, the
@@ -234,4 +247,4 @@ def check_guarantee(rows: pd.DataFrame, entry: Mapping[str, Any], on: str) -> di
 
 
 __all__ = ["FieldTrust", "check_guarantee", "field_posteriors", "field_thresholds", "field_trust", "normalized_value",
-           "same_value", "trust_rows"]
+           "same_value", "trust_rows", "value_review_curve"]

@@ -360,7 +360,11 @@ def test_the_cascade_guarantee_is_checked_on_the_evaluated_forms_and_reported(pa
     assert level["all"]["n"] == 24 and level["all"]["sure"] == 18
     report = "\n".join(guarantee_report_lines(checked))
     assert "## Guarantee of the cascade's sure fields" in report and "| ZIP | 0.0 | 6 / 6 | 2 | 33.33 [" in report
+    curve = checked["value_curve"]
+    assert [p["reviewed_pct"] for p in curve][:2] == [0, 5] and curve[0]["value_right_pct"] == round(100 * 22 / 24, 2)
+    assert curve[-1]["value_right_pct"] >= curve[0]["value_right_pct"]  # fixing fields never makes it worse
+    assert "## Review curve of values (cascade)" in report
     other = guarantee_checks(forms, params, ensemble, {}, {}, cascade, **tables)
-    assert other == {"key": key, "applies": False}
+    assert other["key"] == key and other["applies"] is False and "levels" not in other
     assert guarantee_checks(forms, params, ensemble, {}, {key: {"writing": entry}}, {}, **tables) == {}
     assert "No guarantee was fitted for" in "\n".join(guarantee_report_lines(other))

@@ -198,7 +198,7 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
 
     from handwriting_pipeline.digitize.core import guarantee_key
     from handwriting_pipeline.ensemble.cascade import escalated
-    from handwriting_pipeline.ensemble.trust import check_guarantee, trust_rows
+    from handwriting_pipeline.ensemble.trust import check_guarantee, trust_rows, value_review_curve
     from handwriting_pipeline.methods import vote_calibration
 
     if not cascade or not cascade.get("fast"):
@@ -206,8 +206,6 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     engines = [*cascade["fast"], *cascade.get("slow", [])]
     key = guarantee_key("cascade", engines)
     levels = (guarantees or {}).get(key)
-    if not levels:
-        return {"key": key, "applies": False}
     ensemble = EnsembleSettings.from_params(ensemble_params)
     vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, calibrations))
     tables = {m: normalise_predictions(predictions[m]) for m in engines if predictions.get(m) is not None}
@@ -215,20 +213,28 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     tables = {m: (t if m in cascade["fast"] else t[t["file_name"].isin(sent)].reset_index(drop=True))
               for m, t in tables.items()}
     rows = trust_rows(forms.labels, tables, vote, EvaluationSettings.from_params(params).normalize)
-    return {"key": key, "applies": True, "forms": len(forms),
-            "levels": {on: check_guarantee(rows, entry, on) for on, entry in levels.items()}}
+    found = {"key": key, "applies": bool(levels), "forms": len(forms), "value_curve": value_review_curve(rows)}
+    if levels:
+        found["levels"] = {on: check_guarantee(rows, entry, on) for on, entry in levels.items()}
+    return found
 
 
 def guarantee_report_lines(checked: Mapping[str, Any] | None) -> list[str]:
     """The metrics.md section on the cascade's guarantee, checked on the evaluated forms."""
     if not checked:
         return []
+    curve = checked.get("value_curve") or []
+    lines = ["", "## Review curve of values (cascade)", "",
+             "% of normalized fields right (ISO date, USPS code, gazetteer city, ZIP5) after a person fixes the k % "
+             "of fields least sure of their value:", "",
+             "| " + " | ".join(f"{p['reviewed_pct']} %" for p in curve) + " |", "|" + "--:|" * len(curve),
+             "| " + " | ".join(str(p["value_right_pct"]) for p in curve) + " |"] if curve else []
     if not checked.get("applies"):
-        return ["", "## Guarantee", "", f"No guarantee was fitted for `{checked['key']}`: digitize marks fields sure "
-                "at its plain review threshold for these engines."]
-    lines = ["", "## Guarantee of the cascade's sure fields", "",
-             f"`{checked['key']}`, as digitize applies it, checked on these {checked['forms']} forms (they played no "
-             "part in the fit)."]
+        return [*lines, "", "## Guarantee", "", f"No guarantee was fitted for `{checked['key']}`: digitize marks "
+                "fields sure at its plain review threshold for these engines."]
+    lines += ["", "## Guarantee of the cascade's sure fields", "",
+              f"`{checked['key']}`, as digitize applies it, checked on these {checked['forms']} forms (they played no "
+              "part in the fit)."]
     for on, level in checked["levels"].items():
         lines += ["", f"**{on}** level: α {level['alpha']:g}, δ {level['delta']} — fitted on {level['fitted_on']}.", "",
                   "| field | threshold | sure / n | errors | realized % [exact 95 %] | ≤ α | review % |",
