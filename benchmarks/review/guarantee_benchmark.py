@@ -378,14 +378,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         models[name] = FieldReaderRef.from_path(folder).fingerprint  # the guarantee holds for these weights
     method = "vote"
     if args.cascade:  # the slower engines read only what the fast reader escalates
-        from handwriting_pipeline.ensemble.cascade import escalated
+        from handwriting_pipeline.ensemble.cascade import cascade_tables, replay
         from handwriting_pipeline.ensemble.settings import EnsembleSettings
 
         cascade = EnsembleSettings.from_params(yaml.safe_load((ROOT / "conf/base/parameters_ensemble.yml").read_text())
                                                ["ensemble"]).cascade
-        sent = set(escalated({args.cascade: tables[args.cascade]}, params, cascade))
-        tables = {m: (t if m == args.cascade else t[t["file_name"].isin(sent)].reset_index(drop=True))
-                  for m, t in tables.items()}
+        tables = cascade_tables(replay(tables), tables[args.cascade]["file_name"].tolist(), [args.cascade],
+                                [m for m in tables if m != args.cascade], params, cascade)
+        sent = set().union(*(set(t["file_name"]) for m, t in tables.items() if m != args.cascade))
         method = "cascade"
         # only the forms some engine read (out-of-fold readings may cover part of the train forms)
     seen = set().union(*(set(t["file_name"]) for t in tables.values()))

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from handwriting_pipeline.ensemble.cascade import escalated
+from handwriting_pipeline.ensemble.cascade import cascade_tables, replay
 from handwriting_pipeline.ensemble.settings import EnsembleSettings
 from handwriting_pipeline.ensemble.trust import field_thresholds, trust_rows
 from handwriting_pipeline.methods import chosen_engines, ready_engines
@@ -51,11 +51,12 @@ def fit_guarantees(fast: str, fast_table: pd.DataFrame, calibration: Mapping[str
     the forms; only the escalated ones count)."""
     ensemble = EnsembleSettings.from_params(ensemble_params)
     vote = dataclasses.replace(ensemble.vote, calibration={**ensemble.vote.calibration, fast: dict(calibration)})
-    sent = set(escalated({fast: fast_table}, vote, ensemble.cascade))
-    tables = {fast: fast_table, **{m: t[t["file_name"].isin(sent)].reset_index(drop=True) for m, t in slow_tables.items()}}
-    rows = trust_rows(labels, tables, vote, dict(normalize or {}))
+    read = cascade_tables(replay({fast: fast_table, **slow_tables}), fast_table["file_name"].tolist(), [fast],
+                          list(slow_tables), vote, ensemble.cascade)
+    rows = trust_rows(labels, read, vote, dict(normalize or {}))
+    sent = max((len(read[m]) for m in slow_tables if m in read), default=0)
     fitted_on = (f"{labels['file_name'].nunique()} train forms read out of fold by {fast}, "
-                 f"{len(sent)} escalated to {', '.join(slow_tables) or 'no other engine'}")
+                 f"{sent} escalated to {', '.join(slow_tables) or 'no other engine'}")
     entry = {}
     for level, alpha in alphas.items():
         found = field_thresholds(rows, float(alpha), float(delta), on=level)

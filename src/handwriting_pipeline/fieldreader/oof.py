@@ -121,8 +121,8 @@ def choose_lexicon(readers: Mapping[int, Any], train_forms: Any, folds: Mapping[
     plain = read_folds(memo, lines, folds, beam)
     base = all_right(plain, train_forms)
     every = set().union(*folds.values())
-    outside = {fold: [train_forms.fields(n) for n in train_forms.labels["file_name"] if n not in set(names)]
-               for fold, names in folds.items()}
+    outside = {fold: [train_forms.fields(n) for n in train_forms.labels["file_name"] if n not in inside]
+               for fold, inside in ((k, set(v)) for k, v in folds.items())}
     grid = settings.lexicon.grid
     best = (None, plain, base)
     combos = [(p, c) for p in grid["penalty"] for c in grid["case_weight"]]

@@ -226,15 +226,23 @@ def _loc(data: object, loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def _named_twice(kind: str, names: list[str]) -> list[str]:
+    """``<kind>[i] (name).name: two <kind> named ...`` for every name given a second time."""
+    first: dict[str, int] = {}
+    errors = []
+    for i, name in enumerate(names):
+        if name in first:
+            errors.append(f"{kind}[{i}] ({name}).name: two {kind} named '{name}' ({kind}[{first[name]}] and {kind}[{i}])")
+        first.setdefault(name, i)
+    return errors
+
+
 def _cross_checks(spec: FormSpec) -> list[str]:
     """``key: message`` for what the models alone cannot see."""
-    errors: list[str] = []
-    seen: dict[str, int] = {}
+    errors = _named_twice("fields", [f.name for f in spec.fields]) + _named_twice("lines", [ln.name for ln in spec.lines])
+    seen = {f.name for f in spec.fields}
     for i, f in enumerate(spec.fields):
         key = f"fields[{i}] ({f.name})"
-        if f.name in seen:
-            errors.append(f"{key}.name: two fields named '{f.name}' (fields[{seen[f.name]}] and fields[{i}])")
-        seen.setdefault(f.name, i)
         if f.type not in TYPE_NAMES:
             errors.append(f"{key}.type: unknown field type '{f.type}'; known types: {', '.join(TYPE_NAMES)}")
             continue
@@ -252,13 +260,9 @@ def _cross_checks(spec: FormSpec) -> list[str]:
         errors.append(f"page.crop: {list(crop)} lies outside the page ({width}x{height})")
     area_w, area_h = spec.page.area
     where = "the crop" if crop is not None else "the page"
-    lines: dict[str, int] = {}
     placed: dict[str, str] = {}
     for i, line in enumerate(spec.lines):
         key = f"lines[{i}] ({line.name})"
-        if line.name in lines:
-            errors.append(f"{key}.name: two lines named '{line.name}' (lines[{lines[line.name]}] and lines[{i}])")
-        lines.setdefault(line.name, i)
         if line.box is not None and (line.box[2] > area_w or line.box[3] > area_h):
             errors.append(f"{key}.box: {list(line.box)} lies outside {where} ({area_w}x{area_h})")
         for name in line.fields:

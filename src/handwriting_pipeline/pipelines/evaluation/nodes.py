@@ -197,7 +197,7 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     from dataclasses import replace
 
     from handwriting_pipeline.digitize.core import guarantee_key
-    from handwriting_pipeline.ensemble.cascade import escalated
+    from handwriting_pipeline.ensemble.cascade import cascade_tables, replay
     from handwriting_pipeline.ensemble.trust import check_guarantee, trust_rows, value_review_curve
     from handwriting_pipeline.methods import vote_calibration
 
@@ -209,10 +209,10 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     ensemble = EnsembleSettings.from_params(ensemble_params)
     vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, calibrations))
     tables = {m: normalise_predictions(predictions[m]) for m in engines if predictions.get(m) is not None}
-    sent = set(escalated({m: tables[m] for m in cascade["fast"] if m in tables}, vote, ensemble.cascade))
-    tables = {m: (t if m in cascade["fast"] else t[t["file_name"].isin(sent)].reset_index(drop=True))
-              for m, t in tables.items()}
-    rows = trust_rows(forms.labels, tables, vote, EvaluationSettings.from_params(params).normalize)
+    fast = [m for m in cascade["fast"] if m in tables]
+    names = list(dict.fromkeys(n for m in fast for n in tables[m]["file_name"]))
+    read = cascade_tables(replay(tables), names, fast, [m for m in tables if m not in fast], vote, ensemble.cascade)
+    rows = trust_rows(forms.labels, read, vote, EvaluationSettings.from_params(params).normalize)
     found = {"key": key, "applies": bool(levels), "forms": len(forms), "value_curve": value_review_curve(rows)}
     if levels:
         found["levels"] = {on: check_guarantee(rows, entry, on) for on, entry in levels.items()}
