@@ -19,7 +19,7 @@ TORCH_INDEX_URL ?=
 TORCH_SPEC ?= $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 REPORT = ls -d data/08_reporting/metrics.md/*/metrics.md 2>/dev/null | sort | tail -1
 
-.PHONY: setup apt run digitize-demo review test lint viz viz-build docs docs-serve clean-venv benchmark-reader
+.PHONY: setup apt run digitize-demo order-card review test lint viz viz-build docs docs-serve clean-venv benchmark-reader
 
 setup: $(STAMP)
 
@@ -57,6 +57,15 @@ digitize-demo: setup
 	@$(BIN)/kedro run --pipeline digitize --params "digitize.input_dir=$(DEMO_DIR)" && \
 	echo "Digitized JSON: data/08_reporting/digitize/latest/forms.jsonl (also forms.csv, review_queue.csv, summary.json; run folder: $$(readlink -f data/08_reporting/digitize/latest))" && \
 	echo "Review the doubtful fields in your browser: make review   (then open http://127.0.0.1:$(REVIEW_PORT)/)"
+
+# the example form end to end (docs/forms.md): synthetic order cards -> field reader -> report ->
+# digitized pages; everything under data/forms/order_card/
+ORDER_CARD_DIR ?= data/01_raw/order_card_demo
+order-card: setup
+	@$(BIN)/kedro run --params form=order_card
+	@$(BIN)/python -m handwriting_pipeline.digitize.demo $(ORDER_CARD_DIR) 4 --form order_card
+	@$(BIN)/kedro run --pipeline digitize --params "form=order_card,digitize.input_dir=$(ORDER_CARD_DIR)" && \
+	echo "Report: data/forms/order_card/08_reporting/metrics.md; digitized: data/forms/order_card/08_reporting/digitize/latest"
 
 # the review page for the newest digitize run (127.0.0.1 only; decisions in its corrections.sqlite)
 REVIEW_PORT ?= 8765

@@ -6,9 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
+
+from handwriting_pipeline.settings import CONFIG_LOADER_ARGS
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# the project's config resolvers (``${form_data:...}`` in the catalog), for tests that build an
+# OmegaConfigLoader of conf/ themselves, as ``kedro run`` does through settings.py
+for _name, _resolver in CONFIG_LOADER_ARGS["custom_resolvers"].items():
+    OmegaConf.register_new_resolver(_name, _resolver, replace=True)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HWP_SHARED_DIR", PROJECT_ROOT.parent / "shared")) / "data"

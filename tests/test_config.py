@@ -4,6 +4,7 @@ defaults are the YAML values, and an unknown key stops with the key and the YAML
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import typing
 from pathlib import Path
@@ -30,7 +31,21 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
 
 
 def _block(file: str, key: str) -> dict[str, Any]:
-    return yaml.safe_load((CONF / file).read_text())[key]
+    """The block as a run of the HSF form gets it (interpolations such as the form's data root
+    resolved); ``file`` must hold it."""
+    assert key in yaml.safe_load((CONF / file).read_text()), f"{file} has no '{key}' block"
+    return _PARAMETERS()[key]
+
+
+@functools.cache
+def _PARAMETERS() -> dict[str, Any]:  # noqa: N802 - a constant, loaded once
+    from kedro.config import OmegaConfigLoader
+
+    from handwriting_pipeline.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(str(CONF.parent), base_env="base", default_run_env="base",
+                               custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"])
+    return loader["parameters"]
 
 
 def _check_block(cls: type[Settings], block: dict[str, Any], where: str, free: tuple[str, ...] = ()) -> None:

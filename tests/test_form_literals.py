@@ -29,10 +29,7 @@ ALLOWED: dict[str, int] = {
     "src/handwriting_pipeline/ensemble/trust.py": 2,
     "src/handwriting_pipeline/ensemble/vote.py": 5,
     "src/handwriting_pipeline/fieldreader/lexicon.py": 6,
-    "src/handwriting_pipeline/fieldreader/text.py": 1,
     "src/handwriting_pipeline/metrics.py": 1,
-    "src/handwriting_pipeline/review/export.py": 1,
-    "src/handwriting_pipeline/review/run.py": 1,
     "src/handwriting_pipeline/synthetic/generator.py": 4,
     "src/handwriting_pipeline/synthetic/values.py": 1,
 }

@@ -76,7 +76,7 @@ def test_a_registered_toy_engine_runs_through_extract_vote_and_the_report(monkey
     assert "extract.extract_toy" in {n.name for n in pipelines["evaluate"].nodes}  # namespace.node
     catalog = DataCatalog(datasets={
         "evaluation_forms": MemoryDataset(forms, copy_mode="assign"),
-        **{f"params:{k}": MemoryDataset(params[k]) for k in ("extract", "ensemble", "evaluation")},
+        **{f"params:{k}": MemoryDataset(params[k]) for k in ("extract", "ensemble", "evaluation", "form")},
         "extract_cache": MemoryDataset(ResponseCache(tmp_path / "cache"), copy_mode="assign"),
         "ensemble_cache": MemoryDataset(ResponseCache(tmp_path / "llm"), copy_mode="assign"),
         "extract_credentials": MemoryDataset({}), "ensemble_credentials": MemoryDataset({}),

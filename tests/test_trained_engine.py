@@ -62,6 +62,7 @@ def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, 
     catalog = DataCatalog.from_config(_model_entry(tmp_path))
     catalog["train_forms"] = MemoryDataset(forms, copy_mode="assign")
     catalog["params:train.models"] = MemoryDataset(["toy"])
+    catalog["params:form"] = MemoryDataset("hsf_top")
     catalog["params:train_toy"] = MemoryDataset(params["train_toy"])
     assert not catalog.load("toy_model").available  # nothing trained yet: not an error
     toy_training = pipelines["train"].only_nodes_with_tags("toy")
@@ -80,7 +81,7 @@ def test_a_registered_toy_trained_engine_is_trained_read_and_voted(monkeypatch, 
     UNTRAINED = sorted({d for m in engine_methods() for d in engine_class(m).catalog_inputs.values()} - {"toy_model"})
     catalog_eval = DataCatalog(datasets={
         "evaluation_forms": MemoryDataset(forms, copy_mode="assign"),
-        **{f"params:{k}": MemoryDataset(params[k]) for k in ("extract", "ensemble", "evaluation")},
+        **{f"params:{k}": MemoryDataset(params[k]) for k in ("extract", "ensemble", "evaluation", "form")},
         "extract_cache": MemoryDataset(ResponseCache(tmp_path / "cache"), copy_mode="assign"),
         "ensemble_cache": MemoryDataset(ResponseCache(tmp_path / "llm"), copy_mode="assign"),
         "extract_credentials": MemoryDataset({}), "ensemble_credentials": MemoryDataset({}),

@@ -21,8 +21,9 @@ CURATION_YML = "conf/base/parameters_curation.yml"
 @dataclass(frozen=True)
 class SyntheticSourceSettings(Settings):
     """``curation.synthetic``: how many seeded synthetic forms, in how many processes; every other
-    key is an option of :class:`~handwriting_pipeline.synthetic.SyntheticFormGenerator` (``blank_rate`` ...)
-    and lands in ``options``."""
+    key is an option of :class:`~handwriting_pipeline.synthetic.SyntheticFormGenerator` (the HSF
+    form) and :class:`~handwriting_pipeline.synthetic.SpecFormGenerator` (any other form), which
+    take the same options (``blank_rate`` ...), and lands in ``options``."""
 
     block: ClassVar[str] = "curation.synthetic"
     source: ClassVar[str] = CURATION_YML
@@ -96,7 +97,9 @@ class CurationSettings(Settings):
     #: because ``source`` names the YAML file of every settings class
     source_name: str = "synthetic"
     reviewed_runs: list[str] | str = field(default_factory=list)  # digitize run folders (source "reviewed")
-    image_size: list[int] | None = field(default_factory=lambda: [2460, 350])  # None: any size
+    #: every curated form has this size ([width, height]); None: the run's form's size (its spec's
+    #: ``page.area``, 2460x350 for hsf_top); "any": no size check
+    image_size: list[int] | str | None = None
     synthetic: SyntheticSourceSettings = field(default_factory=SyntheticSourceSettings)
     crop: CropSettings = field(default_factory=CropSettings)
     annotate: AnnotateSettings = field(default_factory=AnnotateSettings)

@@ -23,7 +23,9 @@ class InputChecksSettings(Settings):
     block: ClassVar[str] = "evaluation.input_checks"
     source: ClassVar[str] = EVALUATION_YML
     enabled: bool = True
-    image_size: list[int] | None = field(default_factory=lambda: [2460, 350])  # None: any size
+    # [width, height] every image must have; None: the active form's size (its spec's crop, else
+    # its page: ``FormSpec.page.area``); "any": no size check
+    image_size: list[int] | str | None = None
     min_ink_share: float = 0.01
     max_ink_share: float = 0.6
 

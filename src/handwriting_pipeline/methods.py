@@ -120,12 +120,15 @@ def build_engine(method: str, settings: Mapping[str, Any], credentials: Mapping[
     return spec.build()
 
 
-def _why_not(spec: EngineSpec, explicit: bool, images_only: bool) -> tuple[str | None, bool]:
+def _why_not(spec: EngineSpec, explicit: bool, images_only: bool, form: Any = None) -> tuple[str | None, bool]:
     """``(why the engine cannot run, does that stop the run?)``; ``(None, False)`` when it can."""
     cls = spec.cls
     missing = cls.unavailable(**spec.inputs)
     if missing:
         return f"no trained model ({missing}); {TRAIN_HINT}", explicit
+    other_form = cls.form_problem(form, **spec.inputs) if form is not None else None
+    if other_form:
+        return other_form, explicit
     if images_only and not cls.needs_image:
         return "it reads no image (a replay of recorded outputs), so it cannot read new scans", explicit
     if cls.requires_training():
@@ -139,8 +142,10 @@ def _why_not(spec: EngineSpec, explicit: bool, images_only: bool) -> tuple[str |
 
 def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any],
                   credentials: Mapping[str, Any] | None, datasets: Mapping[str, Any] | None, *, where: str,
-                  images_only: bool = False) -> tuple[list[EngineSpec], dict[str, str]]:
+                  images_only: bool = False, form: Any = None) -> tuple[list[EngineSpec], dict[str, str]]:
     """The engines among ``wanted`` that run, and why each other one is skipped (logged).
+    ``form``: the run's form spec; an engine that cannot read it (:meth:`Engine.form_problem`)
+    is skipped, or stops the run when named explicitly (None: no check, the HSF form).
 
     Raises a RuntimeError naming every problem (unknown engine, an explicitly named engine
     without its model, a paid engine without credentials) before any form is read; ``where``
@@ -153,7 +158,7 @@ def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any]
         except KeyError as err:
             problems.append(str(err.args[0]) if err.args else str(err))
             continue
-        why, fatal = _why_not(spec, explicit, images_only)
+        why, fatal = _why_not(spec, explicit, images_only, form)
         if why is None:
             specs.append(spec)
         elif fatal:

@@ -98,14 +98,15 @@ def read_labels(path: str | Path, split: str | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- scoring
-def score_tables(labels: pd.DataFrame, predictions: dict[str, pd.DataFrame]
+def score_tables(labels: pd.DataFrame, predictions: dict[str, pd.DataFrame], keys: tuple[str, ...] = KEYS
                  ) -> tuple[pd.DataFrame, dict[str, MatchReport]]:
-    """Metrics table (cost and time blank) and match report for each method's predictions."""
+    """Metrics table (cost and time blank) and match report for each method's predictions, over
+    the form's ``keys`` (default: the HSF form's four)."""
     rows, reports = [], {}
     for method, table in predictions.items():
-        per_form, reports[method] = evaluate_method(labels, table)
-        rows.append(metrics_row(method, per_form))
-    return metrics_table(rows), reports
+        per_form, reports[method] = evaluate_method(labels, table, keys)
+        rows.append(metrics_row(method, per_form, keys=keys))
+    return metrics_table(rows, keys), reports
 
 
 def _unique_methods(paths: Sequence[Path]) -> list[str]:

@@ -204,11 +204,14 @@ def test_features_registration_is_schema_only(tmp_path):
         register(Image.new("L", (2560, 3300), 255), spec)
 
 
-def test_a_run_reads_the_hsf_form_and_stops_on_another_with_a_reason():
+def test_a_run_reads_any_valid_form_and_stops_on_a_bad_one_with_a_reason(tmp_path):
     from handwriting_pipeline.fields.formspec import active_form
 
     assert active_form(None).name == active_form("hsf_top").name == "hsf_top"
-    with pytest.raises(FormSpecError, match="order_card.*valid spec.*only the 'hsf_top' layout"):
-        active_form("order_card")
+    assert active_form("order_card").keys == ("ORDER_NO", "DATE", "AMOUNT", "PHONE", "CITY", "STATE", "ZIP")
     with pytest.raises(FormSpecError, match="unknown form 'nope'"):
         active_form("nope")
+    data = yaml.safe_load((FORMS_DIR / "order_card.yml").read_text())
+    data["fields"][0]["type"] = "postcode"
+    with pytest.raises(FormSpecError, match=r"fields\[0\] \(ORDER_NO\)\.type: unknown field type 'postcode'"):
+        active_form(_write(tmp_path, data))

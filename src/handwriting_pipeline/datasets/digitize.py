@@ -231,16 +231,17 @@ class RunFileDataset(AbstractVersionedDataset[Any, Any]):
             handle.flush()
 
     def _write_csv(self, handle: io.TextIOBase, records: Iterable[dict[str, Any]], where: Path) -> None:
+        columns = list(getattr(records, "columns", None) or self._columns)  # the form's own columns, when given
         writer = None
         for record in records:
             record = self._write_files(dict(record), where)
             if writer is None:
-                fields = self._columns + [k for k in record if k not in self._columns]
+                fields = columns + [k for k in record if k not in columns]
                 writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
                 writer.writeheader()
             writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
         if writer is None:  # no record: the header only
-            csv.writer(handle).writerow(self._columns)
+            csv.writer(handle).writerow(columns)
 
     def _point_latest(self, run_folder: Path) -> None:
         """``<folder>/latest`` -> this run's folder (a relative symlink, replaced atomically)."""

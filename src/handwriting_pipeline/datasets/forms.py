@@ -30,7 +30,7 @@ from kedro.io.core import (
 )
 from PIL import Image
 
-from handwriting_pipeline.fields import KEYS, clean_fields
+from handwriting_pipeline.fields import KEYS, clean_fields, normalize_key
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,9 @@ class FolderImages(Mapping[str, Image.Image]):
 
 @dataclass
 class LabelledForms:
-    """A set of forms: ``labels`` (file_name, split, DATE, CITY, STATE, ZIP) and ``images``
-    (a mapping file_name -> PIL image, lazy when loaded from disk)."""
+    """A set of forms: ``labels`` (file_name, split and the form's fields: ``keys``, by default
+    the HSF form's DATE, CITY, STATE, ZIP) and ``images`` (a mapping file_name -> PIL image, lazy
+    when loaded from disk)."""
 
     labels: pd.DataFrame
     images: Mapping[str, Image.Image] = field(default_factory=dict)
@@ -96,19 +97,21 @@ class LabelledForms:
     # entries that could not be used: {"file_name", "problem"} (bad metadata lines, missing or
     # rejected images); kept so reports can list them
     problems: list[dict[str, str]] = field(default_factory=list)
+    keys: tuple[str, ...] = KEYS  # the form's fields (its spec's keys), in order
 
     def __post_init__(self) -> None:
+        self.keys = tuple(self.keys)
         labels = self.labels.copy()
         if "split" not in labels.columns:
             labels["split"] = ""
-        for key in KEYS:
+        for key in self.keys:
             if key not in labels.columns:
                 labels[key] = None
-        records = [clean_fields({k: r[k] for k in KEYS}) for r in labels[list(KEYS)].to_dict("records")]
-        for key in KEYS:
+        records = [clean_fields({k: r[k] for k in self.keys}, self.keys) for r in labels[list(self.keys)].to_dict("records")]
+        for key in self.keys:
             labels[key] = [r[key] for r in records]
         labels["split"] = labels["split"].fillna("").astype(str)
-        self.labels = labels[LABEL_COLUMNS].reset_index(drop=True)
+        self.labels = labels[["file_name", "split", *self.keys]].reset_index(drop=True)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -116,19 +119,19 @@ class LabelledForms:
     def fields(self, file_name: str) -> dict[str, str]:
         """Gold fields of one form."""
         row = self.labels.loc[self.labels["file_name"] == file_name].iloc[0]
-        return {k: row[k] for k in KEYS}
+        return {k: row[k] for k in self.keys}
 
     def subset(self, file_names: list[str]) -> "LabelledForms":
         """The forms named, in that order."""
         index = self.labels.set_index("file_name")
         labels = index.loc[file_names].reset_index()
         return LabelledForms(labels, _SubsetImages(self.images, file_names), source=self.source,
-                             description=self.description, problems=list(self.problems))
+                             description=self.description, problems=list(self.problems), keys=self.keys)
 
     @classmethod
-    def empty(cls, missing: str | None = None) -> "LabelledForms":
+    def empty(cls, missing: str | None = None, keys: tuple[str, ...] = KEYS) -> "LabelledForms":
         """No forms (``missing`` says why)."""
-        return cls(pd.DataFrame(columns=LABEL_COLUMNS), {}, missing=missing)
+        return cls(pd.DataFrame(columns=["file_name", "split", *keys]), {}, missing=missing, keys=keys)
 
 
 class _SubsetImages(Mapping[str, Image.Image]):
@@ -152,8 +155,12 @@ class _SubsetImages(Mapping[str, Image.Image]):
         return finder(name) if finder else None
 
 
-def parse_metadata_line(line: str) -> tuple[str, dict[str, str]]:
-    """One ``metadata.jsonl`` line -> (file_name, four fields). Raises ValueError with the reason."""
+def parse_metadata_line(line: str, keys: tuple[str, ...] | None = None) -> tuple[str, dict[str, str]]:
+    """One ``metadata.jsonl`` line -> (file_name, its fields). Raises ValueError with the reason.
+
+    ``keys``: the form's fields; None: the HSF form's four when every key of the label is one of
+    them (noisy keys such as ``date`` mapped), else the label's own keys, in its order (another
+    form's labels, e.g. an order card's ORDER_NO, DATE, ..., ZIP)."""
     try:
         entry = json.loads(line)
     except json.JSONDecodeError as err:
@@ -169,15 +176,17 @@ def parse_metadata_line(line: str) -> tuple[str, dict[str, str]]:
     parse = truth.get("gt_parse", truth) if isinstance(truth, dict) else None
     if not isinstance(parse, dict):
         raise ValueError(f"{entry['file_name']} has no 'ground_truth.gt_parse' object")
-    missing = [k for k in KEYS if k not in parse]
+    if keys is None:
+        keys = KEYS if all(normalize_key(str(k)) for k in parse) else tuple(str(k) for k in parse)
+    missing = [k for k in keys if k not in parse]
     if missing:
         raise ValueError(f"{entry['file_name']} label lacks keys {missing}")
-    return str(entry["file_name"]), clean_fields(parse)
+    return str(entry["file_name"]), clean_fields(parse, tuple(keys))
 
 
-def metadata_line(file_name: str, fields: Mapping[str, Any]) -> str:
-    """One ``metadata.jsonl`` line in the Donut layout."""
-    truth = json.dumps({"gt_parse": clean_fields(fields)})
+def metadata_line(file_name: str, fields: Mapping[str, Any], keys: tuple[str, ...] = KEYS) -> str:
+    """One ``metadata.jsonl`` line in the Donut layout (the form's ``keys``)."""
+    truth = json.dumps({"gt_parse": clean_fields(fields, keys)})
     return json.dumps({"file_name": file_name, "ground_truth": truth})
 
 
@@ -198,12 +207,13 @@ def read_donut_folder(folder: str | Path, split: str = "",
             f"{meta} not found: a Donut / imagefolder split needs a '{METADATA}' next to its "
             "images (one JSON line per form with 'file_name' and 'ground_truth')."
         )
-    rows, problems, seen = [], [], set()
+    rows, problems, seen, keys = [], [], set(), None
     for number, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            name, fields = parse_metadata_line(line)
+            name, fields = parse_metadata_line(line, keys)  # the first label's keys are the form's
+            keys = keys or tuple(fields)
         except ValueError as err:
             problems.append({"file_name": f"{meta}:{number}", "problem": str(err)})
             continue
@@ -215,14 +225,15 @@ def read_donut_folder(folder: str | Path, split: str = "",
             continue
         seen.add(name)
         rows.append({"file_name": name, "split": split, **fields})
-    labels = pd.DataFrame(rows, columns=LABEL_COLUMNS)
+    keys = keys or KEYS
+    labels = pd.DataFrame(rows, columns=["file_name", "split", *keys])
     for problem in problems:
         logger.warning("%s: %s", problem["file_name"], problem["problem"])
     images = FolderImages(image_folder, labels["file_name"].tolist())
     info = _read_source_info(folder)
     return LabelledForms(labels, images, source=str(images_dir and info.get("source") or image_folder),
                          description=str(info.get("description", "")),
-                         problems=[*info.get("problems", []), *problems]), problems
+                         problems=[*info.get("problems", []), *problems], keys=keys), problems
 
 
 def _read_source_info(folder: Path) -> dict[str, Any]:
@@ -352,7 +363,7 @@ class LabelledFormsDataset(AbstractVersionedDataset[LabelledForms, LabelledForms
                     shutil.copyfile(source, target)
                 else:
                     data.images[name].save(target)
-        lines = [metadata_line(row["file_name"], row) for row in data.labels.to_dict("records")]
+        lines = [metadata_line(row["file_name"], row, data.keys) for row in data.labels.to_dict("records")]
         if data.source or data.description or data.problems or images_dir is not None:
             write_atomic(folder / SOURCE_INFO, json.dumps(info, indent=1, default=str))
         write_atomic(folder / METADATA, "\n".join(lines) + ("\n" if lines else ""))

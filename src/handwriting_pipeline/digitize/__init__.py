@@ -12,11 +12,13 @@ from handwriting_pipeline.digitize.core import (
     COLUMNS,
     DigitizePlan,
     digitize_records,
+    form_columns,
     make_plan,
     read_partition,
+    review_columns,
     summarise,
 )
 from handwriting_pipeline.digitize.inputs import Form, read_forms, to_crop
 
-__all__ = ["COLUMNS", "DigitizePlan", "Form", "digitize_records", "make_plan", "read_forms", "read_partition",
-           "summarise", "to_crop"]
+__all__ = ["COLUMNS", "DigitizePlan", "Form", "digitize_records", "form_columns", "make_plan", "read_forms",
+           "read_partition", "review_columns", "summarise", "to_crop"]

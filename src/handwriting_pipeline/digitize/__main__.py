@@ -10,6 +10,7 @@ Examples::
 
     python -m handwriting_pipeline.digitize ../shared/data/hsf_top/validation/f0019_38.png
     python -m handwriting_pipeline.digitize scans/*.tif --json-lines --method rapidocr
+    python -m handwriting_pipeline.digitize cards/*.png --form order_card   # another form spec
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def load_plan(project: Path, overrides: dict[str, Any], verbose: bool = False):
         from kedro.framework.startup import bootstrap_project
 
         from handwriting_pipeline.digitize.core import make_plan
+        from handwriting_pipeline.fields.formspec import active_form
         from handwriting_pipeline.registry import engine_class, engine_methods
 
         bootstrap_project(project)
@@ -67,15 +69,18 @@ def load_plan(project: Path, overrides: dict[str, Any], verbose: bool = False):
     return make_plan(params, catalog.load("params:extract"), catalog.load("params:ensemble"),
                      catalog.load("extract_credentials"), catalog.load("extract_cache"),
                      catalog.load("ensemble_credentials"), catalog.load("ensemble_cache"),
-                     datasets={m: catalog.load(m) for m in models})
+                     datasets={m: catalog.load(m) for m in models}, form=active_form(catalog.load("params:form")))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handwriting_pipeline.digitize",
-                                     description="Read handwritten HSF forms (full pages or top-section crops) into JSON.")
+                                     description="Read handwritten forms (full pages or crops) into JSON: the HSF "
+                                                 "top section, or the form spec --form names.")
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF incl. multi-page)")
     parser.add_argument("--method", help="cascade (default), vote, llm, or an engine name (digitize.method)")
     parser.add_argument("--engines", help="engines of the vote/llm, e.g. 'rapidocr;textract' (digitize.engines)")
+    parser.add_argument("--form", help="the form read: a shipped form's name or a spec file (form; default: the "
+                                       "project's, hsf_top)")
     parser.add_argument("--json-lines", action="store_true", help="one JSON object per line")
     parser.add_argument("--review", action="store_true", help="keep the doubtful fields' candidates ('review')")
     parser.add_argument("--project", type=Path, help="the Kedro project (default: found from the working directory)")
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = [str(Path(p).expanduser().resolve()) for p in args.images]
     project = (args.project or find_project()).resolve()
     overrides = {f"digitize.{k}": v for k, v in (("method", args.method), ("engines", args.engines)) if v}
+    if args.form:
+        overrides["form"] = args.form
     plan = load_plan(project, overrides, args.verbose)
     records = []
     for record in digitize_records(plan, ImageInputs(paths), review_crops=False):

@@ -17,9 +17,26 @@ partition (``digitize.partition_size`` files), so memory stays flat for any numb
    ``<FIELD>_value_conf`` says how sure the normalized value is
    (:func:`~handwriting_pipeline.ensemble.trust.field_trust`); fields whose confidence - as
    written, or of the value with ``digitize.review.on: value`` - is below
-   ``digitize.review_threshold`` are flagged, with why they are doubtful, and a PNG of their box
-   is cut;
+   ``digitize.review_threshold`` are flagged, with why they are doubtful, and a PNG of their
+   line's box is cut;
 4. :func:`~handwriting_pipeline.fields.normalize.normalize_record` adds the normalized columns.
+
+The form read is the run's form spec (``form`` in ``parameters.yml``; :func:`make_plan`'s
+``form``): its page and crop (:mod:`handwriting_pipeline.digitize.inputs`), its fields (the
+records' keys, in the spec's order) and its line boxes (the review crops). On the HSF top
+section everything is as described above (:data:`COLUMNS`, :data:`REVIEW_COLUMNS`). A form of
+another layout (:func:`hsf_layout`) is read by one engine that can read it - a field reader
+trained on it (:meth:`~handwriting_pipeline.engines.base.Engine.form_problem`): the vote, the
+cascade and the LLM merge weigh the HSF fields, so a merging ``digitize.method`` falls back to
+the one ready engine (logged, and recorded in summary.json's ``fallback``; with several ready
+engines the run stops and asks for one by name). Its records (:func:`form_columns`) have the
+form's fields as read, ``<FIELD>_normalized`` (the field type's normalized value,
+:func:`~handwriting_pipeline.fields.types.type_of` ``.normalize`` with the form's other fields
+as context; null when it has none), ``<FIELD>_conf`` (the engine's confidence, calibrated per
+field where its model carries a calibration) with ``<FIELD>_written_conf`` (the same) and
+``<FIELD>_value_conf`` (the same, 0 when the value is not valid for its type); a field goes to
+review when its confidence is below the threshold or its value is not valid for its type. No
+guarantee is fitted for such a form yet (summary.json says so).
 
 Where the partitions are read - this process, a pool of ``digitize.workers`` processes, or a
 Dask ``distributed`` cluster (``digitize.dask.scheduler`` / ``digitize.dask.n_workers``) - is
@@ -38,6 +55,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,9 +70,12 @@ from handwriting_pipeline.engines.base import Engine
 from handwriting_pipeline.engines.runner import run_engine
 from handwriting_pipeline.ensemble.settings import CascadeSettings, EnsembleSettings, LLMSettings, VoteSettings
 from handwriting_pipeline.ensemble.trust import FieldTrust, field_trust
-from handwriting_pipeline.ensemble.vote import default_vote_inputs
+from handwriting_pipeline.ensemble.vote import calibration_for, default_vote_inputs, engine_probability
 from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, hsf_form, load_form
 from handwriting_pipeline.fields.normalize import normalize_record
+from handwriting_pipeline.fields.schema import is_missing
+from handwriting_pipeline.fields.types import form_context, type_of
 from handwriting_pipeline.methods import (
     EngineSpec,
     chosen_engines,
@@ -87,6 +108,58 @@ REVIEW_COLUMNS = ["source", "page", "field", "chosen", "confidence", "candidates
                   "ZIP", "written_conf", "value_conf", "why", "normalized"]
 #: ``digitize.review.on``: which confidence sends a field to review
 REVIEW_ON = ("writing", "value")
+#: on a form of another layout than the HSF top section, the normalized value of ``<FIELD>`` is
+#: ``<FIELD>_normalized`` (its field type's normalized value; the review export's name too)
+NORMALIZED_SUFFIX = "_normalized"
+
+
+# --------------------------------------------------------------------------- the form
+def form_spec(form: FormSpec | str | Path | None = None) -> FormSpec:
+    """The form spec of a run: a spec, a shipped form's name or a spec file (None: the HSF form)."""
+    if form is None:
+        return hsf_form()
+    return form if isinstance(form, FormSpec) else load_form(form)
+
+
+@lru_cache(maxsize=1)
+def _hsf_layout() -> list[tuple[str, list[tuple[str, str]]]]:
+    return hsf_form().layout()
+
+
+def hsf_layout(spec: FormSpec | str | Path | None = None) -> bool:
+    """Whether the form has the HSF top section's layout (its lines, fields and types; None: the
+    HSF form): then the ensembles, the trust levels, the guarantees and the HSF columns apply."""
+    return spec is None or form_spec(spec).layout() == _hsf_layout()
+
+
+def normalized_columns(spec: FormSpec | str | Path | None = None) -> list[str]:
+    """The normalized columns of a form's records: :data:`NORMALIZED` on the HSF layout, else
+    ``<FIELD>_normalized`` per field."""
+    if hsf_layout(spec):
+        return list(NORMALIZED)
+    spec = form_spec(spec)
+    return [f"{k}{NORMALIZED_SUFFIX}" for k in spec.keys]
+
+
+def form_columns(spec: FormSpec | str | Path | None = None) -> list[str]:
+    """forms.jsonl / forms.csv columns of a form, in order (:data:`COLUMNS` on the HSF layout)."""
+    if hsf_layout(spec):
+        return list(COLUMNS)
+    spec = form_spec(spec)
+    keys = spec.keys
+    return ["source", "page", "kind", *keys, *normalized_columns(spec), *[f"{k}_conf" for k in keys], "needs_review",
+            "method", "engines", "seconds", "error", *[f"{k}_written_conf" for k in keys],
+            *[f"{k}_value_conf" for k in keys]]
+
+
+def review_columns(spec: FormSpec | str | Path | None = None) -> list[str]:
+    """review_queue.csv columns of a form (:data:`REVIEW_COLUMNS` on the HSF layout): the form's
+    fields as chosen after the crop."""
+    if hsf_layout(spec):
+        return list(REVIEW_COLUMNS)
+    spec = form_spec(spec)
+    return ["source", "page", "field", "chosen", "confidence", "candidates", "crop", *spec.keys, "written_conf",
+            "value_conf", "why", "normalized"]
 
 
 # --------------------------------------------------------------------------- the settings
@@ -163,6 +236,9 @@ class DigitizePlan:
     review_margin: int = 25
     dask: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    form: FormSpec | None = None  # the form read (None: the HSF top section)
+    #: when a merging ``digitize.method`` could not merge on this form: {requested, used, reason}
+    fallback: dict[str, str] | None = None
     _engines: dict[str, Engine] | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -175,10 +251,25 @@ class DigitizePlan:
         return [s.method for s in self.specs]
 
     @property
+    def spec(self) -> FormSpec:
+        """The form read."""
+        return form_spec(self.form)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The form's fields, in order: the records' keys."""
+        return self.spec.keys
+
+    @property
+    def hsf(self) -> bool:
+        """Whether the form has the HSF layout (:func:`hsf_layout`)."""
+        return hsf_layout(self.form)
+
+    @property
     def token(self) -> str:
-        text = json.dumps([self.method, self.methods, self.vote, self.cascade, str(self.cache and self.cache.folder),
-                           self.review_threshold, self.review_on, self.guarantee],
-                          default=str, sort_keys=True)
+        cache = str(self.cache.folder) if self.cache is not None else None  # an empty cache is falsy
+        text = json.dumps([self.method, self.methods, self.vote, self.cascade, cache, self.review_threshold,
+                           self.review_on, self.guarantee, self.spec.name], default=str, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def engines(self) -> dict[str, Engine]:
@@ -202,13 +293,17 @@ def digitize_engines(params: Mapping[str, Any] | DigitizeSettings) -> tuple[list
 def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapping[str, Any], ensemble_params: Mapping[str, Any],
               credentials: Mapping[str, Any] | None = None, cache: ResponseCache | None = None,
               llm_credentials: Mapping[str, Any] | None = None, llm_cache: ResponseCache | None = None,
-              datasets: Mapping[str, Any] | None = None) -> DigitizePlan:
+              datasets: Mapping[str, Any] | None = None, form: FormSpec | str | Path | None = None) -> DigitizePlan:
     """The engines and ensemble of a digitize run, checked before any form is read.
 
     Engines get their ``extract.<method>`` settings and credentials (the same answers, the same
-    cache keys as extract); trained engines their catalog inputs (``datasets``). Raises a
-    RuntimeError naming every problem; engines skipped in a default run are logged.
+    cache keys as extract); trained engines their catalog inputs (``datasets``). ``form`` is the
+    form read (a spec, a shipped form's name or a spec file; None: the HSF top section): an
+    engine that cannot read it is skipped, or stops the run when named. Raises a RuntimeError
+    naming every problem; engines skipped in a default run are logged.
     """
+    spec = form_spec(form)
+    hsf = hsf_layout(spec)
     params = DigitizeSettings.from_params(params)
     method = str(params.method or CASCADE)
     wanted, explicit = digitize_engines(params)
@@ -217,10 +312,16 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
         raise RuntimeError(f"digitize.method '{method}' is unknown; choose vote, cascade, llm or an engine: "
                            f"{sorted(known)}")
     specs, skipped = ready_engines(wanted, explicit, extract_params, credentials, datasets, where="digitize",
-                                   images_only=True)
+                                   images_only=True, form=spec)
+    if not specs and not hsf:
+        raise RuntimeError(f"digitize: no engine can read form '{spec.name}' ({skipped or 'none enabled'}); a field "
+                           f"reader trained on it can: kedro run --pipeline train --params form={spec.name}")
     if not specs:
         raise RuntimeError(f"digitize: no engine can read forms ({skipped or 'none enabled'}); "
                            "set digitize.engines or digitize.method")
+    fallback = None
+    if not hsf and method in COMBINED:
+        method, fallback = one_engine(spec, method, [s.method for s in specs])
     ensemble = EnsembleSettings.from_params(ensemble_params)
     vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, model_calibrations(datasets)))
     if method in ("vote", CASCADE) and not explicit:  # as the ensemble's default vote: calibrated engines only
@@ -239,7 +340,7 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
     threshold = params.review_threshold
     # a trained model's own guarantees (fitted with it on the out-of-fold forms) win over the parameters'
     review = replace(params.review, guarantees={**params.review.guarantees, **model_guarantees(datasets)})
-    guarantee = run_guarantee(review, method, specs)
+    guarantee = run_guarantee(review, method, specs) if hsf else None  # fitted on the HSF layout only
     plan = DigitizePlan(
         method=method, specs=specs, cache=cache, workers=int(params.workers or extract_params.get("workers") or 1),
         partition_size=int(params.partition_size or 256),
@@ -248,10 +349,25 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
         vote=vote, llm=llm, llm_api_key=api_key, llm_cache=llm_cache,
         cascade=ensemble.cascade,
         input_checks=dict(params.input_checks or {}), normalize=dict(params.normalize or {}),
-        dask=dask, progress=bool(params.progress),
+        dask=dask, progress=bool(params.progress), form=spec, fallback=fallback,
     )
     logger.info("digitize: method %s over %s; %s", method, ", ".join(plan.methods), guarantee_line(plan))
     return plan
+
+
+def one_engine(spec: FormSpec, method: str, ready: list[str]) -> tuple[str, dict[str, str]]:
+    """``(engine, fallback)``: on a form of another layout a merging ``method`` (vote, cascade,
+    llm: they weigh the HSF fields) reads with the one engine that can read the form; a
+    RuntimeError when several can (name one as ``digitize.method``)."""
+    if len(ready) > 1:
+        raise RuntimeError(f"digitize: digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only, "
+                           f"and {len(ready)} engines can read form '{spec.name}' ({', '.join(ready)}); set "
+                           f"digitize.method to one of them, e.g. --params digitize.method={ready[0]}")
+    reason = (f"digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only (it weighs that form's "
+              f"fields); form '{spec.name}' is read by the one engine that can read it, {ready[0]} "
+              f"(set digitize.method={ready[0]} to say so)")
+    logger.warning("digitize: %s", reason)
+    return ready[0], {"requested": method, "used": ready[0], "reason": reason}
 
 
 def guarantee_key(method: str, engines: list[str]) -> str:
@@ -281,15 +397,19 @@ def field_thresholds(plan: DigitizePlan) -> dict[str, float]:
     """Per field, the confidence at or above which it is sure: the guarantee's threshold (no
     threshold: never sure) or the run's plain review threshold."""
     if not plan.guarantee:
-        return {k: plan.review_threshold for k in KEYS}
+        return {k: plan.review_threshold for k in plan.keys}
     fields = plan.guarantee.get("fields") or {}
-    found = {k: (fields.get(k) or {}).get("threshold") for k in KEYS}
+    found = {k: (fields.get(k) or {}).get("threshold") for k in plan.keys}
     return {k: (float(t) if t is not None else math.inf) for k, t in found.items()}
 
 
 def guarantee_line(plan: DigitizePlan) -> str:
     """One sentence on what "sure" means in this run."""
     g = plan.guarantee
+    if not plan.hsf:
+        return (f"no guarantee is fitted for form '{plan.spec.name}' (guarantees are fitted on the '{HSF_FORM}' "
+                f"layout only): a field is sure at confidence >= {plan.review_threshold:g} with a value valid "
+                "for its type")
     if not g:
         return (f"no measured guarantee for {guarantee_key(plan.method, plan.methods)} ({plan.review_on}): a field "
                 f"is sure at confidence >= {plan.review_threshold:g}")
@@ -321,14 +441,22 @@ def _png(image: Any) -> bytes:
     return buffer.getvalue()
 
 
-def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any]:
-    """The box each field is written in (DATE; the shared CITY/STATE/ZIP box), with a margin."""
-    from handwriting_pipeline.forms.boxes import find_boxes, to_grey
+def field_crops(crop: Any, fields: list[str], margin: int = 25,
+                spec: FormSpec | str | Path | None = None) -> dict[str, Any]:
+    """The box of the line each field is written on, with a margin: the whole line box (on the
+    HSF form DATE's box, or the box CITY, STATE and ZIP share), found on the image from its
+    printed outline (:func:`~handwriting_pipeline.forms.boxes.find_line_boxes`, the template's
+    place otherwise). A field whose line has no box in the spec gets no crop."""
+    from handwriting_pipeline.forms.boxes import find_line_boxes, to_grey
 
-    date_box, csz_box, _ = find_boxes(to_grey(crop))
+    spec = form_spec(spec)
+    boxes, _ = find_line_boxes(to_grey(crop), spec)
     out = {}
     for key in fields:
-        x0, y0, x1, y1 = date_box if key == "DATE" else csz_box
+        box = boxes.get(spec.line_of(key).name)
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
         out[key] = crop.crop((max(0, x0 - margin), max(0, y0 - margin), min(crop.width, x1 + margin),
                               min(crop.height, y1 + margin)))
     return out
@@ -336,6 +464,8 @@ def field_crops(crop: Any, fields: list[str], margin: int = 25) -> dict[str, Any
 
 def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The ensemble's table (file_name, fields, *_conf, error)."""
+    if not plan.hsf:
+        return one_reading(plan, tables)
     if plan.method == "llm":
         from handwriting_pipeline.ensemble.llm import LLMMerger, merge_forms, prompt_files, prompt_template
 
@@ -351,6 +481,39 @@ def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return table
 
 
+def one_reading(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """On a form of another layout: the one engine's table (nothing to merge), each field's
+    confidence calibrated as the vote would (:func:`~handwriting_pipeline.ensemble.vote.engine_probability`)
+    where the engine's calibration has that field, raw otherwise."""
+    method, table = next(iter(tables.items()))
+    calibration = calibration_for(plan.vote.calibration, method) or {}
+    table = table.copy()
+    for key in plan.keys:
+        if key in calibration:
+            table[f"{key}_conf"] = [engine_probability(method, key, value, conf, plan.vote)
+                                    for value, conf in zip(table[key], table[f"{key}_conf"])]
+    return table
+
+
+def spec_trust(spec: FormSpec, values: Mapping[str, str], conf: Mapping[str, float | None]) -> dict[str, FieldTrust]:
+    """Each field's trust on a form of another layout, read by one engine: as written its
+    confidence; in value the same when the value is valid for the field's type (or blank), 0
+    when it is not ("validator failed"); normalized by its type with the form's other fields as
+    context (:func:`~handwriting_pipeline.fields.types.form_context`)."""
+    context = form_context(spec, values)
+    out = {}
+    for f in spec.fields:
+        value, written = values[f.name], conf.get(f.name)
+        ftype = type_of(f)
+        normalized = ftype.normalize(value, context) or ""
+        if is_missing(value) or ftype.validate(value):
+            out[f.name] = FieldTrust(written, written, normalized, [])
+        else:
+            out[f.name] = FieldTrust(written, None if written is None else 0.0, normalized,
+                                     [f"validator failed (not a valid {f.type})"])
+    return out
+
+
 def _float(value: Any) -> float | None:
     try:
         value = float(value)
@@ -363,10 +526,12 @@ def read_tables(plan: DigitizePlan, engines: Mapping[str, Engine], images: Mappi
     """Every engine's predictions table of the forms it read: all forms, or with the cascade the
     slower engines only the forms the fast reader escalates."""
 
+    keys = None if plan.hsf else plan.keys
+
     def read(method: str, names: list[str]) -> pd.DataFrame:
         engine = engines[method]
         return run_engine(engine, names, images, cache=plan.cache if engine.cacheable else None,
-                          workers=plan.workers, progress=False)
+                          workers=plan.workers, progress=False, keys=keys)
 
     wanted = {m: e.forms_to_read(list(images)) for m, e in engines.items()}
     if plan.method == CASCADE:
@@ -378,15 +543,17 @@ def read_tables(plan: DigitizePlan, engines: Mapping[str, Engine], images: Mappi
 
 
 def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = True) -> list[dict[str, Any]]:
-    """One record per image of ``paths`` (see :data:`COLUMNS`); review crops under ``_files``."""
-    forms: list[Form] = [form for path in paths for form in read_forms(path, plan.input_checks)]
+    """One record per image of ``paths`` (see :func:`form_columns`: :data:`COLUMNS` on the HSF
+    form); review crops under ``_files``."""
+    spec, keys, hsf = plan.spec, plan.keys, plan.hsf
+    forms: list[Form] = [form for path in paths for form in read_forms(path, plan.input_checks, spec)]
     good = {f.form_id: f for f in forms if f.crop is not None}
     images = {name: f.crop for name, f in good.items()}
     engines = plan.engines()
     tables = read_tables(plan, engines, images)
     merged = _merge(plan, tables) if tables and images else pd.DataFrame(columns=["file_name"])
     merged = {row["file_name"]: row for row in merged.to_dict("records")}
-    readings = readings_by_form(tables) if tables else {}
+    readings = readings_by_form(tables, keys) if tables else {}
     errors = {name: [f"{m}: {row['error']}" for m, t in tables.items() for row in t.to_dict("records")
                      if row["file_name"] == name and isinstance(row.get("error"), str) and row["error"]]
               for name in images} if any(t["error"].notna().any() for t in tables.values()) else {}
@@ -397,38 +564,44 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
     records = []
     for form in forms:
         record: dict[str, Any] = {"source": form.source, "page": form.page, "kind": form.kind,
-                                  **{k: NONE for k in KEYS}}
+                                  **{k: NONE for k in keys}}
         row = merged.get(form.form_id) if form.crop is not None else None
         error = form.error
         if form.crop is not None and (row is None or (isinstance(row.get("error"), str) and row.get("error")
-                                                      and all(row.get(k) in (None, NONE) for k in KEYS))):
+                                                      and all(row.get(k) in (None, NONE) for k in keys))):
             error = "; ".join(errors.get(form.form_id, [])) or (row or {}).get("error") or "no engine read this form"
-        conf = {k: None for k in KEYS}
+        conf = {k: None for k in keys}
         doubtful: list[str] = []
-        trust = {k: FieldTrust(None, None) for k in KEYS}
+        trust = {k: FieldTrust(None, None) for k in keys}
         if row is not None and error is None:
-            record.update({k: str(row.get(k) or NONE) for k in KEYS})
-            conf = {k: _float(row.get(f"{k}_conf")) for k in KEYS}
-            if readings.get(form.form_id):
-                trust = field_trust(readings[form.form_id], plan.vote, {k: record[k] for k in KEYS}, conf,
+            record.update({k: str(row.get(k) or NONE) for k in keys})
+            conf = {k: _float(row.get(f"{k}_conf")) for k in keys}
+            if not hsf:
+                trust = spec_trust(spec, {k: record[k] for k in keys}, conf)
+            elif readings.get(form.form_id):
+                trust = field_trust(readings[form.form_id], plan.vote, {k: record[k] for k in keys}, conf,
                                     plan.normalize or None)
             else:
-                trust = {k: FieldTrust(conf[k], conf[k]) for k in KEYS}
-            judged = {k: trust[k].value_conf for k in KEYS} if plan.review_on == "value" else conf
-            doubtful = [k for k in KEYS if judged[k] is None or judged[k] < limits[k]]
-        record.update(normalize_record({k: record[k] for k in KEYS}, plan.normalize or None))
-        record.update({f"{k}_conf": conf[k] for k in KEYS})
+                trust = {k: FieldTrust(conf[k], conf[k]) for k in keys}
+            judged = {k: trust[k].value_conf for k in keys} if plan.review_on == "value" else conf
+            # on another layout a value its type does not accept is doubtful however sure the engine is
+            doubtful = [k for k in keys if judged[k] is None or judged[k] < limits[k] or (not hsf and trust[k].why)]
+        if hsf:
+            record.update(normalize_record({k: record[k] for k in keys}, plan.normalize or None))
+        else:
+            record.update({f"{k}{NORMALIZED_SUFFIX}": trust[k].normalized or None for k in keys})
+        record.update({f"{k}_conf": conf[k] for k in keys})
         read_with = ";".join(m for m in engines if form.form_id in read_by.get(m, ())) or ";".join(engines)
         record.update({"needs_review": doubtful, "method": plan.method, "engines": read_with,
                        "seconds": round(seconds.get(form.form_id, 0.0), 3), "error": error})
-        record.update({f"{k}_written_conf": trust[k].written_conf for k in KEYS})
-        record.update({f"{k}_value_conf": trust[k].value_conf for k in KEYS})
+        record.update({f"{k}_written_conf": trust[k].written_conf for k in keys})
+        record.update({f"{k}_value_conf": trust[k].value_conf for k in keys})
         if doubtful:
             cands = readings.get(form.form_id, {})
-            crops = field_crops(form.crop, doubtful, plan.review_margin) if review_crops else {}
+            crops = field_crops(form.crop, doubtful, plan.review_margin, spec) if review_crops else {}
             stem = _safe(f"{Path(form.source).stem}_{hashlib.sha256(form.form_id.encode()).hexdigest()[:8]}")
             files, review = {}, []
-            top = f"review/{stem}_top.png" if review_crops else None  # the whole top section, on demand
+            top = f"review/{stem}_top.png" if review_crops else None  # the whole form image, on demand
             if top:
                 files[top] = _png(form.crop)
             for key in doubtful:
@@ -449,13 +622,16 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
 
 def doubt_reasons(key: str, trust: FieldTrust, plan: DigitizePlan) -> list[str]:
     """Why a field went to review: the confidence that sent it (as written or of the value) and
-    the signals of :func:`~handwriting_pipeline.ensemble.trust.field_trust`."""
+    the signals of :func:`~handwriting_pipeline.ensemble.trust.field_trust` (on another layout:
+    of :func:`spec_trust`, a value its type does not accept - sent even when sure)."""
     on_value = plan.review_on == "value"
     judged = trust.value_conf if on_value else trust.written_conf
     what = "value" if on_value else "writing"
     limit = field_thresholds(plan)[key]
     if judged is None:
         low = f"no confidence ({what})"
+    elif judged >= limit:
+        return list(trust.why)  # not low: its value is doubtful
     elif plan.guarantee and math.isinf(limit):
         low = f"no threshold meets the guarantee for {key} ({what}, alpha {plan.guarantee['alpha']:g})"
     elif plan.guarantee:
@@ -499,26 +675,30 @@ def digitize_records(plan: DigitizePlan, inputs: ImageInputs, review_crops: bool
 
 
 # --------------------------------------------------------------------------- derived outputs
-def csv_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A forms.csv row: the record's columns, ``needs_review`` joined with ';'."""
-    row = {c: record.get(c) for c in COLUMNS}
+def csv_row(record: Mapping[str, Any], spec: FormSpec | str | Path | None = None) -> dict[str, Any]:
+    """A forms.csv row of a record of the form ``spec`` (None: the HSF form): its columns
+    (:func:`form_columns`), ``needs_review`` joined with ';'."""
+    row = {c: record.get(c) for c in form_columns(spec)}
     row["needs_review"] = ";".join(record.get("needs_review") or [])
     return row
 
 
-def review_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """review_queue.csv rows of one record: one per doubtful field."""
+def review_rows(record: Mapping[str, Any], spec: FormSpec | str | Path | None = None) -> Iterator[dict[str, Any]]:
+    """review_queue.csv rows of one record of the form ``spec`` (None: the HSF form): one per
+    doubtful field (:func:`review_columns`)."""
+    keys = KEYS if spec is None else form_spec(spec).keys
     for item in record.get("review") or []:
         yield {"source": record["source"], "page": record["page"], "field": item["field"], "chosen": item["chosen"],
                "confidence": item["confidence"], "candidates": json.dumps(item["candidates"], ensure_ascii=False),
-               "crop": item.get("crop") or "", **{k: record.get(k) for k in KEYS},
+               "crop": item.get("crop") or "", **{k: record.get(k) for k in keys},
                "written_conf": item.get("written_conf"), "value_conf": item.get("value_conf"),
                "why": "; ".join(item.get("why") or []), "normalized": item.get("normalized") or ""}
 
 
-def summarise(records: Any) -> dict[str, Any]:
+def summarise(records: Any, keys: tuple[str, ...] = KEYS) -> dict[str, Any]:
     """Counts of a run: files, forms, read, needs review, rejected (by reason), fields to review
-    (count and % of the read forms' fields: the share a person reviews at the run's threshold)."""
+    (count and % of the read forms' fields - ``keys``, the form's fields: the share a person
+    reviews at the run's threshold)."""
     files, forms, read, review, fields, rejected, reasons, methods = set(), 0, 0, 0, 0, 0, {}, set()
     for record in records:
         files.add(record["source"])
@@ -536,6 +716,14 @@ def summarise(records: Any) -> dict[str, Any]:
         review += bool(doubtful)
         fields += len(doubtful)
     return {"files": len(files), "forms": forms, "read": read, "needs_review": review, "fields_to_review": fields,
-            "fields_to_review_pct": round(100.0 * fields / (len(KEYS) * read), 2) if read else 0.0,
+            "fields_to_review_pct": round(100.0 * fields / (len(keys) * read), 2) if read else 0.0,
             "rejected": rejected, "rejected_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
             "method": ", ".join(sorted(m for m in methods if m))}
+
+
+def form_notes(plan: DigitizePlan | None) -> dict[str, Any]:
+    """What summary.json adds for a form of another layout (nothing on the HSF layout):
+    ``fallback`` when a merging ``digitize.method`` was read by one engine instead."""
+    if plan is None or plan.hsf or not plan.fallback:
+        return {}
+    return {"fallback": dict(plan.fallback)}

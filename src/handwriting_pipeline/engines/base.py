@@ -19,6 +19,7 @@ from PIL import Image
 
 from handwriting_pipeline.config import Settings
 from handwriting_pipeline.fields import KEYS, clean_fields, empty_fields
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, hsf_form
 
 
 @dataclass
@@ -31,17 +32,20 @@ class EngineResult:
     usage: dict[str, int] = field(default_factory=dict)  # pages, input_tokens, output_tokens
     seconds: float = 0.0
     error: str | None = None
+    keys: tuple[str, ...] | None = None  # the form's fields (None: the HSF form's four)
 
     def __post_init__(self) -> None:
-        self.fields = clean_fields(self.fields)
-        self.confidence = {k: float(self.confidence.get(k, math.nan)) for k in KEYS}
+        keys = tuple(self.keys) if self.keys else KEYS
+        self.keys = None if keys == KEYS else keys
+        self.fields = clean_fields(self.fields, keys)
+        self.confidence = {k: float(self.confidence.get(k, math.nan)) for k in keys}
 
     def to_record(self, file_name: str) -> dict[str, Any]:
         """A row of the predictions table (see :mod:`handwriting_pipeline.predictions`)."""
         return {
             "file_name": file_name,
             **self.fields,
-            **{f"{k}_conf": self.confidence[k] for k in KEYS},
+            **{f"{k}_conf": v for k, v in self.confidence.items()},
             "seconds": self.seconds,
             "pages": int(self.usage.get("pages", 0)),
             "input_tokens": int(self.usage.get("input_tokens", 0)),
@@ -145,6 +149,21 @@ class Engine(ABC):
             if ref is None or not getattr(ref, "available", True):
                 return str(getattr(ref, "reason", "") or f"no {cls.catalog_inputs[key]}")
         return None
+
+    @classmethod
+    def learns_form(cls, form: FormSpec) -> bool:
+        """Whether training can make this engine read ``form`` (a trained engine's training steps
+        run only then): by default the HSF top section's layout."""
+        return form.same_layout(hsf_form())
+
+    @classmethod
+    def form_problem(cls, form: FormSpec, **inputs: Any) -> str | None:
+        """Why the engine cannot read ``form`` (None: it can). By default an engine reads the
+        HSF top section's layout (its lines, fields and types); an engine that reads any form
+        (a model trained on it) overrides this."""
+        if form.same_layout(hsf_form()):
+            return None
+        return f"it reads only the '{HSF_FORM}' layout, not form '{form.name}'"
 
     @classmethod
     def vote_calibration(cls, **inputs: Any) -> Mapping[str, Any] | None:

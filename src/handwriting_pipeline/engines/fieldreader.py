@@ -97,6 +97,24 @@ class FieldReaderEngine(Engine):
             return {}
         return dict((getattr(model.bundle().config, "summary", None) or {}).get("guarantees") or {})
 
+    @classmethod
+    def learns_form(cls, form: Any) -> bool:
+        """A field reader learns any form spec's lines (its training reads them from the spec)."""
+        return True
+
+    @classmethod
+    def form_problem(cls, form: Any, model: Any = None, **inputs: Any) -> str | None:
+        """A field reader reads the form its model was trained on (its spec is saved with it)."""
+        if model is None or not getattr(model, "available", False):
+            return None  # no model: said by ``unavailable``
+        from handwriting_pipeline.fields.formspec import load_form
+
+        trained = load_form(model.bundle().config.lines.form)
+        if trained.name == form.name and trained.same_layout(form):
+            return None
+        return (f"its model was trained on form '{trained.name}', not '{form.name}'; train one on this form: "
+                f"kedro run --pipeline train --params form={form.name}")
+
     def check_ready(self) -> None:
         ref = self.model_ref
         if ref is None or not getattr(ref, "available", False):
@@ -131,7 +149,7 @@ class FieldReaderEngine(Engine):
             return [EngineResult(error=f"fieldreader failed: {type(err).__name__}: {err}") for _ in images]
         seconds = (time.perf_counter() - started) / max(1, len(images))
         return [EngineResult(fields=r.fields, confidence=r.confidence, raw={"lines": r.lines}, usage={"pages": 0},
-                             seconds=seconds, error=r.error) for r in readings]
+                             seconds=seconds, error=r.error, keys=tuple(r.fields)) for r in readings]
 
 
 class FieldReaderEnsembleEngine(FieldReaderEngine):

@@ -215,7 +215,7 @@ def summarise(name: str, results: Mapping[str, EngineResult], n_cached: int, ela
 # --------------------------------------------------------------------------- the run
 def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image.Image] | None,
                cache: Any = None, workers: int = 1, progress: bool = True,
-               batch_size: int | None = None) -> pd.DataFrame:
+               batch_size: int | None = None, keys: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Read every form with ``engine``; returns the predictions table (``file_names`` order).
 
     Args:
@@ -227,6 +227,7 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
         progress: show a tqdm progress bar.
         batch_size: forms per ``read_batch`` call of ``parallel = "batch"`` engines (default: the
             engine's ``batch_size``).
+        keys: the form's fields, the table's value columns (default: the HSF form's four).
     """
     start = time.perf_counter()
     results, jobs = lookup(engine, file_names, images, cache if engine.cacheable else None)
@@ -241,4 +242,4 @@ def run_engine(engine: Engine, file_names: list[str], images: Mapping[str, Image
             results[job.name] = result
             bar.update()
     summarise(engine.name, {n: results[n] for n in file_names}, n_cached, time.perf_counter() - start)
-    return predictions_from_records(results[name].to_record(name) for name in file_names)
+    return predictions_from_records((results[name].to_record(name) for name in file_names), *([keys] if keys else []))

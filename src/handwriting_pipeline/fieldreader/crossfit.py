@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.fields.formspec import HSF_FORM, load_form
 from handwriting_pipeline.selection import holdout_names
 
 logger = logging.getLogger(__name__)
@@ -97,9 +98,11 @@ NOT_IN_PLAN = ("checkpoint_dir", "resume", "crossfit", "lexicon", "style", "view
                "holdout_share")
 
 
-def fold_plan(settings: FieldReaderTrainSettings, split: Mapping[str, list[str]], fold: int) -> dict[str, Any]:
+def fold_plan(settings: FieldReaderTrainSettings, split: Mapping[str, list[str]], fold: int,
+              form: str | None = None) -> dict[str, Any]:
     """What makes a fold reader and its readings: its forms, the training settings (all of
-    ``train_fieldreader`` but :data:`NOT_IN_PLAN` and the progress bar) and the reading's beam."""
+    ``train_fieldreader`` but :data:`NOT_IN_PLAN` and the progress bar), the reading's beam and
+    the form, when it is not the HSF form (plans written before forms were specs stay valid)."""
     config = {k: v for k, v in settings.to_dict().items() if k not in NOT_IN_PLAN}
     config["trainer"] = {k: v for k, v in config.get("trainer", {}).items() if k != "progress_bar"}
     if config.get("labels", "first") == "first":  # the second annotation is not read
@@ -107,6 +110,8 @@ def fold_plan(settings: FieldReaderTrainSettings, split: Mapping[str, list[str]]
     plan = {"fold": int(fold), "folds": int(settings.crossfit.folds), "seed": int(settings.crossfit.seed),
             "beam": int(settings.crossfit.beam), "fit": list(split["fit"]), "holdout": list(split["holdout"]),
             "read": list(split["fold"]), "training": config}
+    if form and load_form(form).name != HSF_FORM:
+        plan["form"] = str(form)
     return json.loads(json.dumps(plan))  # as read back from JSON (tuples -> lists)
 
 
@@ -139,9 +144,10 @@ def read_fold(reader: Any, train_forms: Any, names: Sequence[str], fold: int, be
     from handwriting_pipeline.fieldreader.predict import read_forms
 
     readings = read_forms(reader, [train_forms.images[n] for n in names], beam=int(beam))
-    gold = train_forms.labels.set_index("file_name").loc[list(names), list(KEYS)].to_dict("index")
+    keys = list(reader.form.keys)
+    gold = train_forms.labels.set_index("file_name").loc[list(names), keys].to_dict("index")
     rows = [{"file_name": n, "field": k, "reading": r.fields[k], "confidence": r.confidence[k], "fold": int(fold),
-             "gold": gold[n][k]} for n, r in zip(names, readings) for k in KEYS]
+             "gold": gold[n][k]} for n, r in zip(names, readings) for k in keys]
     return pd.DataFrame(rows, columns=READING_COLUMNS)
 
 
@@ -154,7 +160,7 @@ def load_readings(path: str | Path) -> pd.DataFrame:
 
 
 def train_fold(train_forms: Any, split: Mapping[str, list[str]], settings: FieldReaderTrainSettings, fold: int,
-               folder: str | Path) -> dict[str, Any]:
+               folder: str | Path, form: str | None = None) -> dict[str, Any]:
     """Fine-tune fold ``fold``'s reader on ``split["fit"]`` (early stopping on ``split["holdout"]``),
     save it, read ``split["fold"]`` with the saved model; returns its ``done.json``."""
     from handwriting_pipeline.fieldreader import recipe
@@ -162,14 +168,14 @@ def train_fold(train_forms: Any, split: Mapping[str, list[str]], settings: Field
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    plan = fold_plan(settings, split, fold)
+    plan = fold_plan(settings, split, fold, form)
     resume = _read_json(folder / PLAN_FILE) == plan  # the same fold crashed before: go on from last.ckpt
     (folder / DONE_FILE).unlink(missing_ok=True)
     _write_json(folder / PLAN_FILE, plan)
     started = time.time()
     fold_settings = dataclasses.replace(settings, checkpoint_dir=str(folder / CHECKPOINT_DIR), resume=resume)
     reader, history = recipe.fine_tune(train_forms, {"fit": list(split["fit"]), "holdout": list(split["holdout"])},
-                                       fold_settings)
+                                       fold_settings, form)
     reader.config.summary["crossfit"] = {"fold": int(fold), "folds": int(settings.crossfit.folds),
                                          "seed": int(settings.crossfit.seed), "read_forms": len(split["fold"])}
     reader.save(folder / MODEL_DIR)
@@ -195,7 +201,7 @@ class Crossfit:
 
 
 def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSettings,
-              folder: str | Path | None = None, first: int | None = None) -> Crossfit:
+              folder: str | Path | None = None, first: int | None = None, form: str | None = None) -> Crossfit:
     """One reader per fold of the train forms, fine-tuned on the forms outside it, reading it
     (``params``: the ``train_fieldreader`` block; ``folder``: where the fold readers are kept,
     ``crossfit.model_dir`` when None; ``first``: only the first folds, None = all). A fold already
@@ -213,8 +219,8 @@ def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSett
     for fold in bar:
         split = fold_split(names, folds_of, fold, int(settings.holdout_forms), float(settings.holdout_share))
         here = fold_dir(folder, fold)
-        trained = not is_complete(here, fold_plan(settings, split, fold))
-        done = train_fold(train_forms, split, settings, fold, here) if trained else _read_json(here / DONE_FILE)
+        trained = not is_complete(here, fold_plan(settings, split, fold, form))
+        done = train_fold(train_forms, split, settings, fold, here, form) if trained else _read_json(here / DONE_FILE)
         readers.append(FieldReader.load(here / MODEL_DIR))
         readings.append(load_readings(here / READINGS_FILE))
         rows.append({"fold": fold, "read_forms": len(split["fold"]), "fit_forms": len(split["fit"]),
@@ -232,14 +238,15 @@ def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSett
     return result
 
 
-def crossfit_readings(train_forms: Any, params: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def crossfit_readings(train_forms: Any, params: Mapping[str, Any],
+                      form: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Kedro node: (out-of-fold readings, folds table) of :func:`fit_folds`, the fold readers
     kept under ``train_fieldreader.crossfit.model_dir``; two empty tables when ``crossfit.folds`` is 0."""
     settings = FieldReaderTrainSettings.from_params(params)
     if int(settings.crossfit.folds) == 0:
         logger.info("[fieldreader] crossfit off (train_fieldreader.crossfit.folds = 0)")
         return not_run()
-    result = fit_folds(train_forms, settings)
+    result = fit_folds(train_forms, settings, form=form)
     return result.readings, result.folds
 
 

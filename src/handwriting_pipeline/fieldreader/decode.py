@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
-from handwriting_pipeline.fieldreader.text import decode_indices, encode
+from handwriting_pipeline.fieldreader.text import ALPHABET, decode_indices, encode
 
 
 @contextmanager
@@ -38,11 +38,11 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def greedy(log_probs: np.ndarray) -> str:
+def greedy(log_probs: np.ndarray, alphabet: str = ALPHABET) -> str:
     """Best path decoding of one line ([frames, symbols] log-probabilities)."""
     best = log_probs.argmax(axis=1)
     keep = np.concatenate([[True], best[1:] != best[:-1]]) & (best > 0)
-    return decode_indices(best[keep].tolist())
+    return decode_indices(best[keep].tolist(), alphabet)
 
 
 def text_log_likelihood(log_probs: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -69,7 +69,8 @@ def _logsumexp(a: float, b: float) -> float:
     return m + math.log(math.exp(a - m) + math.exp(b - m))
 
 
-def beam_search(log_probs: np.ndarray, beam: int = 8, prune: float = -12.0) -> list[tuple[str, float]]:
+def beam_search(log_probs: np.ndarray, beam: int = 8, prune: float = -12.0,
+                alphabet: str = ALPHABET) -> list[tuple[str, float]]:
     """CTC prefix beam search: up to ``beam`` (text, log-likelihood) pairs, best first."""
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (p_blank, p_symbol)
     for frame in log_probs:
@@ -90,5 +91,5 @@ def beam_search(log_probs: np.ndarray, beam: int = 8, prune: float = -12.0) -> l
                     nxt[extended][1] = _logsumexp(nxt[extended][1], total + p)
         ranked = sorted(nxt.items(), key=lambda kv: _logsumexp(*kv[1]), reverse=True)[:beam]
         beams = {k: (v[0], v[1]) for k, v in ranked}
-    out = [(decode_indices(list(k)), _logsumexp(*v)) for k, v in beams.items()]
+    out = [(decode_indices(list(k), alphabet), _logsumexp(*v)) for k, v in beams.items()]
     return sorted(out, key=lambda item: item[1], reverse=True)

@@ -31,15 +31,17 @@ CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE = "fieldreader.json", "weights.pt", "model.
 RETIRED_KEYS = ("views", "members")
 
 
-def build_network(onnx_path: str | Path | None = None) -> OnnxRecognizer:
-    """The stock recognizer (from the installed rapidocr wheel) with its head cut to blank + ALPHABET."""
+def build_network(onnx_path: str | Path | None = None, alphabet: str = ALPHABET) -> OnnxRecognizer:
+    """The stock recognizer (from the installed rapidocr wheel) with its head cut to blank +
+    ``alphabet`` (the HSF reader's :data:`ALPHABET` unless a form needs more characters)."""
     path = Path(onnx_path) if onnx_path else stock_onnx_path()
     net = OnnxRecognizer.from_onnx(path)
     dictionary = onnx_dictionary(path)
-    missing = [c for c in ALPHABET if c not in dictionary]
+    missing = [c for c in alphabet if c not in dictionary]
     if missing:
-        raise ValueError(f"{path}: dictionary lacks {missing!r}")
-    net.restrict_output([0, *(dictionary.index(c) for c in ALPHABET)])
+        raise ValueError(f"{path}: the stock recognizer's dictionary lacks {missing!r}; a form's field types may "
+                         "only use characters it knows")
+    net.restrict_output([0, *(dictionary.index(c) for c in alphabet)])
     net.freeze_batchnorm()
     return net
 
@@ -81,8 +83,23 @@ class FieldReader:
         self._session = None
 
     @classmethod
-    def stock(cls) -> "FieldReader":
-        return cls(build_network(), FieldReaderConfig())
+    def stock(cls, form: str | None = None) -> "FieldReader":
+        """The stock recognizer, set up to read ``form`` (a shipped form's name or a spec path;
+        default the HSF top section): its lines and its field types' characters."""
+        if form is None:
+            return cls(build_network(), FieldReaderConfig())
+        from handwriting_pipeline.fieldreader.text import form_alphabet
+        from handwriting_pipeline.fields.formspec import load_form
+
+        alphabet = form_alphabet(load_form(form))
+        return cls(build_network(alphabet=alphabet), FieldReaderConfig(alphabet=alphabet, lines=LineSettings(form=form)))
+
+    @property
+    def form(self):
+        """The form spec this reader reads (its lines, its fields)."""
+        from handwriting_pipeline.fields.formspec import load_form
+
+        return load_form(self.config.lines.form)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -107,7 +124,7 @@ class FieldReader:
         config = FieldReaderConfig.from_json(json.loads((folder / CONFIG_FILE).read_text()))
         net = None
         if with_torch or not (folder / ONNX_FILE).is_file():
-            net = build_network()
+            net = build_network(alphabet=config.alphabet)
             net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu"))
             net.eval()
         onnx_file = folder / ONNX_FILE if (folder / ONNX_FILE).is_file() else None

@@ -40,18 +40,20 @@ def _fit_lines(forms: Any, names: list[str], reader: Any, settings: FieldReaderT
     return use_labels(_lines(forms, names, reader, second), settings.labels)
 
 
-def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any]) -> tuple[Any, pd.DataFrame]:
-    """The stock recognizer fine-tuned on the fit forms' lines, validated on the held-out ones."""
+def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str, Any],
+              form: str | None = None) -> tuple[Any, pd.DataFrame]:
+    """The stock recognizer fine-tuned on the fit forms' lines, validated on the held-out ones.
+    ``form``: the form spec whose lines it reads (``form`` in parameters.yml; None: the HSF form)."""
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.training import train_reader
 
     settings = FieldReaderTrainSettings.from_params(params)
-    reader = FieldReader.stock()
+    reader = FieldReader.stock(form)
     reader.net.freeze_before(float(settings.freeze))
     fit_lines, held_lines = _fit_lines(train_forms, split["fit"], reader, settings), _lines(train_forms, split["holdout"], reader)
     history, reason = train_reader(reader, fit_lines, held_lines, settings.trainer,
                                    checkpoint_dir=settings.checkpoint_dir, resume=bool(settings.resume))
-    reader.config.summary = {"fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
+    reader.config.summary = {"form": reader.form.name, "fit_forms": len(split["fit"]), "holdout_forms": len(split["holdout"]),
                              "epochs": len(history), "stop_reason": reason}
     return reader, pd.DataFrame(history)
 

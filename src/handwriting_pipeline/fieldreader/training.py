@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 from handwriting_pipeline.config import ReaderTrainerSettings
 from handwriting_pipeline.fieldreader.decode import greedy
 from handwriting_pipeline.fieldreader.model import FieldReader
-from handwriting_pipeline.fieldreader.text import encode, line_targets
+from handwriting_pipeline.fieldreader.text import ALPHABET, encode, line_targets
+from handwriting_pipeline.fields.formspec import load_form
 from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, cut_lines, to_array
 from handwriting_pipeline.training.augment import Augment
 from handwriting_pipeline.training.lightning import resolve_hardware, stop_reason
@@ -58,18 +59,19 @@ def prepare_lines(forms: Iterable[tuple[str, Any, dict[str, str]]], settings: Li
                   progress: bool = True, second: Mapping[str, Mapping[str, str]] | None = None) -> list[Line]:
     """(file name, PIL image, labels) -> both lines of every form. ``second``: second labels
     by file name; a line whose second target differs from its first carries it as ``second``."""
-    out = []
+    out, spec = [], load_form(settings.form)
     for name, image, fields in tqdm(list(forms), desc="cutting lines", disable=not progress, leave=False):
-        targets = line_targets(fields)
-        others = line_targets(dict(second[name])) if second and name in second else targets
+        targets = line_targets(fields, spec)
+        others = line_targets(dict(second[name]), spec) if second and name in second else targets
         for key, line in cut_lines(image, settings).items():
             out.append(Line(line, targets[key], key, name, others[key] if others[key] != targets[key] else None))
     return out
 
 
 class LineDataset(Dataset):
-    def __init__(self, lines: list[Line], settings: LineSettings, augment: Augment | None = None, seed: int = 0) -> None:
-        self.lines, self.settings, self.augment = lines, settings, augment
+    def __init__(self, lines: list[Line], settings: LineSettings, augment: Augment | None = None, seed: int = 0,
+                 alphabet: str = ALPHABET) -> None:
+        self.lines, self.settings, self.augment, self.alphabet = lines, settings, augment, alphabet
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -82,8 +84,8 @@ class LineDataset(Dataset):
         """(array, targets, text), and the second label's targets when the line has one."""
         line = self.lines[i]
         image = self.augment(line.image, self.rng) if self.augment else line.image
-        item = (to_array(image, self.settings), encode(line.text), line.text)
-        return item if line.second is None else (*item, encode(line.second))
+        item = (to_array(image, self.settings), encode(line.text, self.alphabet), line.text)
+        return item if line.second is None else (*item, encode(line.second, self.alphabet))
 
 
 def _flat(targets: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,7 +144,7 @@ class WidthBucketSampler(Sampler[list[int]]):
 class FieldReaderModule(pl.LightningModule):
     def __init__(self, reader: FieldReader, learning_rate: float, weight_decay: float, warmup_ratio: float) -> None:
         super().__init__()
-        self.net = reader.net
+        self.net, self.alphabet = reader.net, reader.config.alphabet
         self.learning_rate, self.weight_decay, self.warmup_ratio = learning_rate, weight_decay, warmup_ratio
         self.history: list[dict[str, Any]] = []
         self._val: list[tuple[str, str]] = []
@@ -166,7 +168,7 @@ class FieldReaderModule(pl.LightningModule):
         loss, log_probs = self.ctc_loss(batch)
         self.log("val_loss", loss, batch_size=len(batch["texts"]))
         for lp, n, text in zip(log_probs.cpu().numpy(), batch["frames"].tolist(), batch["texts"]):
-            self._val.append((greedy(lp[:n]), text))
+            self._val.append((greedy(lp[:n], self.alphabet), text))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
@@ -198,8 +200,9 @@ def reader_loaders(reader: FieldReader, train_lines: list[Line], val_lines: list
     """Training lines (augmented unless ``augment`` is 0) and held-out lines, batched by width."""
     seed, line_settings = int(settings.seed), reader.config.lines
     strength = float(settings.augment)
-    train_data = LineDataset(train_lines, line_settings, Augment(strength) if strength > 0 else None, seed)
-    val_data = LineDataset(val_lines, line_settings)
+    alphabet = reader.config.alphabet
+    train_data = LineDataset(train_lines, line_settings, Augment(strength) if strength > 0 else None, seed, alphabet)
+    val_data = LineDataset(val_lines, line_settings, alphabet=alphabet)
     train_loader = DataLoader(train_data, batch_sampler=WidthBucketSampler(train_data, int(settings.batch_size), seed),
                               collate_fn=collate)
     val_loader = DataLoader(val_data, batch_sampler=WidthBucketSampler(val_data, 32, seed, shuffle=False),

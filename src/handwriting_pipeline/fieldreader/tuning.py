@@ -23,7 +23,7 @@ from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
-from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.fieldreader.text import has_hsf_layout
 from handwriting_pipeline.forms.lines import cut_lines
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 def exact_share(readings: Sequence[FormReading], gold: Sequence[Mapping[str, str]]) -> float:
     """Share of forms whose four fields are all exactly right (FLA / 100)."""
-    return float(np.mean([all(r.fields[k] == g[k] for k in KEYS) for r, g in zip(readings, gold)])) if gold else 0.0
+    return float(np.mean([all(r.fields[k] == g[k] for k in r.fields) for r, g in zip(readings, gold)])) if gold else 0.0
 
 
 def choose_lexicon(reader: FieldReader, lines: Sequence[dict[str, np.ndarray]], gold: Sequence[Mapping[str, str]],
@@ -56,7 +56,7 @@ def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.
     """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings."""
     from handwriting_pipeline.training.calibration import fit_calibration
 
-    table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in KEYS}}
+    table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in r.fields}}
                           for n, r in zip(names, readings)])
     calibration = fit_calibration(labels, {"fieldreader": table}).get("fieldreader", {})
     for values in calibration.values():
@@ -77,8 +77,12 @@ def add_lexicon_and_calibration(reader: Any, train_forms: Any, split: dict[str, 
     lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
     gold = [holdout.fields(n) for n in split["holdout"]]
     settings = FieldReaderTrainSettings.from_params(params)
-    lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
-                                       settings.lexicon.grid, int(settings.lexicon.max_edits))
+    if has_hsf_layout(reader.form):
+        lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
+                                           settings.lexicon.grid, int(settings.lexicon.max_edits))
+    else:
+        logger.info("form '%s': no lexicon (it is written for the HSF layout); plain beam search", reader.form.name)
+        lexicon, readings = None, read_lines(reader, lines)
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
     reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
     return reader
@@ -131,6 +135,9 @@ def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
     recalibrate the confidences on the readings as the engine will decode them."""
     settings = FieldReaderTrainSettings.from_params(params)
     if not hasattr(reader, "config") or not settings.style.enabled:  # NotTrained, or switched off
+        return reader
+    if not has_hsf_layout(reader.form):
+        logger.info("form '%s': no style layer (it is written for the HSF layout)", reader.form.name)
         return reader
     from handwriting_pipeline.fieldreader.text import line_targets
 

@@ -88,6 +88,10 @@ class Page(_Model):
     size: tuple[PositiveInt, PositiveInt]
     registration: Registration = BoxLinesRegistration(method="box_lines")
     crop: Box | None = None
+    #: how the line boxes are found on a registered image (:func:`..forms.boxes.find_line_boxes`):
+    #: ``outline`` - each box's printed outline near its template place; ``row`` - the boxes sit
+    #: side by side in one printed row, found together (the HSF top section)
+    line_boxes: Literal["outline", "row"] = "outline"
 
     _box = field_validator("crop")(_check_box)
 
@@ -199,6 +203,15 @@ class FormSpec(_Model):
             if line.name == name:
                 return line
         raise KeyError(f"form '{self.name}' has no line '{name}'; lines: {', '.join(self.line_names)}")
+
+    def layout(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """The lines with their fields and types, in order: what a reader written for one form
+        needs another form to share (its names and sizes aside)."""
+        return [(line.name, [(f, self.field(f).type) for f in line.fields]) for line in self.lines]
+
+    def same_layout(self, other: "FormSpec") -> bool:
+        """Whether the two forms have the same lines, fields and field types (:meth:`layout`)."""
+        return self.layout() == other.layout()
 
     def line_of(self, field: str) -> Line:
         """The line a field is written on."""
@@ -322,17 +335,21 @@ def load_form(name_or_path: str | Path) -> FormSpec:
     return _load(forms[text].resolve())
 
 
+def data_root(form: str | Path | None) -> str:
+    """Where a run of ``form`` keeps its data: ``data`` for the HSF form, ``data/forms/<name>`` for
+    another (its curated forms, models, predictions and reports stay apart). The catalog's paths
+    start with it (the ``form_data`` resolver, ``settings.py``)."""
+    name = Path(str(form)).stem if form else HSF_FORM
+    return "data" if name in ("", HSF_FORM) else f"data/forms/{name}"
+
+
 def hsf_form() -> FormSpec:
     """The HSF top-section form (:data:`HSF_FORM`), the layout the pipeline reads today."""
     return load_form(HSF_FORM)
 
 
 def active_form(name: str | Path | None) -> FormSpec:
-    """The form a run reads (``form`` in ``parameters.yml``), checked: the pipelines read the HSF
-    top section only so far, so another spec - valid or not - stops the run with a message that
-    says so (None: the HSF form)."""
-    spec = load_form(name or HSF_FORM)
-    if spec.name != HSF_FORM:
-        raise FormSpecError(f"form '{spec.name}' is a valid spec, but the pipelines read only the '{HSF_FORM}' "
-                            f"layout so far; run with form={HSF_FORM} (docs/forms.md says what reads a spec today)")
-    return spec
+    """The form a run reads (``form`` in ``parameters.yml``; None: the HSF form), read and checked
+    before the run starts: an unknown name, a missing file or a bad spec stops it with the file
+    and the key named (:class:`FormSpecError`)."""
+    return load_form(name or HSF_FORM)

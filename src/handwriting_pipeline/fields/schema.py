@@ -50,11 +50,16 @@ def clean_value(value: Any) -> str:
     return re.sub(r"\s+", " ", str(value)).strip()
 
 
-def clean_fields(fields: Mapping[str, Any] | None) -> dict[str, str]:
-    """Exactly the four keys, each a string ("None" when missing); other keys dropped.
+def clean_fields(fields: Mapping[str, Any] | None, keys: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Exactly the form's keys (default: the HSF form's four), each a string ("None" when
+    missing); other keys dropped.
 
-    Keys are matched after :func:`normalize_key`, so ``{"date": "8/28/89"}`` works too.
+    The HSF keys are matched after :func:`normalize_key`, so ``{"date": "8/28/89"}`` works too;
+    another form's ``keys`` are matched by name, ignoring case.
     """
+    if keys is not None and tuple(keys) != KEYS:
+        given = {str(k).strip().upper(): v for k, v in (fields or {}).items()}
+        return {k: clean_value(given.get(k.upper())) for k in keys}
     out = {k: NONE for k in KEYS}
     if not fields:
         return out

@@ -1,8 +1,9 @@
-"""Where the handwriting boxes are on an HSF top-section crop: pure geometry, no text.
+"""Where the handwriting boxes are on a registered form image: pure geometry, no text.
 
-:func:`find_boxes` finds the DATE box and the shared CITY/STATE/ZIP box from their printed
-outlines (long thin horizontal and vertical ink runs, :func:`line_masks`), so a crop shifted by
-the scanner still works; the template positions are only the fallback. :func:`box_region` cuts
+:func:`find_line_boxes` finds a form spec's line boxes from their printed outlines (long thin
+horizontal and vertical ink runs, :func:`line_masks`), so an image shifted by the scanner still
+works; the template positions are only the fallback. :func:`find_boxes` is the HSF top section's
+DATE box and shared CITY/STATE/ZIP box. :func:`box_region` cuts
 a box with a margin and whitens its rule lines. Used by the layout engines (RapidOCR,
 Tesseract), the field reader's line cutting (:mod:`handwriting_pipeline.forms.lines`) and the
 review crops of digitize.
@@ -14,7 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from handwriting_pipeline.fields.formspec import hsf_form
+from handwriting_pipeline.fields.formspec import FormSpec, hsf_form
+from handwriting_pipeline.forms.spec import line_boxes
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
@@ -63,13 +65,11 @@ def _scale(box: Box, size: tuple[int, int]) -> Box:
     return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
 
 
-def find_boxes(grey: np.ndarray) -> tuple[Box, Box, bool]:
-    """The DATE box and the shared CITY/STATE/ZIP box from their outlines.
-
-    Returns ``(date_box, csz_box, found)``; ``found`` is False when the template was used.
-    """
+def _find_row(grey: np.ndarray, templates: list[Box]) -> list[Box] | None:
+    """The boxes of one printed row (side by side, sharing their top and bottom rules), left to
+    right, from their outlines; None when the row is not found. ``templates``: the boxes on
+    this image's scale, left to right; the found boxes' widths must rank as the templates' do."""
     height, width = grey.shape
-    default = (_scale(TEMPLATE_DATE_BOX, (width, height)), _scale(TEMPLATE_CSZ_BOX, (width, height)), False)
     horiz, _ = line_masks(grey)
     counts = horiz.sum(axis=1)
     lo, hi = int(height * 0.3), int(height * 0.97)
@@ -80,7 +80,7 @@ def find_boxes(grey: np.ndarray) -> tuple[Box, Box, bool]:
     strong[hi:] = False
     groups = _runs(strong, 1, gap=4)
     if len(groups) < 2:
-        return default
+        return None
 
     def weight(g: tuple[int, int]) -> int:
         return int(horiz[g[0]:g[1]].any(axis=0).sum())
@@ -95,18 +95,75 @@ def find_boxes(grey: np.ndarray) -> tuple[Box, Box, bool]:
                 if best is None or score > best[0]:
                     best = (score, top, bottom)
     if best is None:
-        return default
+        return None
     _, top, bottom = best
     y0, y1 = top[0], bottom[1]
     # horizontal extents of the boxes: union of the top and bottom rules' segments
     cols = horiz[top[0]:top[1]].any(axis=0) | horiz[bottom[0]:bottom[1]].any(axis=0)
     segments = [s for s in _runs(cols, int(width * 0.08), gap=int(width * 0.012))]
-    if len(segments) < 2:
-        return default
-    date_seg, csz_seg = sorted(segments[-2:])
-    if csz_seg[1] - csz_seg[0] < date_seg[1] - date_seg[0]:  # the shared box is the wider one
-        return default
-    return (date_seg[0], y0, date_seg[1], y1), (csz_seg[0], y0, csz_seg[1], y1), True
+    if len(segments) < len(templates):
+        return None
+    found = sorted(segments[-len(templates):])
+    widths = [b - a for a, b in found]
+    if list(np.argsort(widths, kind="stable")) != list(np.argsort([b[2] - b[0] for b in templates], kind="stable")):
+        return None  # the widths do not rank as the template's (e.g. the shared box is the wider one)
+    return [(a, y0, b, y1) for a, b in found]
+
+
+def _find_outline(grey: np.ndarray, template: Box) -> Box | None:
+    """One box's printed outline near its template place (``template`` on this image's scale):
+    the longest horizontal rules near its top and bottom edges and the vertical rules near its
+    sides; None when the top or bottom rule is missing."""
+    height, width = grey.shape
+    bw, bh = template[2] - template[0], template[3] - template[1]
+    mx, my = max(40, bw // 10), max(30, bh // 2)
+    x0, y0 = max(0, template[0] - mx), max(0, template[1] - my)
+    x1, y1 = min(width, template[2] + mx), min(height, template[3] + my)
+    horiz, vert = line_masks(grey[y0:y1, x0:x1], min_h=min(120, max(40, bw // 3)), min_v=max(20, bh // 2))
+    # a (slightly skewed) rule spans a few rows: neighbouring rows with rule pixels are grouped,
+    # and a group counts when the columns it covers add up to half the box's width
+    groups = _runs(horiz.sum(axis=1) >= 0.04 * bw, 1, gap=4)
+    rows = [g for g in groups if horiz[g[0]:g[1]].any(axis=0).sum() >= 0.5 * bw]
+    if len(rows) < 2:
+        return None
+
+    def nearest(runs: list[tuple[int, int]], target: float) -> tuple[int, int]:
+        return min(runs, key=lambda r: abs((r[0] + r[1]) / 2 - target))
+
+    top, bottom = nearest(rows, template[1] - y0), nearest(rows, template[3] - y0)
+    if bottom[0] - top[1] < bh // 3:
+        return None
+    cols = _runs(vert[top[0]:bottom[1]].sum(axis=0) >= 0.4 * (bottom[1] - top[0]), 1, gap=4)
+    left = nearest(cols, template[0] - x0)[0] if cols else template[0] - x0
+    right = nearest(cols, template[2] - x0)[1] if cols else template[2] - x0
+    if right - left < bw // 2:
+        left, right = template[0] - x0, template[2] - x0
+    return (x0 + left, y0 + top[0], x0 + right, y0 + bottom[1])
+
+
+def find_line_boxes(grey: np.ndarray, spec: FormSpec) -> tuple[dict[str, Box], bool]:
+    """Line name -> box on a registered image of the spec's crop (or page), found the way
+    ``page.line_boxes`` says (``row`` or ``outline``); a box not found keeps its template place
+    (scaled). Returns (boxes, all found)."""
+    height, width = grey.shape
+    templates = line_boxes(spec, (width, height))
+    names = [line.name for line in spec.lines if line.name in templates]
+    if spec.page.line_boxes == "row":
+        order = sorted(names, key=lambda n: templates[n][0])
+        row = _find_row(grey, [templates[n] for n in order])
+        found = dict(zip(order, row)) if row else templates
+        return {name: found[name] for name in names}, bool(row)
+    found = {name: _find_outline(grey, templates[name]) for name in names}
+    return {name: box or templates[name] for name, box in found.items()}, all(found.values())
+
+
+def find_boxes(grey: np.ndarray) -> tuple[Box, Box, bool]:
+    """The HSF top section's DATE box and shared CITY/STATE/ZIP box from their outlines
+    (:func:`find_line_boxes` on its spec). Returns ``(date_box, csz_box, found)``; ``found`` is
+    False when the template was used."""
+    boxes, found = find_line_boxes(grey, _HSF)
+    date_box, csz_box = boxes.values()
+    return date_box, csz_box, found
 
 
 def label_strip(layout_boxes: tuple[Box, Box], shape: tuple[int, int]) -> Box:

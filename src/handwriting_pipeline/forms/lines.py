@@ -1,6 +1,8 @@
-"""The two handwritten lines of a form, cut for the recognizer.
+"""The handwritten lines of a form, cut for the recognizer.
 
-The boxes come from :func:`handwriting_pipeline.forms.boxes.find_boxes` (the same boxes the
+Which lines, and where, the form spec says (``LineSettings.form``: the HSF top section's DATE
+line and shared CITY/STATE/ZIP line unless another form is named). The boxes come from
+:func:`handwriting_pipeline.forms.boxes.find_line_boxes` (on the HSF form the same boxes the
 RapidOCR engine reads). Each box is cut with a margin (writing crosses the
 outline), its printed rule lines are whitened, small specks are dropped, and the region is
 trimmed left and right to the ink. Vertically the cut keeps the whole box, not just the ink:
@@ -18,8 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from handwriting_pipeline.fields.formspec import hsf_form
-from handwriting_pipeline.forms.boxes import box_region, find_boxes, to_grey
+from handwriting_pipeline.fields.formspec import HSF_FORM, hsf_form, load_form
+from handwriting_pipeline.forms.boxes import box_region, find_line_boxes, to_grey
 
 HEIGHT = 48
 #: the HSF form's lines from its spec: ("DATE", "CSZ"), the DATE box and the shared CITY/STATE/ZIP box
@@ -37,6 +39,7 @@ class LineSettings:
     margin: int = 12  # pixels kept left and right of the ink
     x_stretch: float = 1.0
     max_width: int = 1600  # model input width cap (after scaling)
+    form: str = HSF_FORM  # the form spec whose lines are cut: a shipped form's name or a spec file's path
 
 
 def clean_region(region: np.ndarray, settings: LineSettings) -> np.ndarray:
@@ -66,11 +69,12 @@ def trim_horizontally(region: np.ndarray, margin: int) -> np.ndarray:
 
 
 def cut_lines(image: Image.Image, settings: LineSettings = LineSettings()) -> dict[str, np.ndarray]:
-    """``{"DATE": grey array, "CSZ": grey array}`` (ink dark on white) of one top-section crop."""
+    """Line name -> grey array (ink dark on white) of one registered form image, for every line
+    of ``settings.form`` (the HSF top section: ``{"DATE": ..., "CSZ": ...}``)."""
     grey = to_grey(image)
-    date_box, csz_box, _ = find_boxes(grey)
+    boxes, _ = find_line_boxes(grey, load_form(settings.form))
     lines = {}
-    for name, box in zip(LINES, (date_box, csz_box)):
+    for name, box in boxes.items():
         region, _, _ = box_region(grey, box, pad_x=settings.pad_x, pad_top=settings.pad_top,
                                   pad_bottom=settings.pad_bottom)
         region = clean_region(region, settings)

@@ -32,7 +32,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, Version
 
 from handwriting_pipeline.errors import RunFailed
-from handwriting_pipeline.fields.formspec import active_form
+from handwriting_pipeline.fields.formspec import active_form, data_root
 from handwriting_pipeline.hooks.console import _log_to_file_only, install_interrupt_handler, install_short_excepthook
 from handwriting_pipeline.hooks.reports import failure_message, log_digitize_outputs
 from handwriting_pipeline.hooks.versions import _dataset, _is_half_written, claim_version, release
@@ -46,6 +46,17 @@ def _param(catalog: Any, name: str) -> Any:
         return catalog.load(f"params:{name}")
     except Exception:  # noqa: BLE001 - no such parameter in this run
         return None
+
+
+def check_data_root(form: str | None, runtime_params: dict[str, Any]) -> None:
+    """The catalog keeps a form's data under :func:`~handwriting_pipeline.fields.formspec.data_root`
+    of the ``form`` given on the command line: a form chosen elsewhere (``parameters.yml``) would
+    read and write the HSF form's data, so that stops the run with what to do."""
+    given = runtime_params.get("form")
+    if data_root(given) != data_root(form):
+        raise ValueError(f"form '{form}' is set in the parameters but the command line names "
+                         f"{given or 'none'}: choose the form on the command line (kedro run --params form={form}) "
+                         f"so its data is kept apart under {data_root(form)}/")
 
 
 class ProjectHooks:
@@ -63,7 +74,8 @@ class ProjectHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        form = active_form(_param(catalog, "form"))  # a form the pipelines cannot read stops the run here
+        form = active_form(_param(catalog, "form"))  # a bad form spec stops the run here
+        check_data_root(_param(catalog, "form"), run_params.get("runtime_params") or {})
         self._pinned = {}
         self._save_version = None
         saves: dict[str, str] = {}

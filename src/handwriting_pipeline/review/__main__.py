@@ -5,9 +5,11 @@
     python -m handwriting_pipeline.review labelstudio-export RUN [--out DIR] [--image-prefix URL]
     python -m handwriting_pipeline.review labelstudio-import RUN EXPORT.json
 
-RUN is a digitize run folder (``data/08_reporting/digitize/latest`` is the newest). Serving on
-another interface than 127.0.0.1 needs ``--allow-remote`` and is guarded by a token (``--token``,
-or one is made and printed).
+RUN is a digitize run folder (``data/08_reporting/digitize/latest`` is the newest). Its form (the
+fields reviewed and exported, the Label Studio config) is the one its summary.json names, the HSF
+form for older runs; ``--form NAME|SPEC.yml`` gives it when the run read a form that is not shipped.
+Serving on another interface than 127.0.0.1 needs ``--allow-remote`` and is guarded by a token
+(``--token``, or one is made and printed).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     ls_in = sub.add_parser("labelstudio-import", help="Label Studio JSON export -> the corrections store")
     ls_in.add_argument("run")
     ls_in.add_argument("export", help="the JSON file Label Studio exported")
+    for command in (serve, export, ls_out, ls_in):
+        command.add_argument("--form", default=None,
+                             help="the run's form: a shipped form's name or a spec file (default: what the run's "
+                                  "summary.json names; the HSF form for older runs)")
     return parser
 
 
@@ -63,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             from handwriting_pipeline.review.app import serve
 
             serve(args.run, args.host, args.port, args.reviewer or getpass.getuser(), args.token, args.allow_remote,
-                  args.store)
+                  args.store, args.form)
             return 0
-        run = ReviewRun.open(args.run)
+        run = ReviewRun.open(args.run, args.form)
         if args.command == "export":
             from handwriting_pipeline.review.export import export_reviewed
 
@@ -73,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.training_folder:
                 from handwriting_pipeline.review.training import write_training_folder
 
-                result["training_forms"] = write_training_folder([run.folder], args.training_folder)
+                result["training_forms"] = write_training_folder([run.folder], args.training_folder,
+                                                                 form=args.form)
         elif args.command == "labelstudio-export":
             from handwriting_pipeline.review.export import write_labelstudio
 

@@ -1,8 +1,10 @@
 """The review page: a small FastAPI + Jinja2 app over one digitize run folder.
 
 One doubtful field at a time: its crop (the whole top section on demand), the chosen value in an
-editable box, each engine's candidates as numbered buttons, progress. Keyboard first (see
-``static/review.js``). Every decision goes straight into the run's corrections store
+editable box, each engine's candidates as numbered buttons, progress. The fields are the run's
+form's (:attr:`ReviewRun.spec <handwriting_pipeline.review.run.ReviewRun.spec>`), a value is
+checked with its field's type. Keyboard first (see ``static/review.js``). Every decision goes
+straight into the run's corrections store
 (:class:`~handwriting_pipeline.review.store.CorrectionStore`) before the page moves on.
 
 Safety: :func:`serve` binds 127.0.0.1 unless told otherwise (another interface needs
@@ -39,7 +41,7 @@ class DecisionIn(BaseModel):
     """A decision as the page posts it."""
 
     index: int = Field(ge=0)
-    field: str = Field(max_length=16)
+    field: str = Field(max_length=64)
     value: str = Field(max_length=200)
     action: str = Field(max_length=16)
     candidate: str | None = Field(default=None, max_length=200)
@@ -111,7 +113,7 @@ def create_app(run: ReviewRun, store: CorrectionStore, reviewer: str, token: str
             "reviewer": reviewer, "conflict": conflict, "run_name": run.folder.name,
             "crop": item.crop if item.crop and run.file(item.crop) else None,
             "top": item.top if item.top and run.file(item.top) else None,
-            "record": run.record_of(item.form) or {},
+            "record": run.record_of(item.form) or {}, "fields": run.keys, "title": item.title,
         })
 
     @app.get("/done", response_class=HTMLResponse)
@@ -157,8 +159,10 @@ def create_app(run: ReviewRun, store: CorrectionStore, reviewer: str, token: str
 
 
 def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8765, reviewer: str = "reviewer",
-          token: str | None = None, allow_remote: bool = False, store_path: str | Path | None = None) -> None:
-    """Run the review page for a digitize run folder until Ctrl-C."""
+          token: str | None = None, allow_remote: bool = False, store_path: str | Path | None = None,
+          form: str | Path | None = None) -> None:
+    """Run the review page for a digitize run folder until Ctrl-C (``form``: the run's form spec
+    when its summary names one that is not shipped)."""
     import uvicorn
 
     if host not in LOCAL_HOSTS:
@@ -166,11 +170,12 @@ def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8765, reviewe
             raise SystemExit(f"refusing to serve on {host}: the page binds 127.0.0.1 unless you pass --allow-remote "
                              "(and then a token guards it)")
         token = token or secrets.token_urlsafe(16)
-    run = ReviewRun.open(folder)
+    run = ReviewRun.open(folder, form)
     store = run.store(store_path)
     app = create_app(run, store, reviewer, token)
     query = f"?token={token}" if token else ""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(f"Review page: http://{shown}:{port}/{query}  ({len(run.items)} doubtful fields in {run.folder}; "
+    print(f"Review page: http://{shown}:{port}/{query}  ({len(run.items)} doubtful fields of the form "
+          f"{run.spec.name} in {run.folder}; "
           f"decisions -> {store.path}; Ctrl-C to stop)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

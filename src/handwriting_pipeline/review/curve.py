@@ -5,9 +5,10 @@ ones (the simulated reviewer types the gold value), and measure FLA and CBA afte
 ``k`` % of the fields (k = 0 … 30). The inverse question - what share of the fields must be
 reviewed to reach FLA 90 / 95 / 99 - is answered from the same ordering.
 
-Pure functions over a *field table* (:func:`field_table`: one row per form and field with gold,
-prediction and confidence); the evaluation report, digitize's summary and the benchmarks call
-them. Ties in confidence are broken by form and field name, so every number is deterministic.
+Pure functions over a *field table* (:func:`field_table`: one row per form and field of the
+form's fields - the HSF form's by default - with gold, prediction and confidence); the evaluation
+report, digitize's summary and the benchmarks call them. Ties in confidence are broken by form
+and field name, so every number is deterministic.
 """
 
 from __future__ import annotations
@@ -34,19 +35,21 @@ def _confidence(value: Any) -> float:
     return value
 
 
-def field_table(labels: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per labelled form and field: gold, pred, confidence (``<KEY>_conf``; NaN when the
-    method gives none), edit distance and the CBA denominator. Forms without a prediction count
-    as all "None" with confidence 0 (a person has to look at them first)."""
+def field_table(labels: pd.DataFrame, predictions: pd.DataFrame, keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per labelled form and field of ``keys`` (the form's fields; default the HSF
+    form's): gold, pred, confidence (``<KEY>_conf``; NaN when the method gives none), edit
+    distance and the CBA denominator. Forms without a prediction count as all "None" with
+    confidence 0 (a person has to look at them first)."""
+    keys = tuple(keys) if keys is not None else KEYS
     preds: dict[str, Mapping[str, Any]] = {}
     for row in predictions.to_dict("records"):
         preds.setdefault(row["file_name"], row)
     rows = []
     for label in labels.to_dict("records"):
         row = preds.get(label["file_name"])
-        gold = clean_fields({k: label.get(k) for k in KEYS})
-        pred = clean_fields({k: (row or {}).get(k) for k in KEYS})
-        for key in KEYS:
+        gold = clean_fields({k: label.get(k) for k in keys}, keys)
+        pred = clean_fields({k: (row or {}).get(k) for k in keys}, keys)
+        for key in keys:
             conf = _confidence((row or {}).get(f"{key}_conf")) if row is not None else 0.0
             g, p = gold[key], pred[key]
             rows.append({"file_name": label["file_name"], "field": key, "gold": g, "pred": p, "confidence": conf,
@@ -181,15 +184,17 @@ def review_load(confidences: Iterable[Any], threshold: float) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- many methods
 def method_curves(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame],
-                  shares: Sequence[float] = SHARES, threshold: float | None = None) -> dict[str, dict[str, Any]]:
+                  shares: Sequence[float] = SHARES, threshold: float | None = None,
+                  keys: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Every method that gives confidences: its curve (records of :func:`review_curve`), the shares
     for the FLA targets and (with ``threshold``, for 0-1 confidences) what it sends to review - plain JSON
-    (the evaluation's review_curve.json). Methods without confidences are left out."""
+    (the evaluation's review_curve.json). Methods without confidences are left out. ``keys``: the
+    form's fields (default the HSF form's)."""
     out = {}
     for method, table in predictions.items():
         if table is None or table.empty:
             continue
-        fields = field_table(labels, table)
+        fields = field_table(labels, table, keys)
         if not has_confidences(fields):
             continue
         sent = threshold_review(fields, threshold) if threshold is not None and is_probability(fields) else None

@@ -1,5 +1,10 @@
-"""A digitize run folder as the review page and the export see it: its forms and the queue of
-doubtful fields (``forms.jsonl``'s ``review`` items), read once; files resolved safely."""
+"""A digitize run folder as the review page and the export see it: its form, its forms and the
+queue of doubtful fields (``forms.jsonl``'s ``review`` items), read once; files resolved safely.
+
+The run's form is what its ``summary.json`` names (``"form"`` and its ``"fields"``, which digitize
+records); runs from before it did - or a run folder whose summary is not written yet - are the HSF
+form's (:func:`run_form`).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.fields import NONE
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, FormSpecError, hsf_form, load_form
+from handwriting_pipeline.fields.types import form_context, type_of
 from handwriting_pipeline.review.store import STORE_NAME, CorrectionStore, InvalidDecision, check_value, form_id
 
 FORMS_FILE = "forms.jsonl"
+SUMMARY_FILE = "summary.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class RunFolderError(RuntimeError):
     """A folder that is not a readable digitize run."""
+
+
+def run_form(folder: str | Path, form: str | Path | None = None) -> FormSpec:
+    """The form a digitize run read: ``form`` (a shipped form's name or a spec file) when given,
+    else the one its ``summary.json`` names; the HSF form for a run whose summary names none (runs
+    from before digitize recorded it, or a summary not written yet). The summary's ``fields`` must
+    be the spec's fields, in order. Raises :class:`RunFolderError` saying what to do otherwise."""
+    path = Path(folder).expanduser() / SUMMARY_FILE
+    summary: Mapping[str, Any] = {}
+    if path.is_file():
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise RunFolderError(f"{path}: not JSON ({err.msg}); the run was not written completely - "
+                                 "digitize it again") from err
+        if not isinstance(summary, Mapping):
+            raise RunFolderError(f"{path}: expected an object (digitize's summary)")
+    named, fields = summary.get("form"), summary.get("fields")
+    try:
+        spec = load_form(form) if form else load_form(named) if named else hsf_form()
+    except FormSpecError as err:
+        if form:
+            raise RunFolderError(str(err)) from err
+        raise RunFolderError(f"{path}: the run read the form {named!r}, which cannot be loaded ({err}); pass "
+                             "its spec file with --form path/to/form.yml") from err
+    if form and named and named != spec.name:
+        raise RunFolderError(f"{path}: the run read the form {named!r}, not {spec.name!r} ({form})")
+    if fields is not None and list(fields) != list(spec.keys):
+        raise RunFolderError(f"{path}: the run's fields {list(fields)} are not the fields of the form "
+                             f"{spec.name!r} ({', '.join(spec.keys)})")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -38,6 +77,17 @@ class ReviewItem:
     value_conf: float | None = None
     why: tuple[str, ...] = ()          # the doubt signals digitize recorded (runs before them: none)
     normalized: str = ""               # the chosen reading's normalized value ("" when none)
+    spec: FormSpec | None = field(default=None, repr=False, compare=False)  # the run's form (None: HSF)
+
+    @property
+    def form_spec(self) -> FormSpec:
+        """The form the field belongs to (the HSF form when the item was made without one)."""
+        return self.spec or hsf_form()
+
+    @property
+    def title(self) -> str | None:
+        """The field's title in the form spec, if it has one."""
+        return self.form_spec.field(self.field).title
 
     def options(self) -> list[dict[str, Any]]:
         """Distinct candidate values (the chosen one first when an engine proposed it), each
@@ -65,28 +115,47 @@ class ReviewItem:
 
     def normalized_option(self) -> str | None:
         """The normalized value as a candidate: None when there is none, it is already a
-        candidate (or the chosen value), it is a CITY that differs only in case, or it would not
-        be a valid decision."""
+        candidate (or the chosen value), it is a city (``us_city``) that differs only in case, or
+        it would not be a valid decision."""
         if not self.normalized or self.normalized == self.chosen or self.normalized in self.candidates.values():
             return None
-        if self.field == "CITY" and self.normalized.upper() == self.chosen.upper():
+        spec = self.form_spec
+        if spec.field(self.field).type == "us_city" and self.normalized.upper() == self.chosen.upper():
             return None  # a city the gazetteer does not confirm is only title-cased: nothing new
         try:
-            return check_value(self.field, self.normalized)
+            return check_value(self.field, self.normalized, spec)
         except InvalidDecision:
             return None
 
 
 @dataclass
 class ReviewRun:
-    """The forms of a digitize run and its review queue."""
+    """The forms of a digitize run, its form (``spec``) and its review queue."""
 
     folder: Path
     records: list[dict[str, Any]]
     items: list[ReviewItem] = field(default_factory=list)
+    spec: FormSpec = field(default_factory=hsf_form)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The run's fields, in the form's order."""
+        return self.spec.keys
+
+    @property
+    def is_hsf(self) -> bool:
+        return self.spec.name == HSF_FORM
+
+    def normalized_value(self, record: Mapping[str, Any], key: str, value: Any) -> str:
+        """``value`` of field ``key`` normalized by the field's type, the record's other fields as
+        its context (:func:`~handwriting_pipeline.fields.types.form_context`); "" when none."""
+        context = form_context(self.spec, {k: record.get(k) for k in self.keys if k in record})
+        return type_of(self.spec.field(key)).normalize(value, context) or ""
 
     @classmethod
-    def open(cls, folder: str | Path) -> ReviewRun:
+    def open(cls, folder: str | Path, form: str | Path | None = None) -> ReviewRun:
+        """The run in ``folder``; its form from its ``summary.json`` (or ``form``: a shipped
+        form's name or a spec file, see :func:`run_form`)."""
         root = Path(folder).expanduser()
         path = root / FORMS_FILE
         if not path.is_file():
@@ -103,23 +172,27 @@ class ReviewRun:
                 except json.JSONDecodeError as err:
                     raise RunFolderError(f"{path}:{number}: not JSON ({err.msg}); the run was not written "
                                          "completely - digitize it again") from err
-        run = cls(root.resolve(), records)
+        run = cls(root.resolve(), records, spec=run_form(root, form))
         for record in records:
             for item in record.get("review") or []:
-                if item.get("field") not in KEYS:
+                if item.get("field") not in run.keys:
                     continue
+                chosen = str(item.get("chosen") or NONE)
+                # HSF: the value digitize normalized (the trust signals'); another form: its field type's
+                normalized = (str(item.get("normalized") or "") if run.is_hsf
+                              else run.normalized_value(record, item["field"], chosen))
                 run.items.append(ReviewItem(
-                    index=len(run.items), form=form_id(record), field=item["field"], chosen=str(item.get("chosen") or NONE),
+                    index=len(run.items), form=form_id(record), field=item["field"], chosen=chosen,
                     confidence=item.get("confidence"), candidates=dict(item.get("candidates") or {}),
                     crop=item.get("crop"), top=item.get("top"), source=str(record["source"]),
                     page=int(record.get("page") or 0), written_conf=item.get("written_conf"),
                     value_conf=item.get("value_conf"), why=tuple(str(w) for w in item.get("why") or ()),
-                    normalized=str(item.get("normalized") or "")))
+                    normalized=normalized, spec=run.spec))
         return run
 
     def store(self, path: str | Path | None = None) -> CorrectionStore:
         """The run's corrections store (``corrections.sqlite`` in the run folder by default)."""
-        return CorrectionStore(path or self.folder / STORE_NAME)
+        return CorrectionStore(path or self.folder / STORE_NAME, self.spec)
 
     def record_of(self, form: str) -> Mapping[str, Any] | None:
         return next((r for r in self.records if form_id(r) == form), None)

@@ -7,7 +7,8 @@ field is kept beside the first. The *latest* decision per field is what the expo
 reviewers gave different values for one field that is a **conflict** (both rows stay, the page
 and the export say so). A reviewer revising their own decision is not a conflict.
 
-A field is named by its form (``<source>#<page>``, :func:`form_id`) and its key.
+A field is named by its form (``<source>#<page>``, :func:`form_id`) and its key; a value is
+checked with the field's type from the run's form spec (:func:`check_value`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from handwriting_pipeline.fields import KEYS, NONE
-from handwriting_pipeline.fields.schema import MAX_WRITTEN_LENGTH, WRITTEN_CHARS
+from handwriting_pipeline.fields import NONE
+from handwriting_pipeline.fields.formspec import FormSpec, hsf_form
+from handwriting_pipeline.fields.schema import MAX_WRITTEN_LENGTH
+from handwriting_pipeline.fields.types import type_of
 
 STORE_NAME = "corrections.sqlite"
 ACTIONS = ("accept", "correct", "pick")
@@ -52,12 +55,14 @@ def form_id(record: Mapping[str, Any]) -> str:
     return f"{record['source']}#{int(record.get('page') or 0)}"
 
 
-def check_value(field: str, value: str) -> str:
-    """A person's value for ``field``, checked: a known field, at most
-    :data:`MAX_WRITTEN_LENGTH` characters, only :data:`WRITTEN_CHARS` (or "None"); surrounding
-    spaces stripped. Raises :class:`InvalidDecision` naming what is wrong."""
-    if field not in KEYS:
-        raise InvalidDecision(f"unknown field {field!r}; fields are {', '.join(KEYS)}")
+def check_value(field: str, value: str, spec: FormSpec | None = None) -> str:
+    """A person's value for ``field`` of the form ``spec`` (default: the HSF form), checked: a
+    field of the form, at most :data:`MAX_WRITTEN_LENGTH` characters, only the characters a person
+    may type for the field's type (``written_chars`` of :func:`~handwriting_pipeline.fields.types.type_of`,
+    or "None"); surrounding spaces stripped. Raises :class:`InvalidDecision` naming what is wrong."""
+    spec = spec or hsf_form()
+    if field not in spec.keys:
+        raise InvalidDecision(f"unknown field {field!r}; fields are {', '.join(spec.keys)}")
     if not isinstance(value, str):
         raise InvalidDecision(f"{field}: the value must be text")
     value = " ".join(value.split())
@@ -65,7 +70,8 @@ def check_value(field: str, value: str) -> str:
         return NONE
     if len(value) > MAX_WRITTEN_LENGTH:
         raise InvalidDecision(f"{field}: {len(value)} characters, at most {MAX_WRITTEN_LENGTH}")
-    bad = sorted({ch for ch in value if ch not in WRITTEN_CHARS[field]})
+    written = type_of(spec.field(field)).written_chars
+    bad = sorted({ch for ch in value if ch not in written})
     if bad:
         raise InvalidDecision(f"{field}: characters not allowed: {' '.join(repr(c) for c in bad)}")
     return value
@@ -96,10 +102,12 @@ class Decision:
 
 
 class CorrectionStore:
-    """Append-only decisions in one SQLite file (WAL, a committed transaction per decision)."""
+    """Append-only decisions in one SQLite file (WAL, a committed transaction per decision),
+    checked against the fields of ``spec`` (the run's form; default the HSF form)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, spec: FormSpec | None = None) -> None:
         self.path = Path(path)
+        self.spec = spec or hsf_form()  # the form whose fields decisions are checked against
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -119,7 +127,7 @@ class CorrectionStore:
                candidate: str | None = None, origin: str = "page") -> tuple[Decision, list[Decision]]:
         """Append a decision (durable when this returns). Returns it and the conflicts it makes:
         earlier decisions on the same field by *other* reviewers whose latest value differs."""
-        value = check_value(field, value)
+        value = check_value(field, value, self.spec)
         machine_value = str(machine_value if machine_value not in (None, "") else NONE)
         reviewer = " ".join(str(reviewer or "").split())[:64]
         if not reviewer:

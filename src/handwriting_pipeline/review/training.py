@@ -20,9 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.review.export import reviewed_records
-from handwriting_pipeline.review.run import ReviewRun
+from handwriting_pipeline.review.run import ReviewRun, RunFolderError, run_form
 from handwriting_pipeline.review.store import form_id
 
 logger = logging.getLogger(__name__)
@@ -40,11 +39,13 @@ def _top_section(run: ReviewRun, record: dict[str, Any]) -> Any:
         return image.copy()
 
 
-def reviewed_forms(folder: str | Path) -> Iterator[dict[str, Any]]:
-    """``{"file_name", "labels": {KEY: value}, "image": PIL image, "source", "statuses"}`` per
-    reviewed form of a run (every doubtful field decided, no conflict). Forms whose top-section
-    image is not in the run folder (a run digitized without review crops) are skipped, logged."""
-    run = ReviewRun.open(folder)
+def reviewed_forms(folder: str | Path, form: str | Path | None = None) -> Iterator[dict[str, Any]]:
+    """``{"file_name", "labels": {FIELD: value}, "image": PIL image, "source", "statuses"}`` per
+    reviewed form of a run (every doubtful field decided, no conflict), over the fields of the
+    run's form. Forms whose top-section image is not in the run folder (a run digitized without
+    review crops) are skipped, logged. ``form``: the run's form spec when its summary names a form
+    that is not shipped (:func:`~handwriting_pipeline.review.run.run_form`)."""
+    run = ReviewRun.open(folder, form)
     originals = {form_id(r): r for r in run.records}
     for record in reviewed_records(run, run.store()):
         if record.get("error") or record["conflicts"] or not record["reviewed"]:
@@ -56,21 +57,27 @@ def reviewed_forms(folder: str | Path) -> Iterator[dict[str, Any]]:
             continue
         digest = hashlib.sha256(f"{record['source']}#{record.get('page')}".encode()).hexdigest()[:10]
         yield {"file_name": f"reviewed_{Path(record['source']).stem}_{record.get('page') or 1}_{digest}.png",
-               "labels": {k: record[k] for k in KEYS}, "image": image, "source": record["source"],
-               "statuses": {k: record[f"{k}_status"] for k in KEYS}}
+               "labels": {k: record[k] for k in run.keys}, "image": image, "source": record["source"],
+               "statuses": {k: record[f"{k}_status"] for k in run.keys}}
 
 
-def write_training_folder(folders: list[str | Path], out: str | Path, split: str = "train") -> int:
+def write_training_folder(folders: list[str | Path], out: str | Path, split: str = "train",
+                          form: str | Path | None = None) -> int:
     """The reviewed forms of one or more runs as ``<out>/<split>/metadata.jsonl`` + PNGs; returns
-    the number of forms written."""
+    the number of forms written. The runs must have read one form (their labels share its fields)."""
+    names = {run_form(folder, form).name for folder in folders}
+    if len(names) > 1:
+        raise RunFolderError(f"the runs read different forms ({', '.join(sorted(names))}); write one training "
+                             "folder per form")
     target = Path(out) / split
     target.mkdir(parents=True, exist_ok=True)
     n = 0
     with open(target / "metadata.jsonl", "w", encoding="utf-8") as handle:
         for folder in folders:
-            for form in reviewed_forms(folder):
-                form["image"].save(target / form["file_name"])
-                truth = json.dumps({"gt_parse": form["labels"]}, ensure_ascii=False)
-                handle.write(json.dumps({"file_name": form["file_name"], "ground_truth": truth}, ensure_ascii=False) + "\n")
+            for reviewed in reviewed_forms(folder, form):
+                reviewed["image"].save(target / reviewed["file_name"])
+                truth = json.dumps({"gt_parse": reviewed["labels"]}, ensure_ascii=False)
+                handle.write(json.dumps({"file_name": reviewed["file_name"], "ground_truth": truth},
+                                        ensure_ascii=False) + "\n")
                 n += 1
     return n

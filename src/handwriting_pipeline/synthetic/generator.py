@@ -8,7 +8,8 @@ Printed parts (Computer Modern, the TeX font of the real form; matplotlib ships 
 "HANDWRITING SAMPLE FORM" header, bold labels NAME / DATE / CITY / STATE / ZIP, the DATE box,
 the shared CITY/STATE/ZIP box, the blacked-out NAME box and the bold sentence line at the bottom.
 Handwriting: digits are skeletons of real MNIST digits, letters and punctuation skeletons of
-OFL handwriting fonts, all re-inked with one pen per form (see :mod:`.glyphs`).
+OFL handwriting fonts, all re-inked with one pen per form (see :mod:`.glyphs`; the writer, pen
+and scanner are shared with :mod:`.spec_forms` in :mod:`.pen`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from handwriting_pipeline.fields import KEYS, NONE
 
 from .glyphs import FontGlyphs, Glyph, font_glyphs, handwriting_font_paths, mnist_digits
+from .pen import Writer, draw_glyphs, fit_font, ink_strokes, new_writer, scan, shape_text
 from .values import sample_date, sample_place
 
 WIDTH, HEIGHT = 2460, 350
@@ -75,28 +76,15 @@ class SyntheticForm:
     place: tuple[str, str, str] | None = None  # gazetteer (zip, city, state) the triple came from
 
 
-@lru_cache(maxsize=4)
-def _cm_font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    import matplotlib
-
-    path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name)
-    return ImageFont.truetype(path, size)
-
-
-def _fit_font(name: str, text: str, width: float) -> ImageFont.FreeTypeFont:
-    probe = _cm_font(name, 100)
-    return _cm_font(name, max(8, int(round(100 * width / probe.getlength(text)))))
-
-
 def render_template() -> np.ndarray:
     """The printed form (uint8 canvas, 255 = ink) in nominal crop coordinates plus PAD."""
     img = Image.new("L", (WIDTH + 2 * PAD, HEIGHT + 2 * PAD), 0)
     draw = ImageDraw.Draw(img)
     p = PAD
     text, x, baseline, width = HEADER
-    draw.text((x + p, baseline + p), text, font=_fit_font("cmr10.ttf", text, width), fill=255, anchor="ls",
+    draw.text((x + p, baseline + p), text, font=fit_font("cmr10.ttf", text, width), fill=255, anchor="ls",
               stroke_width=1, stroke_fill=255)
-    label_font = _fit_font("cmb10.ttf", "DATE", 126)
+    label_font = fit_font("cmb10.ttf", "DATE", 126)
     for label, lx in LABELS.items():
         draw.text((lx + p, LABEL_BASELINE + p), label, font=label_font, fill=255, anchor="ls")
     for x0, y0, x1, y1 in (DATE_BOX, CSZ_BOX):
@@ -104,22 +92,9 @@ def render_template() -> np.ndarray:
     x0, y0, x1, y1 = NAME_BLACK
     draw.rectangle((x0 + p, y0 + p, x1 + p, y1 + p), fill=255)
     text, x, top, width = SENTENCE
-    draw.text((x + p, top + p), text, font=_fit_font("cmb10.ttf", text, width), fill=255, anchor="lt",
+    draw.text((x + p, top + p), text, font=fit_font("cmb10.ttf", text, width), fill=255, anchor="lt",
               stroke_width=1, stroke_fill=255)
     return np.asarray(img).copy()
-
-
-@dataclass
-class _Writer:
-    font: FontGlyphs
-    mnist: bool
-    cap: float
-    pen: int
-    slant: float
-    tracking: float
-    space: float
-    drift: float
-    wobble: float
 
 
 class SyntheticFormGenerator:
@@ -221,78 +196,25 @@ class SyntheticFormGenerator:
         image, boxes = self._scan(rng, canvas)
         return SyntheticForm(image=image, fields=fields, boxes=boxes, place=place)
 
-    def _writer(self, rng: np.random.Generator) -> _Writer:
-        o = self.options
-        lo, hi = o["cap_height"]
-        plo, phi = o["pen_width"]
-        return _Writer(
-            font=self.fonts[int(rng.integers(len(self.fonts)))],
-            mnist=bool(rng.random() < o["mnist_digit_rate"]),
-            cap=float(rng.uniform(lo, hi)),
-            pen=int(rng.integers(plo, phi + 1)),
-            slant=float(np.clip(rng.normal(0.05, 0.12), -0.25, 0.4)),
-            tracking=float(rng.uniform(0.0, 0.18)),
-            space=float(rng.uniform(0.35, 0.8)),
-            drift=float(rng.normal(0, 0.02)),
-            wobble=float(rng.uniform(0.0, 0.05)),
-        )
+    def _writer(self, rng: np.random.Generator) -> Writer:
+        return new_writer(rng, self.fonts, self.options)
 
-    def _glyphs(self, rng: np.random.Generator, writer: _Writer, text: str) -> tuple[list[tuple[Glyph | None, float]], float]:
+    def _glyphs(self, rng: np.random.Generator, writer: Writer, text: str) -> tuple[list[tuple[Glyph | None, float]], float]:
         """Glyphs of ``text`` with x offsets (cap units) and total width (cap units)."""
-        out: list[tuple[Glyph | None, float]] = []
-        x = 0.0
-        width = 0.0
-        for ch in text:
-            if ch == " ":
-                x += writer.space * rng.uniform(0.8, 1.3)
-                continue
-            if ch.isdigit() and writer.mnist:
-                d = int(ch)
-                glyph = self.mnist.get(d, int(rng.integers(self.mnist.count(d))))
-            else:
-                glyph = writer.font.get(ch)
-                if glyph is None:  # font lacks it: first font that has it
-                    glyph = next((g for g in (f.get(ch) for f in self.fonts) if g is not None), None)
-                if glyph is None:
-                    raise ValueError(f"no handwriting font can draw {ch!r} (in {text!r}); fonts: {self.font_paths}")
-            out.append((glyph, x))
-            width = x + glyph.width
-            x += glyph.advance + writer.tracking * rng.uniform(0.5, 1.5)
-        return out, width
+        return shape_text(rng, writer, text, self.fonts, self.mnist)
 
-    def _draw(self, rng: np.random.Generator, ink: np.ndarray, writer: _Writer, glyphs, x0: float, baseline: float,
+    def _draw(self, rng: np.random.Generator, ink: np.ndarray, writer: Writer, glyphs, x0: float, baseline: float,
               cap: float) -> None:
         """Plot transformed skeleton points (value 255) into ``ink`` (canvas coordinates)."""
-        h, w = ink.shape
-        for glyph, gx in glyphs:
-            pts = glyph.points
-            s = cap * (1.0 + rng.normal(0, 0.05))
-            angle = rng.normal(0, 0.04)
-            shear = writer.slant + rng.normal(0, 0.04)
-            ca, sa = np.cos(angle), np.sin(angle)
-            x = pts[:, 0] - shear * pts[:, 1]
-            y = pts[:, 1]
-            if writer.wobble:
-                phase = rng.uniform(0, 6.3, 2)
-                x = x + writer.wobble * np.sin(3.0 * y + phase[0])
-                y = y + writer.wobble * np.sin(3.0 * x + phase[1])
-            px = x0 + gx * cap + s * (ca * x - sa * y) + PAD
-            py = baseline + s * (sa * x + ca * y) + writer.drift * gx * cap + rng.normal(0, 0.025) * cap + PAD
-            xi = np.round(px).astype(np.intp)
-            yi = np.round(py).astype(np.intp)
-            keep = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-            ink[yi[keep], xi[keep]] = 255
+        draw_glyphs(rng, ink, writer, glyphs, x0, baseline, cap, PAD)
 
     @staticmethod
     def _ink(ink: np.ndarray, pen: int) -> None:
         """Give the skeleton strokes a round pen of ``pen`` pixels (in place)."""
-        import cv2
-
         # handwriting stays within the band of the two boxes (plus what crosses their lines)
         y0, y1 = max(0, BOX_TOP + PAD - 90), min(ink.shape[0], BOX_BOTTOM + PAD + 90)
         x0, x1 = max(0, DATE_BOX[0] + PAD - 60), min(ink.shape[1], CSZ_BOX[2] + PAD + 90)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (pen, pen))
-        ink[y0:y1, x0:x1] = cv2.dilate(ink[y0:y1, x0:x1], kernel)
+        ink_strokes(ink, pen, (x0, y0, x1, y1))
 
     def _baseline(self, rng: np.random.Generator, cap: float) -> float:
         top, bottom = BOX_TOP + LINE_WIDTH, BOX_BOTTOM - LINE_WIDTH
@@ -304,7 +226,7 @@ class SyntheticFormGenerator:
         hi = max(lo, bottom - 3)
         return float(rng.uniform(lo, hi))
 
-    def _write_date(self, rng: np.random.Generator, ink: np.ndarray, writer: _Writer, text: str) -> None:
+    def _write_date(self, rng: np.random.Generator, ink: np.ndarray, writer: Writer, text: str) -> None:
         if text == NONE:
             return
         glyphs, width = self._glyphs(rng, writer, text)
@@ -316,7 +238,7 @@ class SyntheticFormGenerator:
         x0 = left + rng.uniform(0, 0.6) * slack
         self._draw(rng, ink, writer, glyphs, x0, self._baseline(rng, cap), cap)
 
-    def _write_csz(self, rng: np.random.Generator, ink: np.ndarray, writer: _Writer, fields: dict[str, str]) -> None:
+    def _write_csz(self, rng: np.random.Generator, ink: np.ndarray, writer: Writer, fields: dict[str, str]) -> None:
         parts = [(k, fields[k]) for k in ("CITY", "STATE", "ZIP") if fields[k] != NONE]
         if not parts:
             return
@@ -355,37 +277,8 @@ class SyntheticFormGenerator:
 
     def _scan(self, rng: np.random.Generator, canvas: np.ndarray) -> tuple[Image.Image, dict[str, tuple[int, int, int, int]]]:
         """Skew, shift and binarise the page like a scanner; cut the 2460x350 crop."""
-        import cv2
-
-        o = self.options
-        angle = np.deg2rad(rng.uniform(-o["rotation_deg"], o["rotation_deg"]))
-        scale = rng.uniform(0.985, 1.015)
-        tx, ty = rng.uniform(*o["shift_x"]), rng.uniform(*o["shift_y"])
-        a = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        centre = np.array([WIDTH / 2, HEIGHT / 2])
-        b = centre + np.array([tx, ty]) - a @ (centre + PAD)
-        matrix = np.hstack([a, b[:, None]]).astype(np.float32)
-        out = cv2.warpAffine(canvas, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderValue=0)
-        ink = out > int(rng.integers(90, 170))
-        n = rng.poisson(o["salt_noise"])
-        if n:
-            ys = rng.integers(0, HEIGHT - 3, n)
-            xs = rng.integers(0, WIDTH - 3, n)
-            sizes = rng.integers(1, 4, n)
-            for y, x, s in zip(ys, xs, sizes):
-                ink[y : y + s, x : x + s] = True
-        boxes = {}
-        for name, (x0, y0, x1, y1) in (("DATE", DATE_BOX), ("CITY_STATE_ZIP", CSZ_BOX)):
-            corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=float) + PAD
-            mapped = corners @ a.T + b
-            boxes[name] = (
-                int(np.floor(mapped[:, 0].min())),
-                int(np.floor(mapped[:, 1].min())),
-                int(np.ceil(mapped[:, 0].max())),
-                int(np.ceil(mapped[:, 1].max())),
-            )
-        image = Image.fromarray(~ink)  # bool array -> mode "1", ink black
-        return image, boxes
+        return scan(rng, canvas, (WIDTH, HEIGHT), PAD, self.options,
+                    (("DATE", DATE_BOX), ("CITY_STATE_ZIP", CSZ_BOX)))
 
 
 # ---------------------------------------------------------------------- worker processes

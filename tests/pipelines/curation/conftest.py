@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from handwriting_pipeline.datasets.forms import metadata_line
 from handwriting_pipeline.pipelines.curation import create_pipeline
+from handwriting_pipeline.settings import CONFIG_LOADER_ARGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RAW_ENTRIES = ("sd19_pages", "sd19_labels", "donut_folder", "hf_forms")
@@ -24,15 +25,27 @@ OUTPUTS = ("train_forms", "validation_forms", "test_forms", "curated_labels", "c
 
 def curation_config(runtime_params: dict[str, Any] | None = None) -> tuple[dict, dict]:
     """(catalog config of the curation entries, ``curation`` parameters) from conf/base, with
-    runtime parameters resolved as ``kedro run --params`` would."""
+    runtime parameters resolved as ``kedro run --params`` would (the run's ``form``:
+    :func:`run_form`)."""
     from omegaconf import OmegaConf
 
     nested = OmegaConf.to_container(OmegaConf.from_dotlist([f"{k}={v}" for k, v in (runtime_params or {}).items()]))
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local",
-                               runtime_params=nested)
+    loader = _loader(nested)
     catalog = {name: loader["catalog"][name] for name in (*RAW_ENTRIES, *OUTPUTS)}
     params = dict(loader["parameters"]["curation"])
     return catalog, params
+
+
+def _loader(runtime_params: dict[str, Any] | None) -> OmegaConfigLoader:
+    """The project's config loader (its settings: environments, resolvers) on conf/."""
+    args = {**CONFIG_LOADER_ARGS, "runtime_params": runtime_params}
+    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **args)
+
+
+def run_form(runtime_params: dict[str, Any] | None = None) -> str:
+    """The run's ``form`` (``params:form``): conf/base/parameters.yml's, or ``runtime_params["form"]``."""
+    given = (runtime_params or {}).get("form")
+    return given if given is not None else _loader(None)["parameters"]["form"]
 
 
 def run_curation(tmp_path: Path, runtime_params: dict[str, Any] | None = None,
@@ -54,6 +67,7 @@ def run_curation(tmp_path: Path, runtime_params: dict[str, Any] | None = None,
         entries[name] = entry
     catalog = DataCatalog.from_config(entries)
     catalog["params:curation"] = MemoryDataset(params)
+    catalog["params:form"] = MemoryDataset(run_form(runtime_params))
     SequentialRunner().run(create_pipeline(), catalog)
     return {name: catalog.load(name) for name in OUTPUTS}
 
@@ -134,13 +148,15 @@ def sd19_raw(tmp_path_factory, shared_page) -> dict[str, Any]:
     return {"root": root, "pages": pages, "labels": labels, "good": good, "bad": bad}
 
 
-def write_donut_split(folder: Path, forms: dict[str, dict[str, str]], size=(2460, 350)) -> None:
-    """A Donut-layout split: one distinct 1-bit image per form + metadata.jsonl."""
+def write_donut_split(folder: Path, forms: dict[str, dict[str, str]], size=(2460, 350),
+                      keys: tuple[str, ...] | None = None) -> None:
+    """A Donut-layout split: one distinct 1-bit image per form + metadata.jsonl (labels with
+    ``keys``, default the HSF form's)."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for k, (name, fields) in enumerate(forms.items()):
         img = Image.new("1", size, 1)
         ImageDraw.Draw(img).rectangle((10 + 40 * k, 10, 30 + 40 * k, 30), fill=0)
         img.save(folder / name)
-        lines.append(metadata_line(name, fields))
+        lines.append(metadata_line(name, fields) if keys is None else metadata_line(name, fields, keys))
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")

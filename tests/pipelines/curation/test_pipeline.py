@@ -28,7 +28,7 @@ def project_copy(tmp_path) -> Path:
     conf = tmp_path / "conf" / "base"
     conf.mkdir(parents=True)
     (tmp_path / "conf" / "local").mkdir()
-    for name in ("catalog.yml", "catalog_curation.yml", "parameters_curation.yml"):
+    for name in ("catalog.yml", "catalog_curation.yml", "parameters.yml", "parameters_curation.yml"):
         shutil.copy(PROJECT_ROOT / "conf" / "base" / name, conf)
     shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", tmp_path / "conf")
     for layer in ("01_raw", "05_model_input", "08_reporting"):

@@ -16,6 +16,7 @@ from handwriting_pipeline.pipelines.ensemble import create_pipeline
 from handwriting_pipeline.pipelines.ensemble.nodes import engine_calibrations
 from handwriting_pipeline.predictions import COLUMNS, empty_predictions, predictions_from_records
 from handwriting_pipeline.registry import engine_class, engine_methods
+from tests.project_conf import resolved
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -29,6 +30,7 @@ def _run(params: dict, tables: dict[str, pd.DataFrame], tmp_path: Path, models: 
     datasets = {f"predictions_{e}": MemoryDataset(tables.get(e, empty_predictions())) for e in engine_methods()}
     datasets.update({
         "params:ensemble": MemoryDataset(params),
+        "params:form": MemoryDataset("hsf_top"),
         "evaluation_forms": MemoryDataset(None),
         "ensemble_credentials": MemoryDataset({}),
         "llm_prompts": MemoryDataset(prompt_files(PROJECT / "conf/base/prompts"), copy_mode="assign"),
@@ -47,9 +49,9 @@ def _run(params: dict, tables: dict[str, pd.DataFrame], tmp_path: Path, models: 
 
 
 def test_catalog_resolves_every_pipeline_output():
-    config = {**yaml.safe_load((PROJECT / "conf/base/catalog_ensemble.yml").read_text()),
-              **yaml.safe_load((PROJECT / "conf/base/catalog_extract.yml").read_text())}
-    config = {k: v for k, v in config.items() if "credentials" not in k}
+    entries = {**yaml.safe_load((PROJECT / "conf/base/catalog_ensemble.yml").read_text()),
+               **yaml.safe_load((PROJECT / "conf/base/catalog_extract.yml").read_text())}
+    config = {k: v for k, v in resolved("catalog").items() if k in entries and "credentials" not in k}
     catalog = DataCatalog.from_config(config)
     pipeline = create_pipeline()
     for name in pipeline.outputs():

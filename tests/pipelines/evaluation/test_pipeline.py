@@ -74,7 +74,7 @@ def recorded(shared_ocr_outputs):
 
 def _run(forms, params, tables, ensemble=None):
     datasets = {"evaluation_forms": MemoryDataset(forms), "params:evaluation": MemoryDataset(params),
-                "params:ensemble": MemoryDataset(ensemble or {"inputs": []}),
+                "params:ensemble": MemoryDataset(ensemble or {"inputs": []}), "params:form": MemoryDataset("hsf_top"),
                 "run_info": MemoryDataset({"run_id": "2026-11-30T00.00.00.000Z", "started_utc": "2026-11-30T00:00:00"})}
     for method in METHODS:
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions()))
@@ -238,7 +238,7 @@ def test_the_cascade_costs_its_fast_engines_for_every_form_and_the_others_for_th
 
 def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "run_info",
+    assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "params:form", "run_info",
                                  "cascade_escalation", "engine_choices", "engine_calibrations", "engine_guarantees",
                                  *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)

@@ -20,6 +20,7 @@ from handwriting_pipeline.engines.textract import TextractEngine
 from handwriting_pipeline.pipelines.extract import create_pipeline, nodes
 from handwriting_pipeline.predictions import COLUMNS
 from handwriting_pipeline.registry import engine_class, engine_methods
+from tests.project_conf import resolved
 
 from .test_textract import STATE_WITH_ZIP
 
@@ -206,9 +207,9 @@ def test_pipeline_is_generated_from_the_registry_and_the_factory_resolves_it() -
     pipeline = create_pipeline()
     assert {n.name for n in pipeline.nodes} == {"check_extract_engines", *(f"extract_{m}" for m in engine_methods())}
     assert pipeline.outputs() == {f"predictions_{m}" for m in engine_methods()}
-    catalog = DataCatalog.from_config({
-        k: v for k, v in yaml.safe_load((PROJECT / "conf/base/catalog_extract.yml").read_text()).items()
-        if k != "extract_credentials"})
+    extract_entries = yaml.safe_load((PROJECT / "conf/base/catalog_extract.yml").read_text())
+    catalog = DataCatalog.from_config({k: v for k, v in resolved("catalog").items()
+                                       if k in extract_entries and k != "extract_credentials"})
     for method in [*engine_methods(), "some_new_engine"]:
         dataset = catalog[f"predictions_{method}"]
         assert type(dataset).__name__ == "ParquetDataset"

@@ -60,6 +60,7 @@ def test_runs_through_kedro_and_round_trips_versioned_folders(tmp_path: Path):
             "external_evaluation_forms": LabelledFormsDataset(path="", optional=True),
             "evaluation_forms": LabelledFormsDataset(path=str(tmp_path / "evaluation")),
             "params:evaluation": MemoryDataset({"input_checks": {"image_size": [2460, 350]}}),
+            "params:form": MemoryDataset("hsf_top"),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

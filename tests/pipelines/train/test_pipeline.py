@@ -37,6 +37,7 @@ def _catalog(tmp_path: Path, train_forms, split, params) -> DataCatalog:
     catalog["fieldreader_split"] = MemoryDataset(split)
     catalog["params:train"] = MemoryDataset(params)
     catalog["params:train.models"] = MemoryDataset(["donut"])
+    catalog["params:form"] = MemoryDataset("hsf_top")
     return catalog
 
 

@@ -7,7 +7,6 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 from kedro.config import OmegaConfigLoader
 
 from handwriting_pipeline.config import CrossfitSettings, FieldReaderTrainSettings
@@ -29,6 +28,7 @@ from handwriting_pipeline.fieldreader.crossfit import (
 )
 from handwriting_pipeline.fields import KEYS
 from tests.conftest import PROJECT_ROOT
+from tests.project_conf import resolved
 
 NAMES = [f"f{i:04d}_{i % 50:02d}.png" for i in range(1, 41)] + [f"f0067_25_N{c}.png" for c in "abcde"]
 
@@ -52,7 +52,7 @@ def test_folds_are_disjoint_covering_seeded_and_keep_a_writer_together():
 
 
 def test_settings_block_and_the_node_off_by_default():
-    block = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    block = resolved("parameters")["train_fieldreader"]
     assert CrossfitSettings.from_params(block["crossfit"]) == CrossfitSettings() and CrossfitSettings().folds == 0
     readings, folds = crossfit_readings(None, block)  # off: no forms read, nothing trained
     assert readings.empty and list(readings.columns) == READING_COLUMNS and folds.empty
@@ -69,7 +69,7 @@ def test_oof_predictions_and_fields_right():
 
 
 def _params(tmp_path) -> dict:
-    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    params = resolved("parameters")["train_fieldreader"]
     params["checkpoint_dir"] = str(tmp_path / "main_ckpt")  # the main reader's: crossfit uses its own per fold
     params["trainer"].update(epochs=1, batch_size=4, progress_bar=False, accelerator="cpu", learning_rate=2e-4,
                              augment=0.0, max_minutes=2)
@@ -88,9 +88,10 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     calls: list[dict] = []
     original = recipe.fine_tune
 
-    def spy(train_forms, split, params):
-        calls.append({"split": split, "checkpoint_dir": FieldReaderTrainSettings.from_params(params).checkpoint_dir})
-        return original(train_forms, split, params)
+    def spy(train_forms, split, params, form=None):
+        calls.append({"split": split, "checkpoint_dir": FieldReaderTrainSettings.from_params(params).checkpoint_dir,
+                      "form": form})
+        return original(train_forms, split, params, form)
 
     monkeypatch.setattr(recipe, "fine_tune", spy)
     result = fit_folds(forms, params)

@@ -165,7 +165,7 @@ def _truncated_png() -> Image.Image:
 
 @pytest.mark.parametrize("make, error", [
     (lambda: Image.new("1", (2460, 350), 1), None),  # blank crop: "None" everywhere, no error
-    (lambda: Image.new("L", (800, 600), 128), "800x600: not an HSF top-section crop"),
+    (lambda: Image.new("L", (800, 600), 128), "800x600: not a registered 'hsf_top' image (expected about 2460x350)"),
     (_truncated_png, "truncated"),
 ], ids=["blank", "wrong-size", "truncated-png"])
 def test_bad_images_give_none_with_the_error(stock, make, error):

@@ -1,5 +1,5 @@
 """What flows between the curation nodes: :class:`Candidates` (labels, lazily opened images,
-what was dropped and why) and the split names."""
+what was dropped and why), the split names and the run's form (:func:`form_spec`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,31 @@ from PIL import Image
 
 from handwriting_pipeline.datasets.forms import LABEL_COLUMNS
 from handwriting_pipeline.fields import KEYS, clean_fields
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, load_form
 
 logger = logging.getLogger("handwriting_pipeline.pipelines.curation.nodes")
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "test"}
 CANDIDATE_COLUMNS = [*LABEL_COLUMNS, "group"]
+
+
+# --------------------------------------------------------------------------- the run's form
+def form_spec(form: str | FormSpec | None) -> FormSpec:
+    """The form a curation run reads (``params:form``: a shipped form's name or a spec file's
+    path, :func:`~handwriting_pipeline.fields.formspec.load_form`); None: the HSF form."""
+    return form if isinstance(form, FormSpec) else load_form(form or HSF_FORM)
+
+
+def is_hsf(spec: FormSpec) -> bool:
+    """True for the HSF top-section form, whose sources and renderer keep their own code paths."""
+    return spec.name == HSF_FORM and spec.keys == KEYS
+
+
+def form_label(spec: FormSpec) -> str:
+    """How notes and descriptions name the forms: "" for the HSF form (its texts stay as they
+    were), else the quoted form name and a space ("'order_card' ")."""
+    return "" if is_hsf(spec) else f"'{spec.name}' "
 
 
 # --------------------------------------------------------------------------- data passed between nodes
@@ -39,8 +58,9 @@ class PackedImage:
 class Candidates:
     """Forms on their way through curation.
 
-    ``labels``: file_name, split ("" until split), DATE, CITY, STATE, ZIP, group (forms of one
-    group - copies of one source image - stay in one split). ``images``: file_name -> PIL image
+    ``labels``: file_name, split ("" until split), the form's fields (``keys``: the spec's keys,
+    by default the HSF form's DATE, CITY, STATE, ZIP), group (forms of one group - copies of one
+    source image - stay in one split). ``images``: file_name -> PIL image
     or a zero-argument function returning one (opened lazily). ``dropped``: one
     ``{"file_name", "stage", "reason"}`` per form left out. ``notes``: remarks for the report.
     """
@@ -51,6 +71,7 @@ class Candidates:
     dropped: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     presplit: bool = False
+    keys: tuple[str, ...] = KEYS
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -83,10 +104,15 @@ class _OpenedImages(Mapping[str, Image.Image]):
         return len(self._names)
 
 
-def _labels_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
-    for key in KEYS:
-        frame[key] = [clean_fields({key: v})[key] for v in frame[key]]
+def candidate_columns(keys: tuple[str, ...] = KEYS) -> list[str]:
+    """The columns of a candidates' labels: file_name, split, the form's ``keys``, group."""
+    return ["file_name", "split", *keys, "group"]
+
+
+def _labels_frame(rows: list[dict[str, Any]], keys: tuple[str, ...] = KEYS) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=candidate_columns(tuple(keys)))
+    for key in keys:
+        frame[key] = [clean_fields({key: v}, tuple(keys))[key] for v in frame[key]]
     frame["split"] = frame["split"].fillna("").astype(str)
     frame["group"] = [g if isinstance(g, str) and g else n for g, n in zip(frame["group"], frame["file_name"])]
     return frame

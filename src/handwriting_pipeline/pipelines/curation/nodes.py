@@ -5,6 +5,11 @@ The sources (their reader nodes and registry) are :mod:`.sources`; ``select_sour
 active one, ``validate_forms`` opens every image (unreadable, wrong size, duplicate -> dropped
 and reported), ``split_forms`` makes train/validation/test and ``export_splits`` writes the
 catalog outputs and the curation report.
+
+The run's form (``params:form``, a form spec's name or path; None: the HSF form) gives the label
+columns (its keys), the image size (``curation.image_size: null``: the form's size) and the
+form's name in the descriptions and the report (for any form but the HSF one, whose outputs stay
+as they were).
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from handwriting_pipeline.curation import CurationSettings, SplitSettings
-from handwriting_pipeline.datasets.forms import LABEL_COLUMNS, LabelledForms
+from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.engines.base import image_sha256
-from handwriting_pipeline.fields import KEYS, NONE
+from handwriting_pipeline.fields import NONE
+from handwriting_pipeline.fields.formspec import FormSpec
 
-from .candidates import SPLITS, Candidates, _labels_frame, _open, _OpenedImages, _size
+from .candidates import SPLITS, Candidates, _labels_frame, _open, _OpenedImages, _size, form_label, form_spec, is_hsf
 from .sources import _chosen_source
 
 logger = logging.getLogger(__name__)
@@ -90,14 +96,37 @@ def _no_usable_forms(out: Candidates) -> ValueError:
     )
 
 
-def validate_forms(candidates: Candidates, params: Mapping[str, Any] | CurationSettings) -> Candidates:
-    """Open every image: unreadable files, wrong sizes (``curation.image_size``) and duplicate
-    names are dropped and reported. Identical images are put in one group (kept in one split
-    when splitting). Fails only if no usable form is left, saying what to do."""
-    size = _size(CurationSettings.from_params(params).image_size)
+def image_size(value: Any, spec: FormSpec) -> tuple[int, int] | None:
+    """The size every curated form must have: ``curation.image_size`` (``[width, height]``), the
+    form's size (``spec.page.area``: its crop, else its page) when null, no check when ``"any"``."""
+    if isinstance(value, str):
+        if value.strip().lower() != "any":
+            raise ValueError(f"curation.image_size is '{value}': give [width, height], null (the form's size) "
+                             "or 'any' (no size check)")
+        return None
+    return tuple(int(v) for v in spec.page.area) if value is None else _size(value)
+
+
+def _form_keys(candidates: Candidates, spec: FormSpec) -> tuple[str, ...]:
+    """The form's keys, checked against the candidates' (a source reads the run's form)."""
+    if len(candidates) and tuple(candidates.keys) != spec.keys:
+        raise ValueError(f"curation: the '{candidates.source}' forms have the fields {', '.join(candidates.keys)}, "
+                         f"form '{spec.name}' has {', '.join(spec.keys)}; give every node the same params:form")
+    return spec.keys
+
+
+def validate_forms(candidates: Candidates, params: Mapping[str, Any] | CurationSettings,
+                   form: str | FormSpec | None = None) -> Candidates:
+    """Open every image: unreadable files, wrong sizes (``curation.image_size``; null: the size
+    of the run's ``form``, ``params:form``) and duplicate names are dropped and reported.
+    Identical images are put in one group (kept in one split when splitting). Fails only if no
+    usable form is left, saying what to do."""
+    spec = form_spec(form)
+    keys = _form_keys(candidates, spec)
+    size = image_size(CurationSettings.from_params(params).image_size, spec)
     out = Candidates(candidates.source, dropped=list(candidates.dropped), notes=list(candidates.notes),
-                     presplit=candidates.presplit)
-    out.labels = _labels_frame(_valid_rows(candidates, size, out))
+                     presplit=candidates.presplit, keys=keys)
+    out.labels = _labels_frame(_valid_rows(candidates, size, out), keys)
     note = _copies_across_splits(out.labels) if candidates.presplit and len(out) else None
     if note:
         out.notes.append(note)
@@ -152,7 +181,7 @@ def split_forms(candidates: Candidates, params: Mapping[str, Any] | CurationSett
     proportional when there are fewer forms), seeded, copies of one image kept together.
     Sources that come split (donut_folder, hf_dataset) keep their splits."""
     out = Candidates(candidates.source, candidates.labels.copy(), candidates.images, list(candidates.dropped),
-                     list(candidates.notes), candidates.presplit)
+                     list(candidates.notes), candidates.presplit, candidates.keys)
     if candidates.presplit:
         return out
     options = CurationSettings.from_params(params).split
@@ -170,20 +199,29 @@ def split_forms(candidates: Candidates, params: Mapping[str, Any] | CurationSett
     return out
 
 
-def _describe_split(source: str, split: str, n: int, params: Mapping[str, Any] | CurationSettings) -> str:
-    """What a curated split is, for reports: "synthetic, seed 0, 72 forms (test split)"."""
+def _describe_split(source: str, split: str, n: int, params: Mapping[str, Any] | CurationSettings,
+                    spec: FormSpec | None = None) -> str:
+    """What a curated split is, for reports: "synthetic, seed 0, 72 forms (test split)"; another
+    form than the HSF one is named: "synthetic, seed 0, 72 'order_card' forms (test split)"."""
     settings = CurationSettings.from_params(params)
+    forms = f"{n} {form_label(spec or form_spec(None))}forms ({split} split)"
     if source == "synthetic":
-        return f"synthetic, seed {settings.synthetic.seed}, {n} forms ({split} split)"
+        return f"synthetic, seed {settings.synthetic.seed}, {forms}"
     where = {"sd19_pages": settings.pages_dir, "donut_folder": settings.data_dir,
              "hf_dataset": settings.hf_name}.get(source)
-    return f"{source}{f' from {where}' if where else ''}, {n} forms ({split} split)"
+    return f"{source}{f' from {where}' if where else ''}, {forms}"
 
 
-def export_splits(candidates: Candidates, params: Mapping[str, Any] | CurationSettings) -> tuple[LabelledForms, LabelledForms,
-                                                                            LabelledForms, pd.DataFrame, dict]:
-    """The curation outputs: one LabelledForms per split, the labels table of all splits and the
-    curation report (counts per split, every dropped form with its reason)."""
+def export_splits(candidates: Candidates, params: Mapping[str, Any] | CurationSettings,
+                  form: str | FormSpec | None = None) -> tuple[LabelledForms, LabelledForms, LabelledForms,
+                                                               pd.DataFrame, dict]:
+    """The curation outputs: one LabelledForms per split (``keys``: the fields of the run's
+    ``form``, ``params:form``), the labels table of all splits (file_name, split, the form's
+    fields) and the curation report (counts per split, every dropped form with its reason; for
+    another form than the HSF one also ``form`` and ``fields``)."""
+    spec = form_spec(form)
+    keys = _form_keys(candidates, spec)
+    columns = ["file_name", "split", *keys]
     labels = candidates.labels.copy()
     order = {s: i for i, s in enumerate(SPLITS)}
     labels = labels.sort_values(["split", "file_name"], key=lambda c: c.map(order) if c.name == "split" else c)
@@ -191,16 +229,18 @@ def export_splits(candidates: Candidates, params: Mapping[str, Any] | CurationSe
     for split in SPLITS:
         part = labels[labels["split"] == split]
         names = part["file_name"].tolist()
-        sets.append(LabelledForms(part[LABEL_COLUMNS].reset_index(drop=True), _OpenedImages(candidates.images, names),
-                                  description=_describe_split(candidates.source, split, len(names), params)))
-    table = labels[LABEL_COLUMNS].reset_index(drop=True)
+        sets.append(LabelledForms(part[columns].reset_index(drop=True), _OpenedImages(candidates.images, names),
+                                  description=_describe_split(candidates.source, split, len(names), params, spec),
+                                  keys=keys))
+    table = labels[columns].reset_index(drop=True)
     counts = {s: int((labels["split"] == s).sum()) for s in SPLITS}
     report = {
         "source": candidates.source,
+        **({} if is_hsf(spec) else {"form": spec.name, "fields": list(keys)}),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": counts,
         "total": int(sum(counts.values())),
-        "blank_forms": {s: int(((labels["split"] == s) & (labels[list(KEYS)] == NONE).all(axis=1)).sum()) for s in SPLITS},
+        "blank_forms": {s: int(((labels["split"] == s) & (labels[list(keys)] == NONE).all(axis=1)).sum()) for s in SPLITS},
         "dropped_count": len(candidates.dropped),
         "dropped": candidates.dropped,
         "notes": candidates.notes,

@@ -1,8 +1,10 @@
 """The 'curation' pipeline: raw forms -> labelled, validated, split, versioned form sets.
 
 One DAG for all sources, built from the registry :data:`.sources.SOURCES`; ``curation.source``
-(synthetic | sd19_pages | donut_folder | hf_dataset) says which source node does the work, the
-others pass an empty set through without opening their (lazy) raw inputs::
+(synthetic | sd19_pages | donut_folder | hf_dataset | reviewed) says which source node does the
+work, the others pass an empty set through without opening their (lazy) raw inputs. The readers,
+``validate_forms`` and ``export_splits`` also take ``params:form``, the run's form (its fields,
+its image size, its name in the outputs)::
 
     params:curation ───────────────► generate_synthetic_forms ─► synthetic_candidates ─┐
     sd19_pages ─► crop_pages ─► sd19_crops ─► annotate_forms ◄─ sd19_labels            │
@@ -32,10 +34,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             *readers,
             node(select_source, {"params": "params:curation", **{name: s.output for name, s in SOURCES.items()}},
                  "selected_candidates", name="select_source"),
-            node(validate_forms, ["selected_candidates", "params:curation"], "valid_candidates",
+            node(validate_forms, ["selected_candidates", "params:curation", "params:form"], "valid_candidates",
                  name="validate_forms"),
             node(split_forms, ["valid_candidates", "params:curation"], "split_candidates", name="split_forms"),
-            node(export_splits, ["split_candidates", "params:curation"],
+            node(export_splits, ["split_candidates", "params:curation", "params:form"],
                  ["train_forms", "validation_forms", "test_forms", "curated_labels", "curation_report"],
                  name="export_splits"),
         ],

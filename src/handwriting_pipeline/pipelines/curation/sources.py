@@ -5,6 +5,11 @@ A source is one or more reader nodes that end in a ``<source>_candidates`` datas
 ``select_source`` hands on the chosen one's candidates. Only the chosen source does any work; the
 others return an empty set without touching their raw folders.
 
+Every reader takes the run's form (``params:form``, :func:`~.candidates.form_spec`; None: the
+HSF form): ``synthetic`` renders it, ``donut_folder``, ``reviewed`` and ``hf_dataset`` read labels
+with its keys (forms whose labels lack one are dropped, the reason naming the keys), and
+``sd19_pages`` (NIST HSF pages) stops for any form but the HSF one, saying what to use instead.
+
 **Adding a source** is its reader function(s) here and one :class:`Source` entry in
 :data:`SOURCES` (its :class:`~handwriting_pipeline.registry.Step` s: function, catalog inputs by
 keyword, output, node name), plus its raw catalog entries and parameters.
@@ -20,7 +25,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -29,12 +34,23 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from handwriting_pipeline.curation import AnnotateSettings, CropSettings, CurationSettings
-from handwriting_pipeline.datasets.forms import LabelledForms, parse_metadata_line
+from handwriting_pipeline.datasets.forms import METADATA, LabelledForms, parse_metadata_line
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec
 from handwriting_pipeline.forms.registration import RegistrationError, crop_top_section
 from handwriting_pipeline.registry import Step, select_one
 
-from .candidates import SPLIT_ALIASES, SPLITS, Candidates, PackedImage, _labels_frame, _size
+from .candidates import (
+    SPLIT_ALIASES,
+    SPLITS,
+    Candidates,
+    PackedImage,
+    _labels_frame,
+    _size,
+    form_label,
+    form_spec,
+    is_hsf,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,29 +67,49 @@ def _selected(params: Mapping[str, Any] | CurationSettings, source: str) -> bool
     return chosen == source
 
 
-# --------------------------------------------------------------------------- source: synthetic
-def generate_synthetic_forms(params: Mapping[str, Any] | CurationSettings) -> Candidates:
-    """Source ``synthetic``: ``curation.synthetic.n_forms`` seeded synthetic forms.
+def _hsf_only(source: str, spec: FormSpec) -> None:
+    """A source that reads NIST HSF pages stops for another form, saying what to use instead."""
+    if not is_hsf(spec):
+        raise ValueError(
+            f"curation.source={source} reads NIST SD19 HSF pages and their labels (the '{HSF_FORM}' form); "
+            f"it cannot curate form '{spec.name}'. For '{spec.name}' run with curation.source=synthetic "
+            f"(rendered '{spec.name}' forms) or curation.source=donut_folder,curation.data_dir=<folder> "
+            f"(<folder>/<split>/metadata.jsonl labelled with its fields {', '.join(spec.keys)}, images "
+            f"{spec.page.area[0]}x{spec.page.area[1]})."
+        )
 
-    ``n_forms``, ``seed`` and ``workers`` drive :class:`SyntheticFormGenerator`; every other key
-    of ``curation.synthetic`` is passed to it as a generator option (``blank_rate`` ...).
+
+# --------------------------------------------------------------------------- source: synthetic
+def generate_synthetic_forms(params: Mapping[str, Any] | CurationSettings,
+                             form: str | FormSpec | None = None) -> Candidates:
+    """Source ``synthetic``: ``curation.synthetic.n_forms`` seeded synthetic forms of the run's
+    ``form`` (``params:form``; None: the HSF form).
+
+    The HSF form is rendered by :class:`SyntheticFormGenerator`, any other spec by
+    :class:`SpecFormGenerator`; ``n_forms``, ``seed`` and ``workers`` drive it, every other key of
+    ``curation.synthetic`` is passed to it as a generator option (``blank_rate`` ...).
     """
     out = Candidates("synthetic")
     if not _selected(params, "synthetic"):
         return out
-    from handwriting_pipeline.synthetic import SyntheticFormGenerator
+    from handwriting_pipeline.synthetic import SpecFormGenerator, SyntheticFormGenerator
 
+    spec = form_spec(form)
     settings = CurationSettings.from_params(params).synthetic
     options = dict(settings.options)
     n_forms, seed, workers = int(settings.n_forms), int(settings.seed), int(settings.workers)
-    generator = SyntheticFormGenerator(seed=seed, **options)
+    if is_hsf(spec):
+        generator = SyntheticFormGenerator(seed=seed, **options)
+    else:
+        generator = SpecFormGenerator(spec, seed=seed, **options)
+    out.keys = spec.keys
     rows = []
     forms = generator.generate(n_forms, start=0, workers=workers)
     for name, image, fields in tqdm(forms, total=n_forms, desc="synthetic forms", unit="form"):
         out.images[name] = PackedImage(image)
-        rows.append({"file_name": name, "split": "", **clean_fields(fields), "group": name})
-    out.labels = _labels_frame(rows)
-    out.notes.append(f"{n_forms} synthetic forms, seed {seed}, options {options or 'default'}")
+        rows.append({"file_name": name, "split": "", **clean_fields(fields, spec.keys), "group": name})
+    out.labels = _labels_frame(rows, spec.keys)
+    out.notes.append(f"{n_forms} synthetic {form_label(spec)}forms, seed {seed}, options {options or 'default'}")
     return out
 
 
@@ -140,13 +176,15 @@ def _registration_note(skews: list[tuple[float, float, float]]) -> str:
 
 
 def crop_pages(pages: Callable[[], Mapping[str, Callable[[], Image.Image]]],
-               params: Mapping[str, Any] | CurationSettings) -> Candidates:
+               params: Mapping[str, Any] | CurationSettings, form: str | FormSpec | None = None) -> Candidates:
     """Source ``sd19_pages``, step 1: cut the top section of every full page (registered on the
     printed box lines, see :mod:`.crop`). Unreadable pages, pages of the wrong size and pages
-    whose registration fails are dropped and reported."""
+    whose registration fails are dropped and reported. NIST HSF pages only: another ``form``
+    (``params:form``) stops with a ValueError saying which sources read it."""
     out = Candidates("sd19_pages")
     if not _selected(params, "sd19_pages"):
         return out
+    _hsf_only("sd19_pages", form_spec(form))
     options = CurationSettings.from_params(params).crop
     unique = _unique_partitions(_list_partitions(pages, "pages", "data/01_raw/sd19_pages", "pages_dir"), "page", out)
     crop_one = partial(_crop_one, options=options, page_size=_size(options.page_size))
@@ -252,14 +290,68 @@ def annotate_forms(crops: Candidates, labels: Callable[[], Mapping[str, Callable
 
 
 # --------------------------------------------------------------------------- source: donut_folder
+def _metadata_lines(forms: LabelledForms) -> dict[str, str]:
+    """file_name -> its ``metadata.jsonl`` line, when ``forms`` were read from a Donut folder
+    (``forms.source``); else {}."""
+    meta = Path(forms.source) / METADATA if forms.source else None
+    if meta is None or not meta.is_file():
+        return {}
+    lines = {}
+    for line in meta.read_text(encoding="utf-8").splitlines():
+        try:
+            name = json.loads(line).get("file_name") if line.strip() else None
+        except (ValueError, AttributeError):
+            continue  # (reported when the folder was read)
+        if name is not None:
+            lines.setdefault(str(name), line)
+    return lines
+
+
+def _form_fields(forms: LabelledForms, spec: FormSpec, split: str, out: Candidates) -> list[tuple[str, dict[str, str]]]:
+    """(file_name, fields with the form's keys) for each form of a split; forms whose labels lack
+    one of the keys are dropped into ``out``, the reason naming the keys missing.
+
+    A folder is read with the keys of its first label, the HSF form's four whenever a label has
+    one of them, so another form's labels (which may carry DATE ... too) are read again here with
+    the spec's keys."""
+    records = forms.labels.to_dict("records")
+    missing = [k for k in spec.keys if k not in forms.keys]
+    if not missing:
+        extra = [k for k in forms.keys if k not in spec.keys]
+        if extra:
+            out.notes.append(f"split '{split}': label keys {extra} are not fields of form '{spec.name}': ignored")
+        return [(r["file_name"], {k: r[k] for k in spec.keys}) for r in records]
+    lines, kept, reasons = _metadata_lines(forms), [], []
+    fields_of = f"form '{spec.name}' has the fields {', '.join(spec.keys)}"
+    for row in records:
+        name = row["file_name"]
+        try:
+            if name not in lines:
+                raise ValueError(f"{name} label lacks keys {missing}")
+            kept.append(parse_metadata_line(lines[name], spec.keys))
+        except ValueError as err:
+            reasons.append(f"{err} ({fields_of})")
+            out.dropped.append({"file_name": name, "stage": f"read {split}", "reason": reasons[-1]})
+    if reasons:
+        note = (f"split '{split}': {len(reasons)} of {len(records)} forms dropped, their labels lack keys of "
+                f"form '{spec.name}' (e.g. {reasons[0]})")
+        out.notes.append(note)
+        logger.warning("%s", note)
+    return kept
+
+
 def read_donut_splits(folder: Mapping[str, Callable[[], tuple[LabelledForms, list]]],
-                      params: Mapping[str, Any] | CurationSettings) -> Candidates:
+                      params: Mapping[str, Any] | CurationSettings, form: str | FormSpec | None = None) -> Candidates:
     """Source ``donut_folder``: an already split Donut / imagefolder folder
-    (``<curation.data_dir>/<split>/metadata.jsonl`` + images). Splits are kept as they are;
-    a split missing from the folder stays empty and is noted in the report."""
+    (``<curation.data_dir>/<split>/metadata.jsonl`` + images) of the run's ``form``
+    (``params:form``; None: the HSF form). Splits are kept as they are; a split missing from the
+    folder stays empty and is noted in the report; forms whose labels lack a field of the form
+    are dropped (the reason names the keys)."""
     out = Candidates("donut_folder", presplit=True)
     if not _selected(params, "donut_folder"):
         return out
+    spec = form_spec(form)
+    out.keys = spec.keys
     if not folder:
         raise ValueError(
             "curation.source=donut_folder but the folder has none of the splits "
@@ -275,10 +367,10 @@ def read_donut_splits(folder: Mapping[str, Callable[[], tuple[LabelledForms, lis
         forms, problems = folder[split]()
         for problem in problems:
             out.dropped.append({"file_name": problem["file_name"], "stage": f"read {split}", "reason": problem["problem"]})
-        for row in forms.labels.to_dict("records"):
-            rows.append({**row, "split": split, "group": row["file_name"]})
-            out.images[row["file_name"]] = _FolderImage(forms.images, row["file_name"])
-    out.labels = _labels_frame(rows)
+        for name, fields in _form_fields(forms, spec, split, out):
+            rows.append({"file_name": name, "split": split, **fields, "group": name})
+            out.images[name] = _FolderImage(forms.images, name)
+    out.labels = _labels_frame(rows, spec.keys)
     return out
 
 
@@ -290,11 +382,12 @@ def _run_folders(value: Any) -> list[str]:
 
 
 def read_reviewed_runs(folder: Mapping[str, Callable[[], tuple[LabelledForms, list]]],
-                       params: Mapping[str, Any] | CurationSettings) -> Candidates:
+                       params: Mapping[str, Any] | CurationSettings, form: str | FormSpec | None = None) -> Candidates:
     """Source ``reviewed``: the split folder of ``curation.data_dir`` (as ``donut_folder``) plus the
     reviewed forms of the digitize runs in ``curation.reviewed_runs`` (folders, ``;``-separated on
     the command line) added to the train split: every doubtful field decided by a person, labels
-    = the decisions + the machine's confident values (:func:`handwriting_pipeline.review.training.reviewed_forms`)."""
+    = the decisions + the machine's confident values (:func:`handwriting_pipeline.review.training.reviewed_forms`).
+    Labels lacking a field of the run's ``form`` (``params:form``) are dropped, the reason naming it."""
     from handwriting_pipeline.review.training import reviewed_forms
 
     out = Candidates("reviewed", presplit=True)
@@ -306,21 +399,27 @@ def read_reviewed_runs(folder: Mapping[str, Callable[[], tuple[LabelledForms, li
         raise ValueError("curation.source=reviewed but curation.reviewed_runs names no digitize run folder; "
                          "e.g. --params \"curation.source=reviewed,curation.data_dir=../shared/data/hsf_top,"
                          "curation.reviewed_runs=data/08_reporting/digitize/latest\"")
-    base = read_donut_splits(folder, dataclasses.replace(settings, source_name="donut_folder"))
-    out.images, out.dropped, out.notes = base.images, base.dropped, base.notes
+    spec = form_spec(form)
+    base = read_donut_splits(folder, dataclasses.replace(settings, source_name="donut_folder"), spec)
+    out.images, out.dropped, out.notes, out.keys = base.images, base.dropped, base.notes, spec.keys
     rows = []
     for run in runs:
         added = 0
-        for form in reviewed_forms(run):
-            if form["file_name"] in out.images:
-                out.drop(form["file_name"], "read reviewed", "name already in the folder")
+        for reviewed in reviewed_forms(run):
+            name = reviewed["file_name"]
+            if name in out.images:
+                out.drop(name, "read reviewed", "name already in the folder")
                 continue
-            out.images[form["file_name"]] = PackedImage(form["image"])
-            rows.append({"file_name": form["file_name"], "split": "train", **clean_fields(form["labels"]),
-                         "group": form["file_name"]})
+            missing = [k for k in spec.keys if k not in reviewed["labels"]]
+            if missing:
+                out.drop(name, "read reviewed", f"reviewed labels lack keys {missing} of form '{spec.name}'")
+                continue
+            out.images[name] = PackedImage(reviewed["image"])
+            rows.append({"file_name": name, "split": "train", **clean_fields(reviewed["labels"], spec.keys),
+                         "group": name})
             added += 1
         out.notes.append(f"{added} reviewed forms from the digitize run {run} added to train")
-    out.labels = pd.concat([base.labels, _labels_frame(rows)], ignore_index=True)
+    out.labels = pd.concat([base.labels, _labels_frame(rows, spec.keys)], ignore_index=True)
     return out
 
 
@@ -337,15 +436,16 @@ class _FolderImage:
 
 
 # --------------------------------------------------------------------------- source: hf_dataset
-def _row_fields(row: Mapping[str, Any]) -> dict[str, str]:
+def _row_fields(row: Mapping[str, Any], keys: tuple[str, ...] = KEYS) -> dict[str, str]:
+    """A dataset row's fields with the form's ``keys`` (its Donut ``ground_truth`` or its columns)."""
     if "ground_truth" in row:
         line = json.dumps({"file_name": "-", "ground_truth": row["ground_truth"]})
-        return parse_metadata_line(line)[1]
+        return parse_metadata_line(line, keys)[1]
     upper = {str(k).upper(): v for k, v in row.items()}
-    missing = [k for k in KEYS if k not in upper]
+    missing = [k for k in keys if k.upper() not in upper]
     if missing:
         raise ValueError(f"row has no 'ground_truth' and lacks keys {missing}")
-    return clean_fields({k: upper[k] for k in KEYS})
+    return clean_fields({k: upper[k.upper()] for k in keys}, keys)
 
 
 def _load_hf(hf_forms: Callable[[], Any]) -> dict[str, Any]:
@@ -362,7 +462,7 @@ def _load_hf(hf_forms: Callable[[], Any]) -> dict[str, Any]:
 
 
 def _read_hf_split(ds: Any, raw_split: str, split: str, seen: set[str], out: Candidates) -> list[dict[str, Any]]:
-    """The rows of one dataset split with usable fields and an image (images go to ``out``)."""
+    """The rows of one dataset split with usable fields (``out.keys``) and an image (images go to ``out``)."""
     rows = []
     image_column = "image" if "image" in ds.column_names else None
     meta = ds.remove_columns([image_column]) if image_column else ds
@@ -375,7 +475,7 @@ def _read_hf_split(ds: Any, raw_split: str, split: str, seen: set[str], out: Can
             out.drop(name, f"read {raw_split}", "duplicate file_name in the dataset")
             continue
         try:
-            fields = _row_fields(row)
+            fields = _row_fields(row, out.keys)
         except ValueError as err:
             out.drop(name, f"read {raw_split}", str(err))
             continue
@@ -385,15 +485,18 @@ def _read_hf_split(ds: Any, raw_split: str, split: str, seen: set[str], out: Can
     return rows
 
 
-def read_hf_dataset(hf_forms: Callable[[], Any], params: Mapping[str, Any] | CurationSettings) -> Candidates:
+def read_hf_dataset(hf_forms: Callable[[], Any], params: Mapping[str, Any] | CurationSettings,
+                    form: str | FormSpec | None = None) -> Candidates:
     """Source ``hf_dataset``: a Hugging Face dataset (``datasets.load_dataset(curation.hf_name)``;
-    the default ``ift/handwriting_forms`` needs internet, a local imagefolder works offline).
+    the default ``ift/handwriting_forms`` (HSF forms) needs internet, a local imagefolder works offline).
 
-    Rows need an image column (``image``) and either a Donut ``ground_truth`` or the four key
-    columns; the dataset's own splits are kept."""
+    Rows need an image column (``image``) and either a Donut ``ground_truth`` or a column per
+    field of the run's ``form`` (``params:form``; None: the HSF form's four); rows lacking a
+    field are dropped, the reason naming it; the dataset's own splits are kept."""
     out = Candidates("hf_dataset", presplit=True)
     if not _selected(params, "hf_dataset"):
         return out
+    out.keys = form_spec(form).keys
     splits = _load_hf(hf_forms)
     rows, seen = [], set()
     for raw_split, ds in splits.items():
@@ -405,7 +508,7 @@ def read_hf_dataset(hf_forms: Callable[[], Any], params: Mapping[str, Any] | Cur
     for split in SPLITS:
         if split not in {SPLIT_ALIASES.get(s, s) for s in splits}:
             out.notes.append(f"split '{split}' not in the dataset: left empty")
-    out.labels = _labels_frame(rows)
+    out.labels = _labels_frame(rows, out.keys)
     return out
 
 
@@ -433,25 +536,29 @@ class Source:
 
 
 PARAMS = "params:curation"
+FORM = "params:form"  # the run's form (conf/base/parameters.yml)
 
 #: ``curation.source`` -> its reader steps (report order)
 SOURCES: dict[str, Source] = {
     "synthetic": Source((
-        Step(generate_synthetic_forms, {"params": PARAMS}, "synthetic_candidates", "generate_synthetic_forms"),
+        Step(generate_synthetic_forms, {"params": PARAMS, "form": FORM}, "synthetic_candidates",
+             "generate_synthetic_forms"),
     )),
     "sd19_pages": Source((
-        Step(crop_pages, {"pages": "sd19_pages", "params": PARAMS}, "sd19_crops", "crop_pages"),
+        Step(crop_pages, {"pages": "sd19_pages", "params": PARAMS, "form": FORM}, "sd19_crops", "crop_pages"),
         Step(annotate_forms, {"crops": "sd19_crops", "labels": "sd19_labels", "params": PARAMS}, "sd19_candidates",
              "annotate_forms"),
     )),
     "donut_folder": Source((
-        Step(read_donut_splits, {"folder": "donut_folder", "params": PARAMS}, "donut_candidates", "read_donut_splits"),
+        Step(read_donut_splits, {"folder": "donut_folder", "params": PARAMS, "form": FORM}, "donut_candidates",
+             "read_donut_splits"),
     )),
     "hf_dataset": Source((
-        Step(read_hf_dataset, {"hf_forms": "hf_forms", "params": PARAMS}, "hf_candidates", "read_hf_dataset"),
+        Step(read_hf_dataset, {"hf_forms": "hf_forms", "params": PARAMS, "form": FORM}, "hf_candidates",
+             "read_hf_dataset"),
     )),
     "reviewed": Source((
-        Step(read_reviewed_runs, {"folder": "donut_folder", "params": PARAMS}, "reviewed_candidates",
+        Step(read_reviewed_runs, {"folder": "donut_folder", "params": PARAMS, "form": FORM}, "reviewed_candidates",
              "read_reviewed_runs"),
     )),
 }

@@ -1,6 +1,6 @@
 """The 'digitize' pipeline: ``digitize_inputs`` (a folder or glob of scans, read lazily) ->
 ``digitized_forms`` (forms.jsonl + review crops), ``digitized_forms_csv``, ``digitize_review_queue``,
-``digitize_summary``.
+``digitize_summary``, all of the form ``params:form`` names.
 
 The engines' catalog inputs (trained models) come from the registry, like extract's.
 """
@@ -18,12 +18,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(nodes.plan_digitize,
              {"params": "params:digitize", "extract_params": "params:extract", "ensemble_params": "params:ensemble",
               "credentials": "extract_credentials", "cache": "extract_cache",
-              "llm_credentials": "ensemble_credentials", "llm_cache": "ensemble_cache", **{d: d for d in models}},
+              "llm_credentials": "ensemble_credentials", "llm_cache": "ensemble_cache", "form": "params:form",
+              **{d: d for d in models}},
              "digitize_plan", name="plan_digitize"),
         Node(nodes.digitize_forms, {"inputs": "digitize_inputs", "plan": "digitize_plan"}, "digitized_forms",
              name="digitize_forms"),
-        Node(nodes.forms_table, "digitized_forms", "digitized_forms_csv", name="digitized_forms_csv"),
-        Node(nodes.review_queue, "digitized_forms", "digitize_review_queue", name="digitize_review_queue"),
+        Node(nodes.forms_table, ["digitized_forms", "params:form"], "digitized_forms_csv", name="digitized_forms_csv"),
+        Node(nodes.review_queue, ["digitized_forms", "params:form"], "digitize_review_queue",
+             name="digitize_review_queue"),
         Node(nodes.digitize_summary, ["digitized_forms", "params:form", "digitize_plan"], "digitize_summary",
              name="digitize_summary"),
         Node(nodes.check_digitized, "digitize_summary", None, name="check_digitized"),

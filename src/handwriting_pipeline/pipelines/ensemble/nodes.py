@@ -3,11 +3,14 @@
 Each takes every ``predictions_<engine>`` table (an empty one means the engine did not run) and
 use the engines listed in ``ensemble.inputs`` ([] = every engine that produced output). The work
 is in :mod:`handwriting_pipeline.ensemble`; the calibration of trained engines and its
-precedence in :mod:`handwriting_pipeline.methods`.
+precedence in :mod:`handwriting_pipeline.methods`. The ensembles weigh the HSF top section's
+fields (validators, the gazetteer across CITY/STATE/ZIP): on a form of another layout
+(``params:form``) each gives an empty table with the form's fields and says so in the log.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,8 +20,22 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble import cascade, llm
 from handwriting_pipeline.ensemble import vote as voting
+from handwriting_pipeline.fields.formspec import HSF_FORM, hsf_form, load_form
 from handwriting_pipeline.methods import model_calibrations, model_choices, model_guarantees, vote_calibration
+from handwriting_pipeline.predictions import empty_predictions
 from handwriting_pipeline.registry import engine_class
+
+logger = logging.getLogger(__name__)
+
+
+def _other_layout(form: str | None, method: str) -> tuple[str, ...] | None:
+    """The form's fields when ``method`` cannot merge readings of it (not the HSF layout), else None."""
+    spec = load_form(form or HSF_FORM)
+    if spec.same_layout(hsf_form()):
+        return None
+    logger.info("ensemble %s: weighs the '%s' layout's fields only; skipped on form '%s' (empty predictions)",
+                method, HSF_FORM, spec.name)
+    return spec.keys
 
 
 def engine_calibrations(**models: Any) -> dict[str, Any]:
@@ -39,13 +56,15 @@ def engine_guarantees(**models: Any) -> dict[str, Any]:
     return model_guarantees(models)
 
 
-def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any],
+def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any], form: str | None = None,
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Offline vote over the engines' predictions (:func:`handwriting_pipeline.ensemble.vote.vote_predictions`);
     ``calibrations`` (from the trained models) win over ``ensemble.vote.calibration``.
 
     Returns ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
     """
+    if keys := _other_layout(form, "vote"):
+        return empty_predictions(keys), voting.review_queue([], 0.0)
     calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
     return voting.vote_predictions(params, calibration, predictions)
 
@@ -54,16 +73,18 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
                     prompts: Mapping[str, Callable[[], str]] | Callable[[], Mapping] | None = None,
                     hint_forms: Callable[[], LabelledForms] | None = None,
                     hint_readings: Callable[[], pd.DataFrame] | None = None,
-                    credentials: dict[str, Any] | None = None,
+                    credentials: dict[str, Any] | None = None, form: str | None = None,
                     **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """LLM merge of the engines' readings (:func:`handwriting_pipeline.ensemble.llm.llm_predictions`).
 
     Returns ``predictions_llm`` and the repeat-variability report.
     """
+    if keys := _other_layout(form, "llm"):
+        return empty_predictions(keys), {"status": f"not run: form '{form}' is not the '{HSF_FORM}' layout"}
     return llm.llm_predictions(forms, cache, params, prompts, hint_forms, hint_readings, credentials, **predictions)
 
 
-def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any],
+def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any], form: str | None = None,
                         **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The cascade (``digitize.method``'s default) replayed over the engines' predictions
     (:func:`handwriting_pipeline.ensemble.cascade.cascade_predictions`): the fast engines
@@ -72,5 +93,7 @@ def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any],
 
     Returns ``predictions_cascade`` and ``cascade_escalation`` (which engines read which share).
     """
+    if keys := _other_layout(form, "cascade"):
+        return empty_predictions(keys), {}
     calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
     return cascade.cascade_predictions(params, calibration, predictions, lambda engine: engine_class(engine).fast)

@@ -29,17 +29,17 @@ from handwriting_pipeline.registry import (
     predictions_dataset,
 )
 
-PARAMS, CALIBRATIONS = "params:ensemble", "engine_calibrations"
+PARAMS, CALIBRATIONS, FORM = "params:ensemble", "engine_calibrations", "params:form"
 
 #: registered ensemble -> its node (the engines' tables are added to its inputs)
 ENSEMBLE_STEPS: dict[str, Step] = {
-    "vote": Step(vote_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS},
+    "vote": Step(vote_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS, "form": FORM},
                  ["predictions_vote", "review_queue"], "ensemble_vote"),
     "llm": Step(llm_predictions, {"forms": "evaluation_forms", "cache": "ensemble_cache",
                                   "credentials": "ensemble_credentials", "params": PARAMS, "prompts": "llm_prompts",
-                                  "hint_forms": "llm_hint_forms", "hint_readings": "llm_hint_readings"},
+                                  "hint_forms": "llm_hint_forms", "hint_readings": "llm_hint_readings", "form": FORM},
                 ["predictions_llm", "llm_variability"], "ensemble_llm"),
-    "cascade": Step(cascade_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS},
+    "cascade": Step(cascade_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS, "form": FORM},
                     ["predictions_cascade", "cascade_escalation"], "ensemble_cascade"),
 }
 

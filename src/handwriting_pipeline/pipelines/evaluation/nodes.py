@@ -5,12 +5,19 @@ The metrics themselves live in :mod:`handwriting_pipeline.metrics` (shared with
 ``python -m handwriting_pipeline.score``), the cost model in :mod:`handwriting_pipeline.cost`, the
 settings in :mod:`handwriting_pipeline.evaluation`; this module adds method selection and the
 report's presentation.
+
+Every node that scores or reports reads the evaluated form (``params:form``, a form spec:
+:func:`handwriting_pipeline.fields.formspec.load_form`; None: the HSF form): FLA, CBA, the
+``CBA_<KEY>`` columns, the per-field errors and charts are over its fields. What only the HSF
+form has so far - the gazetteer's address check, the review curve, the cascade's guarantee -
+is reported as "not measured on this form" on another form; its normalized fields are
+normalized per field type (:func:`handwriting_pipeline.metrics.score_forms_typed`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +30,7 @@ from handwriting_pipeline.ensemble.cascade import cascade_cost
 from handwriting_pipeline.ensemble.settings import EnsembleSettings
 from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, load_form
 from handwriting_pipeline.metrics import (
     evaluate_method,
     form_errors,
@@ -32,6 +40,9 @@ from handwriting_pipeline.metrics import (
     normalized_metrics_row,
     normalized_metrics_table,
     score_forms_normalized,
+    score_forms_typed,
+    typed_metrics_row,
+    typed_metrics_table,
 )
 from handwriting_pipeline.predictions import normalise_predictions
 from handwriting_pipeline.registry import all_methods, engine_methods, method_list, select_methods
@@ -41,8 +52,42 @@ from .provenance import failures_markdown, mark_failed_rows, provenance_markdown
 
 logger = logging.getLogger(__name__)
 
-FORM_SCORE_COLUMNS = ["method", "file_name", "has_prediction", "exact", "CBA", *(f"CBA_{k}" for k in KEYS),
-                      "covered", "seconds", "cost_usd"]
+
+
+def form_score_columns(keys: tuple[str, ...] = KEYS) -> list[str]:
+    """form_scores.parquet columns for a form's fields (:data:`FORM_SCORE_COLUMNS` on the HSF form)."""
+    return ["method", "file_name", "has_prediction", "exact", "CBA", *(f"CBA_{k}" for k in keys),
+            "covered", "seconds", "cost_usd"]
+
+
+FORM_SCORE_COLUMNS = form_score_columns(KEYS)
+
+
+# --------------------------------------------------------------------------- the form
+def form_spec(form: str | FormSpec | None) -> FormSpec:
+    """The evaluated form: ``params:form`` (a shipped form's name or a spec file); None: the HSF form."""
+    return form if isinstance(form, FormSpec) else load_form(form or HSF_FORM)
+
+
+def is_hsf_layout(spec: FormSpec) -> bool:
+    """The form has the HSF form's fields, in order: what the HSF-only parts (the address check
+    of the normalized fields, the review curve, the cascade's guarantee) read so far."""
+    return tuple(spec.keys) == tuple(KEYS)
+
+
+def form_labels(forms: LabelledForms, spec: FormSpec) -> pd.DataFrame:
+    """``file_name`` + the form's fields of the labels; a ValueError when the forms are labelled
+    with other fields (forms of another form)."""
+    keys = list(spec.keys)
+    missing = [k for k in keys if k not in forms.labels.columns]
+    if missing and len(forms):
+        raise ValueError(
+            f"The evaluation forms are labelled with the fields {', '.join(forms.keys)}, but form '{spec.name}' "
+            f"has the fields {', '.join(keys)} ({', '.join(missing)} missing): evaluate forms of that form "
+            "(--params evaluation.data_dir=<folder>) or name their form (--params form=<name>).")
+    if missing:
+        return pd.DataFrame(columns=["file_name", *keys])
+    return forms.labels[["file_name", *keys]]
 
 
 # --------------------------------------------------------------------------- methods
@@ -54,12 +99,13 @@ def selected_methods(params: Mapping[str, Any] | EvaluationSettings) -> list[str
 
 # --------------------------------------------------------------------------- nodes
 def score_predictions(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
-                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      form: str | FormSpec | None = None, **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score each selected method's predictions on the evaluation forms.
 
     Args:
         forms: the labelled evaluation forms (only their labels are read).
         params: ``params:evaluation`` (``methods``, ``cost``).
+        form: ``params:form``, the evaluated form (None: the HSF form): its fields are scored.
         **predictions: one predictions table per method, keyword = method name. An empty table
             means the method did not run: it gets no rows.
 
@@ -69,38 +115,42 @@ def score_predictions(forms: LabelledForms, params: Mapping[str, Any] | Evaluati
         edit_distance, error). Predictions for forms not in the labels are ignored (logged);
         labelled forms without a prediction count as all "None".
     """
-    labels = forms.labels[["file_name", *KEYS]]
-    if labels.empty:
+    keys = form_spec(form).keys
+    if len(forms) == 0:
         raise ValueError("evaluation_forms holds no labelled forms: nothing to evaluate. Run the curation "
                          "pipeline or point --params=evaluation.data_dir=<folder> at a labelled folder.")
+    labels = form_labels(forms, form_spec(form))
     settings = EvaluationSettings.from_params(params)
     scores, errors = [], []
     for method in selected_methods(settings):
-        table = _method_table(method, predictions)
+        table = _method_table(method, predictions, keys)
         if table is not None:
-            scores.append(_score_method(labels, method, table, settings.cost))
-            errors.append(form_errors(labels, table, method=method))
+            scores.append(_score_method(labels, method, table, settings.cost, keys))
+            errors.append(form_errors(labels, table, method=method, keys=keys))
     if not scores:
         logger.warning("No method produced predictions for the evaluation forms: the report is empty")
-        return pd.DataFrame(columns=FORM_SCORE_COLUMNS), form_errors(labels.iloc[:0], labels.iloc[:0])
+        return pd.DataFrame(columns=form_score_columns(keys)), form_errors(labels.iloc[:0], labels.iloc[:0], keys=keys)
     return pd.concat(scores, ignore_index=True), pd.concat(errors, ignore_index=True)
 
 
-def _method_table(method: str, predictions: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
-    """The method's normalised predictions; None (logged) when it has no input or did not run."""
+def _method_table(method: str, predictions: Mapping[str, pd.DataFrame],
+                  keys: tuple[str, ...] = KEYS) -> pd.DataFrame | None:
+    """The method's normalised predictions (the form's ``keys``); None (logged) when it has no
+    input or did not run."""
     if method not in predictions:
         logger.warning("%s: no predictions input for this method; skipped", method)
         return None
-    table = normalise_predictions(predictions[method])
+    table = normalise_predictions(predictions[method], keys)
     if table.empty:
         logger.info("%s: empty predictions table (method not run); no row in the report", method)
         return None
     return table
 
 
-def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: Any) -> pd.DataFrame:
+def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: Any,
+                  keys: tuple[str, ...] = KEYS) -> pd.DataFrame:
     """One method's per-form scores with its seconds and cost per form (logs what did not match)."""
-    per_form, report = evaluate_method(labels, table)
+    per_form, report = evaluate_method(labels, table, keys)
     logger.info("%s: %d predictions, %d of %d evaluation forms matched", method, report.n_predictions,
                 report.matched, report.n_labels)
     for line in report.summary(method):
@@ -115,7 +165,7 @@ def _score_method(labels: pd.DataFrame, method: str, table: pd.DataFrame, cost: 
     per_form["seconds"] = per_form["file_name"].map(seconds).astype(float)
     per_form["cost_usd"] = per_form["file_name"].map(costs).astype(float)
     per_form.loc[~per_form["has_prediction"], "cost_usd"] = 0.0
-    return per_form[FORM_SCORE_COLUMNS]
+    return per_form[form_score_columns(keys)]
 
 
 def ensemble_inputs(ensemble: Mapping[str, Any] | EnsembleSettings | None) -> dict[str, list[str]]:
@@ -130,8 +180,9 @@ def ensemble_inputs(ensemble: Mapping[str, Any] | EnsembleSettings | None) -> di
 
 def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | EvaluationSettings,
                       ensemble: Mapping[str, Any] | EnsembleSettings | None = None,
-                      cascade: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """One row per method with exactly the metrics.csv columns.
+                      cascade: Mapping[str, Any] | None = None, form: str | FormSpec | None = None) -> pd.DataFrame:
+    """One row per method with exactly the metrics.csv columns (``CBA_<KEY>`` for the fields of
+    ``form``, ``params:form``; None: the HSF form).
 
     cost_usd = sum of the per-form costs plus, for the methods listed in ``cost.include_cost_of``,
     the costs of the methods they merge (:func:`handwriting_pipeline.cost.method_costs`;
@@ -141,8 +192,9 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | Eva
     (:func:`_with_cascade_cost`); seconds_per_form = mean of ``seconds`` over the forms the
     method predicted.
     """
+    keys = form_spec(form).keys
     if form_scores.empty:
-        return metrics_table([])
+        return metrics_table([], keys)
     settings = EvaluationSettings.from_params(params)
     present = list(dict.fromkeys(form_scores["method"]))
     order = [m for m in all_methods() if m in present] + [m for m in present if m not in all_methods()]
@@ -155,8 +207,9 @@ def summarise_metrics(form_scores: pd.DataFrame, params: Mapping[str, Any] | Eva
         per_form = form_scores[form_scores["method"] == method]
         seconds = per_form.loc[per_form["has_prediction"], "seconds"]
         rows.append(metrics_row(method, per_form, cost_usd=float(totals[method]),
-                                seconds_per_form=float(seconds.mean()) if seconds.notna().any() else float("nan")))
-    table = metrics_table(rows)
+                                seconds_per_form=float(seconds.mean()) if seconds.notna().any() else float("nan"),
+                                keys=keys))
+    table = metrics_table(rows, keys)
     logger.info("Evaluation metrics:\n%s", metrics_markdown(table))
     return table
 
@@ -174,12 +227,18 @@ def _with_cascade_cost(own_cost: Mapping[str, float], cascade: Mapping[str, Any]
 
 
 def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
-                  **predictions: pd.DataFrame) -> dict[str, Any]:
+                  form: str | FormSpec | None = None, **predictions: pd.DataFrame) -> dict[str, Any]:
     """The review curve of every selected method with per-field confidences (review_curve.json):
     FLA / CBA after a person fixes the k % least-confident fields, the share to review for
-    FLA 90 / 95 / 99, and what ``evaluation.review_threshold`` sends to review."""
+    FLA 90 / 95 / 99, and what ``evaluation.review_threshold`` sends to review. {} on a form
+    without the HSF form's fields (:mod:`handwriting_pipeline.review.curve` reads those only)."""
+    spec = form_spec(form)
+    if not is_hsf_layout(spec):
+        logger.info("review curve: not measured on form '%s' (the review curve reads the HSF form's fields)",
+                    spec.name)
+        return {}
     settings = EvaluationSettings.from_params(params)
-    labels = forms.labels[["file_name", *KEYS]]
+    labels = form_labels(forms, spec)
     tables = {m: t for m in selected_methods(settings) if (t := _method_table(m, predictions)) is not None}
     return method_curves(labels, tables, threshold=float(settings.review_threshold))
 
@@ -187,13 +246,14 @@ def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSe
 def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                      ensemble_params: Mapping[str, Any], calibrations: Mapping[str, Any] | None,
                      guarantees: Mapping[str, Any] | None, cascade: Mapping[str, Any] | None,
-                     **predictions: pd.DataFrame) -> dict[str, Any]:
+                     form: str | FormSpec | None = None, **predictions: pd.DataFrame) -> dict[str, Any]:
     """The guarantee digitize applies to the cascade evaluated here (one its trained models carry,
     ``guarantees``, for the same engines), checked on these labelled forms: the cascade replayed
     with the vote's calibration (``calibrations`` from the trained models), the two levels of
     trust per field, and per level the fields marked sure, the realized error rate with its exact
-    interval next to alpha, and the share sent to review. {} without a cascade; ``applies`` false
-    when no guarantee was fitted for its engines."""
+    interval next to alpha, and the share sent to review. {} without a cascade, or on a form
+    without the HSF form's fields (the trust rows read those only); ``applies`` false when no
+    guarantee was fitted for its engines."""
     from dataclasses import replace
 
     from handwriting_pipeline.digitize.core import guarantee_key
@@ -202,6 +262,9 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     from handwriting_pipeline.methods import vote_calibration
 
     if not cascade or not cascade.get("fast"):
+        return {}
+    if not is_hsf_layout(form_spec(form)):
+        logger.info("cascade guarantee: not checked on form '%s' (it reads the HSF form's fields)", form_spec(form).name)
         return {}
     engines = [*cascade["fast"], *cascade.get("slow", [])]
     key = guarantee_key("cascade", engines)
@@ -257,11 +320,55 @@ def plot_review_curves(curves: Mapping[str, Any], metrics: pd.DataFrame) -> Figu
     return plot_curves({m: curves[m] for m in order})
 
 
+def _and_list(names: Sequence[str]) -> str:
+    """``DATE, CITY, STATE and ZIP``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+
+
+def _n_fields(n: int) -> str:
+    """``four fields`` (``field`` for one)."""
+    return "field" if n == 1 else f"{_NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else n} fields"
+
+
+def definition_lines(keys: Sequence[str]) -> list[str]:
+    """The report's metric definitions, over the form's fields."""
+    every = "all equal the labels exactly" if len(keys) > 1 else "equals the label exactly"
+    return [
+        f"- **FLA**: % of forms whose {_and_list(keys)} {every}.",
+        "- **CBA**: per form 100 - 100 * sum of edit distances / sum of max(len(gold), len(predicted)) "
+        f"over the {_n_fields(len(keys))}, averaged over forms; CBA_<KEY> the same for one field.",
+        f"- **coverage**: % of forms with a value other than \"None\" in {'all' if len(keys) > 1 else 'the'} "
+        f"{_n_fields(len(keys))}.",
+        "- **cost_usd**: estimated cost of the split (API pages, LLM tokens, local compute; prices in "
+        "`conf/base/parameters_evaluation.yml`). **seconds_per_form**: mean time per predicted form.",
+        "- Forms a method did not predict count as all \"None\".",
+    ]
+
+
+def not_measured_lines(spec: FormSpec, methods: set[str]) -> list[str]:
+    """The metrics.md section on what is measured on the HSF form only (empty on that form)."""
+    if is_hsf_layout(spec):
+        return []
+    items = ["the review curve (FLA after a person fixes the least-confident fields): it reads the HSF form's "
+             "fields",
+             "the gazetteer's address check (`address_verified`) of the normalized fields: it checks the HSF "
+             "form's city, state and ZIP"]
+    if "cascade" in methods:
+        items.append("the guarantee of the cascade's sure fields: its trust levels are fitted on the HSF form's fields")
+    return ["", "## Not measured on this form", "",
+            f"Form `{spec.name}` has other fields than the HSF form; these parts of the report are measured on the "
+            "HSF form only so far:", "", *(f"- {item}." for item in items)]
+
+
 def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
                   normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None,
                   cascade: Mapping[str, Any] | None = None, choices: Mapping[str, Any] | None = None,
-                  guarantee: Mapping[str, Any] | None = None) -> str:
+                  guarantee: Mapping[str, Any] | None = None, form: str | FormSpec | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
     With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
@@ -272,8 +379,16 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     report) the cascade's escalation share, when the cascade is in the table; with ``choices``
     (``{engine: [choice, ...]}``, :func:`~handwriting_pipeline.methods.model_choices`) which
     components the evaluated trained engines use and the interval that put each there; with
-    ``guarantee`` (:func:`guarantee_checks`) the cascade's guarantee checked on these forms."""
-    not_run = [m for m in selected_methods(params) if m not in set(metrics["method"])]
+    ``guarantee`` (:func:`guarantee_checks`) the cascade's guarantee checked on these forms.
+    ``form`` (``params:form``) names the evaluated form and its fields ("Form" line, the metric
+    definitions); None: the HSF form, the "Form" line from ``run_info``. On a form without the
+    HSF form's fields, what is measured on that form only is listed as not measured."""
+    spec = form_spec(form)
+    if form is not None:  # the evaluated form, whatever form the run's hook recorded
+        run_info = {**(run_info or {}), "form": spec.name, "fields": list(spec.keys)}
+    hsf = is_hsf_layout(spec)
+    methods = set(metrics["method"])
+    not_run = [m for m in selected_methods(params) if m not in methods]
     source = getattr(forms, "source", "") or "catalog entry `evaluation_forms`"
     lines = [
         "# Evaluation report",
@@ -285,27 +400,23 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         "",
         metrics_markdown(mark_failed_rows(metrics, failures)),
         "",
-        "- **FLA**: % of forms whose DATE, CITY, STATE and ZIP all equal the labels exactly.",
-        "- **CBA**: per form 100 - 100 * sum of edit distances / sum of max(len(gold), len(predicted)) "
-        "over the four fields, averaged over forms; CBA_<KEY> the same for one field.",
-        "- **coverage**: % of forms with a value other than \"None\" in all four fields.",
-        "- **cost_usd**: estimated cost of the split (API pages, LLM tokens, local compute; prices in "
-        "`conf/base/parameters_evaluation.yml`). **seconds_per_form**: mean time per predicted form.",
-        "- Forms a method did not predict count as all \"None\".",
+        *definition_lines(spec.keys),
     ]
     if not_run:
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
-    if cascade and "cascade" in set(metrics["method"]):
+    if cascade and "cascade" in methods:
         lines += ["", *cascade_report_lines(cascade)]
-    lines += choices_report_lines(choices, set(metrics["method"]))
-    if "cascade" in set(metrics["method"]):
+    lines += choices_report_lines(choices, methods)
+    if "cascade" in methods and hsf:
         lines += guarantee_report_lines(guarantee)
     lines += failures_markdown(failures)
     if normalized is not None and not normalized.empty:
-        lines += ["", *normalized_report_lines(metrics, normalized)]
-    if review is not None:
+        lines += ["", *(normalized_report_lines(metrics, normalized) if hsf
+                        else typed_report_lines(metrics, normalized, spec))]
+    if review is not None and hsf:
         lines += ["", "## Review curve", "", curves_markdown(review).rstrip(), "",
                   "Plot: review_curve.png; every point: review_curve.json."]
+    lines += not_measured_lines(spec, methods)
     return "\n".join(lines) + "\n"
 
 
@@ -367,48 +478,76 @@ def _bar_chart(metrics: pd.DataFrame, columns: list[str], labels: list[str], tit
     return fig
 
 
-def plot_accuracy(metrics: pd.DataFrame) -> Figure:
-    """Bar chart of FLA and CBA per method."""
-    return _bar_chart(metrics, ["FLA", "CBA"], ["FLA (all four fields exact)", "CBA (character accuracy)"],
-                      "FLA and CBA per method")
+def plot_accuracy(metrics: pd.DataFrame, form: str | FormSpec | None = None) -> Figure:
+    """Bar chart of FLA and CBA per method (``form``: ``params:form``; None: the HSF form)."""
+    n = len(form_spec(form).keys)
+    fla = f"FLA (all {_n_fields(n)} exact)" if n > 1 else "FLA (field exact)"
+    return _bar_chart(metrics, ["FLA", "CBA"], [fla, "CBA (character accuracy)"], "FLA and CBA per method")
 
 
-def plot_key_accuracy(metrics: pd.DataFrame) -> Figure:
-    """Bar chart of CBA per field (DATE, CITY, STATE, ZIP) per method."""
-    return _bar_chart(metrics, [f"CBA_{k}" for k in KEYS], list(KEYS), "CBA per field and method")
+def plot_key_accuracy(metrics: pd.DataFrame, form: str | FormSpec | None = None) -> Figure:
+    """Bar chart of CBA per field of the form (``params:form``; None: the HSF form's DATE, CITY,
+    STATE, ZIP) per method."""
+    keys = list(form_spec(form).keys)
+    return _bar_chart(metrics, [f"CBA_{k}" for k in keys], keys, "CBA per field and method")
 
 
 # --------------------------------------------------------------------------- normalized fields
 def score_normalized(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
+                     form: str | FormSpec | None = None,
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What a database gets: every selected method's predictions normalized
-    (:func:`handwriting_pipeline.fields.normalize.normalize_record`, options ``evaluation.normalize``)
-    and compared with the normalized labels.
+    """What a database gets: every selected method's predictions normalized and compared with the
+    normalized labels. On the HSF form (``form``: ``params:form``; None) with
+    :func:`handwriting_pipeline.fields.normalize.normalize_record` (options ``evaluation.normalize``),
+    on another form per field type (:func:`handwriting_pipeline.metrics.score_forms_typed`: each
+    field's ``type_of(field).normalize``, options from its spec).
 
     Returns:
         The per-form table (method + :func:`handwriting_pipeline.metrics.score_forms_normalized`'s
-        columns: written and normalized prediction, normalized gold, matches) and one row per
-        method with :data:`handwriting_pipeline.metrics.NORMALIZED_METRIC_COLUMNS`.
+        columns: written and normalized prediction, normalized gold, matches; another form:
+        :func:`~handwriting_pipeline.metrics.score_forms_typed`'s) and one row per method with
+        :data:`handwriting_pipeline.metrics.NORMALIZED_METRIC_COLUMNS` (another form:
+        :func:`~handwriting_pipeline.metrics.typed_metric_columns`).
     """
-    labels = forms.labels[["file_name", *KEYS]]
+    spec = form_spec(form)
+    keys = spec.keys
+    labels = form_labels(forms, spec)
     settings = EvaluationSettings.from_params(params)
     options = settings.normalize
+    if is_hsf_layout(spec):
+        def score(gold: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
+            return score_forms_normalized(gold, pred, options)
+
+        def row(method: str, per_form: pd.DataFrame) -> dict[str, object]:
+            return normalized_metrics_row(method, per_form)
+
+        def table_of(rows: list[dict[str, object]]) -> pd.DataFrame:
+            return normalized_metrics_table(rows)
+    else:
+        def score(gold: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
+            return score_forms_typed(gold, pred, spec)
+
+        def row(method: str, per_form: pd.DataFrame) -> dict[str, object]:
+            return typed_metrics_row(method, per_form, keys)
+
+        def table_of(rows: list[dict[str, object]]) -> pd.DataFrame:
+            return typed_metrics_table(rows, keys)
     tables, rows = [], []
     for method in selected_methods(settings):
-        table = normalise_predictions(predictions[method]) if method in predictions else None
+        table = normalise_predictions(predictions[method], keys) if method in predictions else None
         if table is None or table.empty:
             continue
-        per_form = score_forms_normalized(labels, table, options)
-        rows.append(normalized_metrics_row(method, per_form))
+        per_form = score(labels, table)
+        rows.append(row(method, per_form))
         per_form.insert(0, "method", method)
         tables.append(per_form)
     if not tables:
-        empty = score_forms_normalized(labels.iloc[:0], labels.iloc[:0])
+        empty = score(labels.iloc[:0], labels.iloc[:0])
         empty.insert(0, "method", pd.Series(dtype=str))
-        return empty, normalized_metrics_table([])
+        return empty, table_of([])
     present = [r["method"] for r in rows]
     order = [m for m in all_methods() if m in present] + [m for m in present if m not in all_methods()]
-    summary = normalized_metrics_table(sorted(rows, key=lambda r: order.index(r["method"])))
+    summary = table_of(sorted(rows, key=lambda r: order.index(r["method"])))
     logger.info("Normalized metrics:\n%s", summary.to_string(index=False))
     return pd.concat(tables, ignore_index=True), summary
 
@@ -433,5 +572,31 @@ def normalized_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame) -> 
          "spelling of the city, USPS code, five-digit ZIP) equals the normalized label; a value with no "
          "canonical form is empty on both sides. **FLA_normalized**: all four equal."),
         "- **address_verified**: % of forms whose predicted CITY, STATE and ZIP agree in the offline gazetteer.",
+        "- Per form: `normalized_forms.csv` (written and normalized prediction, normalized label).",
+    ]
+
+
+def typed_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame, spec: FormSpec) -> list[str]:
+    """The metrics.md section "What a database gets" on a form normalized per field type
+    (:func:`score_normalized` on a form other than the HSF form)."""
+    table = normalized.merge(metrics[["method", "CBA"]], on="method", how="left")
+    columns = ["method", "n", "FLA", "CBA", "FLA_nocase", "FLA_loose", *(f"{k}_norm" for k in spec.keys),
+               "FLA_normalized"]
+    shown = table.reindex(columns=columns).astype(object)
+    for column in columns[2:]:
+        shown[column] = ["" if pd.isna(v) else f"{float(v):.2f}" for v in shown[column]]
+    markdown = shown.to_markdown(index=False, disable_numparse=True,
+                                 colalign=["left"] + ["right"] * (len(columns) - 1))
+    types = ", ".join(f"{f.name}: `{f.type}`" for f in spec.fields)
+    return [
+        "## What a database gets: normalized fields",
+        "",
+        markdown,
+        "",
+        "- **FLA_nocase** / **FLA_loose**: FLA with case ignored / with case, punctuation and spaces ignored.",
+        (f"- **<KEY>_norm**: % of forms whose field, normalized by its type ({types}; docs/forms.md, \"Field "
+         "types\"), equals the normalized label; where neither has a normalized value (blank, unreadable) the "
+         f"values as written must be equal. **FLA_normalized**: {'all' if len(spec.keys) > 1 else 'the'} "
+         f"{_n_fields(len(spec.keys))} equal."),
         "- Per form: `normalized_forms.csv` (written and normalized prediction, normalized label).",
     ]

@@ -2,6 +2,7 @@
 
 Inputs: ``evaluation_forms``, one ``predictions_<method>`` per method in
 :func:`handwriting_pipeline.registry.all_methods` (from the extract and ensemble pipelines),
+``params:form`` (the evaluated form: its fields are scored, the report names it),
 ``params:evaluation``, ``params:ensemble`` (the engines each ensemble merges: its cost) and
 ``cascade_escalation`` (the cascade's share of escalated forms, for its cost and its section in the
 report). Outputs (data/08_reporting): ``evaluation_metrics`` (metrics.csv),
@@ -36,17 +37,17 @@ from .provenance import collect_failures
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the 'evaluation' pipeline."""
     # the forms, the parameters and every method's predictions: what each scoring node reads
-    scored = {"forms": "evaluation_forms", "params": "params:evaluation",
+    scored = {"forms": "evaluation_forms", "params": "params:evaluation", "form": "params:form",
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
                      "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation",
-                     "engine_choices", "evaluation_guarantee"]
+                     "engine_choices", "evaluation_guarantee", "params:form"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
                  name="score_predictions"),
             node(summarise_metrics, inputs=["evaluation_form_scores", "params:evaluation", "params:ensemble",
-                                             "cascade_escalation"],
+                                             "cascade_escalation", "params:form"],
                  outputs="evaluation_metrics", name="summarise_metrics"),
             node(score_normalized, inputs=scored,
                  outputs=["evaluation_normalized_forms", "evaluation_normalized_metrics"], name="score_normalized"),
@@ -59,9 +60,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(plot_review_curves, inputs=["evaluation_review_curves", "evaluation_metrics"],
                  outputs="evaluation_review_curve_plot", name="plot_review_curves"),
             node(render_report, inputs=report_inputs, outputs="evaluation_report", name="render_report"),
-            node(plot_accuracy, inputs="evaluation_metrics", outputs="evaluation_accuracy_plot",
+            node(plot_accuracy, inputs=["evaluation_metrics", "params:form"], outputs="evaluation_accuracy_plot",
                  name="plot_accuracy"),
-            node(plot_key_accuracy, inputs="evaluation_metrics", outputs="evaluation_key_accuracy_plot",
-                 name="plot_key_accuracy"),
+            node(plot_key_accuracy, inputs=["evaluation_metrics", "params:form"],
+                 outputs="evaluation_key_accuracy_plot", name="plot_key_accuracy"),
         ]
     )

@@ -19,6 +19,7 @@ import pandas as pd
 
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.evaluation import EvaluationSettings
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, load_form
 from handwriting_pipeline.predictions import normalise_predictions
 
 logger = logging.getLogger(__name__)
@@ -39,15 +40,17 @@ def _share(params: Mapping[str, Any] | EvaluationSettings) -> float:
 
 
 def collect_failures(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
-                     **predictions: pd.DataFrame) -> dict[str, Any]:
+                     form: str | FormSpec | None = None, **predictions: pd.DataFrame) -> dict[str, Any]:
     """Failures per method that ran (count, share, first distinct reasons, files) and the input
     files that were rejected or unreadable; ``exceeds`` marks shares above
-    ``evaluation.max_failure_share``."""
+    ``evaluation.max_failure_share``. ``form``: ``params:form`` (None: the HSF form), the fields
+    a predictions table has."""
     share = _share(params)
+    keys = (form if isinstance(form, FormSpec) else load_form(form or HSF_FORM)).keys
     n_forms = len(forms)
     methods = []
     for method, table in predictions.items():
-        table = normalise_predictions(table)
+        table = normalise_predictions(table, keys)
         if table.empty:
             continue
         failed = table[table["error"].notna()].drop_duplicates("file_name")

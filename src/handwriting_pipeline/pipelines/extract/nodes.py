@@ -18,24 +18,27 @@ import pandas as pd
 
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.engines.runner import run_engine
+from handwriting_pipeline.fields.formspec import HSF_FORM, load_form
 from handwriting_pipeline.methods import READY, ExtractSettings, build_engine, chosen_engines, ready_engines
 from handwriting_pipeline.predictions import empty_predictions
 
 logger = logging.getLogger(__name__)
 
 
-def check_engines(params: Mapping[str, Any] | ExtractSettings, credentials: dict[str, Any],
+def check_engines(params: Mapping[str, Any] | ExtractSettings, credentials: dict[str, Any], form: str | None = None,
                   **datasets: Any) -> dict[str, str]:
     """Before any form is read: which enabled engines run (:func:`~handwriting_pipeline.methods.ready_engines`).
 
     ``datasets`` are the catalog inputs the engines declare (``donut_model``). Raises a
     RuntimeError naming every problem (paid engine without credentials, unknown engine, an
-    explicitly requested engine without its trained model). Returns method -> "ready" / why it
-    is skipped, for the log (secrets never appear).
+    explicitly requested engine without its trained model). ``form``: the run's form (``params:form``);
+    an engine that cannot read it is skipped. Returns method -> "ready" / why it is skipped, for
+    the log (secrets never appear).
     """
     settings = ExtractSettings.from_params(params)
     wanted, explicit = chosen_engines(settings.engines)
-    specs, skipped = ready_engines(wanted, explicit, settings.blocks, credentials, datasets, where="extract")
+    specs, skipped = ready_engines(wanted, explicit, settings.blocks, credentials, datasets, where="extract",
+                                   form=load_form(form or HSF_FORM))
     status = {m: READY if m in {s.method for s in specs} else f"skipped: {skipped[m]}" for m in wanted}
     logger.info("extract engines: %s", status)
     return status
@@ -50,15 +53,15 @@ def extract(forms: LabelledForms, params: Mapping[str, Any] | ExtractSettings, s
     """
     if status.get(method) != READY:
         logger.info("extract %s: %s; empty predictions", method, status.get(method, "not in extract.engines"))
-        return empty_predictions()
+        return empty_predictions(forms.keys)
     settings = ExtractSettings.from_params(params)
     engine = build_engine(method, settings.blocks, credentials, **inputs)
     engine.check_ready()
     names = engine.forms_to_read(forms.labels["file_name"].tolist())
     if not names:
-        return empty_predictions()
+        return empty_predictions(forms.keys)
     return run_engine(engine, names, forms.images, cache=cache, workers=int(settings.workers or 1),
-                      progress=bool(settings.progress))
+                      progress=bool(settings.progress), keys=forms.keys)
 
 
 def extract_node(method: str) -> Callable[..., pd.DataFrame]:

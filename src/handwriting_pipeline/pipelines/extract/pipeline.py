@@ -30,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     classes = {method: engine_class(method) for method in engine_methods()}
     datasets = sorted({d for cls in classes.values() for d in cls.catalog_inputs.values()})
     check = Node(nodes.check_engines,
-                 {"params": "params:extract", "credentials": "extract_credentials", **{d: d for d in datasets}},
+                 {"params": "params:extract", "credentials": "extract_credentials", "form": "params:form",
+                  **{d: d for d in datasets}},
                  "extract_engine_status", name="check_extract_engines")
     return Pipeline([check, *(engine_node(m, cls) for m, cls in classes.items())], tags="extract")

@@ -1,4 +1,5 @@
-"""The 'select_forms' pipeline: test split or ``evaluation.data_dir`` -> ``evaluation_forms``."""
+"""The 'select_forms' pipeline: test split or ``evaluation.data_dir`` -> ``evaluation_forms``
+(checked against the form ``params:form`` names: its fields, its image size)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -11,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 select_evaluation_forms,
-                inputs=["test_forms", "external_evaluation_forms", "params:evaluation"],
+                inputs=["test_forms", "external_evaluation_forms", "params:evaluation", "params:form"],
                 outputs="evaluation_forms",
                 name="select_evaluation_forms",
             )

@@ -9,7 +9,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from handwriting_pipeline.registry import Step, select_methods
+from handwriting_pipeline.fields.formspec import HSF_FORM, load_form
+from handwriting_pipeline.registry import Step, engine_class, select_methods
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,14 @@ def trains(method: str, models: Any, trainable: Sequence[str]) -> bool:
 def train_step(method: str, step: Step, trainable: Sequence[str]) -> Callable[..., Any]:
     """The node function of ``step`` of ``method``'s training (named after the step)."""
 
-    def run(models: Any = None, **inputs: Any) -> Any:
+    def run(models: Any = None, run_form: str | None = None, **inputs: Any) -> Any:
         if step.skipped is not None and not trains(method, models, trainable):
             logger.info("train: %s not in train.models, not trained (%s)", method, step.name)
+            return step.skip()
+        form = load_form(run_form or HSF_FORM)
+        if step.skipped is not None and not engine_class(method).learns_form(form):
+            logger.info("train: %s learns the '%s' layout only, not form '%s'; not trained (%s)",
+                        method, HSF_FORM, form.name, step.name)
             return step.skip()
         return step.run(**inputs)
 

@@ -33,7 +33,8 @@ TRAINING: dict[str, list[Step]] = {
     "fieldreader": [
         Step(fieldreader.hold_out_forms, {"train_forms": "train_forms", "params": FIELDREADER},
              "fieldreader_split", "hold_out_fieldreader_forms"),
-        Step(fieldreader.fine_tune, {"train_forms": "train_forms", "split": "fieldreader_split", "params": FIELDREADER},
+        Step(fieldreader.fine_tune, {"train_forms": "train_forms", "split": "fieldreader_split", "params": FIELDREADER,
+                                     "form": "params:form"},
              ["fieldreader_tuned", "fieldreader_history"], "fine_tune_fieldreader", skipped=fieldreader.not_trained),
         Step(fieldreader.add_lexicon_and_calibration,
              {"reader": "fieldreader_tuned", "train_forms": "train_forms", "split": "fieldreader_split",
@@ -44,7 +45,7 @@ TRAINING: dict[str, list[Step]] = {
         # out-of-fold readings of every train form (train_fieldreader.crossfit.folds; 0 = off):
         # per fold a reader fine-tuned on the other folds reads it; the fold readers stay in
         # crossfit.model_dir (resumable per fold)
-        Step(crossfit.crossfit_readings, {"train_forms": "train_forms", "params": FIELDREADER},
+        Step(crossfit.crossfit_readings, {"train_forms": "train_forms", "params": FIELDREADER, "form": "params:form"},
              ["fieldreader_oof_readings", "fieldreader_crossfit_folds"], "crossfit_fieldreader",
              skipped=crossfit.not_run),
         # the fold readers as one reader, its lexicon / style / calibration chosen on the
@@ -94,7 +95,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     nodes = []
     for method, steps in TRAINING.items():
         for step in steps:
-            models = {"models": "params:train.models"} if step.skipped is not None else {}
+            models = {"models": "params:train.models", "run_form": "params:form"} if step.skipped is not None else {}
             nodes.append(Node(train_step(method, step, trainable), {**models, **step.inputs}, step.outputs,
                               name=step.name, tags=[method]))
     return Pipeline(nodes)
