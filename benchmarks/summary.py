@@ -109,7 +109,12 @@ def table() -> str:
             files += f" ({r['note']})"
         lines.append(f"| {r['reading']} | {_num(r['FLA'])} | {_num(r['CBA'])} | {_num(r['FLA_nocase'])} "
                      f"| {r['speed'] or '–'} | {files} |")
+    card = _load("form_reader_order_card.json")  # benchmarks/forms/form_reader_benchmark.py
     lines += [
+        "",
+        f"Another form: the field reader fine-tuned on {card['train_forms']} synthetic `{card['form']}` forms "
+        f"(from its spec alone) reads {card['validation_forms']} more at FLA {card['FLA']:.2f} (all "
+        f"{len(card['fields_in_form'])} fields), CBA {card['CBA']:.2f}: `form_reader_{card['form']}.json`.",
         "",
         "The Donut run chose its best checkpoint on these validation forms, so its row is somewhat optimistic.",
         "The paid-inputs vote used the field reader without its style layer. Machine, date and command: in",

@@ -58,3 +58,11 @@ def test_seeded_paired_by_form_and_about_95_percent_coverage():
         interval = paired_bootstrap(cand, base, resamples=500, seed=trial)
         covered += interval.low <= 0.1 <= interval.high
     assert 0.88 <= covered / 200 <= 0.99
+
+
+def test_plain_lists_are_paired_by_position():
+    """A Python list has an ``index`` method: it is a sequence, paired by position like an array."""
+    exact = [1.0, 0.0, 1.0, 1.0]
+    from_lists = paired_bootstrap(exact, [0.0] * 4)
+    assert from_lists == paired_bootstrap(np.array(exact), np.zeros(4))
+    assert from_lists.mean == pytest.approx(0.75) and 0.0 <= from_lists.low <= 0.75 <= from_lists.high <= 1.0

@@ -113,7 +113,7 @@ class PairedInterval:
 
 def _paired(candidate: Sequence[float] | Any, baseline: Sequence[float] | Any) -> np.ndarray:
     """candidate - baseline per form; two pandas Series are matched by their index (form names)."""
-    if hasattr(candidate, "index") and hasattr(baseline, "index"):
+    if hasattr(candidate, "loc") and hasattr(baseline, "loc"):  # pandas (a list's .index is a method)
         if set(candidate.index) != set(baseline.index) or len(candidate) != len(baseline):
             raise ValueError("the two methods' scores are not on the same forms")
         baseline = baseline.loc[candidate.index]

@@ -193,14 +193,15 @@ def test_unknown_form_name_lists_the_shipped_forms():
         load_form("/nowhere/form.yml")
 
 
-def test_features_registration_is_schema_only(tmp_path):
+def test_a_features_template_is_found_next_to_its_spec_and_a_missing_one_is_named(tmp_path):
     from handwriting_pipeline.forms.spec import register
 
     data = _hsf_data()
     data["page"]["registration"] = {"method": "features", "template": "blank_hsf.png"}
     spec = load_form(_write(tmp_path, data))
     assert spec.page.registration.template == "blank_hsf.png"
-    with pytest.raises(NotImplementedError, match="'features'.*not implemented yet"):
+    assert spec.template_path() == tmp_path / "blank_hsf.png"  # relative to the spec file
+    with pytest.raises(FileNotFoundError, match="blank_hsf.png: the form spec's registration template"):
         register(Image.new("L", (2560, 3300), 255), spec)
 
 

@@ -174,8 +174,9 @@ def to_crop(image: Image.Image, opts: Mapping[str, Any], spec: FormSpec | None =
         try:
             crop = _register(page, spec, opts)
         except RegistrationError as err:
-            raise ValueError(f"{width}x{height} {page_name}: printed box lines not found ({err})") from err
-        except NotImplementedError as err:
+            what = "printed box lines not found" if spec.page.registration.method == "box_lines" else "not registered"
+            raise ValueError(f"{width}x{height} {page_name}: {what} ({err})") from err
+        except (NotImplementedError, FileNotFoundError) as err:
             raise ValueError(f"{width}x{height} {page_name}: cannot be registered ({err})") from err
         kind = "page"
     elif has_crop and width >= min_width and _shaped(width, height, area, tol):

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, field_validator
 
 from handwriting_pipeline.fields.charsets import TYPE_NAMES
 
@@ -70,13 +70,14 @@ class BoxLinesRegistration(_Model):
 
 
 class FeaturesRegistration(_Model):
-    """Registration on image features (ORB key points, then ECC refinement) against a blank
-    ``template`` image of the form. **Not implemented yet**: a spec may declare it, registering
-    a page with it raises NotImplementedError."""
+    """Registration on image features against a blank ``template`` image of the form, for forms
+    without a printed box row: ORB key points matched to the template's, a similarity transform
+    fitted with RANSAC, refined with ECC (:func:`handwriting_pipeline.forms.features.register_features`)."""
 
     method: Literal["features"]
-    template: str  # the blank form's image, relative to the spec file
+    template: str  # the blank form's image (the template page), relative to the spec file
     max_features: PositiveInt = 5000
+    min_matches: PositiveInt = 25  # fewer inlier matches: the page is not registered (an error names it)
 
 
 Registration = Annotated[BoxLinesRegistration | FeaturesRegistration, Field(discriminator="method")]
@@ -177,6 +178,8 @@ class FieldSpec(_Model):
 class FormSpec(_Model):
     """One form: page, lines and fields (see the module docstring)."""
 
+    _folder: Path | None = PrivateAttr(default=None)  # the spec file's folder (relative template paths)
+
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
     page: Page
@@ -203,6 +206,15 @@ class FormSpec(_Model):
             if line.name == name:
                 return line
         raise KeyError(f"form '{self.name}' has no line '{name}'; lines: {', '.join(self.line_names)}")
+
+    def template_path(self) -> Path | None:
+        """The blank template image of a ``features`` registration, resolved against the folder of
+        the spec file it was read from (the shipped forms' folder for a spec built in code)."""
+        registration = self.page.registration
+        if registration.method != "features":
+            return None
+        path = Path(registration.template).expanduser()
+        return path if path.is_absolute() else (self._folder or FORMS_DIR) / path
 
     def layout(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """The lines with their fields and types, in order: what a reader written for one form
@@ -317,7 +329,9 @@ def _load(path: Path) -> FormSpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise FormSpecError(f"{path}: not valid YAML: {err}") from None
-    return parse_form(data, str(path))
+    spec = parse_form(data, str(path))
+    spec._folder = path.parent
+    return spec
 
 
 def load_form(name_or_path: str | Path) -> FormSpec:

@@ -1,4 +1,4 @@
-"""Is an image a usable top-section crop? Its size and its share of dark pixels.
+"""Is an image a usable form image (an HSF top-section crop by default)? Its size and its share of dark pixels.
 
 Used by the evaluation's form check (``select_forms``), curation and digitize's input checks.
 """
@@ -23,6 +23,8 @@ def check_form_image(image: Image.Image, size: tuple[int, int] | None = DEFAULT_
     width, height = image.size
     if size and (width, height) != tuple(size):
         expected = f"expected {size[0]}x{size[1]}"
+        if tuple(size) != DEFAULT_IMAGE_SIZE:  # another form's size (its spec's crop or page)
+            return f"image is {width}x{height}, {expected} (the form's size, from its spec)"
         if height > width and width >= size[0]:
             return (f"image is {width}x{height}, {expected}: this looks like a full page, not the top-section "
                     "crop; crop pages with the curation pipeline (curation.source=sd19_pages)")

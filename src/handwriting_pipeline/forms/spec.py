@@ -5,14 +5,16 @@ The spec's models, checks and shipped forms live on the ground floor
 spec) and are re-exported here. What this module adds is geometry:
 
 * :func:`register` cuts the spec's crop out of a scanned page with its registration method:
-  ``box_lines`` (the printed box row, :func:`.registration.crop_top_section`) works today;
-  ``features`` (ORB key points + ECC on a template image) is part of the schema only and
-  raises NotImplementedError;
+  ``box_lines`` (the printed box row, :func:`.registration.crop_top_section`; a spec without a
+  crop: the page as it is), ``features`` (ORB key points + ECC against the spec's blank template
+  image, :mod:`.features`);
 * :func:`line_boxes` gives the line boxes on an image of the crop's (or page's) size, scaled;
   :func:`page_boxes` the crop and line boxes on a full page (no registration).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from PIL import Image
 
@@ -29,25 +31,28 @@ from handwriting_pipeline.fields.formspec import (
     parse_form,
     shipped_forms,
 )
-from handwriting_pipeline.forms.registration import Registration, crop_top_section
+from handwriting_pipeline.forms.registration import crop_top_section
 
 __all__ = ["FORMS_DIR", "HSF_FORM", "Box", "FieldSpec", "FormSpec", "FormSpecError", "Line", "hsf_form", "line_boxes",
            "load_form", "page_boxes", "parse_form", "register", "shipped_forms"]
 
 
-def register(page: Image.Image, spec: FormSpec, **options) -> tuple[Image.Image, Registration | None]:
+def register(page: Image.Image, spec: FormSpec, **options) -> tuple[Image.Image, Any]:
     """The spec's crop (or whole page) of a scanned ``page``, registered with the spec's method.
 
     ``box_lines``: :func:`.registration.crop_top_section` with the spec's crop (``options`` are
     its keyword arguments: ``max_shift``, ``max_skew``, ...); it finds the HSF form's box row.
-    ``features``: not implemented yet (NotImplementedError).
+    ``features``: :func:`.features.register_features` onto the spec's template image, then the
+    spec's crop (a :class:`.features.FeatureRegistration` is returned).
     """
-    method = spec.page.registration.method
-    if method == "features":
-        raise NotImplementedError(
-            f"form '{spec.name}': registration method 'features' (ORB key points + ECC against "
-            f"'{spec.page.registration.template}') is part of the form spec schema but not implemented "
-            "yet; use 'method: box_lines' (forms with a printed box row) for now")
+    registration = spec.page.registration
+    if registration.method == "features":
+        from handwriting_pipeline.forms.features import register_features
+
+        registered, found = register_features(page, spec.template_path(), registration.max_features,
+                                              registration.min_matches)
+        crop = spec.page.crop
+        return (registered.crop(crop) if crop else registered), found
     if spec.page.crop is None:
         return page, None
     return crop_top_section(page, box=spec.page.crop, **options)

@@ -133,7 +133,7 @@ def test_a_card_page_is_taken_as_it_is_and_other_shapes_are_refused(card_spec, c
         to_crop(Image.new("L", (1700, 1100), 255), dict(DEFAULTS), card_spec)
 
 
-def test_a_spec_whose_registration_is_not_implemented_gives_a_per_page_error(tmp_path, card_spec, card_pages):
+def test_a_spec_whose_registration_template_is_missing_gives_a_per_page_error(tmp_path, card_spec, card_pages):
     data = card_spec.model_dump(mode="json", exclude_none=True)
     data["page"]["registration"] = {"method": "features", "template": "blank.png"}
     spec = parse_form(data, "features_card.yml")
@@ -141,7 +141,7 @@ def test_a_spec_whose_registration_is_not_implemented_gives_a_per_page_error(tmp
     card_pages[0][0].save(path)
     [form] = read_forms(path, dict(DEFAULTS), spec)
     assert form.crop is None and form.error.startswith("1700x1100 page of form 'order_card': cannot be registered")
-    assert "not implemented yet" in form.error
+    assert "blank.png: the form spec's registration template (a blank form image) is missing" in form.error
 
 
 def test_review_crops_are_the_line_boxes_and_stay_the_hsf_boxes_on_hsf(card_spec, card_pages, synthetic_crops):

@@ -160,9 +160,11 @@ def test_the_report_names_the_form_and_its_fields_and_what_is_not_measured(param
     assert "## What a database gets: normalized fields" in report and "ORDER_NO_norm" in report
     assert "address_verified |" not in report
     # the HSF-only parts: said, not crashed, not shown empty
-    assert "## Not measured on this form" in report and "the review curve" in report
-    assert "## Review curve" not in report and "## Guarantee" not in report
-    assert out["evaluation_review_curves"] == {} and out["evaluation_guarantee"] == {}
+    assert "## Not measured on this form" in report and "address check" in report
+    assert "## Guarantee" not in report and out["evaluation_guarantee"] == {}
+    # the review curve reads the form's seven fields: its two wrong fields (ORDER_NO, AMOUNT) are counted
+    start = out["evaluation_review_curves"]["fieldreader"]["curve"][0]
+    assert start["errors_left"] == 2 and start["FLA"] == pytest.approx(33.33, abs=0.01)
     assert isinstance(out["evaluation_review_curve_plot"], Figure)
     assert out["evaluation_failures"]["methods"] == []
 
@@ -208,7 +210,7 @@ def test_nodes_called_directly_take_the_form(params):
     assert list(metrics.columns) == metric_columns(KEYS7) and set(errors["field"]) == {"AMOUNT", "ORDER_NO"}
     per_form, summary = score_normalized(cards, run, form="order_card", **tables)
     assert list(summary.columns) == typed_metric_columns(KEYS7)
-    assert review_curves(cards, run, form="order_card", **tables) == {}
+    assert set(review_curves(cards, run, form="order_card", **tables)) == {"fieldreader"}
     cascade = {"method": "cascade", "fast": ["fieldreader"], "slow": []}
     assert guarantee_checks(cards, run, {}, {}, {}, cascade, form="order_card", **tables) == {}
     assert collect_failures(cards, run, form="order_card", **tables)["methods"] == []

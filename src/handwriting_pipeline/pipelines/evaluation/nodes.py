@@ -9,9 +9,9 @@ report's presentation.
 Every node that scores or reports reads the evaluated form (``params:form``, a form spec:
 :func:`handwriting_pipeline.fields.formspec.load_form`; None: the HSF form): FLA, CBA, the
 ``CBA_<KEY>`` columns, the per-field errors and charts are over its fields. What only the HSF
-form has so far - the gazetteer's address check, the review curve, the cascade's guarantee -
-is reported as "not measured on this form" on another form; its normalized fields are
-normalized per field type (:func:`handwriting_pipeline.metrics.score_forms_typed`).
+form has so far - the gazetteer's address check, the cascade's guarantee - is reported as "not
+measured on this form" on another form; its normalized fields are normalized per field type
+(:func:`handwriting_pipeline.metrics.score_forms_typed`).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def form_spec(form: str | FormSpec | None) -> FormSpec:
 
 def is_hsf_layout(spec: FormSpec) -> bool:
     """The form has the HSF form's fields, in order: what the HSF-only parts (the address check
-    of the normalized fields, the review curve, the cascade's guarantee) read so far."""
+    of the normalized fields, the cascade's guarantee) read so far."""
     return tuple(spec.keys) == tuple(KEYS)
 
 
@@ -230,17 +230,14 @@ def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSe
                   form: str | FormSpec | None = None, **predictions: pd.DataFrame) -> dict[str, Any]:
     """The review curve of every selected method with per-field confidences (review_curve.json):
     FLA / CBA after a person fixes the k % least-confident fields, the share to review for
-    FLA 90 / 95 / 99, and what ``evaluation.review_threshold`` sends to review. {} on a form
-    without the HSF form's fields (:mod:`handwriting_pipeline.review.curve` reads those only)."""
+    FLA 90 / 95 / 99, and what ``evaluation.review_threshold`` sends to review, over the form's
+    fields."""
     spec = form_spec(form)
-    if not is_hsf_layout(spec):
-        logger.info("review curve: not measured on form '%s' (the review curve reads the HSF form's fields)",
-                    spec.name)
-        return {}
     settings = EvaluationSettings.from_params(params)
     labels = form_labels(forms, spec)
-    tables = {m: t for m in selected_methods(settings) if (t := _method_table(m, predictions)) is not None}
-    return method_curves(labels, tables, threshold=float(settings.review_threshold))
+    tables = {m: t for m in selected_methods(settings) if (t := _method_table(m, predictions, spec.keys)) is not None}
+    keys = None if is_hsf_layout(spec) else spec.keys  # None: the HSF fields, exactly as before
+    return method_curves(labels, tables, threshold=float(settings.review_threshold), keys=keys)
 
 
 def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
@@ -353,9 +350,7 @@ def not_measured_lines(spec: FormSpec, methods: set[str]) -> list[str]:
     """The metrics.md section on what is measured on the HSF form only (empty on that form)."""
     if is_hsf_layout(spec):
         return []
-    items = ["the review curve (FLA after a person fixes the least-confident fields): it reads the HSF form's "
-             "fields",
-             "the gazetteer's address check (`address_verified`) of the normalized fields: it checks the HSF "
+    items = ["the gazetteer's address check (`address_verified`) of the normalized fields: it checks the HSF "
              "form's city, state and ZIP"]
     if "cascade" in methods:
         items.append("the guarantee of the cascade's sure fields: its trust levels are fitted on the HSF form's fields")
