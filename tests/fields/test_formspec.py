@@ -216,3 +216,17 @@ def test_a_run_reads_any_valid_form_and_stops_on_a_bad_one_with_a_reason(tmp_pat
     data["fields"][0]["type"] = "postcode"
     with pytest.raises(FormSpecError, match=r"fields\[0\] \(ORDER_NO\)\.type: unknown field type 'postcode'"):
         active_form(_write(tmp_path, data))
+
+
+def test_the_hsf_layout_is_asked_by_layout_never_by_name(tmp_path):
+    """Shared code asks ``is_hsf_layout``: a copy of the HSF spec under another name has its
+    layout; the order card, or a field's type changed, has not."""
+    from handwriting_pipeline.fields.formspec import is_hsf_layout
+
+    assert is_hsf_layout(None) and is_hsf_layout(load_form("hsf_top"))
+    assert not is_hsf_layout(load_form("order_card"))
+    data = _hsf_data()
+    data["name"] = "our_copy_of_hsf"
+    assert is_hsf_layout(load_form(_write(tmp_path, data, "copy.yml")))
+    data["fields"][0]["type"] = "text"
+    assert not is_hsf_layout(load_form(_write(tmp_path, data, "changed.yml")))

@@ -55,7 +55,6 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,7 +71,7 @@ from handwriting_pipeline.ensemble.settings import CascadeSettings, EnsembleSett
 from handwriting_pipeline.ensemble.trust import FieldTrust, field_trust
 from handwriting_pipeline.ensemble.vote import calibration_for, default_vote_inputs, engine_probability
 from handwriting_pipeline.fields import KEYS, NONE
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, hsf_form, load_form
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, hsf_form, is_hsf_layout, load_form
 from handwriting_pipeline.fields.normalize import normalize_record
 from handwriting_pipeline.fields.schema import is_missing
 from handwriting_pipeline.fields.types import form_context, type_of
@@ -121,15 +120,10 @@ def form_spec(form: FormSpec | str | Path | None = None) -> FormSpec:
     return form if isinstance(form, FormSpec) else load_form(form)
 
 
-@lru_cache(maxsize=1)
-def _hsf_layout() -> list[tuple[str, list[tuple[str, str]]]]:
-    return hsf_form().layout()
-
-
 def hsf_layout(spec: FormSpec | str | Path | None = None) -> bool:
-    """Whether the form has the HSF top section's layout (its lines, fields and types; None: the
-    HSF form): then the ensembles, the trust levels, the guarantees and the HSF columns apply."""
-    return spec is None or form_spec(spec).layout() == _hsf_layout()
+    """Whether the form has the HSF top section's layout (:func:`~handwriting_pipeline.fields.formspec.is_hsf_layout`;
+    None: the HSF form): then the ensembles, the trust levels, the guarantees and the HSF columns apply."""
+    return spec is None or is_hsf_layout(form_spec(spec))
 
 
 def normalized_columns(spec: FormSpec | str | Path | None = None) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, hsf_form
+from handwriting_pipeline.fields.formspec import FormSpec, hsf_form, is_hsf_layout
 from handwriting_pipeline.forms.ink import DEFAULT_IMAGE_SIZE, ink_problem, ink_share
 from handwriting_pipeline.forms.registration import RegistrationError, box_lines
 from handwriting_pipeline.forms.spec import register
@@ -97,13 +97,9 @@ def _shaped(width: int, height: int, size: tuple[int, int], tolerance: float) ->
     return _near(width / height, 1.0, tolerance)
 
 
-def _is_hsf(spec: FormSpec) -> bool:
-    return spec.name == HSF_FORM
-
-
 def _min_width(spec: FormSpec, opts: Mapping[str, Any]) -> int:
     """``min_width`` for the HSF form; another form's scaled by its area's width over the HSF crop's."""
-    if _is_hsf(spec):
+    if is_hsf_layout(spec):
         return int(opts["min_width"])
     return round(int(opts["min_width"]) * spec.page.area[0] / CROP_SIZE[0])
 
@@ -111,7 +107,7 @@ def _min_width(spec: FormSpec, opts: Mapping[str, Any]) -> int:
 def _register(page: Image.Image, spec: FormSpec, opts: Mapping[str, Any]) -> Image.Image:
     """The spec's crop (or whole page) of a page of the template's size (:func:`.forms.spec.register`);
     on the HSF form ``input_checks.crop_box`` is where the top section lies (the spec's crop)."""
-    if _is_hsf(spec) and opts.get("crop_box") is not None:
+    if is_hsf_layout(spec) and opts.get("crop_box") is not None:
         box = tuple(int(v) for v in opts["crop_box"])
         if box != spec.page.crop:
             spec = spec.model_copy(update={"page": spec.page.model_copy(update={"crop": box})})
@@ -122,7 +118,7 @@ def _register(page: Image.Image, spec: FormSpec, opts: Mapping[str, Any]) -> Ima
 
 def _boxes_problem(crop: Image.Image, spec: FormSpec) -> str | None:
     """Why the printed boxes of a resized crop were not found (None: found)."""
-    if _is_hsf(spec):
+    if is_hsf_layout(spec):
         try:
             box_lines(crop)
         except RegistrationError as err:
@@ -136,13 +132,13 @@ def _boxes_problem(crop: Image.Image, spec: FormSpec) -> str | None:
 
 def _names(spec: FormSpec) -> tuple[str, str]:
     """How messages name the spec's page and its crop."""
-    if _is_hsf(spec):
+    if is_hsf_layout(spec):
         return "HSF page", "top-section crop"
     return f"page of form '{spec.name}'", f"crop of form '{spec.name}'"
 
 
 def _neither(width: int, height: int, spec: FormSpec) -> str:
-    if _is_hsf(spec):
+    if is_hsf_layout(spec):
         return f"{width}x{height}: neither an HSF page nor a top-section crop"
     page_w, page_h = spec.page.size
     if spec.page.crop is None:

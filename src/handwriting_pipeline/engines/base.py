@@ -19,7 +19,7 @@ from PIL import Image
 
 from handwriting_pipeline.config import Settings
 from handwriting_pipeline.fields import KEYS, clean_fields, empty_fields
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, hsf_form
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout
 
 
 @dataclass
@@ -154,14 +154,14 @@ class Engine(ABC):
     def learns_form(cls, form: FormSpec) -> bool:
         """Whether training can make this engine read ``form`` (a trained engine's training steps
         run only then): by default the HSF top section's layout."""
-        return form.same_layout(hsf_form())
+        return is_hsf_layout(form)
 
     @classmethod
     def form_problem(cls, form: FormSpec, **inputs: Any) -> str | None:
         """Why the engine cannot read ``form`` (None: it can). By default an engine reads the
         HSF top section's layout (its lines, fields and types); an engine that reads any form
         (a model trained on it) overrides this."""
-        if form.same_layout(hsf_form()):
+        if is_hsf_layout(form):
             return None
         return f"it reads only the '{HSF_FORM}' layout, not form '{form.name}'"
 

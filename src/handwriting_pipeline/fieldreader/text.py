@@ -28,13 +28,6 @@ CSZ_KEYS: tuple[str, ...] = hsf_form().line("CSZ").fields
 _NUMBER_CHARS = set("0123456789-")
 
 
-def has_hsf_layout(spec: FormSpec) -> bool:
-    """Whether the form's lines and fields are the HSF top section's (its DATE line and its
-    CITY|STATE|ZIP line, same names and types): what the lexicon and the style layer are written
-    for. Other forms are read with plain beam search."""
-    return spec.same_layout(hsf_form())
-
-
 def _value(text: str) -> str:
     return "" if text == NONE else text
 

@@ -23,7 +23,7 @@ from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fieldreader.lexicon import Lexicon
 from handwriting_pipeline.fieldreader.model import FieldReader
 from handwriting_pipeline.fieldreader.predict import FormReading, read_lines
-from handwriting_pipeline.fieldreader.text import has_hsf_layout
+from handwriting_pipeline.fields.formspec import is_hsf_layout
 from handwriting_pipeline.forms.lines import cut_lines
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def add_lexicon_and_calibration(reader: Any, train_forms: Any, split: dict[str, 
     lines = [cut_lines(holdout.images[n], reader.config.lines) for n in split["holdout"]]
     gold = [holdout.fields(n) for n in split["holdout"]]
     settings = FieldReaderTrainSettings.from_params(params)
-    if has_hsf_layout(reader.form):
+    if is_hsf_layout(reader.form):  # the lexicon is written for the HSF fields
         lexicon, readings = choose_lexicon(reader, lines, gold, [train_forms.fields(n) for n in split["fit"]],
                                            settings.lexicon.grid, int(settings.lexicon.max_edits))
     else:
@@ -136,7 +136,7 @@ def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
     settings = FieldReaderTrainSettings.from_params(params)
     if not hasattr(reader, "config") or not settings.style.enabled:  # NotTrained, or switched off
         return reader
-    if not has_hsf_layout(reader.form):
+    if not is_hsf_layout(reader.form):
         logger.info("form '%s': no style layer (it is written for the HSF layout)", reader.form.name)
         return reader
     from handwriting_pipeline.fieldreader.text import line_targets

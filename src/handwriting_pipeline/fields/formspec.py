@@ -357,6 +357,19 @@ def data_root(form: str | Path | None) -> str:
     return "data" if name in ("", HSF_FORM) else f"data/forms/{name}"
 
 
+def is_hsf_layout(spec: FormSpec | None) -> bool:
+    """Whether ``spec`` has the HSF top section's layout - its lines, fields and field types
+    (None: the HSF form itself). The parts written for that form (its renderer and box-row crop,
+    the lexicon and style layer, the layout engines, the ensembles, the trust levels) run only
+    then; shared code asks this, never a form's name."""
+    return spec is None or spec.layout() == _hsf_layout()
+
+
+@lru_cache(maxsize=1)
+def _hsf_layout() -> list[tuple[str, list[tuple[str, str]]]]:
+    return hsf_form().layout()
+
+
 def hsf_form() -> FormSpec:
     """The HSF top-section form (:data:`HSF_FORM`), the layout the pipeline reads today."""
     return load_form(HSF_FORM)

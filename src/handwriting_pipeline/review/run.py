@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from handwriting_pipeline.fields import NONE
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, FormSpecError, hsf_form, load_form
+from handwriting_pipeline.fields.formspec import FormSpec, FormSpecError, hsf_form, is_hsf_layout, load_form
 from handwriting_pipeline.fields.types import form_context, type_of
 from handwriting_pipeline.review.store import STORE_NAME, CorrectionStore, InvalidDecision, check_value, form_id
 
@@ -144,7 +144,8 @@ class ReviewRun:
 
     @property
     def is_hsf(self) -> bool:
-        return self.spec.name == HSF_FORM
+        """Whether the run's form has the HSF layout (its columns and normalized fields are digitize's)."""
+        return is_hsf_layout(self.spec)
 
     def normalized_value(self, record: Mapping[str, Any], key: str, value: Any) -> str:
         """``value`` of field ``key`` normalized by the field's type, the record's other fields as

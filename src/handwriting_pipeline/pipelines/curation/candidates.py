@@ -13,7 +13,7 @@ from PIL import Image
 
 from handwriting_pipeline.datasets.forms import LABEL_COLUMNS
 from handwriting_pipeline.fields import KEYS, clean_fields
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, load_form
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout, load_form
 
 logger = logging.getLogger("handwriting_pipeline.pipelines.curation.nodes")
 
@@ -29,15 +29,10 @@ def form_spec(form: str | FormSpec | None) -> FormSpec:
     return form if isinstance(form, FormSpec) else load_form(form or HSF_FORM)
 
 
-def is_hsf(spec: FormSpec) -> bool:
-    """True for the HSF top-section form, whose sources and renderer keep their own code paths."""
-    return spec.name == HSF_FORM and spec.keys == KEYS
-
-
 def form_label(spec: FormSpec) -> str:
     """How notes and descriptions name the forms: "" for the HSF form (its texts stay as they
     were), else the quoted form name and a space ("'order_card' ")."""
-    return "" if is_hsf(spec) else f"'{spec.name}' "
+    return "" if is_hsf_layout(spec) else f"'{spec.name}' "
 
 
 # --------------------------------------------------------------------------- data passed between nodes

@@ -27,9 +27,9 @@ from handwriting_pipeline.curation import CurationSettings, SplitSettings
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.engines.base import image_sha256
 from handwriting_pipeline.fields import NONE
-from handwriting_pipeline.fields.formspec import FormSpec
+from handwriting_pipeline.fields.formspec import FormSpec, is_hsf_layout
 
-from .candidates import SPLITS, Candidates, _labels_frame, _open, _OpenedImages, _size, form_label, form_spec, is_hsf
+from .candidates import SPLITS, Candidates, _labels_frame, _open, _OpenedImages, _size, form_label, form_spec
 from .sources import _chosen_source
 
 logger = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ def export_splits(candidates: Candidates, params: Mapping[str, Any] | CurationSe
     counts = {s: int((labels["split"] == s).sum()) for s in SPLITS}
     report = {
         "source": candidates.source,
-        **({} if is_hsf(spec) else {"form": spec.name, "fields": list(keys)}),
+        **({} if is_hsf_layout(spec) else {"form": spec.name, "fields": list(keys)}),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": counts,
         "total": int(sum(counts.values())),

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from handwriting_pipeline.curation import AnnotateSettings, CropSettings, CurationSettings
 from handwriting_pipeline.datasets.forms import METADATA, LabelledForms, parse_metadata_line
 from handwriting_pipeline.fields import KEYS, NONE, clean_fields
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout
 from handwriting_pipeline.forms.registration import RegistrationError, crop_top_section
 from handwriting_pipeline.registry import Step, select_one
 
@@ -49,7 +49,6 @@ from .candidates import (
     _size,
     form_label,
     form_spec,
-    is_hsf,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def _selected(params: Mapping[str, Any] | CurationSettings, source: str) -> bool
 
 def _hsf_only(source: str, spec: FormSpec) -> None:
     """A source that reads NIST HSF pages stops for another form, saying what to use instead."""
-    if not is_hsf(spec):
+    if not is_hsf_layout(spec):
         raise ValueError(
             f"curation.source={source} reads NIST SD19 HSF pages and their labels (the '{HSF_FORM}' form); "
             f"it cannot curate form '{spec.name}'. For '{spec.name}' run with curation.source=synthetic "
@@ -98,7 +97,7 @@ def generate_synthetic_forms(params: Mapping[str, Any] | CurationSettings,
     settings = CurationSettings.from_params(params).synthetic
     options = dict(settings.options)
     n_forms, seed, workers = int(settings.n_forms), int(settings.seed), int(settings.workers)
-    if is_hsf(spec):
+    if is_hsf_layout(spec):
         generator = SyntheticFormGenerator(seed=seed, **options)
     else:
         generator = SpecFormGenerator(spec, seed=seed, **options)

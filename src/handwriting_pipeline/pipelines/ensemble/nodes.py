@@ -20,7 +20,7 @@ from handwriting_pipeline.datasets.cache import ResponseCache
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble import cascade, llm
 from handwriting_pipeline.ensemble import vote as voting
-from handwriting_pipeline.fields.formspec import HSF_FORM, hsf_form, load_form
+from handwriting_pipeline.fields.formspec import HSF_FORM, is_hsf_layout, load_form
 from handwriting_pipeline.methods import model_calibrations, model_choices, model_guarantees, vote_calibration
 from handwriting_pipeline.predictions import empty_predictions
 from handwriting_pipeline.registry import engine_class
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 def _other_layout(form: str | None, method: str) -> tuple[str, ...] | None:
     """The form's fields when ``method`` cannot merge readings of it (not the HSF layout), else None."""
     spec = load_form(form or HSF_FORM)
-    if spec.same_layout(hsf_form()):
+    if is_hsf_layout(spec):
         return None
     logger.info("ensemble %s: weighs the '%s' layout's fields only; skipped on form '%s' (empty predictions)",
                 method, HSF_FORM, spec.name)

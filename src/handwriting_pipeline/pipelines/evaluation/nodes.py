@@ -30,7 +30,7 @@ from handwriting_pipeline.ensemble.cascade import cascade_cost
 from handwriting_pipeline.ensemble.settings import EnsembleSettings
 from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.fields import KEYS
-from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, load_form
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout, load_form
 from handwriting_pipeline.metrics import (
     evaluate_method,
     form_errors,
@@ -67,12 +67,6 @@ FORM_SCORE_COLUMNS = form_score_columns(KEYS)
 def form_spec(form: str | FormSpec | None) -> FormSpec:
     """The evaluated form: ``params:form`` (a shipped form's name or a spec file); None: the HSF form."""
     return form if isinstance(form, FormSpec) else load_form(form or HSF_FORM)
-
-
-def is_hsf_layout(spec: FormSpec) -> bool:
-    """The form has the HSF form's fields, in order: what the HSF-only parts (the address check
-    of the normalized fields, the cascade's guarantee) read so far."""
-    return tuple(spec.keys) == tuple(KEYS)
 
 
 def form_labels(forms: LabelledForms, spec: FormSpec) -> pd.DataFrame:
