@@ -14,9 +14,6 @@ and scanner are shared with :mod:`.spec_forms` in :mod:`.pen`).
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +24,7 @@ from handwriting_pipeline.fields import KEYS, NONE
 
 from .glyphs import FontGlyphs, Glyph, font_glyphs, handwriting_font_paths, mnist_digits
 from .pen import Writer, draw_glyphs, fit_font, ink_strokes, new_writer, scan, shape_text
+from .stream import FormStream
 from .values import sample_date, sample_place
 
 WIDTH, HEIGHT = 2460, 350
@@ -97,7 +95,7 @@ def render_template() -> np.ndarray:
     return np.asarray(img).copy()
 
 
-class SyntheticFormGenerator:
+class SyntheticFormGenerator(FormStream):
     """Seeded generator of labelled synthetic HSF top-section crops (2460x350, mode "1").
 
     ``SyntheticFormGenerator(seed=0, **options)``; every option is optional (see ``DEFAULTS``):
@@ -138,36 +136,6 @@ class SyntheticFormGenerator:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["seed"], **state["options"])
-
-    # ------------------------------------------------------------------ public API
-    def sample(self, i: int) -> tuple[Image.Image, dict[str, str]]:
-        """Form number ``i``: (PIL image mode "1" 2460x350, fields DATE/CITY/STATE/ZIP)."""
-        form = self.render(i)
-        return form.image, form.fields
-
-    def file_name(self, i: int) -> str:
-        """File name of form ``i`` (``<file_prefix>_<seed>_<i:07d>.png``)."""
-        return f"{self.options['file_prefix']}_{self.seed}_{int(i):07d}.png"
-
-    def generate(self, n: int, start: int = 0, workers: int = 2) -> Iterator[tuple[str, Image.Image, dict[str, str]]]:
-        """Stream ``(file_name, image, fields)`` for forms ``start .. start+n-1`` in index order.
-
-        ``workers > 1`` renders in a multiprocessing pool (each worker builds its own
-        generator with the same seed and options); the output equals ``sample(i)``.
-        """
-        indices = range(int(start), int(start) + int(n))
-        if workers is None or workers <= 1 or n <= 1:
-            for i in indices:
-                image, fields = self.sample(i)
-                yield self.file_name(i), image, fields
-            return
-        # spawn, not fork: forking a process that already runs torch / onnxruntime threads can
-        # deadlock the children (seen when the test suite had loaded torch before this ran)
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(int(workers), initializer=_init_worker, initargs=(self.seed, self.options)) as pool:
-            chunk = max(1, min(16, n // (4 * workers)))
-            for i, (image, fields) in zip(indices, pool.imap(_worker_sample, indices, chunksize=chunk)):
-                yield self.file_name(i), image, fields
 
     # ------------------------------------------------------------------ rendering
     def render(self, i: int) -> SyntheticForm:
@@ -282,21 +250,3 @@ class SyntheticFormGenerator:
 
 
 # ---------------------------------------------------------------------- worker processes
-_WORKER: SyntheticFormGenerator | None = None
-
-
-def _init_worker(seed: int, options: dict[str, Any]) -> None:
-    global _WORKER
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # noqa: BLE001 - cv2 thread setting is only an optimisation
-        pass
-    _WORKER = SyntheticFormGenerator(seed=seed, **options)
-
-
-def _worker_sample(i: int) -> tuple[Image.Image, dict[str, str]]:
-    assert _WORKER is not None
-    return _WORKER.sample(i)

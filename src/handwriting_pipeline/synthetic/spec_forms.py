@@ -23,9 +23,6 @@ The labels are the values as written, in spec order; an empty field is "None".
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from handwriting_pipeline.fields.types import FieldType, type_of
 from .generator import SyntheticForm
 from .glyphs import FontGlyphs, font_glyphs, handwriting_font_paths, mnist_digits
 from .pen import Box, Writer, draw_glyphs, ink_strokes, new_writer, printed_font, scan, shape_text
+from .stream import FormStream
 from .values import sample_value
 
 PAD = 80  # margin around the area, so shifts/rotations never show an edge
@@ -130,7 +128,7 @@ def layout_parts(spec: FormSpec, line_boxes: dict[str, Box], types: dict[str, Fi
     return {f.name: parts[f.name] for f in spec.fields}
 
 
-class SpecFormGenerator:
+class SpecFormGenerator(FormStream):
     """Seeded generator of labelled synthetic forms of one form spec (``spec.page.area``, mode "1").
 
     ``SpecFormGenerator(spec, seed=0, **options)``: ``spec`` a :class:`FormSpec` (or a shipped
@@ -169,32 +167,7 @@ class SpecFormGenerator:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["spec"], state["seed"], **state["options"])
 
-    # ------------------------------------------------------------------ public API
-    def sample(self, i: int) -> tuple[Image.Image, dict[str, str]]:
-        """Form number ``i``: (PIL image mode "1" of ``spec.page.area``, {field name: value as written})."""
-        form = self.render(i)
-        return form.image, form.fields
-
-    def file_name(self, i: int) -> str:
-        """File name of form ``i`` (``<file_prefix>_<seed>_<i:07d>.png``)."""
-        return f"{self.options['file_prefix']}_{self.seed}_{int(i):07d}.png"
-
-    def generate(self, n: int, start: int = 0, workers: int = 2) -> Iterator[tuple[str, Image.Image, dict[str, str]]]:
-        """Stream ``(file_name, image, fields)`` for forms ``start .. start+n-1`` in index order;
-        ``workers > 1`` renders in a (spawned) multiprocessing pool, with the same output."""
-        indices = range(int(start), int(start) + int(n))
-        if workers is None or workers <= 1 or n <= 1:
-            for i in indices:
-                image, fields = self.sample(i)
-                yield self.file_name(i), image, fields
-            return
-        # spawn, not fork: forking a process that already runs torch threads can deadlock the children
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(int(workers), initializer=_init_worker, initargs=(self.spec, self.seed, self.options)) as pool:
-            chunk = max(1, min(16, n // (4 * workers)))
-            for i, (image, fields) in zip(indices, pool.imap(_worker_sample, indices, chunksize=chunk)):
-                yield self.file_name(i), image, fields
-
+    # ------------------------------------------------------------------ rendering
     def render(self, i: int) -> SpecForm:
         """Form ``i`` with its layout (line boxes and field parts in image pixels) and the
         gazetteer row (zip, city, state) its US place fields came from, if any."""
@@ -316,21 +289,3 @@ class SpecFormGenerator:
 
 
 # ---------------------------------------------------------------------- worker processes
-_WORKER: SpecFormGenerator | None = None
-
-
-def _init_worker(spec: FormSpec, seed: int, options: dict[str, Any]) -> None:
-    global _WORKER
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # noqa: BLE001 - cv2 thread setting is only an optimisation
-        pass
-    _WORKER = SpecFormGenerator(spec, seed=seed, **options)
-
-
-def _worker_sample(i: int) -> tuple[Image.Image, dict[str, str]]:
-    assert _WORKER is not None
-    return _WORKER.sample(i)
