@@ -55,3 +55,20 @@ def digitized_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_copy(digitized_run: Path, tmp_path: Path) -> Path:
     """A writable copy of the run folder for one test."""
     return Path(shutil.copytree(digitized_run, tmp_path / "run"))
+
+
+@pytest.fixture
+def browser():
+    """Debian ``chromium`` headless through Selenium and ``chromium-driver`` (the browser tests
+    skip, saying so, when either is missing)."""
+    from tests.review.test_browser import CHROMEDRIVER, CHROMIUM
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (the test extra)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()

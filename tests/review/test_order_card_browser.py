@@ -26,20 +26,7 @@ pytestmark = pytest.mark.skipif(
     reason="no browser: apt-get install chromium chromium-driver (the Makefile's APT_PACKAGES) for the review page test")
 
 
-@pytest.fixture
-def chrome():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (the test extra)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def test_an_order_card_field_is_corrected_in_a_real_browser(tmp_path: Path, chrome):
+def test_an_order_card_field_is_corrected_in_a_real_browser(tmp_path: Path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -51,32 +38,32 @@ def test_an_order_card_field_is_corrected_in_a_real_browser(tmp_path: Path, chro
     server = Server(folder, int(base.rsplit(":", 1)[1]))
     server.start()
     try:
-        chrome.get(base + "/")
-        _wait_for(chrome, "/item/0")
-        assert chrome.find_element(By.ID, "field-name").text == "ORDER_NO"
-        assert chrome.find_element(By.ID, "field-title").text == "Order number (8 digits)"
-        assert chrome.execute_script("return document.getElementById('crop').naturalWidth") > 0
-        assert "AMOUNT $1,234.5" in chrome.find_element(By.CSS_SELECTOR, "section.others").text
+        browser.get(base + "/")
+        _wait_for(browser, "/item/0")
+        assert browser.find_element(By.ID, "field-name").text == "ORDER_NO"
+        assert browser.find_element(By.ID, "field-title").text == "Order number (8 digits)"
+        assert browser.execute_script("return document.getElementById('crop').naturalWidth") > 0
+        assert "AMOUNT $1,234.5" in browser.find_element(By.CSS_SELECTOR, "section.others").text
 
         # a digit typed on the page picks a candidate: a number is typed into the box itself
-        box = chrome.find_element(By.ID, "value")
+        box = browser.find_element(By.ID, "value")
         box.click()
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys("1234567a" + Keys.ENTER)                            # 'a' is no digit
-        error = chrome.find_element(By.ID, "error")
+        error = browser.find_element(By.ID, "error")
         deadline = time.time() + 10
         while time.time() < deadline and not error.is_displayed():
             time.sleep(0.1)
         assert error.is_displayed(), "the refusal is not shown"
         assert error.text.startswith("Not saved: ORDER_NO: characters not allowed: 'a'")
-        assert chrome.find_elements(By.CSS_SELECTOR, "form#decide + p#error")  # right under the box
-        assert chrome.find_element(By.ID, "value").get_attribute("aria-invalid") == "true"
-        assert chrome.current_url.endswith("/item/0") and run.store().decisions() == []
+        assert browser.find_elements(By.CSS_SELECTOR, "form#decide + p#error")  # right under the box
+        assert browser.find_element(By.ID, "value").get_attribute("aria-invalid") == "true"
+        assert browser.current_url.endswith("/item/0") and run.store().decisions() == []
 
         box.send_keys(Keys.BACKSPACE)                                     # editing again clears the message
-        assert not chrome.find_element(By.ID, "error").is_displayed()
+        assert not browser.find_element(By.ID, "error").is_displayed()
         box.send_keys("8" + Keys.ENTER)                                  # 12345678: saved, the next field
-        _wait_for(chrome, "/item/1")
+        _wait_for(browser, "/item/1")
     finally:
         server.kill()
     [decision] = run.store().decisions()

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from handwriting_pipeline.fields import KEYS, NONE
 
 from .glyphs import FontGlyphs, Glyph, font_glyphs, handwriting_font_paths, mnist_digits
-from .pen import Writer, draw_glyphs, fit_font, ink_strokes, new_writer, scan, shape_text
+from .pen import Writer, draw_glyphs, fit_font, ink_strokes, new_writer, pull_inside, scan, shape_text
 from .stream import FormStream
 from .values import sample_date, sample_place
 
@@ -231,14 +231,7 @@ class SyntheticFormGenerator(FormStream):
         margin = (max(writer.slant, 0.0) + 0.1) * cap
         if xs[-1] + shaped[-1][2] * cap + margin > right:  # too far right: pull parts left, last first
             limit = right - margin - rng.uniform(0, 15)
-            for j in range(len(shaped) - 1, -1, -1):
-                xs[j] = min(xs[j], limit - shaped[j][2] * cap)
-                limit = xs[j] - gap * cap
-            if xs[0] < left:  # still too wide: pack from the left edge
-                x = left
-                for j, (_, _, w) in enumerate(shaped):
-                    xs[j] = x
-                    x += (w + gap) * cap
+            pull_inside(xs, [w for _, _, w in shaped], left, limit, gap, cap)
         baseline = self._baseline(rng, cap)
         for (k, glyphs, _), x0 in zip(shaped, xs):
             self._draw(rng, ink, writer, glyphs, x0, baseline + rng.normal(0, 2), cap)

@@ -185,3 +185,17 @@ def scan(rng: np.random.Generator, canvas: np.ndarray, size: tuple[int, int], pa
         )
     image = Image.fromarray(~ink)  # bool array -> mode "1", ink black
     return image, mapped_boxes
+
+
+def pull_inside(xs: list[float], widths: list[float], left: float, limit: float, gap: float, cap: float) -> None:
+    """Values written too far right (their starts ``xs``, widths in cap heights): pulled left so the
+    last ends at ``limit``, each keeping ``gap`` before the next, last first; when that starts
+    the first left of ``left``, all are packed from ``left`` instead. Changes ``xs`` in place."""
+    for j in range(len(xs) - 1, -1, -1):
+        xs[j] = min(xs[j], limit - widths[j] * cap)
+        limit = xs[j] - gap * cap
+    if xs[0] < left:  # still too wide: pack from the left edge
+        x = left
+        for j, w in enumerate(widths):
+            xs[j] = x
+            x += (w + gap) * cap

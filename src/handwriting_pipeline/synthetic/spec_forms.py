@@ -36,7 +36,7 @@ from handwriting_pipeline.fields.types import FieldType, type_of
 
 from .generator import SyntheticForm
 from .glyphs import FontGlyphs, font_glyphs, handwriting_font_paths, mnist_digits
-from .pen import Box, Writer, draw_glyphs, ink_strokes, new_writer, printed_font, scan, shape_text
+from .pen import Box, Writer, draw_glyphs, ink_strokes, new_writer, printed_font, pull_inside, scan, shape_text
 from .stream import FormStream
 from .values import sample_value
 
@@ -271,14 +271,7 @@ class SpecFormGenerator(FormStream):
             x += (w + gap) * cap
         if xs[-1] + (shaped[-1][2] + margin) * cap > right:  # too far right: pull values left, last first
             limit = right - margin * cap - rng.uniform(0, 10)
-            for j in range(len(shaped) - 1, -1, -1):
-                xs[j] = min(xs[j], limit - shaped[j][2] * cap)
-                limit = xs[j] - gap * cap
-            if xs[0] < left:  # still too wide: pack from the left edge
-                x = left
-                for j, (_, _, w) in enumerate(shaped):
-                    xs[j] = x
-                    x += (w + gap) * cap
+            pull_inside(xs, [w for _, _, w in shaped], left, limit, gap, cap)
         baseline = self._baseline(rng, cap, top, bottom)
         for (_, glyphs, _), start in zip(shaped, xs):
             draw_glyphs(rng, ink, writer, glyphs, start, baseline + rng.normal(0, 2), cap, PAD)

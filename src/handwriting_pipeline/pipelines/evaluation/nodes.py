@@ -546,11 +546,7 @@ def normalized_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame) -> 
     table = normalized.merge(metrics[["method", "CBA"]], on="method", how="left")
     columns = ["method", "n", "FLA", "CBA", "FLA_nocase", "FLA_loose", "DATE_iso", "CITY_name", "STATE_code", "ZIP5",
                "FLA_normalized", "address_verified"]
-    shown = table[columns].astype(object)
-    for column in columns[2:]:
-        shown[column] = ["" if pd.isna(v) else f"{float(v):.2f}" for v in shown[column]]
-    markdown = shown.to_markdown(index=False, disable_numparse=True,
-                                 colalign=["left"] + ["right"] * (len(columns) - 1))
+    markdown = _rates_markdown(table, columns)
     return [
         "## What a database gets: normalized fields",
         "",
@@ -565,17 +561,22 @@ def normalized_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame) -> 
     ]
 
 
+def _rates_markdown(table: pd.DataFrame, columns: list[str]) -> str:
+    """``columns`` of ``table`` as a markdown table: method and n as they are, rates to 2 decimals
+    (empty where missing)."""
+    shown = table.reindex(columns=columns).astype(object)
+    for column in columns[2:]:
+        shown[column] = ["" if pd.isna(v) else f"{float(v):.2f}" for v in shown[column]]
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=["left"] + ["right"] * (len(columns) - 1))
+
+
 def typed_report_lines(metrics: pd.DataFrame, normalized: pd.DataFrame, spec: FormSpec) -> list[str]:
     """The metrics.md section "What a database gets" on a form normalized per field type
     (:func:`score_normalized` on a form other than the HSF form)."""
     table = normalized.merge(metrics[["method", "CBA"]], on="method", how="left")
     columns = ["method", "n", "FLA", "CBA", "FLA_nocase", "FLA_loose", *(f"{k}_norm" for k in spec.keys),
                "FLA_normalized"]
-    shown = table.reindex(columns=columns).astype(object)
-    for column in columns[2:]:
-        shown[column] = ["" if pd.isna(v) else f"{float(v):.2f}" for v in shown[column]]
-    markdown = shown.to_markdown(index=False, disable_numparse=True,
-                                 colalign=["left"] + ["right"] * (len(columns) - 1))
+    markdown = _rates_markdown(table, columns)
     types = ", ".join(f"{f.name}: `{f.type}`" for f in spec.fields)
     return [
         "## What a database gets: normalized fields",
