@@ -2,8 +2,9 @@
 
 Both yield ``{"pixel_values", "labels", "fields"}`` items: the ROI crop through the Donut
 image processor, the target token ids (``json2token(fields) + eos``) and the gold fields (for
-validation metrics). Synthetic forms are generated on the fly from their index, so a run of
-any length streams them and DataLoader workers generate in parallel.
+validation metrics), of the form the model reads (``Preprocessing.form``). Synthetic forms are
+generated on the fly from their index (the form's renderer), so a run of any length streams them
+and DataLoader workers generate in parallel.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from torch.utils.data import Dataset
 
 from handwriting_pipeline.donut.grammar import json2token
 from handwriting_pipeline.donut.model import Preprocessing
-from handwriting_pipeline.fields import KEYS, clean_fields
+from handwriting_pipeline.fields import clean_fields
+from handwriting_pipeline.fields.formspec import FormSpec, is_hsf_layout
 
 
 class Augmenter:
@@ -61,18 +63,21 @@ class Augmenter:
 
 
 class DonutEncoder:
-    """Turns (image, fields) into model tensors with a processor and preprocessing."""
+    """Turns (image, fields) into model tensors with a processor and preprocessing (whose form
+    names the fields)."""
 
     def __init__(self, processor: Any, preprocessing: Preprocessing, augmenter: Augmenter | None = None) -> None:
         self.processor, self.prep, self.augmenter = processor, preprocessing, augmenter
+        self.form = preprocessing.spec
 
     def target(self, fields: Mapping[str, str]) -> str:
-        return json2token(fields) + self.processor.tokenizer.eos_token
+        return json2token(fields, self.form) + self.processor.tokenizer.eos_token
 
     def __call__(self, image: Image.Image, fields: Mapping[str, str], rng: random.Random | None = None) -> dict[str, Any]:
         augment = self.augmenter is not None and self.augmenter.enabled and rng is not None
         pixels = self.prep.pixels(image, self.processor.image_processor, self.augmenter if augment else None, rng)
-        return {"pixel_values": pixels, "labels": self.label_ids(fields), "fields": clean_fields(fields)}
+        return {"pixel_values": pixels, "labels": self.label_ids(fields),
+                "fields": clean_fields(fields, self.form.keys)}
 
     def label_ids(self, fields: Mapping[str, str]) -> torch.Tensor:
         """The target token ids of a form's fields (``json2token`` + eos, truncated to max_length)."""
@@ -86,7 +91,7 @@ class FormsDataset(Dataset):
 
     def __init__(self, forms: Any, encoder: DonutEncoder, train: bool = False) -> None:
         self.names = forms.labels["file_name"].tolist()
-        self.fields = [{k: r[k] for k in KEYS} for r in forms.labels.to_dict("records")]
+        self.fields = [{k: r[k] for k in encoder.form.keys} for r in forms.labels.to_dict("records")]
         self.images = forms.images
         self.encoder, self.train = encoder, train
 
@@ -119,7 +124,7 @@ class SyntheticFormsDataset(Dataset):
     @property
     def generator(self):
         if self._generator is None:
-            self._generator = make_generator(self.seed, self.options)
+            self._generator = make_generator(self.seed, self.options, self.encoder.form)
         return self._generator
 
     def __len__(self) -> int:
@@ -147,20 +152,25 @@ def synthetic_available() -> tuple[bool, str]:
     return True, ""
 
 
-def make_generator(seed: int, options: Mapping[str, Any] | None = None):
-    """The project's synthetic form generator."""
-    from handwriting_pipeline.synthetic import SyntheticFormGenerator
+def make_generator(seed: int, options: Mapping[str, Any] | None = None, form: FormSpec | None = None):
+    """The project's synthetic form generator for ``form`` (None: the HSF form's renderer)."""
+    from handwriting_pipeline.synthetic import SpecFormGenerator, SyntheticFormGenerator
 
-    return SyntheticFormGenerator(seed=seed, **dict(options or {}))
+    if is_hsf_layout(form):
+        return SyntheticFormGenerator(seed=seed, **dict(options or {}))
+    return SpecFormGenerator(form, seed=seed, **dict(options or {}))
 
 
-def synthetic_texts(num_forms: int, seed: int) -> list[str]:
+def synthetic_texts(num_forms: int, seed: int, form: FormSpec | None = None) -> list[str]:
     """Field values like the synthetic generator writes them (dates, real city/state/ZIP
-    triples in its case and abbreviation styles), for training the tokenizer. Values only:
-    nothing is rendered, so thousands take a second."""
+    triples in its case and abbreviation styles; another form's values by field type), for
+    training the tokenizer. Values only: nothing is rendered, so thousands take a second."""
     if num_forms <= 0 or not synthetic_available()[0]:
         return []
     import numpy as np
+
+    if not is_hsf_layout(form):
+        return _spec_texts(num_forms, seed, form)
 
     from handwriting_pipeline.synthetic.values import sample_date, sample_place
 
@@ -169,6 +179,22 @@ def synthetic_texts(num_forms: int, seed: int) -> list[str]:
     for _ in range(int(num_forms)):
         city, state, zip_code, _place = sample_place(rng)
         texts.extend([sample_date(rng), city, state, zip_code])
+    return texts
+
+
+def _spec_texts(num_forms: int, seed: int, form: FormSpec) -> list[str]:
+    """``num_forms`` forms' values of ``form``, drawn per field type as its renderer draws them."""
+    import numpy as np
+
+    from handwriting_pipeline.fields.types import type_of
+    from handwriting_pipeline.synthetic.values import sample_value
+
+    rng = np.random.default_rng([int(seed), 0x7E47])
+    types = [type_of(f) for f in form.fields]
+    texts = []
+    for _ in range(int(num_forms)):
+        context: dict[str, Any] = {}
+        texts.extend(sample_value(rng, t, context) for t in types)
     return texts
 
 

@@ -1,4 +1,7 @@
-"""Donut inference: images -> the four fields, batched, never raising for a bad image."""
+"""Donut inference: images -> the form's fields, batched, never raising for a bad image.
+
+The form (its task token and field tokens) is the one the model was trained on, saved with it
+(``Preprocessing.form``; the HSF form for older models)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from typing import Any
 import torch
 from PIL import Image, ImageStat
 
-from handwriting_pipeline.donut.grammar import TASK_TOKEN, token2json
+from handwriting_pipeline.donut.grammar import task_token, token2json
 from handwriting_pipeline.donut.model import DonutBundle
-from handwriting_pipeline.fields import KEYS, empty_fields
+from handwriting_pipeline.fields import KEYS, NONE, empty_fields
+from handwriting_pipeline.fields.formspec import FormSpec
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +30,18 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _clean_sequence(text: str, tokenizer: Any) -> str:
-    for token in (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token, TASK_TOKEN):
+def _clean_sequence(text: str, tokenizer: Any, form: FormSpec | None = None) -> str:
+    for token in (tokenizer.eos_token, tokenizer.pad_token, tokenizer.bos_token, task_token(form)):
         if token:
             text = text.replace(token, "")
     return text.strip()
 
 
-def _field_confidences(token_ids: list[int], logprobs: list[float], tokenizer: Any) -> dict[str, float]:
+def _field_confidences(token_ids: list[int], logprobs: list[float], tokenizer: Any,
+                       keys: tuple[str, ...]) -> dict[str, float]:
     """Geometric-mean token probability of each field's value (closing tag included)."""
-    open_ids = {tokenizer.convert_tokens_to_ids(f"<s_{k}>"): k for k in KEYS}
-    close_ids = {tokenizer.convert_tokens_to_ids(f"</s_{k}>"): k for k in KEYS}
+    open_ids = {tokenizer.convert_tokens_to_ids(f"<s_{k}>"): k for k in keys}
+    close_ids = {tokenizer.convert_tokens_to_ids(f"</s_{k}>"): k for k in keys}
     sums: dict[str, list[float]] = {}
     current = None
     for tid, lp in zip(token_ids, logprobs):
@@ -47,17 +52,19 @@ def _field_confidences(token_ids: list[int], logprobs: list[float], tokenizer: A
             sums[current].append(lp)
             if tid in close_ids:
                 current = None
-    return {k: (math.exp(sum(v) / len(v)) if (v := sums.get(k)) else math.nan) for k in KEYS}
+    return {k: (math.exp(sum(v) / len(v)) if (v := sums.get(k)) else math.nan) for k in keys}
 
 
 @torch.no_grad()
 def generate_fields(model: Any, processor: Any, pixel_values: torch.Tensor, max_length: int = 96,
-                    num_beams: int = 1) -> tuple[list[dict[str, str]], list[str], list[dict[str, float]]]:
+                    num_beams: int = 1, form: FormSpec | None = None,
+                    ) -> tuple[list[dict[str, str]], list[str], list[dict[str, float]]]:
     """Greedy (or beam) generation for a batch of pixel values.
 
-    Returns the parsed fields (anything missing or malformed is "None"), the raw sequences and
-    per-field confidences (0-1).
+    Returns ``form``'s fields (None: the HSF form's; anything missing or malformed is "None"),
+    the raw sequences and per-field confidences (0-1).
     """
+    keys = form.keys if form is not None else KEYS
     tokenizer = processor.tokenizer
     was_training = model.training
     model.eval()
@@ -80,10 +87,10 @@ def generate_fields(model: Any, processor: Any, pixel_values: torch.Tensor, max_
     texts = tokenizer.batch_decode(sequences, skip_special_tokens=False)
     fields, raws, confs = [], [], []
     for row, text, logprobs in zip(sequences.cpu().tolist(), texts, scores):
-        raw = _clean_sequence(text, tokenizer)
+        raw = _clean_sequence(text, tokenizer, form)
         raws.append(raw)
-        fields.append(token2json(raw, processor=processor))
-        confs.append(_field_confidences(row[1:], logprobs, tokenizer))
+        fields.append(token2json(raw, processor=processor, form=form))
+        confs.append(_field_confidences(row[1:], logprobs, tokenizer, keys))
     return fields, raws, confs
 
 
@@ -98,15 +105,24 @@ def blank_reason(image: Image.Image) -> str | None:
     return None
 
 
+def _nan(keys: tuple[str, ...]) -> dict[str, float]:
+    return dict.fromkeys(keys, math.nan)
+
+
 @dataclass
 class Prediction:
     """One form's answer: fields ("None" when missing), confidences, raw sequence, time, error."""
 
     fields: dict[str, str] = field(default_factory=empty_fields)
-    confidence: dict[str, float] = field(default_factory=lambda: {k: math.nan for k in KEYS})
+    confidence: dict[str, float] = field(default_factory=lambda: _nan(KEYS))
     raw: str = ""
     seconds: float = 0.0
     error: str | None = None
+
+    @classmethod
+    def empty(cls, keys: tuple[str, ...]) -> "Prediction":
+        """No answer yet for a form with ``keys``: every field "None", no confidence."""
+        return cls(fields=dict.fromkeys(keys, NONE), confidence=_nan(keys))
 
 
 class DonutPredictor:
@@ -127,6 +143,7 @@ class DonutPredictor:
         self.max_length = int(max_length or bundle.preprocessing.max_length)
         self.device = resolve_device(device)
         self.model = bundle.model.to(self.device).eval()
+        self.form = bundle.preprocessing.spec
 
     def _prepare(self, image: Any) -> tuple[torch.Tensor | None, str | None]:
         try:
@@ -143,7 +160,8 @@ class DonutPredictor:
 
     def predict(self, images: Sequence[Any]) -> list[Prediction]:
         """One :class:`Prediction` per image, in order; seconds = the batch's time per form."""
-        results: list[Prediction] = [Prediction() for _ in images]
+        keys = self.form.keys
+        results = [Prediction.empty(keys) for _ in images]
         ready: list[tuple[int, torch.Tensor]] = []
         for i, image in enumerate(images):
             start = time.perf_counter()
@@ -159,11 +177,11 @@ class DonutPredictor:
             try:
                 batch = torch.stack([p for _, p in chunk])
                 fields, raws, confs = generate_fields(self.model, self.bundle.processor, batch, self.max_length,
-                                                      self.num_beams)
+                                                      self.num_beams, self.form)
             except Exception as err:  # noqa: BLE001 - keep going with the next batch
                 logger.warning("Donut generation failed for a batch of %d: %s", len(chunk), err)
-                fields = [empty_fields() for _ in chunk]
-                raws, confs = [""] * len(chunk), [{k: math.nan for k in KEYS} for _ in chunk]
+                fields = [dict.fromkeys(keys, NONE) for _ in chunk]
+                raws, confs = [""] * len(chunk), [_nan(keys) for _ in chunk]
                 error = f"generation failed: {type(err).__name__}: {err}"
             else:
                 error = None

@@ -18,7 +18,9 @@ from typing import Any
 
 from PIL import Image
 
+from handwriting_pipeline.donut import grammar
 from handwriting_pipeline.donut.grammar import TASK_TOKEN
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout, load_form
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,9 @@ class Preprocessing:
         image_size: model input ``[height, width]``; the ROI keeps its aspect ratio (the image
             processor resizes, then pads what is left).
         max_length: generation limit in tokens (task token included).
-        task_token: the decoder's start token.
+        task_token: the decoder's start token (:func:`~handwriting_pipeline.donut.grammar.task_token`).
+        form: the form spec the model reads (a shipped form's name or a spec file's path; its
+            fields are the tokens the model writes). Models saved without it read the HSF form.
         position_channels: put the image in the red channel and horizontal / vertical
             coordinate ramps in green / blue (CoordConv). DonutSwin has no working absolute
             position embedding for non-square inputs, so a model trained from scratch cannot
@@ -52,11 +56,17 @@ class Preprocessing:
     image_size: list[int] = field(default_factory=lambda: [96, 768])
     max_length: int = 96
     task_token: str = TASK_TOKEN
+    form: str = HSF_FORM
     position_channels: bool = False
     encoder: str = "donut_swin"
     lines: dict[str, Any] = field(default_factory=dict)
     line_widths: list[int] = field(default_factory=list)
     line_augment: float = 1.0
+
+    @property
+    def spec(self) -> FormSpec:
+        """The form spec the model reads (:attr:`form`)."""
+        return load_form(self.form)
 
     def pixels(self, image: Image.Image, image_processor: Any, augmenter: Any = None, rng: Any = None):
         """A form -> the model's ``pixel_values`` row ([3, H, W]).
@@ -188,6 +198,44 @@ def configure_generation(model, tokenizer, max_length: int, task_token: str = TA
     gen.do_sample = False
     if tokenizer.unk_token_id is not None:
         gen.bad_words_ids = [[tokenizer.unk_token_id]]
+
+
+def form_roi(form: FormSpec) -> list[int] | None:
+    """The band of ``form``'s line boxes, half the tallest box's height around them, in
+    ``form.page.area`` pixels; None (the whole image) when a line has no box."""
+    boxes = [line.box for line in form.lines]
+    if any(box is None for box in boxes):
+        return None
+    margin = max(y1 - y0 for _, y0, _, y1 in boxes) // 2
+    width, height = form.page.area
+    return [max(0, min(b[0] for b in boxes) - margin), max(0, min(b[1] for b in boxes) - margin),
+            min(width, max(b[2] for b in boxes) + margin), min(height, max(b[3] for b in boxes) + margin)]
+
+
+def use_form(bundle: "DonutBundle", form: str | None) -> "DonutBundle":
+    """Set a new bundle to read ``form`` (None: the HSF form): its field tokens are in the
+    tokenizer, its task token starts generation and the form is saved with it; another layout's
+    ROI is its line boxes' band (the configured ROI is the HSF crop's)."""
+    from handwriting_pipeline.donut.tokenizer import add_field_tokens
+
+    model, tokenizer = bundle.model, bundle.processor.tokenizer
+    prep, spec = bundle.preprocessing, load_form(form or HSF_FORM)
+    if add_field_tokens(tokenizer, spec):
+        model.decoder.resize_token_embeddings(len(tokenizer))
+        model.config.decoder.vocab_size = len(tokenizer)
+    prep.form, prep.task_token = str(form or HSF_FORM), grammar.task_token(spec)
+    configure_generation(model, tokenizer, prep.max_length, prep.task_token)
+    if not is_hsf_layout(spec) and prep.encoder != "text_lines":
+        prep.roi, prep.reference_size = form_roi(spec), list(spec.page.area)
+    return bundle
+
+
+def saved_form(folder: str | Path | None) -> str:
+    """The form a saved model reads (its preprocessing record), without loading the model."""
+    path = Path(folder) / PREPROCESSING_FILE if folder else None
+    if path is None or not path.is_file():
+        return HSF_FORM
+    return str(json.loads(path.read_text(encoding="utf-8")).get("form") or HSF_FORM)
 
 
 def encoder_grid(model) -> tuple[int, int]:
@@ -338,5 +386,5 @@ def build_text_lines_from_config(tokenizer, decoder: Mapping[str, Any], max_leng
 __all__ = [
     "DonutBundle", "Preprocessing", "build_from_config", "build_text_lines_from_config", "build_pretrained", "build_processor",
     "build_image_processor", "build_model_from_config", "configure_generation", "count_parameters",
-    "is_model_folder", "load_vote_calibration", "save_vote_calibration",
+    "form_roi", "is_model_folder", "load_vote_calibration", "save_vote_calibration", "saved_form", "use_form",
 ]

@@ -1,7 +1,11 @@
 """The Donut training recipe from the ``train`` parameters: tokenizer -> model -> synthetic
 pretraining -> fine-tuning -> history. The ``train`` pipeline's nodes and the benchmark scripts
 both call these functions; the model, data and Lightning code are the other modules of
-:mod:`handwriting_pipeline.donut`."""
+:mod:`handwriting_pipeline.donut`.
+
+``form`` (``params:form``: a shipped form's name or a spec file's path; None: the HSF form) is the
+form the model learns: its fields are the tokens it writes (:mod:`.grammar`), it is saved with
+the model and its synthetic forms pretrain it."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pandas as pd
 
 from handwriting_pipeline.config import EarlyStoppingSettings, StageSettings, TrainSettings
 from handwriting_pipeline.fields import KEYS
+from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout, load_form
 from handwriting_pipeline.training.not_trained import NotTrained
 
 logger = logging.getLogger(__name__)
@@ -21,8 +26,29 @@ logger = logging.getLogger(__name__)
 #: image size of a preset that names none (the text_lines presets: their encoder sets its own input)
 PRESET_IMAGE_SIZE = [96, 768]
 
-HISTORY_COLUMNS = ["stage", "epoch", "step", "train_loss", "train_ctc", "val_loss", "val_ned", "val_fla", "val_cba",
-                   *[f"CBA_{k}" for k in KEYS], "lr", "elapsed_s", "stop_reason"]
+
+
+def history_columns(keys: tuple[str, ...] = KEYS) -> list[str]:
+    """The training history's columns for a form with ``keys`` (one CBA column per field)."""
+    return ["stage", "epoch", "step", "train_loss", "train_ctc", "val_loss", "val_ned", "val_fla", "val_cba",
+            *[f"CBA_{k}" for k in keys], "lr", "elapsed_s", "stop_reason"]
+
+
+HISTORY_COLUMNS = history_columns()
+
+
+def form_spec(form: str | None) -> FormSpec:
+    """The form Donut learns (None: the HSF form)."""
+    return load_form(form or HSF_FORM)
+
+
+def _check_keys(forms: Any, spec: FormSpec) -> None:
+    """Forms labelled with other fields than ``spec``'s stop training with both named."""
+    keys = tuple(getattr(forms, "keys", spec.keys)) if forms is not None and len(forms) else spec.keys
+    if keys != spec.keys:
+        raise ValueError(f"Donut learns form '{spec.name}' (fields {', '.join(spec.keys)}) but the train forms are "
+                         f"labelled with {', '.join(keys)}: train with --params form=<their form> (the train "
+                         f"pipeline's Donut steps take it as their 'form' input, params:form)")
 
 
 def model_settings(params: Mapping[str, Any] | TrainSettings) -> dict[str, Any]:
@@ -55,13 +81,15 @@ def model_settings(params: Mapping[str, Any] | TrainSettings) -> dict[str, Any]:
     }
 
 
-def _label_texts(forms: Any) -> list[str]:
-    return [v for r in forms.labels[list(KEYS)].to_dict("records") for v in r.values()]
+def _label_texts(forms: Any, keys: tuple[str, ...]) -> list[str]:
+    keys = [k for k in keys if k in forms.labels.columns]
+    return [v for r in forms.labels[keys].to_dict("records") for v in r.values()]
 
 
-def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
+def build_tokenizer(train_forms: Any, params: Mapping[str, Any], form: str | None = None) -> Any:
     """Tokenizer for the model: trained on the training labels + synthetic text
-    (``from_config``), or the pretrained model's own with the field tokens added."""
+    (``from_config``), or the pretrained model's own with the form's field tokens added."""
+    spec = form_spec(form)
     train = TrainSettings.from_params(params)
     settings = model_settings(train)
     if settings["init"] == "pretrained":
@@ -70,29 +98,40 @@ def build_tokenizer(train_forms: Any, params: Mapping[str, Any]) -> Any:
         from handwriting_pipeline.donut.tokenizer import add_field_tokens
 
         tokenizer = DonutProcessor.from_pretrained(settings["pretrained_name_or_path"]).tokenizer
-        add_field_tokens(tokenizer)
+        add_field_tokens(tokenizer, spec)
         return tokenizer
     if settings["init"] != "from_config":
         raise ValueError(f"train.model.init must be 'from_config' or 'pretrained', got {settings['init']!r}")
     from handwriting_pipeline.donut.data import synthetic_texts
     from handwriting_pipeline.donut.tokenizer import train_tokenizer
 
-    texts = _label_texts(train_forms) + synthetic_texts(int(train.tokenizer.synthetic_forms), int(train.pretrain.seed))
+    texts = _label_texts(train_forms, spec.keys) + synthetic_texts(int(train.tokenizer.synthetic_forms),
+                                                                   int(train.pretrain.seed), spec)
     return train_tokenizer(texts, vocab_size=int(train.tokenizer.vocab_size),
-                           min_frequency=int(train.tokenizer.min_frequency))
+                           min_frequency=int(train.tokenizer.min_frequency), form=spec)
 
 
-def build_model(tokenizer: Any, params: Mapping[str, Any]) -> Any:
-    """A :class:`~handwriting_pipeline.donut.model.DonutBundle`: a random Donut sized by the
-    preset (``from_config``), the pretrained text-line encoder under a random decoder
-    (``train.model.encoder: text_lines``), or pretrained weights (``pretrained``: hub name or
-    local folder)."""
+def build_model(tokenizer: Any, params: Mapping[str, Any], form: str | None = None) -> Any:
+    """A :class:`~handwriting_pipeline.donut.model.DonutBundle` reading ``form``
+    (:func:`~handwriting_pipeline.donut.model.use_form`)."""
+    from handwriting_pipeline.donut.model import use_form
+
+    return use_form(_new_bundle(tokenizer, params, form_spec(form)), form)
+
+
+def _new_bundle(tokenizer: Any, params: Mapping[str, Any], spec: FormSpec) -> Any:
+    """A random Donut sized by the preset (``from_config``), the pretrained text-line encoder
+    under a random decoder (``train.model.encoder: text_lines``, the HSF layout's lines only), or
+    pretrained weights (``pretrained``: hub name or local folder)."""
     import torch
 
     from handwriting_pipeline.donut.model import build_from_config, build_pretrained
 
     train = TrainSettings.from_params(params)
     settings = model_settings(train)
+    if settings["encoder_type"] == "text_lines" and not is_hsf_layout(spec):
+        raise ValueError(f"train.model.encoder: text_lines reads the '{HSF_FORM}' lines only, not form "
+                         f"'{spec.name}': use train.model.encoder: donut_swin")
     torch.manual_seed(int(train.seed))
     if settings["encoder_type"] == "text_lines" and settings["init"] != "pretrained":
         from handwriting_pipeline.donut.model import build_text_lines_from_config
@@ -149,11 +188,12 @@ def stage_settings(train: TrainSettings, name: str, encoder: str) -> tuple[Stage
 def _fit(bundle: Any, train_data: Any, holdout_forms: Any, name: str, train: TrainSettings) -> pd.DataFrame:
     from handwriting_pipeline.donut.training import fit_stage
 
+    _check_keys(holdout_forms, bundle.preprocessing.spec)
     stage, early = stage_settings(train, name, getattr(bundle.preprocessing, "encoder", "donut_swin"))
     rows, _ = fit_stage(bundle, train_data, _validation_data(bundle, holdout_forms, train, stage), name,
                         stage, train.trainer, early, seed=int(train.seed),
                         checkpoint_dir=train.trainer.checkpoint_dir, resume=bool(train.trainer.resume))
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return pd.DataFrame(rows, columns=history_columns(bundle.preprocessing.spec.keys))
 
 
 def _synthetic_skipped(train: TrainSettings) -> str | None:
@@ -186,7 +226,7 @@ def pretrain_on_synthetic(bundle: Any, holdout_forms: Any, params: Mapping[str, 
 
     train = TrainSettings.from_params(params)
     if _synthetic_skipped(train):
-        return bundle, pd.DataFrame(columns=HISTORY_COLUMNS)
+        return bundle, pd.DataFrame(columns=history_columns(bundle.preprocessing.spec.keys))
     pre = train.pretrain
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
     data = SyntheticFormsDataset(int(pre.num_forms), encoder, seed=int(pre.seed), options=pre.generator,
@@ -204,6 +244,7 @@ def fine_tune(bundle: Any, train_forms: Any, holdout_forms: Any, params: Mapping
     train = TrainSettings.from_params(params)
     if train_forms is None or len(train_forms) == 0:
         raise ValueError("train_forms is empty: run the curation pipeline (or check its report) before training")
+    _check_keys(train_forms, bundle.preprocessing.spec)
     encoder = DonutEncoder(bundle.processor, bundle.preprocessing, _augmenter(train))
     data = maybe_cache(FormsDataset(train_forms, encoder, train=True), bundle, train.model.text_lines.cache_copies,
                        "train", seed=int(train.seed))
@@ -217,6 +258,12 @@ def not_trained() -> tuple[NotTrained, pd.DataFrame]:
     return NotTrained("donut not in train.models"), pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
+def _history_keys(frames: list[pd.DataFrame]) -> tuple[str, ...]:
+    """The fields of the histories' per-field CBA columns (the HSF form's when there is none)."""
+    keys = [c[len("CBA_"):] for f in frames for c in f.columns if str(c).startswith("CBA_")]
+    return tuple(dict.fromkeys(keys)) or KEYS
+
+
 def training_report(pretrain_history: pd.DataFrame, finetune_history: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     """Per-epoch history of both stages (one table) and its plot (losses, val_ned, FLA/CBA)."""
     import matplotlib
@@ -225,8 +272,9 @@ def training_report(pretrain_history: pd.DataFrame, finetune_history: pd.DataFra
     import matplotlib.pyplot as plt
 
     frames = [f for f in (pretrain_history, finetune_history) if f is not None and not f.empty]
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HISTORY_COLUMNS)
-    history = history.reindex(columns=HISTORY_COLUMNS)
+    columns = history_columns(_history_keys(frames))
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    history = history.reindex(columns=columns)
     history.insert(0, "validation", range(1, len(history) + 1))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     x = history["validation"]

@@ -156,10 +156,12 @@ class DonutModule(pl.LightningModule):
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
         self._val_losses.append(float(out.loss))
+        form = self.bundle.preprocessing.spec
         preds, _, _ = generate_fields(self.model, self.bundle.processor, batch["pixel_values"],
-                                      max_length=self.bundle.preprocessing.max_length, num_beams=self.val_num_beams)
+                                      max_length=self.bundle.preprocessing.max_length, num_beams=self.val_num_beams,
+                                      form=form)
         for gold, pred in zip(batch["fields"], preds):
-            self._val_rows.append(score_form(gold, pred))
+            self._val_rows.append(score_form(gold, pred, form.keys))
 
     def on_validation_epoch_start(self) -> None:
         self._val_rows, self._val_losses = [], []
@@ -169,7 +171,7 @@ class DonutModule(pl.LightningModule):
 
         if not self._val_rows:
             return
-        agg = aggregate(pd.DataFrame(self._val_rows))
+        agg = aggregate(pd.DataFrame(self._val_rows), self.bundle.preprocessing.spec.keys)
         metrics = {
             MONITOR: (100.0 - agg["CBA"]) / 100.0,
             "val_fla": agg["FLA"],

@@ -34,7 +34,8 @@ class DonutEngineSettings(Settings):
 
 
 class DonutEngine(Engine):
-    """Batched greedy (or beam) Donut generation; output parsed to the four keys.
+    """Batched greedy (or beam) Donut generation; output parsed to the keys of the form its model
+    was trained on (saved with it; the HSF form's four for older models).
 
     A blank, corrupt or unreadable image gives "None" values and ``error``; a generation
     failure does the same for its batch. ``seconds`` is the batch time divided by its forms.
@@ -87,6 +88,28 @@ class DonutEngine(Engine):
         from handwriting_pipeline.donut.model import load_vote_calibration
 
         return load_vote_calibration(getattr(model, "path", None) if getattr(model, "available", False) else None)
+
+    @classmethod
+    def learns_form(cls, form: Any) -> bool:
+        """Donut learns any form spec whose fields make distinct tokens (:mod:`..donut.grammar`)."""
+        from handwriting_pipeline.donut.grammar import grammar_problem
+
+        return grammar_problem(form) is None
+
+    @classmethod
+    def form_problem(cls, form: Any, model: Any = None, **inputs: Any) -> str | None:
+        """Donut reads the form its model was trained on (saved with it): any HSF-layout form for a
+        model of the HSF form, else that form."""
+        if model is None or not getattr(model, "available", False):
+            return super().form_problem(form)  # no model: said by ``unavailable``
+        from handwriting_pipeline.donut.model import saved_form
+        from handwriting_pipeline.fields.formspec import is_hsf_layout, load_form
+
+        trained = load_form(saved_form(model.path))
+        if trained.same_layout(form) and (is_hsf_layout(form) or trained.name == form.name):
+            return None
+        return (f"its model was trained on form '{trained.name}', not '{form.name}'; train one on this form: "
+                f"kedro run --pipeline train --params form={form.name}")
 
     def check_ready(self) -> None:
         """Raise when there is no trained model (train it first) or it cannot be loaded."""
@@ -141,6 +164,6 @@ class DonutEngine(Engine):
             return [EngineResult(error=f"donut engine failed: {type(err).__name__}: {err}") for _ in images]
         return [
             EngineResult(fields=p.fields, confidence=p.confidence, raw={"sequence": p.raw}, usage={"pages": 0},
-                         seconds=p.seconds, error=p.error)
+                         seconds=p.seconds, error=p.error, keys=tuple(p.fields))
             for p in predictions
         ]

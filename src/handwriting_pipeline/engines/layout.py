@@ -21,6 +21,13 @@ The box geometry is :mod:`handwriting_pipeline.forms.boxes`; this module holds t
 positions, the word-to-field assignment and the :class:`LayoutEngine` base; every text rule lives
 in :mod:`handwriting_pipeline.fields`. Rules were developed on 250 train crops and checked on the
 199 validation crops.
+
+Another form (an engine built with ``form=<name or spec path>`` whose spec does not have the HSF
+layout) is read generically by :func:`read_spec_form`: each line's box from the spec
+(:func:`~handwriting_pipeline.forms.boxes.find_line_boxes`), read as a region, its text lines
+left to right split into the line's fields by the field reader's splitter
+(:func:`~handwriting_pipeline.fieldreader.text.line_fields`: one text line per field, else its
+word rules), each value kept to its field type's characters. The HSF form is read as above, unchanged.
 """
 
 from __future__ import annotations
@@ -35,11 +42,14 @@ import numpy as np
 from PIL import Image
 
 from handwriting_pipeline.engines.base import Engine, EngineResult
-from handwriting_pipeline.fields import KEYS, normalize_key
+from handwriting_pipeline.fieldreader.text import SEP, line_fields
+from handwriting_pipeline.fields import KEYS, NONE, normalize_key
+from handwriting_pipeline.fields.formspec import FormSpec, is_hsf_layout, load_form
 from handwriting_pipeline.fields.gazetteer import gazetteer_check
 from handwriting_pipeline.fields.parse import Box, Word, read_date, split_city_state_zip, split_word
-from handwriting_pipeline.fields.text import settle_case
-from handwriting_pipeline.forms.boxes import box_region, find_boxes, label_strip, to_grey
+from handwriting_pipeline.fields.text import normalise_text, settle_case
+from handwriting_pipeline.fields.types import type_of
+from handwriting_pipeline.forms.boxes import box_region, find_boxes, find_line_boxes, label_strip, to_grey
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +163,48 @@ def read_form(image: Image.Image, read_region: ReadRegion, read_labels: bool = T
     return fields, conf, raw
 
 
+# --------------------------------------------------------------------------- any form spec
+def line_words(grey: np.ndarray, box: Box, read_region: ReadRegion) -> list[Word]:
+    """The handwritten words of one line box, left to right (page coordinates): what lies above
+    the box (its printed labels) and low flat fragments are dropped."""
+    region, ox, oy = box_region(grey, box)
+    words = [Word(w.text, w.score, (w.box[0] + ox, w.box[1] + oy, w.box[2] + ox, w.box[3] + oy))
+             for w in read_region(region)]
+    inside = [w for w in words if (w.box[1] + w.box[3]) / 2 >= box[1] + 5]
+    return sorted(drop_fragments(inside), key=lambda w: w.x_center)
+
+
+def typed_value(text: str, spec: FormSpec, key: str) -> str:
+    """A field's text kept to its type's characters, spaces collapsed ("None" when empty)."""
+    allowed = set(type_of(spec.field(key)).allowed_chars)
+    kept = " ".join("".join(c for c in text if c in allowed).split())
+    return kept or NONE
+
+
+def read_spec_form(image: Image.Image, spec: FormSpec,
+                   read_region: ReadRegion) -> tuple[dict[str, str], dict[str, float], dict]:
+    """Another form's reading with an engine's ``read_region`` (see the module docstring): its
+    fields, confidences (the mean score of the line's words) and a JSON-able raw record."""
+    grey = to_grey(image)
+    boxes, found = find_line_boxes(grey, spec)
+    fields, conf, words = dict.fromkeys(spec.keys, NONE), dict.fromkeys(spec.keys, math.nan), {}
+    for line in spec.lines:
+        read = line_words(grey, boxes[line.name], read_region) if line.name in boxes else []
+        words[line.name] = read
+        score = float(np.mean([w.score for w in read])) if read else math.nan
+        texts = [normalise_text(w.text) for w in read]  # one text line per field: each is its field
+        text = (SEP if len(texts) == len(line.fields) else " ").join(texts)
+        for key, value in line_fields(text, line.fields, spec).items():
+            fields[key] = typed_value(value, spec, key)
+            conf[key] = score if fields[key] != NONE else math.nan
+    raw = {"boxes": {k: list(v) for k, v in boxes.items()}, "found_boxes": found,
+           "words": {k: [[w.text, round(float(w.score), 4), list(w.box)] for w in v] for k, v in words.items()}}
+    return fields, conf, raw
+
+
 __all__ = [
     "Layout", "ReadRegion", "find_labels", "analyse", "drop_fragments", "assign_fields", "read_form", "LayoutEngine",
+    "line_words", "read_spec_form", "typed_value",
 ]
 
 
@@ -162,8 +212,16 @@ class LayoutEngine(Engine):
     """Base of the offline OCR engines that share this module's box/label layout and field rules.
 
     Subclasses implement :meth:`read_region` (text words in a grey region) and may override
-    :meth:`read_labels_region` (how the printed labels are read).
+    :meth:`read_labels_region` (how the printed labels are read). Built with ``form=<name or
+    spec path>`` of a form without the HSF layout, the engine reads that form
+    (:func:`read_spec_form`); without it, the HSF form.
     """
+
+    @property
+    def form(self) -> FormSpec | None:
+        """The form built for (``form`` in the config), None: the HSF form."""
+        name = self.config.get("form")
+        return load_form(name) if name else None
 
     def read_region(self, grey: np.ndarray) -> list[Word]:
         raise NotImplementedError
@@ -172,14 +230,21 @@ class LayoutEngine(Engine):
         """Words of the strip with the printed labels (default: like any region)."""
         return self.read_region(grey)
 
+    def _read_form(self, image: Image.Image, form: FormSpec | None) -> tuple[dict[str, str], dict[str, float], dict]:
+        if form is not None and not is_hsf_layout(form):
+            return read_spec_form(image, form, self.read_region)
+        return read_form(image, self.read_region, read_labels=self.config["read_labels"],
+                         read_labels_with=self.read_labels_region)
+
     def read(self, image: Image.Image, file_name: str = "") -> EngineResult:
         start = time.perf_counter()
+        form = self.form
+        keys = form.keys if form is not None else None
         try:
-            fields, conf, raw = read_form(image, self.read_region, read_labels=self.config["read_labels"],
-                                          read_labels_with=self.read_labels_region)
+            fields, conf, raw = self._read_form(image, form)
         except Exception as err:  # noqa: BLE001 - a bad image must not stop the run
             logger.warning("%s could not read %s: %s", self.name, file_name or "image", err)
-            return EngineResult(error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
+            return EngineResult(error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start, keys=keys)
         conf = {k: (v if v == v else math.nan) for k, v in conf.items()}
         return EngineResult(fields=fields, confidence=conf, raw=raw, usage={"pages": 0},
-                            seconds=time.perf_counter() - start)
+                            seconds=time.perf_counter() - start, keys=keys)

@@ -170,6 +170,14 @@ def test_a_merging_method_falls_back_to_the_one_engine_that_reads_the_form(card_
         _card_plan(tmp_path, method="vote", engines=["cardtoy", "cardtoy2"])
 
 
+def test_among_several_engines_for_the_form_a_merging_method_falls_back_to_the_fast_reader(card_toys, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.setattr(OtherCardToyEngine, "fast", True)
+    plan = _card_plan(tmp_path, method="cascade", engines=["cardtoy", "cardtoy2"])
+    assert plan.method == "cardtoy2" and plan.fallback["used"] == "cardtoy2"
+    assert "its fast reader (of cardtoy, cardtoy2)" in plan.fallback["reason"]
+
+
 def test_an_hsf_only_engine_named_explicitly_stops_with_its_form_problem(tmp_path, stock_card_reader):
     params = _params()
     for digitize in ({"method": "rapidocr"}, {"method": "vote", "engines": ["rapidocr"]}):

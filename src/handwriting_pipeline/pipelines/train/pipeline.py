@@ -71,9 +71,9 @@ TRAINING: dict[str, list[Step]] = {
     "donut": [
         Step(donut.split_forms, {"train_forms": "train_forms", "split": "fieldreader_split"},
              ["donut_fit_forms", DONUT_HOLDOUT], "split_donut_forms"),
-        Step(donut.build_tokenizer, {"train_forms": "donut_fit_forms", "params": DONUT},
+        Step(donut.build_tokenizer, {"train_forms": "donut_fit_forms", "params": DONUT, "form": "params:form"},
              "donut_tokenizer", "build_donut_tokenizer"),
-        Step(donut.build_model, {"tokenizer": "donut_tokenizer", "params": DONUT},
+        Step(donut.build_model, {"tokenizer": "donut_tokenizer", "params": DONUT, "form": "params:form"},
              "donut_initial_model", "build_donut_model"),
         Step(donut.pretrain_on_synthetic, {"bundle": "donut_initial_model", "holdout_forms": DONUT_HOLDOUT,
                                            "params": DONUT},
