@@ -110,6 +110,19 @@ def table() -> str:
         lines.append(f"| {r['reading']} | {_num(r['FLA'])} | {_num(r['CBA'])} | {_num(r['FLA_nocase'])} "
                      f"| {r['speed'] or '–'} | {files} |")
     card = _load("form_reader_order_card.json")  # benchmarks/forms/form_reader_benchmark.py
+    trust = _load("confidence_model.json")  # benchmarks/review/confidence_model_benchmark.py
+    digitize = trust["models"]["digitize"]["validation"]["writing"]
+    before = trust["models"]["vote"]["validation"]["writing"]
+    sure = {(g["alpha"], g["confidence"]): g["levels"] for g in trust["guarantees"]}
+    writing, value = sure[(0.05, "recalibrated")]["writing"]["all"], sure[(0.01, "recalibrated")]["value"]["all"]
+    lines += [
+        "",
+        f"Review (digitize's cascade, these forms): a person fixing the 15 % least sure fields lifts FLA to "
+        f"{digitize['after_review']:.2f} ({before['after_review']:.2f} with the vote's own confidence). Under the "
+        f"guarantee fitted on the train forms, {writing['review_pct']:.1f} % of fields go to review for at most 5 % "
+        f"wrong writing among the sure ones (realized {100 * writing['realized']:.2f} %), {value['review_pct']:.1f} % "
+        f"for at most 1 % wrong values (realized {100 * value['realized']:.2f} %): `confidence_model.json`.",
+    ]
     lines += [
         "",
         f"Another form: the field reader fine-tuned on {card['train_forms']} synthetic `{card['form']}` forms "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handwriting_pipeline.trust import error_upper_bound, min_fields, risk_threshold
+from handwriting_pipeline.trust import error_upper_bound, min_fields, risk_threshold, start_fields
 
 
 def _draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,11 +30,12 @@ def test_clopper_pearson_bound_matches_the_exact_binomial():
     assert min_fields(0.05, 0.1) == 45  # 0.95^45 < 0.1 < 0.95^44
 
 
-def test_the_promise_holds_in_all_but_about_delta_of_the_draws():
+@pytest.mark.parametrize("start_rate", [0.0, 0.5])
+def test_the_promise_holds_in_all_but_about_delta_of_the_draws(start_rate):
     rng = np.random.default_rng(0)
     alpha, delta, draws, failures, found = 0.1, 0.1, 400, 0, 0
     for _ in range(draws):
-        result = risk_threshold(*_draw(rng, 1000), alpha=alpha, delta=delta)
+        result = risk_threshold(*_draw(rng, 1000), alpha=alpha, delta=delta, start_rate=start_rate)
         if result.threshold is None:
             continue
         found += 1
@@ -87,3 +88,17 @@ def test_order_of_the_candidate_thresholds_does_not_matter_and_bad_input_fails()
         risk_threshold(scores, correct, alpha=0.0)
     with pytest.raises(ValueError, match="correctness"):
         risk_threshold(scores, correct[:-1], alpha=0.05)
+
+
+def test_the_sequence_starts_where_some_errors_can_pass_and_survives_an_early_one():
+    assert start_fields(0.05, 0.1) == min_fields(0.05, 0.1) == 45
+    at_half = start_fields(0.05, 0.1, 0.5)
+    assert at_half > 45 and error_upper_bound(int(0.025 * at_half), at_half, 0.1) <= 0.05
+    # the surest field is wrong, the next 999 right: starting at the first testable threshold
+    # stops at once; starting at 0.5 alpha gets past it
+    scores = np.linspace(1.0, 0.5, 1000)
+    correct = np.ones(1000, dtype=bool)
+    correct[0] = False
+    assert risk_threshold(scores, correct, 0.05, 0.1).threshold is None
+    robust = risk_threshold(scores, correct, 0.05, 0.1, start_rate=0.5)
+    assert robust.threshold is not None and robust.sure == 1000 and robust.errors == 1

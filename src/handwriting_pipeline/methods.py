@@ -23,6 +23,7 @@ Floor 6. May import: floors 0-5 (``engines``, ``ensemble`` and everything below 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -206,6 +207,29 @@ def model_guarantees(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
     """``{"<method>:<engines>": {level: entry}}``: the digitize guarantees trained engines carry
     with their models (:meth:`~Engine.model_guarantees`, fitted with the model)."""
     return {key: entry for found in _from_models(datasets, "model_guarantees").values() for key, entry in found.items()}
+
+
+def model_recalibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{engine set: recalibration}`` that trained engines carry with their models
+    (:meth:`~Engine.vote_recalibration`, fitted with the model on forms it never trained on)."""
+    return {key: recal for found in _from_models(datasets, "vote_recalibration").values() for key, recal in found.items()}
+
+
+def with_models(vote: Any, calibrations: Mapping[str, Any] | None, recalibrations: Mapping[str, Any] | None) -> Any:
+    """``vote`` (:class:`~handwriting_pipeline.ensemble.settings.VoteSettings`) with the trained
+    models' calibrations and recalibrations on top of its own (a model's own wins)."""
+    return dataclasses.replace(vote, calibration=vote_calibration(vote.calibration, calibrations),
+                               recalibration={**dict(vote.recalibration or {}), **dict(recalibrations or {})})
+
+
+def with_recalibrations(ensemble_params: Mapping[str, Any], recalibrations: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``ensemble`` parameters with the trained models' recalibrations on top of
+    ``vote.recalibration`` (unchanged without any)."""
+    if not recalibrations:
+        return dict(ensemble_params)
+    vote = dict(ensemble_params.get("vote") or {})
+    vote["recalibration"] = {**dict(vote.get("recalibration") or {}), **dict(recalibrations)}
+    return {**ensemble_params, "vote": vote}
 
 
 def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None) -> dict[str, Any]:

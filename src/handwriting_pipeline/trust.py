@@ -72,8 +72,25 @@ def min_fields(alpha: float, delta: float) -> int:
     return max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
 
 
+def start_fields(alpha: float, delta: float, start_rate: float = 0.0) -> int:
+    """Where the fixed sequence starts: the fewest sure fields whose bound reaches ``alpha`` when
+    a share ``start_rate * alpha`` of them is wrong (``start_rate`` 0: all right, :func:`min_fields`).
+
+    A sequence that starts at the very first testable threshold stops at the first wrong field
+    among the few surest ones (one error in the top 45 fields ends a 5 % test); starting where
+    some errors can pass makes the test robust to that. The start depends on the counts only,
+    never on which fields are right, so the guarantee stays exact."""
+    if start_rate <= 0.0:
+        return min_fields(alpha, delta)
+    n = min_fields(alpha, delta)
+    while error_upper_bound(math.floor(start_rate * alpha * n), n, delta) > alpha:
+        n += max(1, n // 50)
+    return n
+
+
 def risk_threshold(scores: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, alpha: float,
-                   delta: float = 0.1, thresholds: Sequence[float] | None = None) -> RiskThreshold:
+                   delta: float = 0.1, thresholds: Sequence[float] | None = None,
+                   start_rate: float = 0.0) -> RiskThreshold:
     """The lowest confidence threshold whose error rate among fields at or above it is at most
     ``alpha`` with probability ``1 - delta`` (Learn then Test, fixed-sequence, Clopper-Pearson).
 
@@ -107,7 +124,7 @@ def risk_threshold(scores: Sequence[float] | np.ndarray, correct: Sequence[bool]
     sure = np.searchsorted(-s[order], -grid, side="right")  # count of scores >= t
     errors = cum_wrong[sure]
     bounds = error_upper_bound(errors, sure, delta)
-    need = min_fields(alpha, delta)
+    need = start_fields(alpha, delta, start_rate)
     best = None
     for i in range(grid.size):
         if sure[i] < need:

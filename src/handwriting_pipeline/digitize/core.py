@@ -80,11 +80,12 @@ from handwriting_pipeline.methods import (
     chosen_engines,
     model_calibrations,
     model_guarantees,
+    model_recalibrations,
     ready_engines,
-    vote_calibration,
+    with_models,
 )
 from handwriting_pipeline.predictions import readings_by_form
-from handwriting_pipeline.registry import engine_methods, ensemble_methods
+from handwriting_pipeline.registry import engine_class, engine_methods, ensemble_methods
 
 #: ``digitize.method`` values that combine engines: the registered ensembles, the cascade among
 #: them (:mod:`handwriting_pipeline.ensemble.cascade`: the fast reader reads everything, the
@@ -176,6 +177,9 @@ class ReviewSettings(Settings):
     #: what training fits a trained reader's guarantees at (digitize.guarantee.add_guarantees)
     alpha: dict[str, float] = field(default_factory=lambda: {"value": 0.01, "writing": 0.05})
     delta: float = 0.1
+    #: where the Learn-then-Test sequence starts: at the fewest sure fields that could pass with
+    #: ``start_rate * alpha`` of them wrong (0: the first testable threshold; trust.start_fields)
+    start_rate: float = 0.5
 
     def __post_init__(self) -> None:
         if self.on not in REVIEW_ON:
@@ -317,7 +321,7 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
     if not hsf and method in COMBINED:
         method, fallback = one_engine(spec, method, [s.method for s in specs])
     ensemble = EnsembleSettings.from_params(ensemble_params)
-    vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, model_calibrations(datasets)))
+    vote = with_models(ensemble.vote, model_calibrations(datasets), model_recalibrations(datasets))
     if method in ("vote", CASCADE) and not explicit:  # as the ensemble's default vote: calibrated engines only
         kept = default_vote_inputs({s.method: s for s in specs}, vote.calibration, where="digitize vote")
         specs = list(kept.values())
@@ -351,17 +355,20 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
 
 def one_engine(spec: FormSpec, method: str, ready: list[str]) -> tuple[str, dict[str, str]]:
     """``(engine, fallback)``: on a form of another layout a merging ``method`` (vote, cascade,
-    llm: they weigh the HSF fields) reads with the one engine that can read the form; a
-    RuntimeError when several can (name one as ``digitize.method``)."""
-    if len(ready) > 1:
+    llm: they weigh the HSF fields) reads with one engine: the one that can read the form, or
+    among several the one fast reader (the cascade's first stage); a RuntimeError when that does
+    not settle it (name one as ``digitize.method``)."""
+    fast = [m for m in ready if engine_class(m).fast]
+    if len(ready) > 1 and len(fast) != 1:
         raise RuntimeError(f"digitize: digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only, "
                            f"and {len(ready)} engines can read form '{spec.name}' ({', '.join(ready)}); set "
                            f"digitize.method to one of them, e.g. --params digitize.method={ready[0]}")
+    used = ready[0] if len(ready) == 1 else fast[0]
+    which = "the one engine that can read it" if len(ready) == 1 else f"its fast reader (of {', '.join(ready)})"
     reason = (f"digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only (it weighs that form's "
-              f"fields); form '{spec.name}' is read by the one engine that can read it, {ready[0]} "
-              f"(set digitize.method={ready[0]} to say so)")
+              f"fields); form '{spec.name}' is read by {which}, {used} (set digitize.method={used} to say so)")
     logger.warning("digitize: %s", reason)
-    return ready[0], {"requested": method, "used": ready[0], "reason": reason}
+    return used, {"requested": method, "used": used, "reason": reason}
 
 
 def guarantee_key(method: str, engines: list[str]) -> str:

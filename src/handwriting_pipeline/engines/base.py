@@ -186,6 +186,12 @@ class Engine(ABC):
         return {}
 
     @classmethod
+    def vote_recalibration(cls, **inputs: Any) -> Mapping[str, Any]:
+        """The vote's recalibration its trained model carries (``ensemble.vote.recalibration``
+        format: per engine set, fitted with the model on forms it never trained on); {} when none."""
+        return {}
+
+    @classmethod
     def requires_training(cls) -> bool:
         """True when the engine is built from a trained model (a catalog input)."""
         return bool(cls.catalog_inputs)

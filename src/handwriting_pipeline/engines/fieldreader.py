@@ -98,6 +98,13 @@ class FieldReaderEngine(Engine):
         return dict((getattr(model.bundle().config, "summary", None) or {}).get("guarantees") or {})
 
     @classmethod
+    def vote_recalibration(cls, model: Any = None, **inputs: Any) -> dict[str, Any]:
+        """The vote's recalibration saved with the model (an ensemble's, fitted on the out-of-fold forms)."""
+        if model is None or not getattr(model, "available", False):
+            return {}
+        return dict((getattr(model.bundle().config, "summary", None) or {}).get("recalibration") or {})
+
+    @classmethod
     def learns_form(cls, form: Any) -> bool:
         """A field reader learns any form spec's lines (its training reads them from the spec)."""
         return True

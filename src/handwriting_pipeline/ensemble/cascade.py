@@ -63,8 +63,10 @@ def invalid(fields: Mapping[str, str], params: VoteSettings) -> bool:
 
 
 def escalated(fast: Mapping[str, pd.DataFrame], params: Params, settings: CascadeSettings) -> list[str]:
-    """The forms the slower engines must read, from the fast readers' tables (``{engine: table}``)."""
-    params = vote_params(params)
+    """The forms the slower engines must read, from the fast readers' tables (``{engine: table}``).
+    The fast stage's confidence is taken before any recalibration (``vote.recalibration``): the
+    cascade's threshold was chosen on it, and a recalibration must not move which forms escalate."""
+    params = dataclasses.replace(vote_params(params), recalibration={})
     merged, _ = vote(dict(fast), params)
     rows = {row["file_name"]: row for row in merged.to_dict("records")}
     names = list(dict.fromkeys(n for table in fast.values() for n in table["file_name"]))

@@ -195,15 +195,16 @@ def trust_rows(labels: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
 
 
 def field_thresholds(rows: pd.DataFrame, alpha: float, delta: float = 0.1,
-                     on: str = "value") -> dict[str, RiskThreshold]:
+                     on: str = "value", start_rate: float = 0.0) -> dict[str, RiskThreshold]:
     """Per field, :func:`~handwriting_pipeline.trust.risk_threshold` on :func:`trust_rows`:
     ``on="value"`` bounds the share of wrong *values* among fields with ``value_conf`` at or
-    above the threshold, ``on="writing"`` the share wrong as written among ``written_conf``."""
+    above the threshold, ``on="writing"`` the share wrong as written among ``written_conf``
+    (``start_rate``: where the test sequence starts, :func:`~handwriting_pipeline.trust.start_fields`)."""
     if on not in ("value", "writing"):
         raise ValueError(f"on must be 'value' or 'writing', not {on!r}")
     level = "value" if on == "value" else "written"
     return {key: risk_threshold(part[f"{level}_conf"].astype(float).to_numpy(), part[f"{level}_right"].to_numpy(bool),
-                                alpha, delta)
+                                alpha, delta, start_rate=start_rate)
             for key in KEYS if len(part := rows[rows["field"] == key])}
 
 

@@ -57,6 +57,7 @@ from handwriting_pipeline.fields import (
     state_code,
     zip_places,
 )
+from handwriting_pipeline.fields.text import WRITING_FEATURES, writing_features
 from handwriting_pipeline.predictions import empty_predictions, predictions_from_records, readings_by_form
 from handwriting_pipeline.registry import method_list, select_methods
 
@@ -247,14 +248,17 @@ def vote_form(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float
         chosen[key], share = choose_surface(chosen[key], surfaces[key])
         confidence[key] *= share
     recal = (params.recalibration or {}).get(engine_set(readings))
+    weighed = set()  # fields whose recalibration weighs the gazetteer's contradiction itself
     if recal:  # richer features -> P(right), fitted for this engine set on held-out train forms
         features = confidence_features(fields_by_engine, chosen, confidence, readings, params)
         for key, model in recal.items():
             z = float(model["intercept"]) + sum(float(w) * features[key][name] for name, w in model["coef"].items())
             confidence[key] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+            if model.get("weighs_contradiction"):
+                weighed.add(key)
     # last: a reading the gazetteer contradicts must not pass as sure, however much the engines agree
     kind = gazetteer_contradiction(chosen)
-    for key in CONTRADICTION_FIELDS.get(kind, ()):
+    for key in set(CONTRADICTION_FIELDS.get(kind, ())) - weighed:
         confidence[key] *= float(params.contradiction[kind])
     return clean_fields(chosen), {k: round(confidence[k], 4) for k in KEYS}, candidates
 
@@ -264,8 +268,10 @@ def engine_set(readings: Mapping[str, Any]) -> str:
     return "+".join(sorted(readings))
 
 
-#: the features of :func:`confidence_features`, in order
-FEATURES = ("logit_conf", "agree", "none", "invalid", "contradicted", "confirmed", "best_p")
+#: the features of :func:`confidence_features`, in order (a recalibration weighs the ones it
+#: names: older ones name only the first seven)
+FEATURES = ("logit_conf", "agree", "none", "invalid", "contradicted", "confirmed", "best_p", "agree_exact",
+            *WRITING_FEATURES)
 
 
 def confidence_features(fields_by_engine: Mapping[str, Mapping[str, str]], chosen: Mapping[str, str],
@@ -274,7 +280,10 @@ def confidence_features(fields_by_engine: Mapping[str, Mapping[str, str]], chose
     """Per field, what a recalibrated confidence is computed from: the vote's confidence (logit),
     the share of engines that read the chosen value (any case), "None" chosen, the validator
     failing, the gazetteer contradicting / confirming CITY-STATE-ZIP, and the best calibrated
-    probability among the engines that read the chosen value."""
+    probability among the engines that read the chosen value; then the share of engines that read
+    it exactly as chosen (letter case and dots included) and how the chosen text is written
+    (:func:`~handwriting_pipeline.fields.text.writing_features`: mixed case, look-alike letters,
+    dots ... where case and dot errors hide)."""
     kind = gazetteer_contradiction(chosen)
     confirmed = kind is None and chosen.get("ZIP", NONE) != NONE and zip_places(chosen["ZIP"]) != ()
     out = {}
@@ -286,7 +295,9 @@ def confidence_features(fields_by_engine: Mapping[str, Mapping[str, str]], chose
         out[key] = {"logit_conf": math.log(c / (1 - c)), "agree": len(same) / max(1, len(values)),
                     "none": float(chosen[key] == NONE), "invalid": float(validator_factor(key, chosen[key], params) < 1),
                     "contradicted": float(key in CONTRADICTION_FIELDS.get(kind, ())),
-                    "confirmed": float(confirmed and key != "DATE"), "best_p": max(probs, default=0.0)}
+                    "confirmed": float(confirmed and key != "DATE"), "best_p": max(probs, default=0.0),
+                    "agree_exact": sum(v == chosen[key] for v in values.values()) / max(1, len(values)),
+                    **writing_features(chosen[key])}
     return out
 
 

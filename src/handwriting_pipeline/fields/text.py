@@ -4,6 +4,7 @@ state and gazetteer repairs and by the engines that read words."""
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -99,4 +100,23 @@ def settle_case(text: str, min_upper: float = 0.6) -> str:
         return word
 
     return " ".join(fix(w) for w in text.split(" ")) if text != NONE else text
+
+
+#: the names of :func:`writing_features`, in order
+WRITING_FEATURES = ("mixed_case", "lower_share", "ambiguous_share", "has_dot", "has_space", "log_length",
+                    "digit_share")
+
+
+def writing_features(text: str) -> dict[str, float]:
+    """How a reading is written, as numbers a confidence model can weigh: both letter cases in it,
+    the share of small letters, of letters whose two cases look alike in handwriting, a dot, a
+    space, log(1 + length) and the share of digits ("None" counts as empty)."""
+    text = "" if text == NONE else text
+    letters = [ch for ch in text if ch.isalpha()]
+    n = max(1, len(letters))
+    return {"mixed_case": float(any(ch.isupper() for ch in letters) and any(ch.islower() for ch in letters)),
+            "lower_share": sum(ch.islower() for ch in letters) / n,
+            "ambiguous_share": sum(ch.lower() in _CASE_AMBIGUOUS for ch in letters) / n,
+            "has_dot": float("." in text), "has_space": float(" " in text.strip()),
+            "log_length": math.log1p(len(text)), "digit_share": sum(ch.isdigit() for ch in text) / max(1, len(text))}
 

@@ -94,3 +94,17 @@ def test_the_registered_cascade_replays_the_cascade_and_reports_its_escalation(t
 def test_the_cascade_costs_the_fast_engines_for_every_form_and_the_others_for_the_escalated_share():
     assert cascade_cost({"fast": 1.0, "slow": 10.0, "slower": 4.0}, ["fast"], 0.25) == 1.0 + 0.25 * 14.0
     assert cascade_cost({"fast": 1.0}, ["fast"], 1.0) == 1.0
+
+
+def test_a_recalibration_does_not_move_which_forms_escalate(tables):
+    """The cascade's threshold was chosen on the fast stage's own confidence: a recalibration of
+    the fast engine alone (here one that calls every field 1 % sure) changes the confidences the
+    vote reports, never the forms sent on."""
+    from handwriting_pipeline.fields import KEYS
+
+    settings = cascade_settings({"threshold": 0.6, "escalate_invalid": True})
+    doubtful = {k: {"intercept": -4.6, "coef": {}} for k in KEYS}
+    recalibrated = vote_params({"recalibration": {FAST: doubtful}})
+    assert (escalated({FAST: tables[FAST]}, recalibrated, settings)
+            == escalated({FAST: tables[FAST]}, vote_params({}), settings))
+    assert vote({FAST: tables[FAST]}, recalibrated)[0]["DATE_conf"].max() < 0.02

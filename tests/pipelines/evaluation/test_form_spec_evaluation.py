@@ -100,7 +100,8 @@ def _run(parameters, tables, cascade=None, form="order_card", forms=None):
                 "params:ensemble": MemoryDataset(parameters["ensemble"]), "params:form": MemoryDataset(form),
                 "run_info": MemoryDataset({"run_id": "R1", "started_utc": "2026-12-01T00:00:00"}),
                 "cascade_escalation": MemoryDataset(cascade or {}), "engine_choices": MemoryDataset({}),
-                "engine_calibrations": MemoryDataset({}), "engine_guarantees": MemoryDataset({})}
+                "engine_calibrations": MemoryDataset({}), "engine_guarantees": MemoryDataset({}),
+                "engine_recalibrations": MemoryDataset({})}
     for method in METHODS:
         datasets[f"predictions_{method}"] = MemoryDataset(tables.get(method, empty_predictions(keys)))
     datasets.update({name: _Kept() for name in OUTPUTS})

@@ -82,6 +82,7 @@ def _run(forms, params, tables, ensemble=None):
     datasets["engine_choices"] = MemoryDataset(tables.get("engine_choices", {}))
     datasets["engine_calibrations"] = MemoryDataset(tables.get("engine_calibrations", {}))
     datasets["engine_guarantees"] = MemoryDataset(tables.get("engine_guarantees", {}))
+    datasets["engine_recalibrations"] = MemoryDataset(tables.get("engine_recalibrations", {}))
     datasets.update({name: _KeptDataset() for name in OUTPUTS})
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(create_pipeline(), catalog)
@@ -240,6 +241,7 @@ def test_pipeline_reads_every_method_and_writes_the_report():
     pipeline = create_pipeline()
     assert pipeline.inputs() == {"evaluation_forms", "params:evaluation", "params:ensemble", "params:form", "run_info",
                                  "cascade_escalation", "engine_choices", "engine_calibrations", "engine_guarantees",
+                                 "engine_recalibrations",
                                  *(f"predictions_{m}" for m in METHODS)}
     assert pipeline.all_outputs() == set(OUTPUTS)
 

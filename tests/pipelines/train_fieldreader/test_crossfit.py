@@ -186,8 +186,14 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     for level in levels.values():
         assert set(level["fields"]) == set(KEYS) and level["delta"] == 0.1
         assert all(f["n"] == len(names) for f in level["fields"].values())  # every out-of-fold form calibrates
+    # the vote's recalibration: chosen on the same out-of-fold forms with its interval, saved only when on
+    [choice] = [c for c in guarded.config.summary["oof"]["choices"] if c["component"] == "confidence recalibration"]
+    assert choice["on"] == (choice["interval"]["low"] > 0) and choice["forms"] == len(names)
+    recalibration = guarded.config.summary["recalibration"]
+    assert bool(recalibration) == choice["on"]
     ref = FieldReaderRef.from_path(guarded.save(tmp_path / "guarded"))
     assert FieldReaderEnsembleEngine.model_guarantees(model=ref) == guarded.config.summary["guarantees"]
+    assert FieldReaderEnsembleEngine.vote_recalibration(model=ref) == recalibration
     digitize = {**conf["digitize"], "review": {**conf["digitize"]["review"], "on": "value"}, "progress": False}
     plan = make_plan(digitize, conf["extract"], conf["ensemble"], {}, ResponseCache(tmp_path / "cache"),
                      datasets={"fieldreader_ensemble_model": ref})

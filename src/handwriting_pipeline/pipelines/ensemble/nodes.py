@@ -21,7 +21,14 @@ from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble import cascade, llm
 from handwriting_pipeline.ensemble import vote as voting
 from handwriting_pipeline.fields.formspec import HSF_FORM, is_hsf_layout, load_form
-from handwriting_pipeline.methods import model_calibrations, model_choices, model_guarantees, vote_calibration
+from handwriting_pipeline.methods import (
+    model_calibrations,
+    model_choices,
+    model_guarantees,
+    model_recalibrations,
+    vote_calibration,
+    with_recalibrations,
+)
 from handwriting_pipeline.predictions import empty_predictions
 from handwriting_pipeline.registry import engine_class
 
@@ -50,6 +57,12 @@ def engine_choices(**models: Any) -> dict[str, Any]:
     return model_choices(models)
 
 
+def engine_recalibrations(**models: Any) -> dict[str, Any]:
+    """``{engine set: recalibration}`` of the vote's confidence that trained engines carry (catalog
+    inputs keyed by dataset name); they win over ``ensemble.vote.recalibration``."""
+    return model_recalibrations(models)
+
+
 def engine_guarantees(**models: Any) -> dict[str, Any]:
     """``{"<method>:<engines>": {level: entry}}``: the digitize guarantees trained engines carry
     (catalog inputs keyed by dataset name), checked on the evaluated forms by the report."""
@@ -57,16 +70,17 @@ def engine_guarantees(**models: Any) -> dict[str, Any]:
 
 
 def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any], form: str | None = None,
+                     recalibrations: dict[str, Any] | None = None,
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Offline vote over the engines' predictions (:func:`handwriting_pipeline.ensemble.vote.vote_predictions`);
-    ``calibrations`` (from the trained models) win over ``ensemble.vote.calibration``.
+    ``calibrations`` and ``recalibrations`` (from the trained models) win over ``ensemble.vote``'s.
 
     Returns ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
     """
     if keys := _other_layout(form, "vote"):
         return empty_predictions(keys), voting.review_queue([], 0.0)
     calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
-    return voting.vote_predictions(params, calibration, predictions)
+    return voting.vote_predictions(with_recalibrations(params, recalibrations), calibration, predictions)
 
 
 def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str, Any],
@@ -85,6 +99,7 @@ def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str
 
 
 def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any], form: str | None = None,
+                        recalibrations: dict[str, Any] | None = None,
                         **predictions: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The cascade (``digitize.method``'s default) replayed over the engines' predictions
     (:func:`handwriting_pipeline.ensemble.cascade.cascade_predictions`): the fast engines
@@ -96,4 +111,5 @@ def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any], fo
     if keys := _other_layout(form, "cascade"):
         return empty_predictions(keys), {}
     calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
-    return cascade.cascade_predictions(params, calibration, predictions, lambda engine: engine_class(engine).fast)
+    return cascade.cascade_predictions(with_recalibrations(params, recalibrations), calibration, predictions,
+                                       lambda engine: engine_class(engine).fast)

@@ -16,6 +16,7 @@ from handwriting_pipeline.pipelines.ensemble.nodes import (
     engine_calibrations,
     engine_choices,
     engine_guarantees,
+    engine_recalibrations,
     llm_predictions,
     vote_predictions,
 )
@@ -30,16 +31,19 @@ from handwriting_pipeline.registry import (
 )
 
 PARAMS, CALIBRATIONS, FORM = "params:ensemble", "engine_calibrations", "params:form"
+RECALIBRATIONS = "engine_recalibrations"
 
 #: registered ensemble -> its node (the engines' tables are added to its inputs)
 ENSEMBLE_STEPS: dict[str, Step] = {
-    "vote": Step(vote_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS, "form": FORM},
+    "vote": Step(vote_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS, "form": FORM,
+                                    "recalibrations": RECALIBRATIONS},
                  ["predictions_vote", "review_queue"], "ensemble_vote"),
     "llm": Step(llm_predictions, {"forms": "evaluation_forms", "cache": "ensemble_cache",
                                   "credentials": "ensemble_credentials", "params": PARAMS, "prompts": "llm_prompts",
                                   "hint_forms": "llm_hint_forms", "hint_readings": "llm_hint_readings", "form": FORM},
                 ["predictions_llm", "llm_variability"], "ensemble_llm"),
-    "cascade": Step(cascade_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS, "form": FORM},
+    "cascade": Step(cascade_predictions, {"params": PARAMS, "calibrations": CALIBRATIONS, "form": FORM,
+                                          "recalibrations": RECALIBRATIONS},
                     ["predictions_cascade", "cascade_escalation"], "ensemble_cascade"),
 }
 
@@ -52,6 +56,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     steps = [lookup(ENSEMBLE_STEPS, method, "ensemble node") for method in ensemble_methods()]
     return Pipeline([
         node(engine_calibrations, inputs={d: d for d in models}, outputs=CALIBRATIONS, name="engine_calibrations"),
+        node(engine_recalibrations, inputs={d: d for d in models}, outputs=RECALIBRATIONS,
+             name="engine_recalibrations"),
         node(engine_choices, inputs={d: d for d in models}, outputs="engine_choices", name="engine_choices"),
         node(engine_guarantees, inputs={d: d for d in models}, outputs="engine_guarantees", name="engine_guarantees"),
         *(node(load(step.func), inputs={**step.inputs, **engine_inputs}, outputs=step.outputs, name=step.name)

@@ -237,7 +237,8 @@ def review_curves(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSe
 def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | EvaluationSettings,
                      ensemble_params: Mapping[str, Any], calibrations: Mapping[str, Any] | None,
                      guarantees: Mapping[str, Any] | None, cascade: Mapping[str, Any] | None,
-                     form: str | FormSpec | None = None, **predictions: pd.DataFrame) -> dict[str, Any]:
+                     form: str | FormSpec | None = None, recalibrations: Mapping[str, Any] | None = None,
+                     **predictions: pd.DataFrame) -> dict[str, Any]:
     """The guarantee digitize applies to the cascade evaluated here (one its trained models carry,
     ``guarantees``, for the same engines), checked on these labelled forms: the cascade replayed
     with the vote's calibration (``calibrations`` from the trained models), the two levels of
@@ -245,12 +246,10 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     interval next to alpha, and the share sent to review. {} without a cascade, or on a form
     without the HSF form's fields (the trust rows read those only); ``applies`` false when no
     guarantee was fitted for its engines."""
-    from dataclasses import replace
-
     from handwriting_pipeline.digitize.core import guarantee_key
     from handwriting_pipeline.ensemble.cascade import cascade_tables, replay
     from handwriting_pipeline.ensemble.trust import check_guarantee, trust_rows, value_review_curve
-    from handwriting_pipeline.methods import vote_calibration
+    from handwriting_pipeline.methods import with_models
 
     if not cascade or not cascade.get("fast"):
         return {}
@@ -261,7 +260,7 @@ def guarantee_checks(forms: LabelledForms, params: Mapping[str, Any] | Evaluatio
     key = guarantee_key("cascade", engines)
     levels = (guarantees or {}).get(key)
     ensemble = EnsembleSettings.from_params(ensemble_params)
-    vote = replace(ensemble.vote, calibration=vote_calibration(ensemble.vote.calibration, calibrations))
+    vote = with_models(ensemble.vote, calibrations, recalibrations)
     tables = {m: normalise_predictions(predictions[m]) for m in engines if predictions.get(m) is not None}
     fast = [m for m in cascade["fast"] if m in tables]
     names = list(dict.fromkeys(n for m in fast for n in tables[m]["file_name"]))

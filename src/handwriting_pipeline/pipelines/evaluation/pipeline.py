@@ -55,6 +55,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(review_curves, inputs=scored, outputs="evaluation_review_curves", name="review_curves"),
             node(guarantee_checks, inputs={**scored, "ensemble_params": "params:ensemble",
                                            "calibrations": "engine_calibrations", "guarantees": "engine_guarantees",
+                                           "recalibrations": "engine_recalibrations",
                                            "cascade": "cascade_escalation"},
                  outputs="evaluation_guarantee", name="guarantee_checks"),
             node(plot_review_curves, inputs=["evaluation_review_curves", "evaluation_metrics"],
