@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +58,46 @@ def rewrite_report(out: str | Path, markdown) -> int:
     out.with_suffix(".md").write_text(table, encoding="utf-8")
     print(table)
     return 0
+
+
+#: the engines' tables of the out-of-fold train forms and the validation forms
+#: (``benchmarks/fieldreader/oof_ensemble_benchmark.py`` writes them)
+OOF_TABLES = ROOT / "data" / "07_model_output" / "oof_ensemble"
+
+
+def oof_vote_inputs(ensemble_dir: str | Path, fast: str) -> tuple:
+    """What the benchmarks that replay the vote on the out-of-fold forms start from: the
+    ``ensemble`` settings of conf/base, its vote settings with the ensemble's own calibration for
+    engine ``fast``, ``{engine: predictions table}`` of :data:`OOF_TABLES` and ``{split: labels}``
+    of the shared train and validation forms. SystemExit when the tables are missing."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    from handwriting_pipeline.ensemble.settings import EnsembleSettings
+    from handwriting_pipeline.predictions import normalise_predictions
+    from handwriting_pipeline.score import read_labels
+
+    ensemble = EnsembleSettings.from_params(yaml.safe_load((ROOT / "conf/base/parameters_ensemble.yml").read_text())
+                                            ["ensemble"])
+    calibration = json.loads((Path(ensemble_dir) / "fieldreader.json").read_text())["calibration"]
+    vote = replace(ensemble.vote, calibration={**ensemble.vote.calibration, fast: calibration})
+    tables = {p.stem: normalise_predictions(pd.read_csv(p, dtype=str, keep_default_na=False))
+              for p in OOF_TABLES.glob("*.csv")}
+    if fast not in tables:
+        raise SystemExit(f"no {fast}.csv under {OOF_TABLES}: run benchmarks/fieldreader/oof_ensemble_benchmark.py first")
+    return ensemble, vote, tables, {s: read_labels(SHARED / s) for s in ("train", "validation")}
+
+
+def oof_arguments(doc: str, name: str, argv: list[str] | None = None):
+    """The command line of a benchmark that replays the vote on the out-of-fold forms:
+    ``--ensemble`` (the trained ensemble's folder: its calibration), ``--fast`` (its engine) and
+    ``--results`` (path without suffix, default ``benchmarks/results/<name>``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--ensemble", default="data/06_models/fieldreader_ensemble", help="its calibration")
+    parser.add_argument("--fast", default="fieldreader_ensemble")
+    parser.add_argument("--results", default=str(RESULTS / name), help="results path without suffix")
+    return parser.parse_args(argv)

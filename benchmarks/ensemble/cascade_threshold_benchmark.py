@@ -17,16 +17,13 @@ Writes ``benchmarks/results/cascade_threshold_oof.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
-from common import RESULTS, ROOT, SHARED, machine, write_results  # noqa: E402
+from common import machine, oof_arguments, oof_vote_inputs, write_results  # noqa: E402
 
 NAME = "cascade_threshold_oof"
-TABLES = ROOT / "data" / "07_model_output" / "oof_ensemble"
 GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 
 
@@ -48,32 +45,14 @@ def _markdown(result: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ensemble", default="data/06_models/fieldreader_ensemble", help="its calibration")
-    parser.add_argument("--fast", default="fieldreader_ensemble")
-    parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
+    args = oof_arguments(__doc__, NAME)
     import dataclasses
 
-    import pandas as pd
-    import yaml
-
     from handwriting_pipeline.ensemble.cascade import cascade_vote
-    from handwriting_pipeline.ensemble.settings import EnsembleSettings
     from handwriting_pipeline.metrics import score_forms
-    from handwriting_pipeline.predictions import normalise_predictions
-    from handwriting_pipeline.score import read_labels
     from handwriting_pipeline.selection import paired_bootstrap
 
-    ensemble = EnsembleSettings.from_params(yaml.safe_load((ROOT / "conf/base/parameters_ensemble.yml").read_text())
-                                            ["ensemble"])
-    calibration = json.loads((Path(args.ensemble) / "fieldreader.json").read_text())["calibration"]
-    vote = dataclasses.replace(ensemble.vote, calibration={**ensemble.vote.calibration, args.fast: calibration})
-    tables = {p.stem: normalise_predictions(pd.read_csv(p, dtype=str, keep_default_na=False)) for p in TABLES.glob("*.csv")}
-    if args.fast not in tables:
-        parser.error(f"no {args.fast}.csv under {TABLES}: run benchmarks/fieldreader/oof_ensemble_benchmark.py first")
-    splits = {s: read_labels(SHARED / s) for s in ("train", "validation")}
+    ensemble, vote, tables, splits = oof_vote_inputs(args.ensemble, args.fast)
     per_form, rows = {}, []
     for threshold in GRID:
         settings = dataclasses.replace(ensemble.cascade, threshold=threshold)
