@@ -39,6 +39,7 @@ def _params(args: argparse.Namespace) -> dict:
     block["crossfit"].update({"folds": args.folds, "seed": args.fold_seed, "model_dir": args.out})
     block["checkpoint_dir"] = None
     block["labels"] = args.labels
+    block["line_height"] = args.line_height
     return block
 
 
@@ -87,6 +88,7 @@ def main() -> int:
     parser.add_argument("--labels", default="first", choices=["first", "drop_disagreements", "both"],
                         help="train_fieldreader.labels: what the fit lines train on (the second annotation)")
     parser.add_argument("--first", type=int, default=0, help="only the first N folds (0 = all)")
+    parser.add_argument("--line-height", type=int, default=48, help="rows of each line the recognizer sees")
     parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))

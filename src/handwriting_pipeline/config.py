@@ -322,3 +322,6 @@ class FieldReaderTrainSettings(Settings):
     # loss is the mean over the two labels); ``second_annotation`` is read only when not "first"
     labels: str = "first"
     second_annotation: str = "../shared/data/hsf_top/second_annotation.csv"
+    # rows of each line as the recognizer sees it (the stock model's 48; up to 95 its network takes):
+    # letter case shows better in more rows, at (height / 48)^2 the compute
+    line_height: int = 48

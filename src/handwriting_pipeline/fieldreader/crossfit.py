@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from handwriting_pipeline.config import FieldReaderTrainSettings
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.fields.formspec import HSF_FORM, load_form
+from handwriting_pipeline.forms.lines import HEIGHT
 from handwriting_pipeline.selection import holdout_names
 
 logger = logging.getLogger(__name__)
@@ -101,12 +102,15 @@ NOT_IN_PLAN = ("checkpoint_dir", "resume", "crossfit", "lexicon", "style", "view
 def fold_plan(settings: FieldReaderTrainSettings, split: Mapping[str, list[str]], fold: int,
               form: str | None = None) -> dict[str, Any]:
     """What makes a fold reader and its readings: its forms, the training settings (all of
-    ``train_fieldreader`` but :data:`NOT_IN_PLAN` and the progress bar), the reading's beam and
-    the form, when it is not the HSF form (plans written before forms were specs stay valid)."""
+    ``train_fieldreader`` but :data:`NOT_IN_PLAN` and the progress bar; the line height only when
+    not the stock 48), the reading's beam and the form, when it is not the HSF form (plans written
+    before forms were specs stay valid)."""
     config = {k: v for k, v in settings.to_dict().items() if k not in NOT_IN_PLAN}
     config["trainer"] = {k: v for k, v in config.get("trainer", {}).items() if k != "progress_bar"}
     if config.get("labels", "first") == "first":  # the second annotation is not read
         config.pop("second_annotation", None)
+    if config.get("line_height") == HEIGHT:  # plans written before the height was a setting stay valid
+        config.pop("line_height")
     plan = {"fold": int(fold), "folds": int(settings.crossfit.folds), "seed": int(settings.crossfit.seed),
             "beam": int(settings.crossfit.beam), "fit": list(split["fit"]), "holdout": list(split["holdout"]),
             "read": list(split["fold"]), "training": config}

@@ -185,6 +185,9 @@ class OnnxRecognizer(nn.Module):
         model = copy.deepcopy(self.graph_proto)
         self.load_weights_into(model)
         del model.graph.value_info[:]  # intermediate shapes of the stock head no longer hold
+        rows = model.graph.input[0].type.tensor_type.shape.dim[2]
+        rows.Clear()
+        rows.dim_param = "height"  # the network takes other line heights too (LineSettings.height)
         out = model.graph.output[0].type.tensor_type.shape
         out.dim[-1].Clear()
         out.dim[-1].dim_value = int(self.params[self._key(self.head[1])].shape[0])

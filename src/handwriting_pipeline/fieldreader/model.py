@@ -23,7 +23,7 @@ import torch
 
 from handwriting_pipeline.fieldreader.graph import OnnxRecognizer, export_onnx, onnx_dictionary, stock_onnx_path
 from handwriting_pipeline.fieldreader.text import ALPHABET
-from handwriting_pipeline.forms.lines import LineSettings, batch_arrays, padded_width
+from handwriting_pipeline.forms.lines import HEIGHT, LineSettings, batch_arrays, padded_width
 
 CONFIG_FILE, WEIGHTS_FILE, ONNX_FILE = "fieldreader.json", "weights.pt", "model.onnx"
 #: keys that models saved by earlier versions may carry in fieldreader.json and that nothing reads
@@ -83,16 +83,18 @@ class FieldReader:
         self._session = None
 
     @classmethod
-    def stock(cls, form: str | None = None) -> "FieldReader":
+    def stock(cls, form: str | None = None, height: int = HEIGHT) -> "FieldReader":
         """The stock recognizer, set up to read ``form`` (a shipped form's name or a spec path;
-        default the HSF top section): its lines and its field types' characters."""
+        default the HSF top section): its lines and its field types' characters, each line
+        ``height`` rows high."""
         if form is None:
-            return cls(build_network(), FieldReaderConfig())
+            return cls(build_network(), FieldReaderConfig(lines=LineSettings(height=height)))
         from handwriting_pipeline.fieldreader.text import form_alphabet
         from handwriting_pipeline.fields.formspec import load_form
 
         alphabet = form_alphabet(load_form(form))
-        return cls(build_network(alphabet=alphabet), FieldReaderConfig(alphabet=alphabet, lines=LineSettings(form=form)))
+        return cls(build_network(alphabet=alphabet),
+                   FieldReaderConfig(alphabet=alphabet, lines=LineSettings(form=form, height=height)))
 
     @property
     def form(self):

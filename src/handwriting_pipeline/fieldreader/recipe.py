@@ -48,7 +48,7 @@ def fine_tune(train_forms: Any, split: dict[str, list[str]], params: Mapping[str
     from handwriting_pipeline.fieldreader.training import train_reader
 
     settings = FieldReaderTrainSettings.from_params(params)
-    reader = FieldReader.stock(form)
+    reader = FieldReader.stock(form, height=settings.line_height)
     reader.net.freeze_before(float(settings.freeze))
     fit_lines, held_lines = _fit_lines(train_forms, split["fit"], reader, settings), _lines(train_forms, split["holdout"], reader)
     history, reason = train_reader(reader, fit_lines, held_lines, settings.trainer,

@@ -8,8 +8,9 @@ outline), its printed rule lines are whitened, small specks are dropped, and the
 trimmed left and right to the ink. Vertically the cut keeps the whole box, not just the ink:
 how tall a letter is against the box is what tells ``o`` from ``O`` and ``s`` from ``S``.
 
-:func:`to_tensor` turns a line into the recognizer's input: height 48, width scaled by the same
-factor times ``x_stretch`` (more CTC frames per written character), ``(x/255 - 0.5) / 0.5``.
+:func:`to_array` turns a line into the recognizer's input: ``height`` rows (48, the stock
+recognizer's; its network also takes up to 95), width scaled by the same factor times
+``x_stretch`` (more CTC frames per written character), ``(x/255 - 0.5) / 0.5``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class LineSettings:
     x_stretch: float = 1.0
     max_width: int = 1600  # model input width cap (after scaling)
     form: str = HSF_FORM  # the form spec whose lines are cut: a shipped form's name or a spec file's path
+    height: int = HEIGHT  # rows of the recognizer's input (letter case shows better in more)
 
 
 def clean_region(region: np.ndarray, settings: LineSettings) -> np.ndarray:
@@ -89,14 +91,14 @@ def has_ink(line: np.ndarray, min_pixels: int = 40) -> bool:
 
 def scaled_width(line: np.ndarray, settings: LineSettings) -> int:
     height, width = line.shape
-    return int(min(settings.max_width, max(16, round(width * HEIGHT / height * settings.x_stretch))))
+    return int(min(settings.max_width, max(16, round(width * settings.height / height * settings.x_stretch))))
 
 
 def to_array(line: np.ndarray, settings: LineSettings) -> np.ndarray:
-    """A grey line -> float32 [3, 48, W] in [-1, 1] (W a multiple of 8)."""
+    """A grey line -> float32 [3, height, W] in [-1, 1] (W a multiple of 8)."""
     width = scaled_width(line, settings)
     width = (width + 7) // 8 * 8
-    resized = cv2.resize(line, (width, HEIGHT), interpolation=cv2.INTER_AREA).astype(np.float32)
+    resized = cv2.resize(line, (width, settings.height), interpolation=cv2.INTER_AREA).astype(np.float32)
     normed = (resized / 255.0 - 0.5) / 0.5
     return np.repeat(normed[None], 3, axis=0)
 
@@ -107,10 +109,10 @@ def padded_width(width: int, multiple: int) -> int:
 
 
 def batch_arrays(arrays: list[np.ndarray], width: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad [3, 48, W] arrays with white to one batch ``width`` columns wide (default: the
-    widest array's); returns (batch, frames per item)."""
+    """Right-pad [3, height, W] arrays (one height) with white to one batch ``width`` columns wide
+    (default: the widest array's); returns (batch, frames per item)."""
     width = max(width, *(a.shape[2] for a in arrays))
-    batch = np.ones((len(arrays), 3, HEIGHT, width), dtype=np.float32)  # +1 = white
+    batch = np.ones((len(arrays), 3, arrays[0].shape[1], width), dtype=np.float32)  # +1 = white
     for i, array in enumerate(arrays):
         batch[i, :, :, : array.shape[2]] = array
     return batch, np.array([a.shape[2] // 8 for a in arrays], dtype=np.int64)

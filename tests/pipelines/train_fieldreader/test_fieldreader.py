@@ -125,6 +125,23 @@ def test_save_load_gives_identical_predictions_in_torch_and_onnx(stock, tmp_path
         assert x.confidence == pytest.approx(y.confidence, abs=1e-3)
 
 
+@needs_shared
+def test_a_reader_of_taller_lines_reads_them_alike_in_torch_and_onnx(tmp_path):
+    """``line_height`` 64: lines scaled to 64 rows, saved with the model; the ONNX graph written
+    back takes them (its input height is symbolic) and reads as the torch network does."""
+    reader = FieldReader.stock(height=64)
+    name, image, _ = _shared_forms(1)[0]
+    arrays = [to_array(line, reader.config.lines) for line in cut_lines(image).values()]
+    assert {a.shape[1] for a in arrays} == {64} and batch_arrays(arrays)[0].shape[2] == 64
+    reader.save(tmp_path / "tall")
+    loaded = FieldReader.load(tmp_path / "tall")
+    assert loaded.config.lines.height == 64 and loaded.onnx_file is not None
+    for a, b in zip(reader.log_probs(arrays), loaded.log_probs(arrays)):
+        np.testing.assert_allclose(np.exp(a), np.exp(b), atol=1e-4)  # (one of them floors log p at about -27.6)
+    assert [r.fields for r in read_forms(loaded, [image])] == [r.fields for r in read_forms(reader, [image])]
+    assert FieldReader.stock().config.lines == LineSettings()  # the default stays 48 rows
+
+
 def test_beam_search_and_likelihood_on_a_hand_made_matrix():
     lp = ctc_matrix("Ky.")
     assert greedy(lp) == "Ky."
