@@ -1,6 +1,7 @@
-"""Cleaner labels, measured on out-of-fold forms (not a test): fold readers trained with the
-second annotation in mind (``train_fieldreader.labels``: ``drop_disagreements`` or ``both``)
-against those trained on the final labels only, on the same folds' forms, which neither saw.
+"""Cleaner labels or taller lines, measured on out-of-fold forms (not a test): fold readers trained
+with the second annotation in mind (``train_fieldreader.labels``: ``drop_disagreements`` or
+``both``) or on taller lines (``train_fieldreader.line_height``) against those trained as
+configured (final labels, 48-row lines), on the same folds' forms, which neither saw.
 
 Each fold present (complete) in both crossfit folders is read twice by each reader: plain beam
 search, and with the lexicon setting the ensemble chose on the out-of-fold forms (per fold the
@@ -34,10 +35,13 @@ def _complete(folder: Path) -> dict[int, Path]:
 
 
 def _markdown(result: dict) -> str:
-    lines = [f"# Cleaner labels on out-of-fold forms ({result['date']})", "",
+    height = result.get("line_height", 48)
+    candidate = f"`labels: {result['labels']}`" + (f", `line_height: {height}`" if height != 48 else "")
+    title = "Taller lines" if height != 48 else "Cleaner labels"
+    lines = [f"# {title} on out-of-fold forms ({result['date']})", "",
              f"`{result['command']}` — {result['machine']['cpu_count']} CPU cores. Fold(s) {result['folds']}: "
              f"{result['forms']} train forms neither reader saw (one form = {100 / max(result['forms'], 1):.2g} FLA "
-             f"points). Baseline: `labels: first`; candidate: `labels: {result['labels']}`.", "",
+             f"points). Baseline: `labels: first`, 48-row lines; candidate: {candidate}.", "",
              "| decoding | FLA first | FLA candidate | gain [95 % paired interval] |", "|---|--:|--:|---|"]
     for row in result["rows"]:
         lines.append(f"| {row['decoding']} | {row['FLA_first']} | {row['FLA_candidate']} | {row['gain']:+.2f} "
@@ -70,6 +74,7 @@ def main() -> int:
         parser.error("no fold complete in both folders")
     plans = {k: json.loads((cand[k] / PLAN_FILE).read_text()) for k in folds}
     labels = sorted({p["training"].get("labels", "first") for p in plans.values()})
+    [height] = {int(p["training"].get("line_height", 48)) for p in plans.values()}
     train, _ = read_donut_folder(SHARED / "train")
     block = yaml.safe_load((ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
     beam = int(block["crossfit"]["beam"])
@@ -93,7 +98,8 @@ def main() -> int:
                      "FLA_candidate": round(100 * scores[("candidate", decoding)].mean(), 2),
                      "gain": round(100 * gain.mean, 2), "low": round(100 * gain.low, 2), "high": round(100 * gain.high, 2)})
     result = {**machine(), "command": "python benchmarks/fieldreader/labels_benchmark.py " + " ".join(sys.argv[1:]),
-              "folds": folds, "forms": sum(len(v) for v in read.values()), "labels": ", ".join(labels), "rows": rows}
+              "folds": folds, "forms": sum(len(v) for v in read.values()), "labels": ", ".join(labels),
+              "line_height": height, "rows": rows}
     write_results(args.results, result, _markdown(result))
     return 0
 
