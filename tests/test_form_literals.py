@@ -26,8 +26,6 @@ ALLOWED: dict[str, int] = {
     "src/handwriting_pipeline/digitize/core.py": 1,
     "src/handwriting_pipeline/engines/layout.py": 2,
     "src/handwriting_pipeline/ensemble/settings.py": 1,
-    "src/handwriting_pipeline/ensemble/trust.py": 2,
-    "src/handwriting_pipeline/ensemble/vote.py": 5,
     "src/handwriting_pipeline/fieldreader/lexicon.py": 6,
     "src/handwriting_pipeline/metrics.py": 1,
     "src/handwriting_pipeline/synthetic/generator.py": 4,

@@ -25,18 +25,20 @@ The form read is the run's form spec (``form`` in ``parameters.yml``; :func:`mak
 ``form``): its page and crop (:mod:`handwriting_pipeline.digitize.inputs`), its fields (the
 records' keys, in the spec's order) and its line boxes (the review crops). On the HSF top
 section everything is as described above (:data:`COLUMNS`, :data:`REVIEW_COLUMNS`). A form of
-another layout (:func:`hsf_layout`) is read by one engine that can read it - a field reader
-trained on it (:meth:`~handwriting_pipeline.engines.base.Engine.form_problem`): the vote, the
-cascade and the LLM merge weigh the HSF fields, so a merging ``digitize.method`` falls back to
-the one ready engine (logged, and recorded in summary.json's ``fallback``; with several ready
-engines the run stops and asks for one by name). Its records (:func:`form_columns`) have the
-form's fields as read, ``<FIELD>_normalized`` (the field type's normalized value,
-:func:`~handwriting_pipeline.fields.types.type_of` ``.normalize`` with the form's other fields
-as context; null when it has none), ``<FIELD>_conf`` (the engine's confidence, calibrated per
-field where its model carries a calibration) with ``<FIELD>_written_conf`` (the same) and
-``<FIELD>_value_conf`` (the same, 0 when the value is not valid for its type); a field goes to
-review when its confidence is below the threshold or its value is not valid for its type. No
-guarantee is fitted for such a form yet (summary.json says so).
+another layout (:func:`hsf_layout`) is read by the engines that can read it - a field reader
+trained on it (:meth:`~handwriting_pipeline.engines.base.Engine.form_problem`). The vote and the
+cascade read the form's spec (:mod:`handwriting_pipeline.ensemble.spec`: validators per field
+type, the gazetteer across its us_city / us_state / us_zip fields), so they merge there too, with
+the two levels of trust of :func:`~handwriting_pipeline.ensemble.trust.field_trust`; the LLM
+merge asks for the HSF fields, so ``digitize.method: llm`` falls back to the one ready engine
+(logged, and recorded in summary.json's ``fallback``; with several ready engines the run stops
+and asks for one by name). Its records (:func:`form_columns`) have the form's fields as read,
+``<FIELD>_normalized`` (the field type's normalized value with the form's other fields as
+context; null when it has none), ``<FIELD>_conf`` with ``<FIELD>_written_conf`` (the same) and
+``<FIELD>_value_conf``. One engine named as ``digitize.method`` gives its own confidence
+(calibrated per field where its model carries a calibration; :func:`one_reading`, :func:`spec_trust`).
+A field goes to review when its confidence is below the threshold or its value is not valid for its
+type. No guarantee is fitted for such a form yet (summary.json says so).
 
 Where the partitions are read - this process, a pool of ``digitize.workers`` processes, or a
 Dask ``distributed`` cluster (``digitize.dask.scheduler`` / ``digitize.dask.n_workers``) - is
@@ -264,6 +266,13 @@ class DigitizePlan:
         return hsf_layout(self.form)
 
     @property
+    def voted(self) -> bool:
+        """Whether the vote merges the readings (the vote or the cascade on any form; on the HSF
+        form also one engine's reading, calibrated by the vote), else one engine's reading is taken
+        as it is (:func:`one_reading`)."""
+        return self.hsf or self.method in ("vote", CASCADE)
+
+    @property
     def token(self) -> str:
         cache = str(self.cache.folder) if self.cache is not None else None  # an empty cache is falsy
         text = json.dumps([self.method, self.methods, self.vote, self.cascade, cache, self.review_threshold,
@@ -318,7 +327,7 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
         raise RuntimeError(f"digitize: no engine can read forms ({skipped or 'none enabled'}); "
                            "set digitize.engines or digitize.method")
     fallback = None
-    if not hsf and method in COMBINED:
+    if not hsf and method == "llm":
         method, fallback = one_engine(spec, method, [s.method for s in specs])
     ensemble = EnsembleSettings.from_params(ensemble_params)
     vote = with_models(ensemble.vote, model_calibrations(datasets), model_recalibrations(datasets))
@@ -354,19 +363,20 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
 
 
 def one_engine(spec: FormSpec, method: str, ready: list[str]) -> tuple[str, dict[str, str]]:
-    """``(engine, fallback)``: on a form of another layout a merging ``method`` (vote, cascade,
-    llm: they weigh the HSF fields) reads with one engine: the one that can read the form, or
-    among several the one fast reader (the cascade's first stage); a RuntimeError when that does
-    not settle it (name one as ``digitize.method``)."""
+    """``(engine, fallback)``: on a form of another layout the LLM merge (``method``: its prompt
+    asks for the HSF fields) reads with one engine: the one that can read the form, or among
+    several the one fast reader; a RuntimeError when that does not settle it (name one as
+    ``digitize.method``, or merge with the vote or the cascade)."""
     fast = [m for m in ready if engine_class(m).fast]
     if len(ready) > 1 and len(fast) != 1:
         raise RuntimeError(f"digitize: digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only, "
                            f"and {len(ready)} engines can read form '{spec.name}' ({', '.join(ready)}); set "
-                           f"digitize.method to one of them, e.g. --params digitize.method={ready[0]}")
+                           f"digitize.method to vote, cascade or one of them, e.g. --params digitize.method={ready[0]}")
     used = ready[0] if len(ready) == 1 else fast[0]
     which = "the one engine that can read it" if len(ready) == 1 else f"its fast reader (of {', '.join(ready)})"
-    reason = (f"digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only (it weighs that form's "
-              f"fields); form '{spec.name}' is read by {which}, {used} (set digitize.method={used} to say so)")
+    reason = (f"digitize.method '{method}' merges engines on the '{HSF_FORM}' layout only (its prompt asks for that "
+              f"form's fields); form '{spec.name}' is read by {which}, {used} (set digitize.method={used} to say so, "
+              "or vote / cascade to merge engines)")
     logger.warning("digitize: %s", reason)
     return used, {"requested": method, "used": used, "reason": reason}
 
@@ -465,7 +475,7 @@ def field_crops(crop: Any, fields: list[str], margin: int = 25,
 
 def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The ensemble's table (file_name, fields, *_conf, error)."""
-    if not plan.hsf:
+    if not plan.voted:
         return one_reading(plan, tables)
     if plan.method == "llm":
         from handwriting_pipeline.ensemble.llm import LLMMerger, merge_forms, prompt_files, prompt_template
@@ -478,12 +488,13 @@ def _merge(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         return table
     from handwriting_pipeline.ensemble.vote import vote
 
-    table, _ = vote(tables, plan.vote)
+    table, _ = vote(tables, plan.vote, plan.spec)
     return table
 
 
 def one_reading(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """On a form of another layout: the one engine's table (nothing to merge), each field's
+    """On a form of another layout read by one engine named as ``digitize.method``: its table
+    (nothing to merge), each field's
     confidence calibrated as the vote would (:func:`~handwriting_pipeline.ensemble.vote.engine_probability`)
     where the engine's calibration has that field, raw otherwise."""
     method, table = next(iter(tables.items()))
@@ -496,8 +507,13 @@ def one_reading(plan: DigitizePlan, tables: dict[str, pd.DataFrame]) -> pd.DataF
     return table
 
 
+def valid_for_type(spec: FormSpec, key: str, value: str) -> bool:
+    """Whether a field's value is blank or a value its type accepts (``validate``)."""
+    return is_missing(value) or type_of(spec.field(key)).validate(value)
+
+
 def spec_trust(spec: FormSpec, values: Mapping[str, str], conf: Mapping[str, float | None]) -> dict[str, FieldTrust]:
-    """Each field's trust on a form of another layout, read by one engine: as written its
+    """Each field's trust on a form of another layout, read by one engine (:func:`one_reading`): as written its
     confidence; in value the same when the value is valid for the field's type (or blank), 0
     when it is not ("validator failed"); normalized by its type with the form's other fields as
     context (:func:`~handwriting_pipeline.fields.types.form_context`)."""
@@ -505,9 +521,8 @@ def spec_trust(spec: FormSpec, values: Mapping[str, str], conf: Mapping[str, flo
     out = {}
     for f in spec.fields:
         value, written = values[f.name], conf.get(f.name)
-        ftype = type_of(f)
-        normalized = ftype.normalize(value, context) or ""
-        if is_missing(value) or ftype.validate(value):
+        normalized = type_of(f).normalize(value, context) or ""
+        if valid_for_type(spec, f.name, value):
             out[f.name] = FieldTrust(written, written, normalized, [])
         else:
             out[f.name] = FieldTrust(written, None if written is None else 0.0, normalized,
@@ -539,7 +554,7 @@ def read_tables(plan: DigitizePlan, engines: Mapping[str, Engine], images: Mappi
         from handwriting_pipeline.ensemble.cascade import cascade_tables, stages
 
         fast, slow = stages([m for m in engines if wanted[m]], lambda m: engines[m].fast)
-        return cascade_tables(read, list(images), fast, slow, plan.vote, plan.cascade)
+        return cascade_tables(read, list(images), fast, slow, plan.vote, plan.cascade, plan.spec)
     return {m: read(m, names) for m, names in wanted.items() if names}
 
 
@@ -577,16 +592,17 @@ def read_partition(plan: DigitizePlan, paths: list[str], review_crops: bool = Tr
         if row is not None and error is None:
             record.update({k: str(row.get(k) or NONE) for k in keys})
             conf = {k: _float(row.get(f"{k}_conf")) for k in keys}
-            if not hsf:
+            if not plan.voted:
                 trust = spec_trust(spec, {k: record[k] for k in keys}, conf)
             elif readings.get(form.form_id):
                 trust = field_trust(readings[form.form_id], plan.vote, {k: record[k] for k in keys}, conf,
-                                    plan.normalize or None)
+                                    plan.normalize or None, spec)
             else:
                 trust = {k: FieldTrust(conf[k], conf[k]) for k in keys}
             judged = {k: trust[k].value_conf for k in keys} if plan.review_on == "value" else conf
-            # on another layout a value its type does not accept is doubtful however sure the engine is
-            doubtful = [k for k in keys if judged[k] is None or judged[k] < limits[k] or (not hsf and trust[k].why)]
+            # on another layout a value its type does not accept is doubtful however sure the engines are
+            doubtful = [k for k in keys if judged[k] is None or judged[k] < limits[k]
+                        or (not hsf and not valid_for_type(spec, k, record[k]))]
         if hsf:
             record.update(normalize_record({k: record[k] for k in keys}, plan.normalize or None))
         else:
@@ -724,7 +740,7 @@ def summarise(records: Any, keys: tuple[str, ...] = KEYS) -> dict[str, Any]:
 
 def form_notes(plan: DigitizePlan | None) -> dict[str, Any]:
     """What summary.json adds for a form of another layout (nothing on the HSF layout):
-    ``fallback`` when a merging ``digitize.method`` was read by one engine instead."""
+    ``fallback`` when ``digitize.method: llm`` was read by one engine instead."""
     if plan is None or plan.hsf or not plan.fallback:
         return {}
     return {"fallback": dict(plan.fallback)}

@@ -4,9 +4,11 @@ unsure of; the calibrated vote merges what there is.
 A form goes on to the slower engines (it *escalates*) when the fast reader's reading, voted
 alone (:func:`~handwriting_pipeline.ensemble.vote.vote`: its calibrated probability times the
 field validators and the offline gazetteer), gives some field a confidence below
-``threshold``, or - with ``escalate_invalid`` - when a field it read fails its validator (a
-STATE that is no state, a ZIP that is not 5 digits, an implausible DATE, a CITY with digits) or
-ZIP and STATE contradict the gazetteer. The vote then merges every engine's reading of each
+``threshold``, or - with ``escalate_invalid`` - when a field it read fails the validator
+of its type (a state that is no state, a ZIP that is not 5 digits, an implausible date, a city
+with digits, an order number of the wrong length ...) or the form's ZIP and state contradict the
+gazetteer. Any form spec (``form``; None: the HSF top section) is read as the vote reads it.
+The vote then merges every engine's reading of each
 form: forms read only by the fast reader get its calibrated reading, escalated forms the full
 vote. ``threshold = 0`` with ``escalate_invalid: false`` is the fast reader alone; ``threshold
 > 1`` the full vote. The threshold is chosen on held-out training forms
@@ -30,8 +32,10 @@ from typing import Any
 import pandas as pd
 
 from handwriting_pipeline.ensemble.settings import CascadeSettings, EnsembleSettings, VoteSettings
+from handwriting_pipeline.ensemble.spec import vote_spec
 from handwriting_pipeline.ensemble.vote import (
     OTHER,
+    Form,
     available_inputs,
     default_vote_inputs,
     gazetteer_factor,
@@ -39,7 +43,7 @@ from handwriting_pipeline.ensemble.vote import (
     vote,
     vote_params,
 )
-from handwriting_pipeline.fields import KEYS, NONE, row_fields
+from handwriting_pipeline.fields import NONE, clean_fields
 from handwriting_pipeline.predictions import empty_predictions
 from handwriting_pipeline.registry import method_list
 
@@ -55,30 +59,38 @@ __all__ = ["CascadeSettings", "cascade_cost", "cascade_predictions", "cascade_ta
            "invalid", "replay", "stages"]
 
 
-def invalid(fields: Mapping[str, str], params: VoteSettings) -> bool:
-    """Whether a reading fails a field validator or ZIP/STATE contradict the gazetteer."""
-    if any(validator_factor(key, fields[key], params) < 1.0 for key in KEYS if fields[key] not in (NONE, OTHER)):
+def invalid(fields: Mapping[str, str], params: VoteSettings, form: Form = None) -> bool:
+    """Whether a reading fails the validator of a field's type or the form's ZIP and state
+    (us_zip, us_state) contradict the gazetteer."""
+    spec = vote_spec(form)
+    if any(validator_factor(key, fields[key], params, spec) < 1.0
+           for key in spec.keys if fields[key] not in (NONE, OTHER)):
         return True
-    return gazetteer_factor(NONE, fields["STATE"], fields["ZIP"], params) == params.gazetteer["state_mismatch"]
+    group = spec.group
+    return (group is not None and gazetteer_factor(NONE, fields[group.state], fields[group.zip], params)
+            == params.gazetteer["state_mismatch"])
 
 
-def escalated(fast: Mapping[str, pd.DataFrame], params: Params, settings: CascadeSettings) -> list[str]:
+def escalated(fast: Mapping[str, pd.DataFrame], params: Params, settings: CascadeSettings,
+              form: Form = None) -> list[str]:
     """The forms the slower engines must read, from the fast readers' tables (``{engine: table}``).
     The fast stage's confidence is taken before any recalibration (``vote.recalibration``): the
     cascade's threshold was chosen on it, and a recalibration must not move which forms escalate."""
     params = dataclasses.replace(vote_params(params), recalibration={})
-    merged, _ = vote(dict(fast), params)
+    keys = vote_spec(form).keys
+    merged, _ = vote(dict(fast), params, form)
     rows = {row["file_name"]: row for row in merged.to_dict("records")}
     names = list(dict.fromkeys(n for table in fast.values() for n in table["file_name"]))
     out = []
-    for form in names:
-        row = rows.get(form)
+    for name in names:
+        row = rows.get(name)
         if row is None or (isinstance(row.get("error"), str) and row["error"]):
-            out.append(form)
+            out.append(name)
             continue
-        confidence = min(float(row.get(f"{k}_conf") or 0.0) for k in KEYS)
-        if confidence < settings.threshold or (settings.escalate_invalid and invalid(row_fields(row), params)):
-            out.append(form)
+        confidence = min(float(row.get(f"{k}_conf") or 0.0) for k in keys)
+        fields = clean_fields({k: row.get(k) for k in keys}, keys)
+        if confidence < settings.threshold or (settings.escalate_invalid and invalid(fields, params, form)):
+            out.append(name)
     return out
 
 
@@ -90,13 +102,13 @@ def stages(engines: Sequence[str], is_fast: Callable[[str], bool]) -> tuple[list
 
 
 def cascade_tables(read: ReadEngine, names: Sequence[str], fast: Sequence[str], slow: Sequence[str],
-                   params: Params, settings: CascadeSettings | Mapping[str, Any] | None = None
-                   ) -> dict[str, pd.DataFrame]:
+                   params: Params, settings: CascadeSettings | Mapping[str, Any] | None = None,
+                   form: Form = None) -> dict[str, pd.DataFrame]:
     """Every engine's predictions table: the ``fast`` readers over ``names``, the ``slow`` ones
     over the forms the fast readers escalate only (tables of the forms each engine read)."""
     settings = CascadeSettings.from_params(settings)
     tables = {engine: read(engine, list(names)) for engine in fast}
-    doubtful = escalated(tables, params, settings) if slow else []
+    doubtful = escalated(tables, params, settings, form) if slow else []
     for engine in slow:
         if doubtful:
             tables[engine] = read(engine, doubtful)
@@ -116,22 +128,24 @@ def replay(tables: Mapping[str, pd.DataFrame]) -> ReadEngine:
 
 
 def cascade_vote(tables: Mapping[str, pd.DataFrame], fast: Sequence[str], params: Params,
-                 settings: CascadeSettings | Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, float]:
+                 settings: CascadeSettings | Mapping[str, Any] | None = None,
+                 form: Form = None) -> tuple[pd.DataFrame, float]:
     """The cascade's predictions from full readings (``tables``: every engine read every form;
     ``fast``: the first stage) and the share of forms it escalated to the slower engines."""
     slow = [e for e in tables if e not in fast]
     names = list(dict.fromkeys(n for e in fast for n in tables[e]["file_name"]))
-    read = cascade_tables(replay(tables), names, fast, slow, params, settings)
-    merged, _ = vote(read, params)
+    read = cascade_tables(replay(tables), names, fast, slow, params, settings, form)
+    merged, _ = vote(read, params, form)
     share = max((len(read[e]) for e in slow if e in read), default=0) / len(names) if names else 0.0
     return merged, share
 
 
 def cascade_predictions(params: Mapping[str, Any] | EnsembleSettings, calibration: Mapping[str, Any],
-                        predictions: Mapping[str, pd.DataFrame], is_fast: Callable[[str], bool]
-                        ) -> tuple[pd.DataFrame, dict[str, Any]]:
+                        predictions: Mapping[str, pd.DataFrame], is_fast: Callable[[str], bool],
+                        form: Form = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The cascade of the ``ensemble`` block (``methods``, ``inputs``, ``vote``, ``cascade``) over
-    the engines' full readings (every engine read every form), as digitize runs it: the engines
+    the engines' full readings (every engine read every form) of the form ``form`` (None: the
+    HSF top section), as digitize runs it: the engines
     the vote takes (``ensemble.inputs``; [] = the calibrated ones), the fast ones (``is_fast``)
     first, the others on the forms they escalate, then the vote with ``calibration``.
 
@@ -144,16 +158,16 @@ def cascade_predictions(params: Mapping[str, Any] | EnsembleSettings, calibratio
     settings = dataclasses.replace(ensemble.vote, calibration=dict(calibration))
     if "cascade" not in method_list(ensemble.methods):
         logger.info("ensemble: 'cascade' not in ensemble.methods; predictions_cascade is empty")
-        return empty_predictions(), {}
+        return empty_predictions(vote_spec(form).keys), {}
     wanted = method_list(ensemble.inputs)
     tables = available_inputs(predictions, wanted)
     if not tables:
         logger.warning("ensemble cascade: no engine produced predictions (all inputs empty); nothing to merge")
-        return empty_predictions(), {}
+        return empty_predictions(vote_spec(form).keys), {}
     if not wanted:
         tables = default_vote_inputs(tables, settings.calibration, where="ensemble cascade")
     fast, slow = stages(list(tables), is_fast)
-    table, share = cascade_vote(tables, fast, settings, ensemble.cascade)
+    table, share = cascade_vote(tables, fast, settings, ensemble.cascade, form)
     forms = len(table)
     report = {"method": "cascade", "fast": fast, "slow": slow, "forms": forms, "escalated": round(share * forms),
               "escalated_share": share, "threshold": ensemble.cascade.threshold,

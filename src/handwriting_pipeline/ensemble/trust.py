@@ -2,14 +2,16 @@
 
 The vote's confidence (:func:`~handwriting_pipeline.ensemble.vote.vote_form`) is the chance that
 the field is right exactly as written, letter case and dots included: ``written_conf``. A
-database mostly wants the normalized value (ISO date, USPS code, gazetteer city, ZIP -
-:mod:`handwriting_pipeline.fields.normalize`), and a field can be sure in value while doubtful
+database mostly wants the normalized value, per field type (ISO date, USPS code, gazetteer
+city, ZIP - :mod:`handwriting_pipeline.fields.normalize`; any other type its own ``normalize``:
+digits, a decimal amount, an E.164 phone ...), and a field can be sure in value while doubtful
 in writing: ``Mi`` read by one engine and ``MI`` by another is Michigan either way.
 ``value_conf`` is the vote's posterior mass of every candidate reading that normalizes to the
 same value as the chosen one (engines that differ in case, dots or date format but agree after
 normalization all support it), times the gazetteer-contradiction factor the vote applies; it is
-never below ``written_conf`` (a reading right as written has the right value - for CITY only
-when STATE and ZIP are right too, since its gazetteer spelling is looked up with them).
+never below ``written_conf`` (a reading right as written has the right value - for a city only
+when state and ZIP are right too, since its gazetteer spelling is looked up with them). Every
+function takes the form spec (``form``; None: the HSF top section), as the vote does.
 
 :func:`field_trust` also says *why* a field is doubtful (engines disagree, same value written
 differently, the validator fails, the gazetteer contradicts) and gives the normalized value, so
@@ -32,8 +34,11 @@ from typing import Any
 import pandas as pd
 
 from handwriting_pipeline.ensemble.settings import VoteSettings
+from handwriting_pipeline.ensemble.spec import VoteSpec, vote_spec
 from handwriting_pipeline.ensemble.vote import (
     OTHER,
+    Form,
+    contradiction,
     field_scores,
     fold,
     joint_scores,
@@ -41,15 +46,15 @@ from handwriting_pipeline.ensemble.vote import (
     vote_form,
     vote_params,
 )
-from handwriting_pipeline.fields import CONTRADICTION_FIELDS, KEYS, NONE, clean_fields, gazetteer_contradiction
+from handwriting_pipeline.fields import KEYS, NONE, clean_fields
 from handwriting_pipeline.fields.normalize import (
     NormalizeOptions,
     normalize_city,
     normalize_date,
-    normalize_record,
     normalize_state,
     normalize_zip,
 )
+from handwriting_pipeline.fields.types import type_of
 from handwriting_pipeline.predictions import readings_by_form
 from handwriting_pipeline.trust import RiskThreshold, risk_threshold
 
@@ -66,33 +71,72 @@ class FieldTrust:
     why: list[str] = field(default_factory=list)
 
 
+def _zip_value(value: str) -> str:
+    zip5, zip4 = normalize_zip(value)
+    return f"{zip5}-{zip4}" if zip4 else zip5
+
+
+#: the normalized value of the US types, ``(value, state, zip5, options) -> str``, with the
+#: ``digitize.normalize`` options (the HSF pipeline's normalized columns)
+NORMALIZERS: dict[str, Any] = {
+    "date": lambda value, state, zip5, opts: normalize_date(value, opts.two_digit_year_from),
+    "us_state": lambda value, state, zip5, opts: normalize_state(value, opts.state_name_max_edits),
+    "us_zip": lambda value, state, zip5, opts: _zip_value(value),
+    "us_city": lambda value, state, zip5, opts: normalize_city(value, state, zip5, opts.city_max_edits)[0],
+}
+
+
 def normalized_value(key: str, value: str, state: str = "", zip5: str = "",
-                     options: Mapping[str, Any] | NormalizeOptions | None = None) -> str:
-    """The normalized value of one reading (``""`` when it has none): DATE -> ISO date, STATE ->
-    USPS code, ZIP -> ZIP5 (``ZIP5-ZIP4`` with a +4 part), CITY -> the gazetteer's spelling
-    when ``zip5`` lies in ``state`` (a USPS code) and the city matches, else the text title-cased."""
+                     options: Mapping[str, Any] | NormalizeOptions | None = None, form: Form = None) -> str:
+    """The normalized value of one reading of the field ``key`` (``""`` when it has none), by
+    the field's type: date -> ISO date, us_state -> USPS code, us_zip -> ZIP5 (``ZIP5-ZIP4``
+    with a +4 part), us_city -> the gazetteer's spelling when ``zip5`` lies in ``state`` (a USPS
+    code) and the city matches, else the text title-cased; any other type its own ``normalize``
+    (:mod:`handwriting_pipeline.fields.types`)."""
     opts = NormalizeOptions.from_params(options)
     if value in (NONE, OTHER, "", None):
         return ""
-    if key == "DATE":
-        return normalize_date(value, opts.two_digit_year_from)
-    if key == "STATE":
-        return normalize_state(value, opts.state_name_max_edits)
-    if key == "ZIP":
-        zip5, zip4 = normalize_zip(value)
-        return f"{zip5}-{zip4}" if zip4 else zip5
-    return normalize_city(value, state, zip5, opts.city_max_edits)[0]
+    spec = vote_spec(form)
+    rule = NORMALIZERS.get(spec.types[key])
+    if rule is not None:
+        return rule(value, state, zip5, opts)
+    return type_of(spec.spec.field(key)).normalize(value, {"us_state": state, "us_zip": zip5}) or ""
 
 
-def field_posteriors(scores: Mapping[str, Mapping[str, float]], params: VoteSettings) -> dict[str, dict[str, float]]:
-    """Per field, the vote's posterior of each case-folded value (``OTHER`` included): DATE on
-    its own, CITY / STATE / ZIP the marginals of their joint (gazetteer factor included)."""
+def place(fields: Mapping[str, str], options: Mapping[str, Any] | NormalizeOptions | None = None,
+          form: Form = None) -> tuple[str, str]:
+    """``(USPS state, ZIP5)`` of a form's fields: what its city is normalized with (``""`` for a
+    form without a us_state and a us_zip field)."""
+    group = vote_spec(form).group
+    if group is None:
+        return "", ""
+    state = normalized_value(group.state, fields.get(group.state, NONE), options=options, form=form)
+    return state, normalize_zip(fields.get(group.zip, NONE))[0]
+
+
+def field_posteriors(scores: Mapping[str, Mapping[str, float]], params: VoteSettings,
+                     form: Form = None) -> dict[str, dict[str, float]]:
+    """Per field, the vote's posterior of each case-folded value (``OTHER`` included): a field
+    voted alone on its own, the gazetteer-linked ones (us_city, us_state, us_zip) the marginals
+    of their joint (gazetteer factor included)."""
+    spec = vote_spec(form)
     out = {}
-    total = sum(scores["DATE"].values())
-    out["DATE"] = {v: (s / total if total else 0.0) for v, s in scores["DATE"].items()}
-    joint = joint_scores(scores, params)
+    for group in spec.groups:
+        if len(group) == 1:
+            total = sum(scores[group[0]].values())
+            out[group[0]] = {v: (s / total if total else 0.0) for v, s in scores[group[0]].items()}
+        else:
+            out.update(joint_marginals(scores, params, spec))
+    return out
+
+
+def joint_marginals(scores: Mapping[str, Mapping[str, float]], params: VoteSettings,
+                    spec: VoteSpec) -> dict[str, dict[str, float]]:
+    """The posterior of each value of the gazetteer-linked fields: the marginals of their joint."""
+    joint = joint_scores(scores, params, spec)
     total = sum(joint.values())
-    for i, key in enumerate(("CITY", "STATE", "ZIP")):
+    out = {}
+    for i, key in enumerate(spec.group.keys):
         marginal: dict[str, float] = {}
         for combo, s in joint.items():
             marginal[combo[i]] = marginal.get(combo[i], 0.0) + s
@@ -103,7 +147,8 @@ def field_posteriors(scores: Mapping[str, Mapping[str, float]], params: VoteSett
 def field_trust(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, float]]],
                 params: Mapping[str, Any] | VoteSettings | None = None, chosen: Mapping[str, str] | None = None,
                 written_conf: Mapping[str, float | None] | None = None,
-                options: Mapping[str, Any] | NormalizeOptions | None = None) -> dict[str, FieldTrust]:
+                options: Mapping[str, Any] | NormalizeOptions | None = None,
+                form: Form = None) -> dict[str, FieldTrust]:
     """Written and value confidence, normalized value and doubt signals of each field of one form.
 
     Args:
@@ -112,33 +157,34 @@ def field_trust(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, flo
         chosen: the form's fields as decided (default: the vote's).
         written_conf: their confidence as written (default: the vote's).
         options: ``fields.normalize`` options (``digitize.normalize``).
+        form: the form spec (None: the HSF top section).
 
     Returns:
-        ``{field: FieldTrust}`` for DATE, CITY, STATE, ZIP.
+        ``{field: FieldTrust}`` for the form's fields.
     """
     params = vote_params(params)
+    spec = vote_spec(form)
     if chosen is None or written_conf is None:
-        voted, conf, _ = vote_form(readings, params)
+        voted, conf, _ = vote_form(readings, params, spec)
         chosen = voted if chosen is None else chosen
         written_conf = conf if written_conf is None else written_conf
-    chosen = clean_fields(chosen)
-    fields_by_engine, _, scores, surfaces = field_scores(readings, params)
-    posterior = field_posteriors(scores, params)
-    state = normalized_value("STATE", chosen["STATE"], options=options)
-    zip5 = normalize_zip(chosen["ZIP"])[0]
-    kind = gazetteer_contradiction(chosen)
+    chosen = clean_fields(chosen, spec.keys)
+    fields_by_engine, _, scores, surfaces = field_scores(readings, params, spec)
+    posterior = field_posteriors(scores, params, spec)
+    state, zip5 = place(chosen, options, spec)
+    kind, doubted = contradiction(chosen, spec)
 
     def group(key: str, value: str) -> tuple[str, str]:
-        norm = normalized_value(key, value, state, zip5, options)
+        norm = normalized_value(key, value, state, zip5, options, spec)
         return ("value", norm) if norm else ("as read", fold(value))
 
     out = {}
-    for key in KEYS:
+    for key in spec.keys:
         written = written_conf.get(key)
         written = None if written is None or written != written else float(written)  # NaN -> None
         target = group(key, fold(chosen[key]))
         mass = sum(p for v, p in posterior[key].items() if v != OTHER and group(key, v) == target)
-        contradicted = key in CONTRADICTION_FIELDS.get(kind, ())
+        contradicted = key in doubted
         if contradicted:
             mass *= float(params.contradiction[kind])
         value = None if written is None else round(max(written, min(1.0, mass)), 4)
@@ -149,7 +195,7 @@ def field_trust(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, flo
         same_value = {surface for f, surface, _, _ in surfaces[key] if group(key, f) == target}
         if len(same_value) > 1:
             why.append("written differently: " + " / ".join(sorted(same_value)))
-        if validator_factor(key, chosen[key], params) < 1:
+        if validator_factor(key, chosen[key], params, spec) < 1:
             why.append(f"validator failed (not a valid {key})")
         if contradicted:
             why.append(f"gazetteer contradiction ({kind})")
@@ -159,37 +205,41 @@ def field_trust(readings: Mapping[str, tuple[Mapping[str, str], Mapping[str, flo
 
 
 def same_value(key: str, chosen: Mapping[str, str], gold: Mapping[str, str],
-               options: Mapping[str, Any] | NormalizeOptions | None = None) -> bool:
+               options: Mapping[str, Any] | NormalizeOptions | None = None, form: Form = None) -> bool:
     """Whether the chosen fields' ``key`` has the gold fields' normalized value (each normalized
-    with its own STATE / ZIP context; fields without a normalized value compare case-folded)."""
+    with its own state / ZIP context; fields without a normalized value compare case-folded)."""
+    spec = vote_spec(form)
+
     def value(fields: Mapping[str, str]) -> tuple[str, str]:
-        record = normalize_record(fields, options)
-        norm = {"DATE": record["DATE_iso"], "CITY": record["CITY_name"], "STATE": record["STATE_code"],
-                "ZIP": f"{record['ZIP5']}-{record['ZIP4']}" if record["ZIP4"] else record["ZIP5"]}[key]
-        return ("value", norm) if norm else ("as read", fold(clean_fields(fields)[key]))
+        fields = clean_fields(fields, spec.keys)
+        norm = normalized_value(key, fields[key], *place(fields, options, spec), options, spec)
+        return ("value", norm) if norm else ("as read", fold(fields[key]))
 
     return value(chosen) == value(gold)
 
 
 def trust_rows(labels: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                params: Mapping[str, Any] | VoteSettings | None = None,
-               options: Mapping[str, Any] | NormalizeOptions | None = None) -> pd.DataFrame:
+               options: Mapping[str, Any] | NormalizeOptions | None = None, form: Form = None) -> pd.DataFrame:
     """One row per labelled form and field: ``file_name``, ``field``, ``written_conf``,
     ``value_conf``, ``written_right`` (the vote's text equals the label exactly) and
     ``value_right`` (same normalized value). Use forms none of the engines (nor the calibration)
     were fitted on."""
     params = vote_params(params)
-    gold = {row["file_name"]: clean_fields({k: row[k] for k in KEYS}) for row in labels.to_dict("records")}
+    spec = vote_spec(form)
+    keys = spec.keys
+    gold = {row["file_name"]: clean_fields({k: row[k] for k in keys}, keys) for row in labels.to_dict("records")}
     rows = []
-    for name, readings in readings_by_form({m: t for m, t in tables.items() if t is not None and len(t)}).items():
+    tables = {m: t for m, t in tables.items() if t is not None and len(t)}
+    for name, readings in readings_by_form(tables, keys).items():
         if name not in gold or not readings:
             continue
-        chosen, conf, _ = vote_form(readings, params)
-        trust = field_trust(readings, params, chosen, conf, options)
-        for key in KEYS:
+        chosen, conf, _ = vote_form(readings, params, spec)
+        trust = field_trust(readings, params, chosen, conf, options, spec)
+        for key in keys:
             rows.append({"file_name": name, "field": key, "written_conf": trust[key].written_conf,
                          "value_conf": trust[key].value_conf, "written_right": chosen[key] == gold[name][key],
-                         "value_right": same_value(key, chosen, gold[name], options)})
+                         "value_right": same_value(key, chosen, gold[name], options, spec)})
     return pd.DataFrame(rows, columns=["file_name", "field", "written_conf", "value_conf", "written_right",
                                        "value_right"])
 
@@ -247,5 +297,5 @@ def check_guarantee(rows: pd.DataFrame, entry: Mapping[str, Any], on: str) -> di
             "thresholds": limit, "fields": out, "all": part(pd.Series(True, index=rows.index))}
 
 
-__all__ = ["FieldTrust", "check_guarantee", "field_posteriors", "field_thresholds", "field_trust", "normalized_value",
-           "same_value", "trust_rows", "value_review_curve"]
+__all__ = ["NORMALIZERS", "FieldTrust", "check_guarantee", "field_posteriors", "field_thresholds", "field_trust",
+           "normalized_value", "place", "same_value", "trust_rows", "value_review_curve"]

@@ -59,7 +59,14 @@ class CardToyEngine(Engine):
 
 
 class OtherCardToyEngine(CardToyEngine):
+    """Reads any form: the card's ZIP right (its type accepts it, the gazetteer knows it in GA), a
+    phone number cut short (its type does not accept it)."""
+
     name = "cardtoy2"
+
+    def read(self, image, file_name=""):
+        fields = {**CARD_VALUES, "ZIP": "30134", "PHONE": "(404) 555-01"}
+        return EngineResult(fields=fields, confidence=dict(CARD_CONF), keys=tuple(CARD_VALUES))
 
 
 @pytest.fixture
@@ -161,19 +168,28 @@ def test_review_crops_are_the_line_boxes_and_stay_the_hsf_boxes_on_hsf(card_spec
 
 
 # --------------------------------------------------------------------------- plan
-def test_a_merging_method_falls_back_to_the_one_engine_that_reads_the_form(card_toys, tmp_path, card_spec):
-    plan = _card_plan(tmp_path, method="cascade", engines=["cardtoy"])
+@pytest.mark.parametrize("method", ["vote", "cascade"])
+def test_the_vote_and_the_cascade_merge_the_engines_that_read_the_form(card_toys, tmp_path, card_spec, method):
+    plan = _card_plan(tmp_path, method=method, engines=["cardtoy", "cardtoy2"])
+    assert plan.method == method and plan.methods == ["cardtoy", "cardtoy2"] and plan.keys == card_spec.keys
+    assert plan.fallback is None and plan.guarantee is None and plan.voted
+    alone = _card_plan(tmp_path, method=method, engines=["cardtoy"])
+    assert alone.method == method and alone.methods == ["cardtoy"] and alone.fallback is None
+
+
+def test_the_llm_merge_falls_back_to_the_one_engine_that_reads_the_form(card_toys, tmp_path, card_spec):
+    plan = _card_plan(tmp_path, method="llm", engines=["cardtoy"])
     assert plan.method == "cardtoy" and plan.methods == ["cardtoy"] and plan.keys == card_spec.keys
-    assert plan.fallback["requested"] == "cascade" and plan.fallback["used"] == "cardtoy"
-    assert "hsf_top" in plan.fallback["reason"] and plan.guarantee is None
-    with pytest.raises(RuntimeError, match="set digitize.method to one of them"):
-        _card_plan(tmp_path, method="vote", engines=["cardtoy", "cardtoy2"])
+    assert plan.fallback["requested"] == "llm" and plan.fallback["used"] == "cardtoy"
+    assert "hsf_top" in plan.fallback["reason"] and plan.guarantee is None and not plan.voted
+    with pytest.raises(RuntimeError, match="set digitize.method to vote, cascade or one of them"):
+        _card_plan(tmp_path, method="llm", engines=["cardtoy", "cardtoy2"])
 
 
-def test_among_several_engines_for_the_form_a_merging_method_falls_back_to_the_fast_reader(card_toys, tmp_path,
-                                                                                          monkeypatch):
+def test_among_several_engines_for_the_form_the_llm_merge_falls_back_to_the_fast_reader(card_toys, tmp_path,
+                                                                                       monkeypatch):
     monkeypatch.setattr(OtherCardToyEngine, "fast", True)
-    plan = _card_plan(tmp_path, method="cascade", engines=["cardtoy", "cardtoy2"])
+    plan = _card_plan(tmp_path, method="llm", engines=["cardtoy", "cardtoy2"])
     assert plan.method == "cardtoy2" and plan.fallback["used"] == "cardtoy2"
     assert "its fast reader (of cardtoy, cardtoy2)" in plan.fallback["reason"]
 
@@ -216,6 +232,28 @@ def test_card_records_have_the_forms_fields_normalized_by_type(card_toys, tmp_pa
     assert summary["fields_to_review"] == 2 and summary["fields_to_review_pct"] == round(100 * 2 / 7, 2)
 
 
+@pytest.mark.parametrize("method", ["vote", "cascade"])
+def test_card_records_of_a_vote_over_two_engines(card_toys, tmp_path, card_folder, card_spec, monkeypatch, method):
+    """cardtoy reads a ZIP its type refuses, cardtoy2 a phone number cut short: the vote takes
+    each field's valid reading (ZIP with the gazetteer's support for GA), trust per type."""
+    monkeypatch.setattr(CardToyEngine, "fast", True)  # the cascade's first stage: its ZIP escalates the card
+    folder, _ = card_folder
+    plan = _card_plan(tmp_path, method=method, engines=["cardtoy", "cardtoy2"], review_threshold=0.6)
+    [record] = read_partition(plan, [str(folder / "card_0.png")])
+    assert list(record)[: len(form_columns(card_spec))] == form_columns(card_spec)
+    assert {k: record[k] for k in card_spec.keys} == {**CARD_VALUES, "ZIP": "30134"}
+    assert record["method"] == method and record["engines"] == "cardtoy;cardtoy2" and record["error"] is None
+    assert {k: record[f"{k}_normalized"] for k in card_spec.keys} == {
+        "ORDER_NO": "12345678", "DATE": "1989-08-28", "AMOUNT": "1234.50", "PHONE": "+14045550123",
+        "CITY": "Douglasville", "STATE": "GA", "ZIP": "30134"}
+    assert record["ZIP_conf"] > 0.6 and record["PHONE_conf"] > 0.6 and record["ORDER_NO_conf"] > 0.9
+    assert all(record[f"{k}_written_conf"] == record[f"{k}_conf"] for k in card_spec.keys)
+    assert record["DATE_conf"] < 0.6 and "DATE" in record["needs_review"]
+    review = {item["field"]: item for item in record.get("review", [])}
+    assert review["DATE"]["candidates"] == {"cardtoy": "8/28/89", "cardtoy2": "8/28/89"}
+    assert set(record["needs_review"]) <= set(card_spec.keys)
+
+
 def test_columns_are_the_hsf_constants_on_the_hsf_form(card_spec):
     assert form_columns() == form_columns("hsf_top") == COLUMNS
     assert review_columns() == REVIEW_COLUMNS
@@ -250,7 +288,8 @@ def _run_pipeline(tmp_path, folder, digitize, models, form=CARD):
 def test_the_pipeline_digitizes_order_cards_with_a_field_reader_for_them(tmp_path, card_folder, card_spec,
                                                                          stock_card_reader):
     folder, expected = card_folder
-    # the default method (cascade over the default engines): only the card's field reader can read it
+    # the default method (cascade over the default engines): only the card's field reader can read it, the
+    # cascade's vote merges its reading alone
     latest = _run_pipeline(tmp_path, folder, {"review_threshold": 1.01},
                            _models(fieldreader_model=stock_card_reader))
     keys = list(card_spec.keys)
@@ -258,7 +297,7 @@ def test_the_pipeline_digitizes_order_cards_with_a_field_reader_for_them(tmp_pat
     by_name = {Path(r["source"]).name: r for r in lines}
     assert {n: r["error"] for n, r in by_name.items()} == expected
     read = [r for r in lines if not r["error"]]
-    assert len(read) == 3 and all(r["method"] == "fieldreader" and r["engines"] == "fieldreader" for r in read)
+    assert len(read) == 3 and all(r["method"] == "cascade" and r["engines"] == "fieldreader" for r in read)
     assert all(list(r)[: len(form_columns(card_spec))] == form_columns(card_spec) for r in lines)
     assert all(r["needs_review"] == keys for r in read)  # at threshold 1.01 every field is doubtful
 
@@ -275,6 +314,6 @@ def test_the_pipeline_digitizes_order_cards_with_a_field_reader_for_them(tmp_pat
     summary = json.loads((latest / "summary.json").read_text())
     assert summary["form"] == CARD and summary["fields"] == keys
     assert summary["read"] == 3 and summary["rejected"] == 2 and summary["fields_to_review"] == 3 * len(keys)
-    assert summary["method"] == "fieldreader" and summary["fallback"]["requested"] == "cascade"
+    assert summary["method"] == "cascade" and "fallback" not in summary
     assert summary["guarantee"]["applies"] is False
     assert "no guarantee is fitted for form 'order_card'" in summary["guarantee"]["statement"]

@@ -3,9 +3,11 @@
 Each takes every ``predictions_<engine>`` table (an empty one means the engine did not run) and
 use the engines listed in ``ensemble.inputs`` ([] = every engine that produced output). The work
 is in :mod:`handwriting_pipeline.ensemble`; the calibration of trained engines and its
-precedence in :mod:`handwriting_pipeline.methods`. The ensembles weigh the HSF top section's
-fields (validators, the gazetteer across CITY/STATE/ZIP): on a form of another layout
-(``params:form``) each gives an empty table with the form's fields and says so in the log.
+precedence in :mod:`handwriting_pipeline.methods`. The vote and the cascade read the run's form
+spec (``params:form``): its fields, validated per field type, the gazetteer across its us_city /
+us_state / us_zip fields (:mod:`handwriting_pipeline.ensemble.spec`). The LLM merge's prompt asks
+for the HSF top section's fields: on a form of another layout it gives an empty table with the
+form's fields and says so in the log.
 """
 
 from __future__ import annotations
@@ -72,15 +74,15 @@ def engine_guarantees(**models: Any) -> dict[str, Any]:
 def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any], form: str | None = None,
                      recalibrations: dict[str, Any] | None = None,
                      **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Offline vote over the engines' predictions (:func:`handwriting_pipeline.ensemble.vote.vote_predictions`);
-    ``calibrations`` and ``recalibrations`` (from the trained models) win over ``ensemble.vote``'s.
+    """Offline vote over the engines' predictions of the form ``form`` (None: the HSF form;
+    :func:`handwriting_pipeline.ensemble.vote.vote_predictions`); ``calibrations`` and
+    ``recalibrations`` (from the trained models) win over ``ensemble.vote``'s.
 
     Returns ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
     """
-    if keys := _other_layout(form, "vote"):
-        return empty_predictions(keys), voting.review_queue([], 0.0)
     calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
-    return voting.vote_predictions(with_recalibrations(params, recalibrations), calibration, predictions)
+    return voting.vote_predictions(with_recalibrations(params, recalibrations), calibration, predictions,
+                                   load_form(form or HSF_FORM))
 
 
 def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str, Any],
@@ -104,12 +106,10 @@ def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any], fo
     """The cascade (``digitize.method``'s default) replayed over the engines' predictions
     (:func:`handwriting_pipeline.ensemble.cascade.cascade_predictions`): the fast engines
     (``fast = True``) read every form, the others only the forms they escalate, the vote merges
-    with the calibration of :func:`vote_predictions`.
+    with the calibration of :func:`vote_predictions`, on the form ``form`` (None: the HSF form).
 
     Returns ``predictions_cascade`` and ``cascade_escalation`` (which engines read which share).
     """
-    if keys := _other_layout(form, "cascade"):
-        return empty_predictions(keys), {}
     calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
     return cascade.cascade_predictions(with_recalibrations(params, recalibrations), calibration, predictions,
-                                       lambda engine: engine_class(engine).fast)
+                                       lambda engine: engine_class(engine).fast, load_form(form or HSF_FORM))
