@@ -22,6 +22,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HWP_SHARED_DIR", PROJECT_ROOT.parent / "shared")) / "data"
 
 
+def load_script(path: Path, name: str):
+    """A script that is not a package module (a benchmark, the docs' hooks) loaded as module ``name``
+    (``benchmarks/`` on ``sys.path``, for the benchmarks' ``common``)."""
+    import importlib.util
+    import sys
+
+    if str(PROJECT_ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path} (tests that need ../shared/data skip without it)")

@@ -3,14 +3,14 @@ rebuilt from the committed results file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "review" / "confidence_model_benchmark.py"
@@ -18,11 +18,7 @@ SCRIPT = ROOT / "benchmarks" / "review" / "confidence_model_benchmark.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("confidence_model_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "confidence_model_benchmark")
 
 
 def test_review_fixes_the_least_sure_fields_first(bench):

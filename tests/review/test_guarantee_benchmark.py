@@ -3,14 +3,13 @@ and every threshold fitted on the train rows only (validation labels never move 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from handwriting_pipeline.score import read_labels
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "review" / "guarantee_benchmark.py"
@@ -18,11 +17,7 @@ SCRIPT = ROOT / "benchmarks" / "review" / "guarantee_benchmark.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("guarantee_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "guarantee_benchmark")
 
 
 @pytest.fixture(scope="module")
