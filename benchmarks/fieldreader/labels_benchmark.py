@@ -13,6 +13,14 @@ Usage (after ``crossfit_benchmark.py --labels both --first 1 --out <dir>``)::
     .venv/bin/python benchmarks/fieldreader/labels_benchmark.py --candidate data/06_models/fieldreader_crossfit_both
 
 Writes ``benchmarks/results/fieldreader_labels.{json,md}``.
+
+When the fold readers are gone but the crossfit benchmark's readings are kept, ``--readings
+BASELINE.csv CANDIDATE.csv`` (its ``fieldreader_oof_readings*.csv``) measures the plain row from
+them, on the forms both read; the lexicon row needs the readers and is left out::
+
+    .venv/bin/python benchmarks/fieldreader/labels_benchmark.py --readings \
+        benchmarks/results/fieldreader_oof_readings.csv benchmarks/results/fieldreader_oof_readings_64.csv \
+        --line-height 64 --results benchmarks/results/fieldreader_labels_64
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py
+import pandas as pd  # noqa: E402
 from common import RESULTS, ROOT, SHARED, machine, write_results  # noqa: E402
 
 NAME = "fieldreader_labels"
@@ -46,18 +55,52 @@ def _markdown(result: dict) -> str:
     for row in result["rows"]:
         lines.append(f"| {row['decoding']} | {row['FLA_first']} | {row['FLA_candidate']} | {row['gain']:+.2f} "
                      f"[{row['low']:+.2f}, {row['high']:+.2f}] |")
+    if result.get("note"):
+        lines += ["", f"Measured {result['note']}."]
     return "\n".join(lines) + "\n"
+
+
+def _recorded_rows(base_csv: Path, cand_csv: Path) -> tuple[list[int], pd.Series, pd.Series]:
+    """Per form, 1 when all its fields read right, from two recorded out-of-fold readings files."""
+    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in (base_csv, cand_csv)]
+    right = [f.assign(ok=f["reading"] == f["gold"]).groupby("file_name")["ok"].all().astype(float) for f in frames]
+    forms = right[0].index.intersection(right[1].index)
+    folds = sorted({int(k) for k in frames[1].loc[frames[1]["file_name"].isin(forms), "fold"]})
+    return folds, right[0].loc[forms], right[1].loc[forms]
+
+
+def _row(decoding: str, first: pd.Series, candidate: pd.Series) -> dict:
+    from handwriting_pipeline.selection import paired_bootstrap
+
+    gain = paired_bootstrap(candidate, first)
+    return {"decoding": decoding, "FLA_first": round(100 * first.mean(), 2),
+            "FLA_candidate": round(100 * candidate.mean(), 2),
+            "gain": round(100 * gain.mean, 2), "low": round(100 * gain.low, 2), "high": round(100 * gain.high, 2)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="data/06_models/fieldreader_crossfit", help="crossfit folder, labels first")
-    parser.add_argument("--candidate", required=True, help="crossfit folder trained with other labels")
+    parser.add_argument("--candidate", help="crossfit folder trained with other labels or line height")
+    parser.add_argument("--readings", nargs=2, type=Path, metavar=("BASELINE_CSV", "CANDIDATE_CSV"),
+                        help="recorded out-of-fold readings instead of the readers (plain row only)")
+    parser.add_argument("--labels", default="first", help="with --readings: the candidate's labels setting")
+    parser.add_argument("--line-height", type=int, default=48, help="with --readings: the candidate's line height")
     parser.add_argument("--ensemble", default="data/06_models/fieldreader_ensemble",
                         help="the ensemble whose lexicon choice is used")
     parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
+    command = "python benchmarks/fieldreader/labels_benchmark.py " + " ".join(sys.argv[1:])
+    if args.readings:
+        folds, first, candidate = _recorded_rows(*args.readings)
+        result = {**machine(), "command": command, "folds": folds, "forms": len(first), "labels": args.labels,
+                  "line_height": args.line_height, "rows": [_row("plain", first, candidate)],
+                  "note": "from recorded readings; the lexicon row needs the fold readers"}
+        write_results(args.results, result, _markdown(result))
+        return 0
+    if not args.candidate:
+        parser.error("give --candidate (a crossfit folder) or --readings (two recorded readings files)")
     import yaml
 
     from handwriting_pipeline.datasets.forms import read_donut_folder
@@ -66,7 +109,6 @@ def main() -> int:
     from handwriting_pipeline.fieldreader.model import FieldReader
     from handwriting_pipeline.fieldreader.oof import all_right, read_folds
     from handwriting_pipeline.forms.lines import cut_lines
-    from handwriting_pipeline.selection import paired_bootstrap
 
     base, cand = _complete(Path(args.baseline)), _complete(Path(args.candidate))
     folds = sorted(set(base) & set(cand))
@@ -92,12 +134,9 @@ def main() -> int:
         scores[(name, "plain")] = all_right(read_folds(readers, lines, read, beam), train)
         scores[(name, "lexicon")] = all_right(read_folds(readers, lines, read, beam, lexicons), train)
     for decoding in ("plain", "lexicon"):
-        gain = paired_bootstrap(scores[("candidate", decoding)], scores[("first", decoding)])
-        rows.append({"decoding": decoding if decoding == "plain" else f"lexicon {chosen['setting']}",
-                     "FLA_first": round(100 * scores[("first", decoding)].mean(), 2),
-                     "FLA_candidate": round(100 * scores[("candidate", decoding)].mean(), 2),
-                     "gain": round(100 * gain.mean, 2), "low": round(100 * gain.low, 2), "high": round(100 * gain.high, 2)})
-    result = {**machine(), "command": "python benchmarks/fieldreader/labels_benchmark.py " + " ".join(sys.argv[1:]),
+        rows.append(_row(decoding if decoding == "plain" else f"lexicon {chosen['setting']}",
+                         scores[("first", decoding)], scores[("candidate", decoding)]))
+    result = {**machine(), "command": command,
               "folds": folds, "forms": sum(len(v) for v in read.values()), "labels": ", ".join(labels),
               "line_height": height, "rows": rows}
     write_results(args.results, result, _markdown(result))
