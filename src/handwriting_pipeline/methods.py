@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from handwriting_pipeline.config import Settings
 from handwriting_pipeline.engines.base import Engine
+from handwriting_pipeline.fields.formspec import FormSpec, is_hsf_layout
 from handwriting_pipeline.registry import engine_class, engine_methods, method_list
 
 logger = logging.getLogger(__name__)
@@ -99,9 +100,11 @@ class EngineSpec:
     settings: dict[str, Any]
     credentials: dict[str, Any]
     inputs: dict[str, Any]
+    #: what the engine is told of the run's form (:meth:`Engine.form_inputs`)
+    for_form: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> Engine:
-        return self.cls.from_params(self.method, self.settings, self.credentials, **self.inputs)
+        return self.cls.from_params(self.method, self.settings, self.credentials, **self.inputs, **self.for_form)
 
 
 def engine_spec(method: str, settings: Mapping[str, Any], credentials: Mapping[str, Any] | None = None,
@@ -159,6 +162,8 @@ def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any]
         except KeyError as err:
             problems.append(str(err.args[0]) if err.args else str(err))
             continue
+        if form is not None:
+            spec.for_form = spec.cls.form_inputs(form)
         why, fatal = _why_not(spec, explicit, images_only, form)
         if why is None:
             specs.append(spec)
@@ -215,24 +220,40 @@ def model_recalibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: recal for found in _from_models(datasets, "vote_recalibration").values() for key, recal in found.items()}
 
 
-def with_models(vote: Any, calibrations: Mapping[str, Any] | None, recalibrations: Mapping[str, Any] | None) -> Any:
+def _parameters_apply(form: FormSpec | None) -> bool:
+    """Whether ``ensemble.vote``'s own calibration and recalibration apply to ``form``: they were
+    fitted on the HSF form's readings (None: the HSF form); on another form only what trained
+    models carry (fitted on that form) does, and an engine without it is uncalibrated."""
+    return form is None or is_hsf_layout(form)
+
+
+def with_models(vote: Any, calibrations: Mapping[str, Any] | None, recalibrations: Mapping[str, Any] | None,
+                form: FormSpec | None = None) -> Any:
     """``vote`` (:class:`~handwriting_pipeline.ensemble.settings.VoteSettings`) with the trained
-    models' calibrations and recalibrations on top of its own (a model's own wins)."""
-    return dataclasses.replace(vote, calibration=vote_calibration(vote.calibration, calibrations),
-                               recalibration={**dict(vote.recalibration or {}), **dict(recalibrations or {})})
+    models' calibrations and recalibrations on top of its own (a model's own wins; on another form
+    than the HSF one, only the models')."""
+    own = _parameters_apply(form)
+    return dataclasses.replace(vote, calibration=vote_calibration(vote.calibration, calibrations, form),
+                               recalibration={**(dict(vote.recalibration or {}) if own else {}),
+                                              **dict(recalibrations or {})})
 
 
-def with_recalibrations(ensemble_params: Mapping[str, Any], recalibrations: Mapping[str, Any] | None) -> dict[str, Any]:
+def with_recalibrations(ensemble_params: Mapping[str, Any], recalibrations: Mapping[str, Any] | None,
+                        form: FormSpec | None = None) -> dict[str, Any]:
     """The ``ensemble`` parameters with the trained models' recalibrations on top of
-    ``vote.recalibration`` (unchanged without any)."""
-    if not recalibrations:
+    ``vote.recalibration`` (unchanged without any; on another form only the models')."""
+    if not recalibrations and _parameters_apply(form):
         return dict(ensemble_params)
     vote = dict(ensemble_params.get("vote") or {})
-    vote["recalibration"] = {**dict(vote.get("recalibration") or {}), **dict(recalibrations)}
+    own = dict(vote.get("recalibration") or {}) if _parameters_apply(form) else {}
+    vote["recalibration"] = {**own, **dict(recalibrations or {})}
     return {**ensemble_params, "vote": vote}
 
 
-def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None) -> dict[str, Any]:
+def vote_calibration(params_calibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None,
+                     form: FormSpec | None = None) -> dict[str, Any]:
     """The vote's calibration: ``ensemble.vote.calibration`` with the trained models' own
-    calibrations on top (a model's calibration wins: it was fitted for that very model)."""
-    return {**dict(params_calibration or {}), **dict(models or {})}
+    calibrations on top (a model's calibration wins: it was fitted for that very model); on
+    another form than the HSF one, the models' only (:func:`_parameters_apply`)."""
+    own = dict(params_calibration or {}) if _parameters_apply(form) else {}
+    return {**own, **dict(models or {})}

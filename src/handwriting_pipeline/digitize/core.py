@@ -330,7 +330,7 @@ def make_plan(params: Mapping[str, Any] | DigitizeSettings, extract_params: Mapp
     if not hsf and method == "llm":
         method, fallback = one_engine(spec, method, [s.method for s in specs])
     ensemble = EnsembleSettings.from_params(ensemble_params)
-    vote = with_models(ensemble.vote, model_calibrations(datasets), model_recalibrations(datasets))
+    vote = with_models(ensemble.vote, model_calibrations(datasets), model_recalibrations(datasets), spec)
     if method in ("vote", CASCADE) and not explicit:  # as the ensemble's default vote: calibrated engines only
         kept = default_vote_inputs({s.method: s for s in specs}, vote.calibration, where="digitize vote")
         specs = list(kept.values())

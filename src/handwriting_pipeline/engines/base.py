@@ -166,6 +166,13 @@ class Engine(ABC):
         return f"it reads only the '{HSF_FORM}' layout, not form '{form.name}'"
 
     @classmethod
+    def form_inputs(cls, form: FormSpec) -> dict[str, Any]:
+        """What the engine is built with to read ``form`` besides its settings (an engine that
+        reads any form spec's lines is told which form: ``{"form": <name or spec file>}``);
+        {} by default: the engine reads the form it was made or trained for."""
+        return {}
+
+    @classmethod
     def vote_calibration(cls, **inputs: Any) -> Mapping[str, Any] | None:
         """The vote's calibration of this engine's confidences that comes with its catalog inputs
         (a trained model carries its own, fitted on held-out forms); None: use

@@ -37,6 +37,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -216,6 +217,17 @@ class LayoutEngine(Engine):
     spec path>`` of a form without the HSF layout, the engine reads that form
     (:func:`read_spec_form`); without it, the HSF form.
     """
+
+    @classmethod
+    def form_problem(cls, form: FormSpec, **inputs: Any) -> str | None:
+        """None: the engine reads any form spec's line boxes (built with :meth:`form_inputs`)."""
+        return None
+
+    @classmethod
+    def form_inputs(cls, form: FormSpec) -> dict[str, Any]:
+        """``form=`` for a form without the HSF layout; nothing for the HSF form (its reading and
+        cache keys stay as they were)."""
+        return {} if is_hsf_layout(form) else {"form": form.reference}
 
     @property
     def form(self) -> FormSpec | None:

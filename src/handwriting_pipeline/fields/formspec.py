@@ -179,6 +179,7 @@ class FormSpec(_Model):
     """One form: page, lines and fields (see the module docstring)."""
 
     _folder: Path | None = PrivateAttr(default=None)  # the spec file's folder (relative template paths)
+    _path: Path | None = PrivateAttr(default=None)  # the spec file it was read from
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
@@ -206,6 +207,15 @@ class FormSpec(_Model):
             if line.name == name:
                 return line
         raise KeyError(f"form '{self.name}' has no line '{name}'; lines: {', '.join(self.line_names)}")
+
+    @property
+    def reference(self) -> str:
+        """What :func:`load_form` takes to load this spec again: its name for a shipped form (or a
+        spec built in code), else the path of the file it was read from."""
+        shipped = shipped_forms().get(self.name)
+        if self._path is None or (shipped is not None and shipped.resolve() == self._path):
+            return self.name
+        return str(self._path)
 
     def template_path(self) -> Path | None:
         """The blank template image of a ``features`` registration, resolved against the folder of
@@ -330,7 +340,7 @@ def _load(path: Path) -> FormSpec:
     except yaml.YAMLError as err:
         raise FormSpecError(f"{path}: not valid YAML: {err}") from None
     spec = parse_form(data, str(path))
-    spec._folder = path.parent
+    spec._folder, spec._path = path.parent, path
     return spec
 
 

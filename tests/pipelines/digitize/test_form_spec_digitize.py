@@ -29,6 +29,7 @@ from handwriting_pipeline.digitize.core import (
 )
 from handwriting_pipeline.digitize.inputs import DEFAULTS, read_forms, to_crop
 from handwriting_pipeline.engines.base import Engine, EngineResult
+from handwriting_pipeline.engines.layout import LayoutEngine
 from handwriting_pipeline.fields.formspec import load_form, parse_form
 from handwriting_pipeline.forms.boxes import find_boxes, find_line_boxes, to_grey
 from handwriting_pipeline.pipeline_registry import register_pipelines
@@ -194,10 +195,10 @@ def test_among_several_engines_for_the_form_the_llm_merge_falls_back_to_the_fast
     assert "its fast reader (of cardtoy, cardtoy2)" in plan.fallback["reason"]
 
 
-def test_an_hsf_only_engine_named_explicitly_stops_with_its_form_problem(tmp_path, stock_card_reader):
+def test_an_hsf_only_engine_named_explicitly_stops_with_its_form_problem(tmp_path, stock_card_reader, monkeypatch):
     params = _params()
-    for digitize in ({"method": "rapidocr"}, {"method": "vote", "engines": ["rapidocr"]}):
-        with pytest.raises(RuntimeError, match="rapidocr: it reads only the 'hsf_top' layout, not form 'order_card'"):
+    for digitize in ({"method": "textract"}, {"method": "vote", "engines": ["textract"]}):
+        with pytest.raises(RuntimeError, match="textract: it reads only the 'hsf_top' layout, not form 'order_card'"):
             make_plan({**params["digitize"], **digitize}, params["extract"], params["ensemble"], datasets=_models(),
                       form=CARD)
     # a field reader trained on the order card cannot read the HSF form either
@@ -205,8 +206,27 @@ def test_an_hsf_only_engine_named_explicitly_stops_with_its_form_problem(tmp_pat
         make_plan({**params["digitize"], "method": "fieldreader"}, params["extract"], params["ensemble"],
                   datasets=_models(fieldreader_model=stock_card_reader))
     # a default run on the card with no engine for it says how to get one
+    monkeypatch.setattr(LayoutEngine, "form_problem", classmethod(Engine.form_problem.__func__))
     with pytest.raises(RuntimeError, match="no engine can read form 'order_card'.*--params form=order_card"):
         make_plan(params["digitize"], params["extract"], params["ensemble"], datasets=_models(), form=CARD)
+
+
+def test_without_a_trained_reader_the_offline_ocr_reads_the_card_built_for_it(tmp_path, card_folder, card_spec):
+    """Before any reader is trained on a form, the offline OCR engines read its line boxes: a
+    default run works (its guesses go to review), every engine built for the run's form, and no
+    calibration fitted on the HSF form weighs them."""
+    params = _params()
+    plan = make_plan({**params["digitize"], "progress": False}, params["extract"], params["ensemble"],
+                     cache=ResponseCache(tmp_path / "cache"), datasets=_models(), form=CARD)
+    assert "rapidocr" in plan.methods and plan.fallback is None and plan.vote.calibration == {}
+    assert plan.vote.recalibration == {}
+    assert all(s.for_form == {"form": CARD} for s in plan.specs)
+    folder, _ = card_folder
+    [record] = read_partition(plan, [str(folder / "card_0.png")])
+    assert record["error"] is None and list(record)[: len(form_columns(card_spec))] == form_columns(card_spec)
+    assert all(isinstance(record[k], str) for k in card_spec.keys)
+    hsf = make_plan(params["digitize"], params["extract"], params["ensemble"], datasets=_models())
+    assert hsf.vote.calibration and all(s.for_form == {} for s in hsf.specs)  # the HSF form: as before
 
 
 # --------------------------------------------------------------------------- records
@@ -288,8 +308,8 @@ def _run_pipeline(tmp_path, folder, digitize, models, form=CARD):
 def test_the_pipeline_digitizes_order_cards_with_a_field_reader_for_them(tmp_path, card_folder, card_spec,
                                                                          stock_card_reader):
     folder, expected = card_folder
-    # the default method (cascade over the default engines): only the card's field reader can read it, the
-    # cascade's vote merges its reading alone
+    # the default method (cascade over the default engines): the card's field reader reads every card,
+    # RapidOCR (built for the card) the cards it escalates - all of them, the stock reader is unsure
     latest = _run_pipeline(tmp_path, folder, {"review_threshold": 1.01},
                            _models(fieldreader_model=stock_card_reader))
     keys = list(card_spec.keys)
@@ -297,7 +317,8 @@ def test_the_pipeline_digitizes_order_cards_with_a_field_reader_for_them(tmp_pat
     by_name = {Path(r["source"]).name: r for r in lines}
     assert {n: r["error"] for n, r in by_name.items()} == expected
     read = [r for r in lines if not r["error"]]
-    assert len(read) == 3 and all(r["method"] == "cascade" and r["engines"] == "fieldreader" for r in read)
+    assert len(read) == 3 and all(r["method"] == "cascade" for r in read)
+    assert all(set(r["engines"].split(";")) == {"fieldreader", "rapidocr"} for r in read)
     assert all(list(r)[: len(form_columns(card_spec))] == form_columns(card_spec) for r in lines)
     assert all(r["needs_review"] == keys for r in read)  # at threshold 1.01 every field is doubtful
 
@@ -309,7 +330,8 @@ def test_the_pipeline_digitizes_order_cards_with_a_field_reader_for_them(tmp_pat
     assert list(queue[0]) == review_columns(card_spec)
     assert len(queue) == 3 * len(keys) and {q["field"] for q in queue} == set(keys)
     assert all(q["crop"] and (latest / q["crop"]).is_file() for q in queue)
-    assert all(json.loads(q["candidates"]).keys() == {"fieldreader"} for q in queue)
+    assert all("fieldreader" in json.loads(q["candidates"]) for q in queue)
+    assert {e for q in queue for e in json.loads(q["candidates"])} == {"fieldreader", "rapidocr"}
 
     summary = json.loads((latest / "summary.json").read_text())
     assert summary["form"] == CARD and summary["fields"] == keys

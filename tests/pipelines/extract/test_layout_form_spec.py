@@ -2,7 +2,8 @@
 find the card's line boxes, read each with their OCR and split it into the line's fields with the
 field reader's splitter. The values may be wrong (the OCR is not trained on handwriting); the
 record has the card's keys and the run does not fail. Built without a form they read the HSF
-form exactly as before. Cards are rendered by the synthetic generator (no shared data)."""
+form exactly as before; the runs (extract, digitize) build them for the run's form. Cards are
+rendered by the synthetic generator (no shared data)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,26 @@ def test_the_hsf_reading_and_form_checks_are_unchanged():
     engine = RapidOCREngine(threads=1)
     assert engine.form is None and "form" not in engine.config  # same cache key as before
     assert RapidOCREngine(form="hsf_top").form == hsf_form()
-    # the run's form does not reach an engine built by the runs yet: they still read the HSF form only
-    assert RapidOCREngine.form_problem(CARD) == Engine.form_problem(CARD)
+    assert RapidOCREngine.form_inputs(hsf_form()) == {}  # the runs build it for the HSF form as before
     assert RapidOCREngine.form_problem(hsf_form()) is None
+
+
+@pytest.mark.parametrize("method", ["rapidocr", "tesseract"])
+def test_the_runs_build_the_offline_ocr_engines_for_their_form(method, tmp_path):
+    """A run's form reaches the engine (ready_engines -> EngineSpec.build): the card by name, a
+    spec file outside the shipped forms by its path."""
+    from handwriting_pipeline.methods import ready_engines
+    from handwriting_pipeline.registry import engine_class
+
+    if method == "tesseract" and shutil.which("tesseract") is None:
+        pytest.skip("no tesseract binary")
+    cls = engine_class(method)
+    assert cls.form_problem(CARD) is None and cls.form_inputs(CARD) == {"form": "order_card"}
+    own = tmp_path / "my_card.yml"
+    own.write_text(CARD.model_dump_json().replace('"order_card"', '"my_card"'))
+    spec = load_form(own)
+    assert cls.form_inputs(spec) == {"form": str(own.resolve())}
+    [ready], _ = ready_engines([method], True, {}, {}, {}, where="test", form=spec)
+    engine = ready.build()
+    assert engine.form == spec and engine.form.keys == CARD.keys
+    assert Engine.form_inputs(CARD) == {}  # an engine made for one form is told nothing

@@ -80,9 +80,9 @@ def vote_predictions(params: dict[str, Any], calibrations: dict[str, Any], form:
 
     Returns ``predictions_vote`` and ``review_queue`` (fields below ``vote.review_threshold``).
     """
-    calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
-    return voting.vote_predictions(with_recalibrations(params, recalibrations), calibration, predictions,
-                                   load_form(form or HSF_FORM))
+    spec = load_form(form or HSF_FORM)
+    calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations, spec)
+    return voting.vote_predictions(with_recalibrations(params, recalibrations, spec), calibration, predictions, spec)
 
 
 def llm_predictions(forms: LabelledForms, cache: ResponseCache, params: dict[str, Any],
@@ -110,6 +110,7 @@ def cascade_predictions(params: dict[str, Any], calibrations: dict[str, Any], fo
 
     Returns ``predictions_cascade`` and ``cascade_escalation`` (which engines read which share).
     """
-    calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations)
-    return cascade.cascade_predictions(with_recalibrations(params, recalibrations), calibration, predictions,
-                                       lambda engine: engine_class(engine).fast, load_form(form or HSF_FORM))
+    spec = load_form(form or HSF_FORM)
+    calibration = vote_calibration((params.get("vote") or {}).get("calibration"), calibrations, spec)
+    return cascade.cascade_predictions(with_recalibrations(params, recalibrations, spec), calibration, predictions,
+                                       lambda engine: engine_class(engine).fast, spec)

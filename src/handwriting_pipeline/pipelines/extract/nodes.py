@@ -21,6 +21,7 @@ from handwriting_pipeline.engines.runner import run_engine
 from handwriting_pipeline.fields.formspec import HSF_FORM, load_form
 from handwriting_pipeline.methods import READY, ExtractSettings, build_engine, chosen_engines, ready_engines
 from handwriting_pipeline.predictions import empty_predictions
+from handwriting_pipeline.registry import engine_class
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +46,20 @@ def check_engines(params: Mapping[str, Any] | ExtractSettings, credentials: dict
 
 
 def extract(forms: LabelledForms, params: Mapping[str, Any] | ExtractSettings, status: Mapping[str, str], cache: Any = None,
-            credentials: dict[str, Any] | None = None, *, method: str, **inputs: Any) -> pd.DataFrame:
+            credentials: dict[str, Any] | None = None, form: str | None = None, *, method: str,
+            **inputs: Any) -> pd.DataFrame:
     """Every form ``method`` can read (:meth:`Engine.forms_to_read`), read by the runner.
 
     ``status`` is the output of :func:`check_engines`: an engine that is not "ready" there gives
-    empty predictions. ``inputs`` are the engine's catalog inputs (Donut: ``model``).
+    empty predictions. ``inputs`` are the engine's catalog inputs (Donut: ``model``); ``form``
+    the run's form (:meth:`Engine.form_inputs`: an engine that reads any spec is built for it).
     """
     if status.get(method) != READY:
         logger.info("extract %s: %s; empty predictions", method, status.get(method, "not in extract.engines"))
         return empty_predictions(forms.keys)
     settings = ExtractSettings.from_params(params)
-    engine = build_engine(method, settings.blocks, credentials, **inputs)
+    engine = build_engine(method, settings.blocks, credentials,
+                          **inputs, **engine_class(method).form_inputs(load_form(form or HSF_FORM)))
     engine.check_ready()
     names = engine.forms_to_read(forms.labels["file_name"].tolist())
     if not names:

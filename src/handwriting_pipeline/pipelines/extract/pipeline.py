@@ -3,7 +3,8 @@
 ``check_extract_engines`` runs first and stops the run when an enabled engine cannot work; then
 one node ``extract_<method>`` per registered engine writes ``predictions_<method>`` (the catalog's
 ``predictions_{method}`` dataset factory). An engine's node gets the response cache when the
-engine is ``cacheable``, its credentials when it declares a ``credentials`` section and its
+engine is ``cacheable``, the run's form (``params:form``: an engine that reads any form spec is
+built for it), its credentials when it declares a ``credentials`` section and its
 ``catalog_inputs`` (Donut: ``donut_model``).
 """
 
@@ -16,7 +17,8 @@ from handwriting_pipeline.registry import engine_class, engine_methods, predicti
 
 def engine_node(method: str, cls: type[Engine]) -> Node:
     """The node ``extract_<method>`` with the inputs its engine declares."""
-    inputs = {"forms": "evaluation_forms", "params": "params:extract", "status": "extract_engine_status"}
+    inputs = {"forms": "evaluation_forms", "params": "params:extract", "status": "extract_engine_status",
+              "form": "params:form"}
     if cls.cacheable and cls.needs_image:
         inputs["cache"] = "extract_cache"
     if cls.credentials:
