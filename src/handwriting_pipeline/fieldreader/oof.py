@@ -185,7 +185,8 @@ def build_ensemble(readers: Mapping[int, Any], train_forms: Any, readings: pd.Da
     everyone = [train_forms.fields(n) for n in train_forms.labels["file_name"]]
     config.lexicon = (Lexicon.from_labels(everyone, max_edits=int(settings.lexicon.max_edits), **lexicon.setting).to_json()
                       if lexicon.on else {})
-    config.calibration = calibrate([decoded[n] for n in names], names, train_forms.subset(names).labels)
+    config.calibration = calibrate([decoded[n] for n in names], names, train_forms.subset(names).labels,
+                                   members[0].form)
     config.summary = {"members": len(members), "member_folds": sorted(folds),
                       "oof": {"forms": len(names), "fla": round(style.fla_with, 2),
                               "choices": [c.to_json() for c in (lexicon, style)],

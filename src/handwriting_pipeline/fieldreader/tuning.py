@@ -52,13 +52,15 @@ def choose_lexicon(reader: FieldReader, lines: Sequence[dict[str, np.ndarray]], 
     return best_lexicon, best
 
 
-def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.DataFrame) -> dict[str, Any]:
-    """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings."""
+def calibrate(readings: Sequence[FormReading], names: Sequence[str], labels: pd.DataFrame,
+              form: Any = None) -> dict[str, Any]:
+    """The vote's per-field calibration (``ensemble.vote.calibration`` format) of these readings of
+    ``form`` (the reader's form spec; None: the HSF form), one entry per field of the form."""
     from handwriting_pipeline.training.calibration import fit_calibration
 
     table = pd.DataFrame([{"file_name": n, **r.fields, **{f"{k}_conf": r.confidence[k] for k in r.fields}}
                           for n, r in zip(names, readings)])
-    calibration = fit_calibration(labels, {"fieldreader": table}).get("fieldreader", {})
+    calibration = fit_calibration(labels, {"fieldreader": table}, form=form).get("fieldreader", {})
     for values in calibration.values():
         values.pop("n", None)
     return calibration
@@ -84,7 +86,7 @@ def add_lexicon_and_calibration(reader: Any, train_forms: Any, split: dict[str, 
         logger.info("form '%s': no lexicon (it is written for the HSF layout); plain beam search", reader.form.name)
         lexicon, readings = None, read_lines(reader, lines)
     reader.config.lexicon = lexicon.to_json() if lexicon else {}
-    reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels)
+    reader.config.calibration = calibrate(readings, split["holdout"], holdout.labels, reader.form)
     return reader
 
 
@@ -150,7 +152,8 @@ def add_style_layer(reader: Any, train_forms: Any, split: dict[str, list[str]],
                                 settings.style.grid, settings.style.features)
     reader.style = style
     if style is not None:
-        reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels)
+        reader.config.calibration = calibrate(readings, split["holdout"], train_forms.subset(split["holdout"]).labels,
+                                              reader.form)
     return reader
 
 

@@ -8,12 +8,14 @@ written into ``ensemble.vote.calibration`` or shipped with a trained model (the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from handwriting_pipeline.fields import KEYS, NONE, repair_fields, row_fields
+from handwriting_pipeline.fields import KEYS, NONE, clean_fields, repair_fields, row_fields
+from handwriting_pipeline.fields.formspec import FormSpec, is_hsf_layout
 
 
 def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[float, float]:
@@ -33,31 +35,46 @@ def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[float
     return float(model.coef_[0, 0]), float(model.coef_[0, 1])
 
 
-def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], repair: bool = True) -> dict:
+def _fields_of(form: FormSpec | None) -> tuple[tuple[str, ...], Callable[[Mapping[str, Any]], dict[str, str]]]:
+    """(the fields calibrated, a row's values of them): the HSF form's four
+    (:func:`row_fields`), else every field of the spec."""
+    if is_hsf_layout(form):
+        return KEYS, row_fields
+    keys = form.keys
+    return keys, lambda row: clean_fields({k: row.get(k) for k in keys}, keys)
+
+
+def fit_calibration(labels: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], repair: bool = True,
+                    form: FormSpec | None = None) -> dict:
     """Per engine and field: P(value right apart from letter case) as a logistic function of
     its confidence, and how often the engine keeps the writer's case.
 
     Args:
-        labels: labelled forms (``file_name`` + KEYS), e.g. the train split.
+        labels: labelled forms (``file_name`` + the form's fields), e.g. the train split.
         predictions: ``{engine: predictions table}`` on (some of) those forms.
-        repair: score the repaired values (:func:`repair_fields`), as the vote will use them.
+        repair: score the repaired values (:func:`repair_fields`), as the vote will use them
+            (the HSF layout; another form's values are scored as read).
+        form: the form spec read (None: the HSF form); every field of the spec is calibrated.
 
     Returns:
         ``{engine: {KEY: {"a": .., "b": .., "p_none": .., "case": .., "n": ..}}}`` for
         ``ensemble.vote.calibration``; ``p_none`` is the smoothed share of right answers when the
         engine said "None", ``case`` the smoothed P(exact case | right apart from case).
     """
-    gold = {r["file_name"]: row_fields(r) for r in labels.to_dict("records")}
+    keys, fields_of = _fields_of(form)
+    repaired = repair and is_hsf_layout(form)
+    gold = {r["file_name"]: fields_of(r) for r in labels.to_dict("records")}
     out: dict[str, dict] = {}
     for engine, frame in predictions.items():
         rows = [r for r in frame.to_dict("records") if r["file_name"] in gold]
         if not rows:
             continue
         out[engine] = {}
-        for key in KEYS:
+        read = {r["file_name"]: repair_fields(fields_of(r)) if repaired else fields_of(r) for r in rows}
+        for key in keys:
             found_x, found_y, none_y, exact_y = [], [], [], []
             for r in rows:
-                value = (repair_fields(row_fields(r)) if repair else row_fields(r))[key]
+                value = read[r["file_name"]][key]
                 truth = gold[r["file_name"]][key]
                 conf = r.get(f"{key}_conf")
                 if value == NONE:

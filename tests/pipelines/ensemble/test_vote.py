@@ -241,3 +241,30 @@ def test_calibration_of_a_field_an_engine_always_reads_right_on_held_out_forms(s
     for key in ("DATE", "CITY", "STATE", "ZIP"):
         p = 1 / (1 + math.exp(-(fitted[key]["a"] + fitted[key]["b"] * 0.9)))
         assert fitted[key]["b"] == 0.0 and 0.95 < p < 1.0
+
+
+def test_calibration_of_another_form_covers_every_field_of_its_spec():
+    """A reader of the order card is calibrated on all seven card fields (not only the four
+    names it shares with the HSF form): a field it reads right when sure gets a rising curve."""
+    import numpy as np
+
+    from handwriting_pipeline.fields.formspec import load_form
+    from handwriting_pipeline.fields.types import type_of
+    from handwriting_pipeline.synthetic.values import sample_value
+    from handwriting_pipeline.training.calibration import fit_calibration
+
+    card = load_form("order_card")
+    rng = np.random.default_rng(0)
+    labels = pd.DataFrame([{"file_name": f"card_{i}.png", **{f.name: sample_value(rng, type_of(f), {})
+                                                             for f in card.fields}} for i in range(60)])
+    sure = rng.random(len(labels)) < 0.5  # sure readings right, unsure ones misread
+    table = labels.copy()
+    for key in card.keys:
+        table[key] = [v if ok else v + "7" for v, ok in zip(labels[key], sure)]
+        table[f"{key}_conf"] = np.where(sure, 0.95, 0.3)
+    fitted = fit_calibration(labels, {"reader": table}, form=card)["reader"]
+    assert list(fitted) == list(card.keys)  # ORDER_NO, AMOUNT and PHONE too
+    for key in card.keys:
+        assert fitted[key]["b"] > 0, key
+    hsf_only = fit_calibration(labels, {"reader": table})["reader"]  # without the form: the HSF four
+    assert list(hsf_only) == ["DATE", "CITY", "STATE", "ZIP"]
