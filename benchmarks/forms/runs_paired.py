@@ -76,9 +76,10 @@ def main() -> int:
     args = parser.parse_args()
     data = Path(args.data) if args.data else ROOT / "data" / "forms" / args.form
     rows = compare(data, args.form, args.methods, args.base, args.candidate)
-    command = "python benchmarks/forms/" + " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
-    lines = [f"# Two runs of form '{args.form}' compared form by form ({machine()['date']}, "
-             f"{machine()['machine']['cpu_count']} CPUs)", "", f"`{command}`", "",
+    command = " ".join(["python", f"benchmarks/forms/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    where = machine()
+    lines = [f"# Two runs of form '{args.form}' compared form by form ({where['date']}, "
+             f"{where['machine']['cpu_count']} CPUs)", "", f"`{command}`", "",
              f"Base run {args.base}, candidate run {args.candidate}; labels: the test split the candidate run read "
              f"({rows[0]['forms'] if rows else 0} forms). Difference candidate - base with its paired 95 % "
              "bootstrap interval over the forms.", "",
@@ -89,7 +90,7 @@ def main() -> int:
         lines.append(f"| {r['method']} | {e['base']} | {e['candidate']} | {e['diff']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] "
                      f"| {c['base']} | {c['candidate']} | {c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] |")
     write_results(RESULTS / f"runs_paired_{args.name}",
-                  {**machine(), "command": command, "form": args.form, "base": args.base,
+                  {**where, "command": command, "form": args.form, "base": args.base,
                    "candidate": args.candidate, "rows": rows}, "\n".join(lines) + "\n")
     return 0
 

@@ -224,7 +224,14 @@ def _parameters_apply(form: FormSpec | None) -> bool:
     """Whether ``ensemble.vote``'s own calibration and recalibration apply to ``form``: they were
     fitted on the HSF form's readings (None: the HSF form); on another form only what trained
     models carry (fitted on that form) does, and an engine without it is uncalibrated."""
-    return form is None or is_hsf_layout(form)
+    return is_hsf_layout(form)
+
+
+def _recalibration(params_recalibration: Mapping[str, Any] | None, models: Mapping[str, Any] | None,
+                   form: FormSpec | None) -> dict[str, Any]:
+    """``vote.recalibration`` (HSF form only) with the trained models' recalibrations on top."""
+    own = dict(params_recalibration or {}) if _parameters_apply(form) else {}
+    return {**own, **dict(models or {})}
 
 
 def with_models(vote: Any, calibrations: Mapping[str, Any] | None, recalibrations: Mapping[str, Any] | None,
@@ -232,10 +239,8 @@ def with_models(vote: Any, calibrations: Mapping[str, Any] | None, recalibration
     """``vote`` (:class:`~handwriting_pipeline.ensemble.settings.VoteSettings`) with the trained
     models' calibrations and recalibrations on top of its own (a model's own wins; on another form
     than the HSF one, only the models')."""
-    own = _parameters_apply(form)
     return dataclasses.replace(vote, calibration=vote_calibration(vote.calibration, calibrations, form),
-                               recalibration={**(dict(vote.recalibration or {}) if own else {}),
-                                              **dict(recalibrations or {})})
+                               recalibration=_recalibration(vote.recalibration, recalibrations, form))
 
 
 def with_recalibrations(ensemble_params: Mapping[str, Any], recalibrations: Mapping[str, Any] | None,
@@ -245,8 +250,7 @@ def with_recalibrations(ensemble_params: Mapping[str, Any], recalibrations: Mapp
     if not recalibrations and _parameters_apply(form):
         return dict(ensemble_params)
     vote = dict(ensemble_params.get("vote") or {})
-    own = dict(vote.get("recalibration") or {}) if _parameters_apply(form) else {}
-    vote["recalibration"] = {**own, **dict(recalibrations or {})}
+    vote["recalibration"] = _recalibration(vote.get("recalibration"), recalibrations, form)
     return {**ensemble_params, "vote": vote}
 
 
