@@ -18,7 +18,9 @@ Floor 6. May import: floors 0-5 (``engines``, ``ensemble`` and everything below 
 * :func:`model_calibrations` and :func:`vote_calibration`: the vote's calibration of every
   engine, with **one precedence**: the calibration that comes with a trained model (fitted on
   that model's held-out training forms) wins over ``ensemble.vote.calibration`` in the
-  parameters.
+  parameters. Those parameters were fitted on the HSF form; on another form a trained model also
+  carries the calibration of the untrained engines (:func:`form_engine_calibrations`: RapidOCR,
+  Tesseract), fitted on the same held-out forms of its form.
 """
 
 from __future__ import annotations
@@ -183,6 +185,38 @@ def ready_engines(wanted: list[str], explicit: bool, settings: Mapping[str, Any]
     return specs, skipped
 
 
+def untrained_engines(extract_params: Mapping[str, Any], form: FormSpec | None = None,
+                      where: str = "calibration") -> list[EngineSpec]:
+    """The ready specs of the default engines that read images and need no trained model (the
+    layout engines: RapidOCR, Tesseract when installed), built for ``form`` (None: the HSF form);
+    an engine that cannot read the form or is not ready is left out (logged)."""
+    wanted = [m for m in default_engines(images_only=True) if not engine_class(m).requires_training()]
+    specs, _ = ready_engines(wanted, False, extract_params, {}, {}, where=where, images_only=True, form=form)
+    return specs
+
+
+def form_engine_calibrations(forms: Any, names: list[str], extract_params: Mapping[str, Any], form: FormSpec,
+                             cache: Any = None) -> dict[str, Any]:
+    """``{engine: calibration}`` of the :func:`untrained_engines` on a form the shipped
+    ``ensemble.vote`` calibrations do not cover: each reads the labelled forms ``names`` (e.g. a
+    trained reader's held-out forms, never trained on) and is calibrated there
+    (:func:`~handwriting_pipeline.training.calibration.fit_calibration` over the spec's fields);
+    {} on the HSF form (:func:`_parameters_apply`) or without such forms."""
+    from handwriting_pipeline.engines.runner import run_engine
+    from handwriting_pipeline.training.calibration import fit_calibration
+
+    if _parameters_apply(form) or not names:
+        return {}
+    workers = int(extract_params.get("workers") or 1)
+    read = {s.method: run_engine(s.build(), list(names), forms.images, cache=cache, workers=workers, keys=form.keys)
+            for s in untrained_engines(extract_params, form, where=f"calibration on form '{form.name}'")}
+    labels = forms.labels[forms.labels["file_name"].isin(set(names))]
+    found = fit_calibration(labels, read, form=form)
+    if found:
+        logger.info("calibrated %s on %d held-out forms of '%s'", ", ".join(found), len(labels), form.name)
+    return found
+
+
 # --------------------------------------------------------------------------- what models carry
 def _from_models(datasets: Mapping[str, Any] | None, hook: str) -> dict[str, Any]:
     """``{engine: what its class's ``hook`` gives}`` for every trained engine (``datasets``:
@@ -198,8 +232,12 @@ def _from_models(datasets: Mapping[str, Any] | None, hook: str) -> dict[str, Any
 
 
 def model_calibrations(datasets: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``{engine: calibration}`` that trained engines carry with their models."""
-    return {m: dict(c) for m, c in _from_models(datasets, "vote_calibration").items()}
+    """``{engine: calibration}`` that trained engines carry with their models: each model's own,
+    over the calibrations of untrained engines fitted with a model on its form's held-out forms
+    (:meth:`~Engine.form_calibrations`)."""
+    others = {e: c for found in _from_models(datasets, "form_calibrations").values() for e, c in found.items()}
+    return {**{m: dict(c) for m, c in others.items()},
+            **{m: dict(c) for m, c in _from_models(datasets, "vote_calibration").items()}}
 
 
 def model_choices(datasets: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:

@@ -37,8 +37,7 @@ from handwriting_pipeline.ensemble.cascade import cascade_tables, replay
 from handwriting_pipeline.ensemble.recalibrate import crossfit_recalibration
 from handwriting_pipeline.ensemble.settings import EnsembleSettings
 from handwriting_pipeline.ensemble.trust import field_thresholds, trust_rows
-from handwriting_pipeline.methods import chosen_engines, ready_engines
-from handwriting_pipeline.registry import engine_class
+from handwriting_pipeline.methods import untrained_engines
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +45,7 @@ logger = logging.getLogger(__name__)
 def slow_engines(extract_params: Mapping[str, Any]) -> list[Any]:
     """The cascade's other engines in a default digitize run that need no trained model (the
     trained ones are not there yet while training): their ready specs."""
-    wanted, _ = chosen_engines("default", images_only=True)
-    wanted = [m for m in wanted if not engine_class(m).requires_training()]
-    specs, _ = ready_engines(wanted, False, extract_params, {}, {}, where="guarantee", images_only=True)
-    return specs
+    return untrained_engines(extract_params, where="guarantee")
 
 
 #: the share of fields (%) a person reviews in the recalibration's choice (writing level)

@@ -180,6 +180,13 @@ class Engine(ABC):
         return None
 
     @classmethod
+    def form_calibrations(cls, **inputs: Any) -> Mapping[str, Mapping[str, Any]]:
+        """``{engine: calibration}`` of *other*, untrained engines that comes with this engine's
+        catalog inputs: a model trained on a form carries them, fitted on its held-out forms of
+        that form (:func:`~handwriting_pipeline.methods.form_engine_calibrations`); {} by default."""
+        return {}
+
+    @classmethod
     def model_choices(cls, **inputs: Any) -> list[dict[str, Any]]:
         """The components its trained model chose on forms it never trained on, one dict per
         component (``component``, ``on``, ``gain``, ``low``, ``high``, ``forms``, ``note``) for

@@ -82,6 +82,16 @@ class FieldReaderEngine(Engine):
         return dict(model.bundle().config.calibration) or None
 
     @classmethod
+    def form_calibrations(cls, model: Any = None, **inputs: Any) -> dict[str, Any]:
+        """The untrained engines' calibrations saved with the model (fitted in training on its
+        held-out forms, on a form the shipped calibrations do not cover)."""
+        if model is None or not getattr(model, "available", False):
+            return {}
+        from handwriting_pipeline.fieldreader.model import ENGINE_CALIBRATIONS
+
+        return dict((getattr(model.bundle().config, "summary", None) or {}).get(ENGINE_CALIBRATIONS) or {})
+
+    @classmethod
     def model_choices(cls, model: Any = None, **inputs: Any) -> list[dict[str, Any]]:
         """The choices saved with the model (an ensemble's, made on the out-of-fold forms)."""
         if model is None or not getattr(model, "available", False):

@@ -46,6 +46,11 @@ def build_network(onnx_path: str | Path | None = None, alphabet: str = ALPHABET)
     return net
 
 
+#: the ``summary`` key of the untrained engines' calibrations fitted with the reader on its form
+#: (:func:`~handwriting_pipeline.methods.form_engine_calibrations`)
+ENGINE_CALIBRATIONS = "engine_calibrations"
+
+
 @dataclass
 class FieldReaderConfig:
     """Everything besides the weights that a saved model needs to read like it was trained."""

@@ -39,6 +39,23 @@ def train_step(method: str, step: Step, trainable: Sequence[str]) -> Callable[..
     return run
 
 
+def add_engine_calibrations(reader: Any, train_forms: Any, split: dict[str, list[str]], extract_params: Any,
+                            form: str | None, cache: Any) -> Any:
+    """``reader`` with the calibration of the engines that read its form untrained (RapidOCR,
+    Tesseract), fitted on its held-out forms, in ``summary["engine_calibrations"]``; on the HSF
+    form (whose calibrations ship in ``ensemble.vote``) or untrained, ``reader`` as it is
+    (:func:`~handwriting_pipeline.methods.form_engine_calibrations`)."""
+    from handwriting_pipeline.fieldreader.model import ENGINE_CALIBRATIONS
+    from handwriting_pipeline.methods import form_engine_calibrations
+
+    if not hasattr(reader, "config"):
+        return reader
+    found = form_engine_calibrations(train_forms, split["holdout"], extract_params, load_form(form or HSF_FORM), cache)
+    if found:
+        reader.config.summary[ENGINE_CALIBRATIONS] = found
+    return reader
+
+
 #: the model the field reader ensemble engine reads (written by the fieldreader steps)
 ENSEMBLE_MODEL = "fieldreader_ensemble_model"
 

@@ -19,7 +19,12 @@ from kedro.pipeline import Node, Pipeline
 from handwriting_pipeline.donut import recipe as donut
 from handwriting_pipeline.fieldreader import crossfit, oof
 from handwriting_pipeline.fieldreader import recipe as fieldreader
-from handwriting_pipeline.pipelines.train.nodes import ENSEMBLE_MODEL, add_ensemble_guarantees, train_step
+from handwriting_pipeline.pipelines.train.nodes import (
+    ENSEMBLE_MODEL,
+    add_engine_calibrations,
+    add_ensemble_guarantees,
+    train_step,
+)
 from handwriting_pipeline.registry import Step
 
 FIELDREADER = "params:train_fieldreader"
@@ -28,8 +33,8 @@ DONUT, DONUT_HOLDOUT = "params:train", "donut_holdout_forms"
 #: trained engine -> its training steps, in the order they run
 TRAINING: dict[str, list[Step]] = {
     # hold out train forms -> fine-tune on the fit forms' lines -> lexicon and calibration on the
-    # held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) ->
-    # fieldreader_model
+    # held-out ones -> style layer (fit on the fit forms, weighed on the held-out ones) -> the
+    # untrained engines calibrated on the held-out ones (another form than HSF) -> fieldreader_model
     "fieldreader": [
         Step(fieldreader.hold_out_forms, {"train_forms": "train_forms", "params": FIELDREADER},
              "fieldreader_split", "hold_out_fieldreader_forms"),
@@ -41,7 +46,13 @@ TRAINING: dict[str, list[Step]] = {
               "params": FIELDREADER}, "fieldreader_known", "add_fieldreader_lexicon_and_calibration"),
         Step(fieldreader.add_style_layer,
              {"reader": "fieldreader_known", "train_forms": "train_forms", "split": "fieldreader_split",
-              "params": FIELDREADER}, "fieldreader_model", "fit_fieldreader_style_layer"),
+              "params": FIELDREADER}, "fieldreader_styled", "fit_fieldreader_style_layer"),
+        # on a form the shipped ensemble.vote calibrations do not cover: RapidOCR / Tesseract read
+        # the held-out forms and are calibrated there, saved with the reader -> fieldreader_model
+        Step(add_engine_calibrations,
+             {"reader": "fieldreader_styled", "train_forms": "train_forms", "split": "fieldreader_split",
+              "extract_params": "params:extract", "form": "params:form", "cache": "extract_cache"},
+             "fieldreader_model", "calibrate_untrained_engines_on_form"),
         # out-of-fold readings of every train form (train_fieldreader.crossfit.folds; 0 = off):
         # per fold a reader fine-tuned on the other folds reads it; the fold readers stay in
         # crossfit.model_dir (resumable per fold)
