@@ -33,6 +33,7 @@ from handwriting_pipeline.metrics import (
 )
 from handwriting_pipeline.pipelines.evaluation import create_pipeline
 from handwriting_pipeline.pipelines.evaluation.nodes import (
+    calibration_report_lines,
     form_score_columns,
     guarantee_checks,
     plot_key_accuracy,
@@ -184,6 +185,19 @@ def test_a_cascade_and_failures_on_the_order_card_do_not_crash(parameters):
     assert "## Cascade" in report and "## Failures" in report and "reader crashed" in report
     assert "the guarantee of the cascade's sure fields" in report and "## Guarantee" not in report
     assert out["evaluation_guarantee"] == {}
+
+
+def test_the_report_says_where_each_engine_of_the_vote_was_calibrated():
+    """On the card the shipped (HSF-fitted) calibration of RapidOCR gives way to the one its
+    trained reader carries; on the HSF form the shipped one is used; an uncalibrated engine says so."""
+    shipped = {"vote": {"calibration": {"rapidocr": {"DATE": {"a": 1.0, "b": 1.0, "n": 1400}}}}}
+    carried = {"rapidocr": {"ORDER_NO": {"a": 0.5, "b": 2.0, "n": 20}}, "fieldreader": {"DATE": {"a": 1.0, "b": 2.0}}}
+    card = "\n".join(calibration_report_lines(carried, shipped, load_form("order_card"), {"rapidocr", "donut", "vote"}))
+    assert "| rapidocr | saved with a trained model: fitted on held-out forms of this form | 20 |" in card
+    assert "| donut | none: its raw confidence | – |" in card and "fieldreader" not in card  # not evaluated
+    hsf = "\n".join(calibration_report_lines({}, shipped, load_form("hsf_top"), {"rapidocr", "cascade"}))
+    assert "| rapidocr | `ensemble.vote.calibration` (fitted on HSF train forms) | 1400 |" in hsf
+    assert calibration_report_lines(carried, shipped, load_form("order_card"), {"rapidocr"}) == []  # no vote
 
 
 def test_only_empty_predictions_give_an_empty_report_on_the_order_card(parameters):

@@ -356,7 +356,8 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
                   failures: Mapping[str, Any] | None = None, run_info: Mapping[str, Any] | None = None,
                   normalized: pd.DataFrame | None = None, review: Mapping[str, Any] | None = None,
                   cascade: Mapping[str, Any] | None = None, choices: Mapping[str, Any] | None = None,
-                  guarantee: Mapping[str, Any] | None = None, form: str | FormSpec | None = None) -> str:
+                  guarantee: Mapping[str, Any] | None = None, form: str | FormSpec | None = None,
+                  calibrations: Mapping[str, Any] | None = None, ensemble_params: Mapping[str, Any] | None = None) -> str:
     """The metrics table as a short markdown report (metrics.md), naming the evaluated forms.
 
     With ``failures`` (:func:`.provenance.collect_failures`) rows of methods that failed on
@@ -367,7 +368,9 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
     report) the cascade's escalation share, when the cascade is in the table; with ``choices``
     (``{engine: [choice, ...]}``, :func:`~handwriting_pipeline.methods.model_choices`) which
     components the evaluated trained engines use and the interval that put each there; with
-    ``guarantee`` (:func:`guarantee_checks`) the cascade's guarantee checked on these forms.
+    ``guarantee`` (:func:`guarantee_checks`) the cascade's guarantee checked on these forms; with
+    ``calibrations`` (the trained models', ``engine_calibrations``) and ``ensemble_params`` the
+    vote's calibration of each engine and where it was fitted.
     ``form`` (``params:form``) names the evaluated form and its fields ("Form" line, the metric
     definitions); None: the HSF form, the "Form" line from ``run_info``. On a form without the
     HSF form's fields, what is measured on that form only is listed as not measured."""
@@ -394,6 +397,7 @@ def render_report(metrics: pd.DataFrame, forms: LabelledForms, params: Mapping[s
         lines += ["", f"Not run (empty predictions): {', '.join(not_run)}."]
     if cascade and "cascade" in methods:
         lines += ["", *cascade_report_lines(cascade)]
+    lines += calibration_report_lines(calibrations, ensemble_params, spec, methods)
     lines += choices_report_lines(choices, methods)
     if "cascade" in methods and hsf:
         lines += guarantee_report_lines(guarantee)
@@ -425,6 +429,34 @@ def choices_report_lines(choices: Mapping[str, Any] | None, methods: set[str]) -
     lines += ["", "A component is on only when the lower bound of its gain's interval (bootstrap over forms "
               "read by fold readers that never saw them) is above 0."]
     return lines
+
+
+def calibration_report_lines(calibrations: Mapping[str, Any] | None, ensemble_params: Mapping[str, Any] | None,
+                             spec: FormSpec, methods: set[str]) -> list[str]:
+    """The metrics.md section on the vote's calibration of each evaluated engine and where it
+    was fitted (:func:`~handwriting_pipeline.methods.vote_calibration`'s precedence); empty
+    without a vote or a cascade in the table."""
+    from handwriting_pipeline.ensemble.vote import calibration_for
+    from handwriting_pipeline.methods import vote_calibration
+
+    if not methods & {"vote", "cascade"}:
+        return []
+    shipped = ((ensemble_params or {}).get("vote") or {}).get("calibration")
+    used = vote_calibration(shipped, calibrations, spec)
+    engines = [m for m in all_methods() if m in methods and m in engine_methods()]
+    rows = []
+    for engine in engines:
+        fields = calibration_for(used, engine)
+        if fields is None:
+            rows.append(f"| {engine} | none: its raw confidence | – |")
+            continue
+        forms = max((int(entry.get("n") or 0) for entry in fields.values()), default=0) or "–"
+        where = ("saved with a trained model: fitted on held-out forms of this form"
+                 if engine in (calibrations or {}) else "`ensemble.vote.calibration` (fitted on HSF train forms)")
+        rows.append(f"| {engine} | {where} | {forms} |")
+    return ["", "## The vote's calibration", "", "| engine | calibration | forms fitted on |", "|---|---|--:|", *rows,
+            "", "Without `ensemble.inputs` the vote and the cascade merge the calibrated engines only (all of them "
+            "when none is). Forms fitted on: – where the calibration does not record it."]
 
 
 def cascade_report_lines(cascade: Mapping[str, Any]) -> list[str]:

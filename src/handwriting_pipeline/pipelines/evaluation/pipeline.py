@@ -41,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
               **{method: predictions_dataset(method) for method in all_methods()}}
     report_inputs = ["evaluation_metrics", "evaluation_forms", "params:evaluation", "evaluation_failures", "run_info",
                      "evaluation_normalized_metrics", "evaluation_review_curves", "cascade_escalation",
-                     "engine_choices", "evaluation_guarantee", "params:form"]
+                     "engine_choices", "evaluation_guarantee", "params:form", "engine_calibrations", "params:ensemble"]
     return Pipeline(
         [
             node(score_predictions, inputs=scored, outputs=["evaluation_form_scores", "evaluation_form_errors"],
