@@ -28,9 +28,11 @@ from handwriting_pipeline.cost import form_costs, method_costs
 from handwriting_pipeline.datasets.forms import LabelledForms
 from handwriting_pipeline.ensemble.cascade import cascade_cost
 from handwriting_pipeline.ensemble.settings import EnsembleSettings
+from handwriting_pipeline.ensemble.vote import calibration_for
 from handwriting_pipeline.evaluation import EvaluationSettings
 from handwriting_pipeline.fields import KEYS
 from handwriting_pipeline.fields.formspec import HSF_FORM, FormSpec, is_hsf_layout, load_form
+from handwriting_pipeline.methods import vote_calibration
 from handwriting_pipeline.metrics import (
     evaluate_method,
     form_errors,
@@ -436,9 +438,6 @@ def calibration_report_lines(calibrations: Mapping[str, Any] | None, ensemble_pa
     """The metrics.md section on the vote's calibration of each evaluated engine and where it
     was fitted (:func:`~handwriting_pipeline.methods.vote_calibration`'s precedence); empty
     without a vote or a cascade in the table."""
-    from handwriting_pipeline.ensemble.vote import calibration_for
-    from handwriting_pipeline.methods import vote_calibration
-
     if not methods & {"vote", "cascade"}:
         return []
     shipped = ((ensemble_params or {}).get("vote") or {}).get("calibration")
