@@ -1,6 +1,6 @@
 """How many forms to label before the field reader pays (not a test; issue #27 item 4): the
 reader's FLA on the validation crops after fine-tuning on N labelled train forms, for N in
-``--sizes`` (default 50 100 200 400), the out-of-fold reader of fold 0 for the largest point, and
+``--sizes`` (default 50 100 200 400 1300), the out-of-fold reader of fold 0 when it is there, and
 the stock recognizer (0 forms, plain beam search; ``--no-stock`` leaves it out) as the floor.
 
 The forms:
@@ -9,12 +9,14 @@ The forms:
   (``crossfit.assign_folds``, folds 5 and seed 0 as the fold readers: a writer's forms share a
   fold), so they are writer-disjoint from every training subset; every point early-stops on
   them (best ``val_cer`` epoch restored) and chooses its lexicon setting on them;
-- **training subsets**: drawn (seeded) from the forms outside fold 0 and nested (the 50 are the
-  first 50 of the 100, and so on);
-- **the largest point**: the already trained fold-0 reader (``--crossfit``/fold_0, fine-tuned on
-  the 1,028 forms outside fold 0 that it did not hold out, the same recipe; its early stopping
-  used its own 100 held-out forms, which are outside fold 0 too). Training on all 1,300 train
-  forms does not fit in the machine's time; ``--no-fold-reader`` leaves this point out.
+- **training subsets**: nested (the 50 are the first 50 of the 100, and so on), drawn (seeded)
+  first from the forms outside fold 0, then from fold 0's other forms (of writers the held-out
+  forms do not have): up to 1,300, every train form but the held-out ones, writer-disjoint from
+  them;
+- **the fold-0 reader** (``--crossfit``/fold_0, when present: fine-tuned on the 1,028 forms
+  outside fold 0 that it did not hold out, the same recipe; its early stopping used its own 100
+  held-out forms, which are outside fold 0 too) as an extra point; ``--no-fold-reader`` leaves it
+  out.
 
 Every point is fine-tuned by ``crossfit.train_fold`` with the fold readers' recipe (the
 ``train_fieldreader`` block of conf/base with ``crossfit_benchmark.py``'s trainer settings: 12
@@ -25,11 +27,13 @@ held-out forms best (``tuning.choose_lexicon``; none when plain reads them best)
 ``metrics.score_forms``; a 95 % bootstrap interval of FLA over the validation forms, and the paired
 gain over the next smaller point.
 
-Usage (from the repository root; ~25-40 min on one core for the default sizes; resumable: a
+Usage (from the repository root; measured 42 min on one core of an otherwise idle 2-core machine
+for the default sizes, 22 of them the 1,300-form point; ``--max-minutes 75`` keeps a loaded
+machine from cutting that point's 12 epochs short; resumable: a
 point complete under ``--out/n_<N>`` is loaded, not retrained, and a crashed one resumes from its
 ``last.ckpt``)::
 
-    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fieldreader/learning_curve_benchmark.py
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fieldreader/learning_curve_benchmark.py --max-minutes 75
 
 Writes ``benchmarks/results/fieldreader_learning_curve.{json,md}`` after every point (``complete``
 says whether all points are in); ``--report`` rewrites the markdown from the JSON.
@@ -67,11 +71,13 @@ def _params(args: argparse.Namespace) -> dict:
 
 
 def _forms(names: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """(held-out forms: seeded from fold ``FOLD``; the pool of training forms outside it, in a
-    seeded order whose first N are the N-form subset, so the subsets are nested)."""
+    """(held-out forms: seeded from fold ``FOLD``; the pool of training forms, in a seeded order
+    whose first N are the N-form subset, so the subsets are nested: first the forms outside fold
+    ``FOLD``, then fold ``FOLD``'s other forms of writers none of the held-out forms has, so every
+    subset up to all train forms but the held-out ones stays writer-disjoint from them)."""
     import numpy as np
 
-    from handwriting_pipeline.fieldreader.crossfit import assign_folds
+    from handwriting_pipeline.fieldreader.crossfit import assign_folds, writer_of
 
     folds_of = assign_folds(names, 5, 0)
     inside = sorted(n for n in names if folds_of[n] == FOLD)
@@ -79,7 +85,9 @@ def _forms(names: list[str], args: argparse.Namespace) -> tuple[list[str], list[
     rng = np.random.default_rng(args.subset_seed)
     held = sorted(rng.permutation(inside)[: args.holdout_forms].tolist())
     pool = rng.permutation(outside).tolist()
-    return held, pool
+    held_writers = {writer_of(n) for n in held}
+    rest = sorted(n for n in inside if n not in held and writer_of(n) not in held_writers)
+    return held, pool + rng.permutation(rest).tolist()  # fold 0's other forms last: the subsets stay nested
 
 
 def _interval(exact) -> dict:
@@ -178,8 +186,7 @@ def _markdown(result: dict) -> str:
               "user with few forms would). The stock recognizer's row is PP-OCRv6 without fine-tuning, plain beam search."]
     if result.get("fold_reader"):
         fold = result["fold_reader"]
-        lines += ["", f"\\* The largest point is not a training on 1,300 forms: the machine could not afford one in "
-                  f"this session, so it is the out-of-fold reader of crossfit fold {fold['fold']} (fine-tuned on "
+        lines += ["", f"\\* The out-of-fold reader of crossfit fold {fold['fold']} (fine-tuned on "
                   f"{fold['fit_forms']} train forms, early stopping on {fold['own_holdout_forms']} others, same recipe"
                   f"{'' if fold['same_training_settings'] else ', **but its plan differs from this run**'}), its "
                   f"lexicon chosen on the same held-out forms (which it never saw); its train minutes were measured "
@@ -189,7 +196,8 @@ def _markdown(result: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400], help="training forms per point")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400, 1300],
+                        help="training forms per point (at most 1,300: every train form but the held-out ones)")
     parser.add_argument("--out", default="data/06_models/learning_curve", help="the points' readers: <out>/n_<N>")
     parser.add_argument("--crossfit", default="data/06_models/fieldreader_crossfit",
                         help="the fold readers' folder (fold_0 is the largest point)")
@@ -229,7 +237,8 @@ def main() -> int:
     held, pool = _forms(names, args)
     sizes = sorted(set(args.sizes))
     if sizes[-1] > len(pool):
-        parser.error(f"the largest size ({sizes[-1]}) is more than the {len(pool)} forms outside fold {FOLD}")
+        parser.error(f"the largest size ({sizes[-1]}) is more than the {len(pool)} train forms outside the held-out "
+                     "forms and their writers")
     params = _params(args)
     settings = FieldReaderTrainSettings.from_params(params)
     beam = int(settings.crossfit.beam)
@@ -250,6 +259,7 @@ def main() -> int:
     points += [(n, f"{n:,}", None) for n in sizes]
     if use_fold:
         points.append((len(fold_plan["fit"]), f"{len(fold_plan['fit']):,}\\* (fold-{FOLD} reader)", "fold"))
+    points.sort(key=lambda point: point[0])  # the fold reader's point among the sizes, by forms
     previous = None
     for forms, label, kind in points:
         row = {"forms": forms, "label": label, "kind": kind or "trained", "train_minutes": None, "epochs": None}
@@ -281,7 +291,8 @@ def main() -> int:
                         "trained" if trained else "loaded", done["epochs"], done["train_s"] / 60, done["stop_reason"])
         point = _Point(reader, train, held, fit, validation, settings, beam)
         row.update({"lexicon_setting": point.lexicon, "holdout_reading": point.held, "plain": point.scores["plain"],
-                    "lexicon": point.scores["lexicon"], "read_minutes": point.read_minutes})
+                    "lexicon": point.scores["lexicon"], "read_minutes": point.read_minutes,
+                    "exact_per_form": {d: point.exact[d].astype(int).to_dict() for d in point.exact}})
         if previous is not None and kind != "stock":
             row["gain_over_previous"] = _gain(point.exact["lexicon"], previous.exact["lexicon"])
         previous = point if kind != "stock" else previous
