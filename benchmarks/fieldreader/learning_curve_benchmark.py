@@ -36,7 +36,9 @@ point complete under ``--out/n_<N>`` is loaded, not retrained, and a crashed one
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fieldreader/learning_curve_benchmark.py --max-minutes 75
 
 Writes ``benchmarks/results/fieldreader_learning_curve.{json,md}`` after every point (``complete``
-says whether all points are in); ``--report`` rewrites the markdown from the JSON.
+says whether all points are in); ``--report`` rewrites the markdown from the JSON; ``--export 1300
+data/06_models/benchmark_fieldreader`` saves the 1,300-form reader with the train recipe's lexicon
+and calibration (the digitize benchmark's reader in docs/results/digitize.md).
 """
 
 from __future__ import annotations
@@ -194,6 +196,27 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _export(point: Path, folder: Path) -> int:
+    """Save ``point``'s reader with the lexicon and calibration ``kedro run --pipeline train``
+    adds (:func:`~handwriting_pipeline.fieldreader.tuning.add_lexicon_and_calibration`, on the
+    point's held-out forms) to ``folder``."""
+    import yaml
+
+    from handwriting_pipeline.datasets.forms import read_donut_folder
+    from handwriting_pipeline.fieldreader import tuning
+    from handwriting_pipeline.fieldreader.crossfit import MODEL_DIR, PLAN_FILE
+    from handwriting_pipeline.fieldreader.model import FieldReader
+
+    plan = json.loads((point / PLAN_FILE).read_text())
+    train, _ = read_donut_folder(SHARED / "train")
+    params = yaml.safe_load((ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
+    reader = FieldReader.load(point / MODEL_DIR, with_torch=True)
+    reader = tuning.add_lexicon_and_calibration(reader, train, {"fit": plan["fit"], "holdout": plan["holdout"]}, params)
+    reader.save(folder)
+    logger.info("[learning curve] %s (%d forms) with its lexicon and calibration -> %s", point, len(plan["fit"]), folder)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400, 1300],
@@ -213,11 +236,16 @@ def main() -> int:
     parser.add_argument("--limit-validation", type=int, default=0, help="only the first N validation forms (smoke run)")
     parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
     parser.add_argument("--report", action="store_true", help="only rewrite the markdown from the results JSON")
+    parser.add_argument("--export", nargs=2, metavar=("N", "DIR"),
+                        help="only save the trained N-form point's reader, with the train recipe's lexicon and "
+                             "calibration fitted on its held-out forms, to DIR (e.g. digitize_benchmark.py's --model)")
     args = parser.parse_args()
     if args.report:
         return rewrite_report(Path(args.results).with_suffix(".json"), _markdown)
     sys.path.insert(0, str(ROOT / "src"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.export:
+        return _export(Path(args.out) / f"n_{int(args.export[0])}", Path(args.export[1]))
 
     import torch
 
