@@ -24,7 +24,17 @@ def machine() -> dict:
     """When and where a result was measured (every results JSON carries it)."""
     return {"date": dt.date.today().isoformat(),
             "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-                        "python": platform.python_version(), "gpu": None}}
+                        "python": platform.python_version(), "gpu": _gpu()}}
+
+
+def _gpu() -> str | None:
+    """The GPU the run could use (its name), or None."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # no torch, no driver: no GPU for this run
+        return None
 
 
 def load_split(folder: Path, limit: int = 0):

@@ -34,8 +34,11 @@ def _params(args: argparse.Namespace) -> dict:
     import yaml
 
     block = yaml.safe_load((ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
-    block["trainer"].update({"epochs": args.epochs, "max_minutes": args.max_minutes, "patience": 4,
-                             "seed": args.seed, "progress_bar": True})
+    block["trainer"].update({"epochs": args.epochs, "max_minutes": args.max_minutes, "patience": args.patience,
+                             "seed": args.seed, "progress_bar": not args.only_fold_given})
+    for key in ("accelerator", "precision"):  # the yml's (auto) unless given
+        if getattr(args, key):
+            block["trainer"][key] = getattr(args, key)
     block["crossfit"].update({"folds": args.folds, "seed": args.fold_seed, "model_dir": args.out})
     block["checkpoint_dir"] = None
     block["labels"] = args.labels
@@ -89,8 +92,17 @@ def main() -> int:
                         help="train_fieldreader.labels: what the fit lines train on (the second annotation)")
     parser.add_argument("--first", type=int, default=0, help="only the first N folds (0 = all)")
     parser.add_argument("--line-height", type=int, default=48, help="rows of each line the recognizer sees")
+    parser.add_argument("--patience", type=int, default=4, help="EarlyStopping patience (validations)")
+    parser.add_argument("--accelerator", default="", help="cpu / gpu (default: the yml's, auto)")
+    parser.add_argument("--precision", default="", help="e.g. 32-true (default: the yml's, auto: bf16-mixed on a GPU)")
+    parser.add_argument("--only-fold", type=int, default=None,
+                        help="train (or find complete) this fold only and write no results: one process per fold "
+                             "side by side; a run without it then loads the complete folds and writes the results")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: write the results of the folds complete in --out")
     parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
     args = parser.parse_args()
+    args.only_fold_given = args.only_fold is not None
     sys.path.insert(0, str(ROOT / "src"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -105,19 +117,31 @@ def main() -> int:
         forms = forms.subset(forms.labels["file_name"].tolist()[: args.limit])
     params = _params(args)
     started = time.time()
+    if args.only_fold is not None:
+        from handwriting_pipeline.config import FieldReaderTrainSettings
+
+        _, _, row = crossfit.fit_fold(forms, FieldReaderTrainSettings.from_params(params), args.only_fold, args.out)
+        print({**row, "wall_minutes_this_run": round((time.time() - started) / 60, 1)})
+        return 0
+    if args.collect:
+        readings, folds = crossfit.collect_folds(args.out)
+        _write(args, params, readings, folds, started)
+        return 0
     for k in range(1, (args.first or args.folds) + 1):  # one fold more each pass: results written after every fold
         partial = crossfit.fit_folds(forms, params, first=k)
-        readings = partial.readings
-        result = {"folds": args.folds, **machine(), "command": "python benchmarks/fieldreader/crossfit_benchmark.py "
-                  + " ".join(sys.argv[1:]), "train_dir": args.train_dir, "trainer": params["trainer"], "labels": args.labels,
-                  "fold_runs": partial.folds.to_dict("records"), "oof": _summary(readings, args.folds),
-                  "wall_minutes_this_run": round((time.time() - started) / 60, 1)}
-        out = Path(args.results)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        readings.to_csv(out.with_name(out.name.replace("crossfit", "oof_readings") + ".csv"), index=False)
-        write_results(out, result, _markdown(result))
+        _write(args, params, partial.readings, partial.folds, started)
     return 0
 
+
+def _write(args: argparse.Namespace, params: dict, readings, folds, started: float) -> None:
+    result = {"folds": args.folds, **machine(), "command": "python benchmarks/fieldreader/crossfit_benchmark.py "
+              + " ".join(sys.argv[1:]), "train_dir": args.train_dir, "trainer": params["trainer"], "labels": args.labels,
+              "fold_runs": folds.to_dict("records"), "oof": _summary(readings, args.folds),
+              "wall_minutes_this_run": round((time.time() - started) / 60, 1)}
+    out = Path(args.results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    readings.to_csv(out.with_name(out.name.replace("crossfit", "oof_readings") + ".csv"), index=False)
+    write_results(out, result, _markdown(result))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -15,8 +15,9 @@ Usage (after ``crossfit_benchmark.py --labels both --first 1 --out <dir>``)::
 Writes ``benchmarks/results/fieldreader_labels.{json,md}``.
 
 When the fold readers are gone but the crossfit benchmark's readings are kept, ``--readings
-BASELINE.csv CANDIDATE.csv`` (its ``fieldreader_oof_readings*.csv``) measures the plain row from
-them, on the forms both read; the lexicon row needs the readers and is left out::
+BASELINE.csv CANDIDATE.csv [CANDIDATE.csv ...]`` (its ``fieldreader_oof_readings*.csv``; the
+candidate's folds may come from several runs) measures the plain row from them, on the forms both
+read; the lexicon row needs the readers and is left out::
 
     .venv/bin/python benchmarks/fieldreader/labels_benchmark.py --readings \
         benchmarks/results/fieldreader_oof_readings.csv benchmarks/results/fieldreader_oof_readings_64.csv \
@@ -60,9 +61,13 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _recorded_rows(base_csv: Path, cand_csv: Path) -> tuple[list[int], pd.Series, pd.Series]:
-    """Per form, 1 when all its fields read right, from two recorded out-of-fold readings files."""
-    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in (base_csv, cand_csv)]
+def _recorded_rows(base_csv: Path, *cand_csvs: Path) -> tuple[list[int], pd.Series, pd.Series]:
+    """Per form, 1 when all its fields read right, from recorded out-of-fold readings files: the
+    baseline's, and the candidate's (several files: their folds together, each form once)."""
+    candidate = pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False) for p in cand_csvs], ignore_index=True)
+    if candidate.duplicated(["file_name", "field"]).any():
+        raise SystemExit(f"the candidate readings {[str(p) for p in cand_csvs]} read some forms twice")
+    frames = [pd.read_csv(base_csv, dtype=str, keep_default_na=False), candidate]
     right = [f.assign(ok=f["reading"] == f["gold"]).groupby("file_name")["ok"].all().astype(float) for f in frames]
     forms = right[0].index.intersection(right[1].index)
     folds = sorted({int(k) for k in frames[1].loc[frames[1]["file_name"].isin(forms), "fold"]})
@@ -82,8 +87,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="data/06_models/fieldreader_crossfit", help="crossfit folder, labels first")
     parser.add_argument("--candidate", help="crossfit folder trained with other labels or line height")
-    parser.add_argument("--readings", nargs=2, type=Path, metavar=("BASELINE_CSV", "CANDIDATE_CSV"),
-                        help="recorded out-of-fold readings instead of the readers (plain row only)")
+    parser.add_argument("--readings", nargs="+", type=Path, metavar="CSV",
+                        help="recorded out-of-fold readings instead of the readers (plain row only): the baseline's "
+                             "file, then the candidate's (one or more files of disjoint folds)")
     parser.add_argument("--labels", default="first", help="with --readings: the candidate's labels setting")
     parser.add_argument("--line-height", type=int, default=48, help="with --readings: the candidate's line height")
     parser.add_argument("--ensemble", default="data/06_models/fieldreader_ensemble",
@@ -93,6 +99,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     command = "python benchmarks/fieldreader/labels_benchmark.py " + " ".join(sys.argv[1:])
     if args.readings:
+        if len(args.readings) < 2:
+            parser.error("--readings needs the baseline's file and at least one of the candidate's")
         folds, first, candidate = _recorded_rows(*args.readings)
         result = {**machine(), "command": command, "folds": folds, "forms": len(first), "labels": args.labels,
                   "line_height": args.line_height, "rows": [_row("plain", first, candidate)],

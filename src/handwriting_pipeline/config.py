@@ -292,7 +292,9 @@ class CrossfitSettings(Settings):
     (:mod:`~handwriting_pipeline.fieldreader.crossfit`). The train forms are split into ``folds``
     folds (a writer's forms stay together; ``seed``); per fold, a reader is fine-tuned as the
     main one on the forms outside it and reads the fold. The fold readers are saved under
-    ``model_dir`` (``fold_<k>/model``); a fold already complete there is loaded, not retrained."""
+    ``model_dir`` (``fold_<k>/model``); a fold already complete there is loaded, not retrained.
+    ``jobs`` > 1 trains that many folds at once, each in its own process with its share of the
+    cores (folds are independent; a fold reads and trains exactly as it would alone)."""
 
     block: ClassVar[str] = "train_fieldreader.crossfit"
     source: ClassVar[str] = FIELDREADER_YML
@@ -300,6 +302,7 @@ class CrossfitSettings(Settings):
     seed: int = 0                       # fold assignment
     model_dir: str = "data/06_models/fieldreader_crossfit"
     beam: int = 8                       # beam width of the fold readers' reading (no lexicon)
+    jobs: int = 1                       # folds trained side by side, one process each (1: one after another)
 
 
 @dataclass(frozen=True)

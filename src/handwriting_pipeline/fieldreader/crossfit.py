@@ -204,42 +204,113 @@ class Crossfit:
     folds: pd.DataFrame
 
 
+def fit_fold(train_forms: Any, settings: FieldReaderTrainSettings, fold: int, folder: str | Path,
+             form: str | None = None) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
+    """Fold ``fold`` of the train forms: its reader (trained unless a complete fold with the same
+    plan is in ``folder``, then loaded), its out-of-fold readings and its row of :data:`FOLD_COLUMNS`.
+    Folds are independent: one process per fold may train them side by side (e.g. on one GPU)."""
+    from handwriting_pipeline.fieldreader.model import FieldReader
+
+    folds = int(settings.crossfit.folds)
+    names = train_forms.labels["file_name"].tolist()
+    split = fold_split(names, assign_folds(names, folds, int(settings.crossfit.seed)), fold,
+                       int(settings.holdout_forms), float(settings.holdout_share))
+    here = fold_dir(folder, fold)
+    trained = not is_complete(here, fold_plan(settings, split, fold, form))
+    done = train_fold(train_forms, split, settings, fold, here, form) if trained else _read_json(here / DONE_FILE)
+    row = {"fold": fold, "read_forms": len(split["fold"]), "fit_forms": len(split["fit"]),
+           "holdout_forms": len(split["holdout"]), "trained": trained,
+           **{k: done.get(k) for k in ("wall_s", "train_s", "read_s", "epochs", "stop_reason")},
+           "model_dir": str(here / MODEL_DIR)}
+    logger.info("[fieldreader] crossfit fold %d/%d: %s on %d forms (%d held out), read %d forms; %.1f min; %s",
+                fold + 1, folds, "trained" if trained else "loaded (complete)", len(split["fit"]),
+                len(split["holdout"]), len(split["fold"]), float(done.get("wall_s") or 0) / 60,
+                done.get("stop_reason", ""))
+    return FieldReader.load(here / MODEL_DIR), load_readings(here / READINGS_FILE), row
+
+
+def _fold_process(train_forms: Any, settings: FieldReaderTrainSettings, fold: int, folder: str | Path,
+                  form: str | None, threads: int) -> None:
+    """One fold in a process of its own (:func:`train_side_by_side`)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    fit_fold(train_forms, settings, fold, folder, form)
+
+
+def train_side_by_side(train_forms: Any, settings: FieldReaderTrainSettings, folds: Sequence[int],
+                       folder: str | Path, form: str | None = None) -> set[int]:
+    """Trains the folds of ``folds`` not complete in ``folder``, ``crossfit.jobs`` at a time, each
+    in a process of its own with an equal share of the cores; returns the folds it trained. A
+    fold that fails stops the run with its number (the others' work is kept: they are complete)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    names = train_forms.labels["file_name"].tolist()
+    folds_of = assign_folds(names, int(settings.crossfit.folds), int(settings.crossfit.seed))
+    todo = [k for k in folds if not is_complete(fold_dir(folder, k), fold_plan(
+        settings, fold_split(names, folds_of, k, int(settings.holdout_forms), float(settings.holdout_share)), k, form))]
+    if not todo:
+        return set()
+    jobs = min(int(settings.crossfit.jobs), len(todo))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    quiet = dataclasses.replace(settings, trainer=dataclasses.replace(settings.trainer, progress_bar=False))
+    logger.info("[fieldreader] crossfit: training folds %s side by side, %d at a time, %d thread(s) each", todo, jobs,
+                threads)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_fold_process, train_forms, quiet, k, folder, form, threads): k for k in todo}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="crossfit folds side by side",
+                           disable=not settings.trainer.progress_bar):
+            try:
+                future.result()
+            except Exception as error:
+                raise RuntimeError(f"crossfit fold {futures[future]} failed in its process: {error}; the folds "
+                                   f"complete in {folder} are kept, run again to go on") from error
+    return set(todo)
+
+
 def fit_folds(train_forms: Any, params: Mapping[str, Any] | FieldReaderTrainSettings,
               folder: str | Path | None = None, first: int | None = None, form: str | None = None) -> Crossfit:
     """One reader per fold of the train forms, fine-tuned on the forms outside it, reading it
     (``params``: the ``train_fieldreader`` block; ``folder``: where the fold readers are kept,
     ``crossfit.model_dir`` when None; ``first``: only the first folds, None = all). A fold already
-    complete there with the same forms and training settings is loaded, not retrained."""
-    from handwriting_pipeline.fieldreader.model import FieldReader
-
+    complete there with the same forms and training settings is loaded, not retrained
+    (:func:`fit_fold`)."""
     settings = FieldReaderTrainSettings.from_params(params)
     folds = int(settings.crossfit.folds)
     folder = Path(folder or settings.crossfit.model_dir)
-    names = train_forms.labels["file_name"].tolist()
-    folds_of = assign_folds(names, folds, int(settings.crossfit.seed))
+    wanted = range(folds if first is None else min(first, folds))
+    elsewhere = train_side_by_side(train_forms, settings, list(wanted), folder, form) if settings.crossfit.jobs > 1 else set()
     readers, readings, rows = [], [], []
-    bar = tqdm(range(folds if first is None else min(first, folds)), desc="crossfit folds",
-               disable=not settings.trainer.progress_bar)
+    bar = tqdm(wanted, desc="crossfit folds", disable=not settings.trainer.progress_bar)
     for fold in bar:
-        split = fold_split(names, folds_of, fold, int(settings.holdout_forms), float(settings.holdout_share))
-        here = fold_dir(folder, fold)
-        trained = not is_complete(here, fold_plan(settings, split, fold, form))
-        done = train_fold(train_forms, split, settings, fold, here, form) if trained else _read_json(here / DONE_FILE)
-        readers.append(FieldReader.load(here / MODEL_DIR))
-        readings.append(load_readings(here / READINGS_FILE))
-        rows.append({"fold": fold, "read_forms": len(split["fold"]), "fit_forms": len(split["fit"]),
-                     "holdout_forms": len(split["holdout"]), "trained": trained,
-                     **{k: done.get(k) for k in ("wall_s", "train_s", "read_s", "epochs", "stop_reason")},
-                     "model_dir": str(here / MODEL_DIR)})
-        logger.info("[fieldreader] crossfit fold %d/%d: %s on %d forms (%d held out), read %d forms; %.1f min; %s",
-                    fold + 1, folds, "trained" if trained else "loaded (complete)", len(split["fit"]),
-                    len(split["holdout"]), len(split["fold"]), float(done.get("wall_s") or 0) / 60,
-                    done.get("stop_reason", ""))
-        bar.set_postfix(fold=fold, minutes=round(float(done.get("wall_s") or 0) / 60, 1))
+        reader, read, row = fit_fold(train_forms, settings, fold, folder, form)
+        row["trained"] = row["trained"] or fold in elsewhere
+        readers.append(reader)
+        readings.append(read)
+        rows.append(row)
+        bar.set_postfix(fold=fold, minutes=round(float(row.get("wall_s") or 0) / 60, 1))
     result = Crossfit(readers, pd.concat(readings, ignore_index=True), pd.DataFrame(rows, columns=FOLD_COLUMNS))
     result.readings.to_csv(folder / READINGS_FILE, index=False)
     result.folds.to_csv(folder / FOLDS_FILE, index=False)
     return result
+
+
+def collect_folds(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(out-of-fold readings, one row per fold) of the complete folds saved under ``folder``,
+    training nothing: e.g. after :func:`fit_fold` ran in one process per fold."""
+    rows, readings = [], []
+    for fold, here in sorted((int(p.name.split("_")[1]), p) for p in Path(folder).glob("fold_*")
+                             if p.name.split("_")[1].isdigit() and is_complete(p)):
+        done = _read_json(here / DONE_FILE)
+        plan = done["plan"]
+        rows.append({"fold": fold, "read_forms": len(plan["read"]), "fit_forms": len(plan["fit"]),
+                     "holdout_forms": len(plan["holdout"]), "trained": False,
+                     **{k: done.get(k) for k in ("wall_s", "train_s", "read_s", "epochs", "stop_reason")},
+                     "model_dir": str(here / MODEL_DIR)})
+        readings.append(load_readings(here / READINGS_FILE))
+    table = pd.concat(readings, ignore_index=True) if readings else pd.DataFrame(columns=READING_COLUMNS)
+    return table, pd.DataFrame(rows, columns=FOLD_COLUMNS)
 
 
 def crossfit_readings(train_forms: Any, params: Mapping[str, Any],
@@ -287,6 +358,6 @@ def fields_right(readings: pd.DataFrame) -> pd.Series:
     return right.astype(int)
 
 
-__all__ = ["FOLD_COLUMNS", "READING_COLUMNS", "Crossfit", "assign_folds", "crossfit_readings", "fields_right",
-           "fit_folds", "fold_dir", "fold_plan", "fold_split", "is_complete", "load_fold_readers", "load_readings",
-           "not_run", "oof_predictions", "read_fold", "train_fold", "writer_of"]
+__all__ = ["FOLD_COLUMNS", "READING_COLUMNS", "Crossfit", "assign_folds", "collect_folds", "crossfit_readings", "fields_right",
+           "fit_fold", "fit_folds", "fold_dir", "fold_plan", "fold_split", "is_complete", "load_fold_readers", "load_readings",
+           "not_run", "oof_predictions", "read_fold", "train_fold", "train_side_by_side", "writer_of"]

@@ -15,8 +15,10 @@ from handwriting_pipeline.fieldreader.crossfit import (
     DONE_FILE,
     READING_COLUMNS,
     assign_folds,
+    collect_folds,
     crossfit_readings,
     fields_right,
+    fit_fold,
     fit_folds,
     fold_dir,
     fold_plan,
@@ -120,13 +122,20 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     assert not calls and not again.folds["trained"].any()
     pd.testing.assert_frame_equal(again.readings, readings)
     assert len(load_fold_readers(tmp_path / "crossfit")) == 3
+    collected, rows = collect_folds(tmp_path / "crossfit")  # the results of folds trained elsewhere, training nothing
+    pd.testing.assert_frame_equal(collected, readings)
+    assert rows["fold"].tolist() == [0, 1, 2] and not rows["trained"].any() and not calls
+    assert rows["read_forms"].tolist() == result.folds["read_forms"].tolist()
 
-    # a crash in fold 1 (no done.json): only fold 1 trains again
+    # a crash in fold 1 (no done.json): only fold 1 trains again, here alone (one process per fold)
     (fold_dir(tmp_path / "crossfit", 1) / DONE_FILE).unlink()
     assert not is_complete(fold_dir(tmp_path / "crossfit", 1))
-    resumed = fit_folds(forms, params)
+    assert collect_folds(tmp_path / "crossfit")[1]["fold"].tolist() == [0, 2]
+    _, alone, row = fit_fold(forms, FieldReaderTrainSettings.from_params(params), 1, tmp_path / "crossfit")
     assert len(calls) == 1 and not set(calls[0]["split"]["fit"]) & {n for n in names if folds[n] == 1}
-    assert resumed.folds["trained"].tolist() == [False, True, False]
+    assert row["trained"] and set(alone["file_name"]) == {n for n in names if folds[n] == 1}
+    resumed = fit_folds(forms, params)
+    assert len(calls) == 1 and not resumed.folds["trained"].any()
     # its plan was the same: it went on from its last checkpoint (all epochs done) and reads as before
     assert json.loads((fold_dir(tmp_path / "crossfit", 1) / DONE_FILE).read_text())["resumed"] is True
     pd.testing.assert_frame_equal(resumed.readings, readings)
@@ -201,3 +210,27 @@ def test_out_of_fold_readings_come_from_readers_that_never_saw_the_form_and_resu
     untrained = not_built()[0]
     assert add_ensemble_guarantees(untrained, oof, forms, conf["extract"], conf["ensemble"], conf["digitize"],
                                    None) is untrained
+
+
+def test_folds_trained_side_by_side_read_as_the_folds_one_after_another(shared_hsf_top, tmp_path):
+    """``crossfit.jobs: 2``: the folds train in processes of their own; every form is still read by
+    the reader of its own fold, the rows say trained, and a second call trains nothing."""
+    from handwriting_pipeline.datasets.forms import read_donut_folder
+
+    forms, _ = read_donut_folder(shared_hsf_top / "train")
+    forms = forms.subset(forms.labels["file_name"].tolist()[:6])
+    names = forms.labels["file_name"].tolist()
+    params = _params(tmp_path)
+    params["crossfit"]["jobs"] = 2
+    result = fit_folds(forms, params)
+    assert result.folds["trained"].all() and len(result.readers) == 3
+    assert {n: int(f) for n, f in result.readings.groupby("file_name")["fold"].first().items()} == assign_folds(names, 3)
+    assert all(is_complete(fold_dir(tmp_path / "crossfit", k)) for k in range(3))
+    again = fit_folds(forms, params)
+    assert not again.folds["trained"].any()
+    pd.testing.assert_frame_equal(again.readings, result.readings)
+    settings = FieldReaderTrainSettings.from_params(params)
+    assert settings.crossfit.jobs == 2
+    assert fold_plan(settings, fold_split(names, assign_folds(names, 3), 0, settings.holdout_forms,
+                                          settings.holdout_share), 0) == json.loads(
+        (fold_dir(tmp_path / "crossfit", 0) / "plan.json").read_text())  # jobs is not part of a fold's plan
