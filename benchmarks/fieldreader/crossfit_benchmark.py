@@ -35,7 +35,7 @@ def _params(args: argparse.Namespace) -> dict:
 
     block = yaml.safe_load((ROOT / "conf/base/parameters_train_fieldreader.yml").read_text())["train_fieldreader"]
     block["trainer"].update({"epochs": args.epochs, "max_minutes": args.max_minutes, "patience": args.patience,
-                             "seed": args.seed, "progress_bar": not args.only_fold_given})
+                             "seed": args.seed, "progress_bar": args.only_fold is None})
     for key in ("accelerator", "precision"):  # the yml's (auto) unless given
         if getattr(args, key):
             block["trainer"][key] = getattr(args, key)
@@ -102,7 +102,6 @@ def main() -> int:
                         help="train nothing: write the results of the folds complete in --out")
     parser.add_argument("--results", default=str(RESULTS / NAME), help="results path without suffix")
     args = parser.parse_args()
-    args.only_fold_given = args.only_fold is not None
     sys.path.insert(0, str(ROOT / "src"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 

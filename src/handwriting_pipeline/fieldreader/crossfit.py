@@ -204,6 +204,28 @@ class Crossfit:
     folds: pd.DataFrame
 
 
+def _settings_split(train_forms: Any, settings: FieldReaderTrainSettings, fold: int) -> dict[str, list[str]]:
+    """:func:`fold_split` of fold ``fold`` of the train forms as ``settings`` split them."""
+    names = train_forms.labels["file_name"].tolist()
+    folds_of = assign_folds(names, int(settings.crossfit.folds), int(settings.crossfit.seed))
+    return fold_split(names, folds_of, fold, int(settings.holdout_forms), float(settings.holdout_share))
+
+
+def _fold_row(fold: int, split: Mapping[str, Sequence[str]], done: Mapping[str, Any], here: Path,
+              trained: bool) -> dict[str, Any]:
+    """A fold's row of :data:`FOLD_COLUMNS` (``split``: its fit, holdout and fold forms)."""
+    return {"fold": fold, "read_forms": len(split["fold"]), "fit_forms": len(split["fit"]),
+            "holdout_forms": len(split["holdout"]), "trained": trained,
+            **{k: done.get(k) for k in ("wall_s", "train_s", "read_s", "epochs", "stop_reason")},
+            "model_dir": str(here / MODEL_DIR)}
+
+
+def _complete_folds(folder: str | Path) -> list[tuple[int, Path]]:
+    """(fold, folder) of every complete fold saved under ``folder``, by fold."""
+    return sorted((int(p.name.split("_")[1]), p) for p in Path(folder).glob("fold_*")
+                  if p.name.split("_")[1].isdigit() and is_complete(p))
+
+
 def fit_fold(train_forms: Any, settings: FieldReaderTrainSettings, fold: int, folder: str | Path,
              form: str | None = None) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     """Fold ``fold`` of the train forms: its reader (trained unless a complete fold with the same
@@ -211,19 +233,12 @@ def fit_fold(train_forms: Any, settings: FieldReaderTrainSettings, fold: int, fo
     Folds are independent: one process per fold may train them side by side (e.g. on one GPU)."""
     from handwriting_pipeline.fieldreader.model import FieldReader
 
-    folds = int(settings.crossfit.folds)
-    names = train_forms.labels["file_name"].tolist()
-    split = fold_split(names, assign_folds(names, folds, int(settings.crossfit.seed)), fold,
-                       int(settings.holdout_forms), float(settings.holdout_share))
-    here = fold_dir(folder, fold)
+    split, here = _settings_split(train_forms, settings, fold), fold_dir(folder, fold)
     trained = not is_complete(here, fold_plan(settings, split, fold, form))
     done = train_fold(train_forms, split, settings, fold, here, form) if trained else _read_json(here / DONE_FILE)
-    row = {"fold": fold, "read_forms": len(split["fold"]), "fit_forms": len(split["fit"]),
-           "holdout_forms": len(split["holdout"]), "trained": trained,
-           **{k: done.get(k) for k in ("wall_s", "train_s", "read_s", "epochs", "stop_reason")},
-           "model_dir": str(here / MODEL_DIR)}
+    row = _fold_row(fold, split, done, here, trained)
     logger.info("[fieldreader] crossfit fold %d/%d: %s on %d forms (%d held out), read %d forms; %.1f min; %s",
-                fold + 1, folds, "trained" if trained else "loaded (complete)", len(split["fit"]),
+                fold + 1, int(settings.crossfit.folds), "trained" if trained else "loaded (complete)", len(split["fit"]),
                 len(split["holdout"]), len(split["fold"]), float(done.get("wall_s") or 0) / 60,
                 done.get("stop_reason", ""))
     return FieldReader.load(here / MODEL_DIR), load_readings(here / READINGS_FILE), row
@@ -246,10 +261,8 @@ def train_side_by_side(train_forms: Any, settings: FieldReaderTrainSettings, fol
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    names = train_forms.labels["file_name"].tolist()
-    folds_of = assign_folds(names, int(settings.crossfit.folds), int(settings.crossfit.seed))
-    todo = [k for k in folds if not is_complete(fold_dir(folder, k), fold_plan(
-        settings, fold_split(names, folds_of, k, int(settings.holdout_forms), float(settings.holdout_share)), k, form))]
+    todo = [k for k in folds
+            if not is_complete(fold_dir(folder, k), fold_plan(settings, _settings_split(train_forms, settings, k), k, form))]
     if not todo:
         return set()
     jobs = min(int(settings.crossfit.jobs), len(todo))
@@ -300,14 +313,11 @@ def collect_folds(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(out-of-fold readings, one row per fold) of the complete folds saved under ``folder``,
     training nothing: e.g. after :func:`fit_fold` ran in one process per fold."""
     rows, readings = [], []
-    for fold, here in sorted((int(p.name.split("_")[1]), p) for p in Path(folder).glob("fold_*")
-                             if p.name.split("_")[1].isdigit() and is_complete(p)):
+    for fold, here in _complete_folds(folder):
         done = _read_json(here / DONE_FILE)
         plan = done["plan"]
-        rows.append({"fold": fold, "read_forms": len(plan["read"]), "fit_forms": len(plan["fit"]),
-                     "holdout_forms": len(plan["holdout"]), "trained": False,
-                     **{k: done.get(k) for k in ("wall_s", "train_s", "read_s", "epochs", "stop_reason")},
-                     "model_dir": str(here / MODEL_DIR)})
+        rows.append(_fold_row(fold, {"fit": plan["fit"], "holdout": plan["holdout"], "fold": plan["read"]}, done, here,
+                              False))
         readings.append(load_readings(here / READINGS_FILE))
     table = pd.concat(readings, ignore_index=True) if readings else pd.DataFrame(columns=READING_COLUMNS)
     return table, pd.DataFrame(rows, columns=FOLD_COLUMNS)
@@ -335,9 +345,7 @@ def load_fold_readers(folder: str | Path, with_torch: bool = False) -> list[Any]
     """The complete fold readers saved under ``folder``, by fold (e.g. for an ``EnsembleReader``)."""
     from handwriting_pipeline.fieldreader.model import FieldReader
 
-    found = sorted((int(p.name.split("_")[1]), p) for p in Path(folder).glob("fold_*")
-                   if p.name.split("_")[1].isdigit() and is_complete(p))
-    return [FieldReader.load(p / MODEL_DIR, with_torch) for _, p in found]
+    return [FieldReader.load(p / MODEL_DIR, with_torch) for _, p in _complete_folds(folder)]
 
 
 def oof_predictions(readings: pd.DataFrame) -> pd.DataFrame:
